@@ -1,0 +1,14 @@
+#pragma once
+// Process exit codes of the `floodgate` CLI, documented in README.md. Stable: scripts
+// branch on them.
+
+namespace floodgate::exit_code {
+inline constexpr int ok = 0;                  // every request succeeded
+inline constexpr int some_failed = 1;         // the job finished; some lines are errors
+inline constexpr int usage = 2;               // bad flags, bad configuration, unreadable input
+inline constexpr int insufficient_quota = 3;  // the account is out of quota: stopped, resumable
+inline constexpr int budget = 4;              // --max-cost / --max-tokens / --daily-budget reached: resumable
+inline constexpr int interrupted = 5;         // SIGINT/SIGTERM: drained and stopped, resumable
+inline constexpr int paused = 6;              // a limit resets beyond the horizon (e.g. daily): resumable later
+inline constexpr int internal = 70;           // a bug: please report it
+}  // namespace floodgate::exit_code
