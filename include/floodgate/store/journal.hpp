@@ -1,0 +1,86 @@
+#pragma once
+// The journal: a SQLite database (WAL mode) holding one row per terminal outcome, keyed
+// by custom_id. It is what makes a re-run resume instead of paying twice:
+//   - record() buffers an outcome in memory; commit() writes every buffered row in one
+//     transaction (thousands of rows per commit, so the journal costs little);
+//   - the engine calls commit() only after the sink's flush() returned, so every
+//     journaled outcome is in the output;
+//   - is_done(id) tells a resumed run which lines to skip;
+//   - the run identity (a hash of the input's first bytes and the endpoint settings) is
+//     stored on creation; opening with a different identity throws, so resuming against a
+//     different input is caught instead of silently skipping the wrong lines.
+// Invalid input lines without a custom_id are journaled under the key "@line:<N>".
+// Not thread-safe: used from the engine's thread.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "floodgate/core/outcome.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace floodgate {
+
+class Journal {
+ public:
+  // Opens or creates the journal at `path`. Throws floodgate::Error when the file cannot
+  // be opened or belongs to a run with another identity.
+  Journal(const std::string& path, const std::string& run_identity);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // True when the journal existed with rows before this process opened it.
+  [[nodiscard]] bool resumed() const noexcept { return resumed_; }
+
+  [[nodiscard]] bool is_done(std::string_view custom_id);
+  // The key an outcome is journaled under: its custom_id, or "@line:<N>" without one.
+  [[nodiscard]] static std::string key_of(const Outcome& outcome);
+
+  // Buffers an outcome; it is persisted by the next commit().
+  void record(const Outcome& outcome);
+  // Persists every buffered outcome in one transaction. Throws floodgate::Error on failure.
+  void commit();
+  [[nodiscard]] std::size_t pending() const noexcept { return pending_.size(); }
+
+  // Number of committed rows, and of committed rows that are successes.
+  [[nodiscard]] std::uint64_t count();
+  [[nodiscard]] std::uint64_t count_ok();
+  // Calls fn(key) for every committed row.
+  void for_each_key(const std::function<void(std::string_view)>& fn);
+  // Removes rows (used by reconciliation when the output lost them).
+  void remove(const std::vector<std::string>& keys);
+
+  // Free-form metadata (e.g. "paused_until").
+  void set_meta(const std::string& key, const std::string& value);
+  [[nodiscard]] std::optional<std::string> meta(const std::string& key);
+
+ private:
+  struct Row {
+    std::string key;
+    std::uint64_t line_no;
+    int status_code;
+    std::string error;
+    std::uint32_t attempts;
+    Usage usage;
+  };
+  void exec(const char* sql);
+
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* lookup_ = nullptr;
+  std::vector<Row> pending_;
+  std::string path_;
+  bool resumed_ = false;
+};
+
+// The default journal path for an output file: "<output>.journal".
+[[nodiscard]] std::string default_journal_path(const std::string& output_path);
+
+}  // namespace floodgate

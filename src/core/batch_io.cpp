@@ -1,0 +1,452 @@
+#include "floodgate/core/batch_io.hpp"
+
+#include <simdjson.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+
+#include "floodgate/core/error.hpp"
+
+namespace floodgate {
+namespace {
+
+namespace od = simdjson::ondemand;
+
+// A reusable copy of the line with simdjson's padding after it.
+struct Scratch {
+  std::string buf;
+  od::parser parser;
+  simdjson::padded_string_view pad(std::string_view text) {
+    if (buf.size() < text.size() + simdjson::SIMDJSON_PADDING) buf.resize(text.size() + simdjson::SIMDJSON_PADDING);
+    std::memcpy(buf.data(), text.data(), text.size());
+    std::memset(buf.data() + text.size(), ' ', simdjson::SIMDJSON_PADDING);
+    return simdjson::padded_string_view(buf.data(), text.size(), buf.size());
+  }
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+std::string line_error(std::uint64_t line_no, std::string_view reason) {
+  std::string msg = "line " + std::to_string(line_no) + ": ";
+  msg.append(reason);
+  return msg;
+}
+
+ParsedLine bad(std::uint64_t line_no, std::string_view reason, std::string custom_id = {}) {
+  ParsedLine p;
+  p.error = ErrorKind::invalid_input;
+  p.error_message = line_error(line_no, reason);
+  p.custom_id = std::move(custom_id);
+  return p;
+}
+
+// Reads body.model from the body's bytes (which sit inside the padded scratch buffer).
+std::string read_model(od::parser& parser, std::string_view body, const char* buf_end) {
+  simdjson::padded_string_view view(body.data(), body.size(), static_cast<std::size_t>(buf_end - body.data()));
+  od::document doc;
+  if (parser.iterate(view).get(doc)) return {};
+  od::object obj;
+  if (doc.get_object().get(obj)) return {};
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return {};
+    if (key == "model") {
+      std::string_view model;
+      if (field.value().get_string().get(model)) return {};
+      return std::string(model);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+bool is_blank_line(std::string_view line) noexcept {
+  for (char c : line) {
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  }
+  return true;
+}
+
+ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const InputOptions& options) {
+  Scratch& s = scratch();
+  auto padded = s.pad(line);
+  const char* buf_end = s.buf.data() + s.buf.size();
+
+  od::document doc;
+  if (auto err = s.parser.iterate(padded).get(doc)) return bad(line_no, std::string("not JSON (") + simdjson::error_message(err) + ")");
+  od::object obj;
+  if (auto err = doc.get_object().get(obj)) {
+    if (err == simdjson::INCORRECT_TYPE) {
+      // Valid JSON of another type, or not JSON at all? A full parse tells (rare path).
+      simdjson::dom::parser dom;
+      simdjson::dom::element el;
+      if (auto derr = dom.parse(line.data(), line.size()).get(el)) {
+        return bad(line_no, std::string("not JSON (") + simdjson::error_message(derr) + ")");
+      }
+      return bad(line_no, "not a JSON object");
+    }
+    return bad(line_no, std::string("not JSON (") + simdjson::error_message(err) + ")");
+  }
+
+  std::optional<std::string> custom_id;
+  std::optional<std::string> method;
+  std::optional<std::string> url;
+  std::string_view body;
+  bool has_body = false;
+  bool body_not_object = false;
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.error() || field.unescaped_key().get(key)) return bad(line_no, "not JSON (malformed object)");
+    od::value value;
+    if (field.value().get(value)) return bad(line_no, "not JSON (malformed value)");
+    if (key == "custom_id") {
+      std::string_view id;
+      if (value.get_string().get(id)) return bad(line_no, "custom_id is not a string");
+      custom_id = std::string(id);
+    } else if (key == "method") {
+      std::string_view m;
+      if (value.get_string().get(m)) return bad(line_no, "method is not a string");
+      method = std::string(m);
+    } else if (key == "url") {
+      std::string_view u;
+      if (value.get_string().get(u)) return bad(line_no, "url is not a string");
+      url = std::string(u);
+    } else if (key == "body") {
+      has_body = true;
+      od::json_type type;
+      if (value.type().get(type)) return bad(line_no, "not JSON (malformed body)");
+      if (type != od::json_type::object) {
+        body_not_object = true;
+        (void)value.raw_json_token();
+        continue;
+      }
+      od::object body_obj;
+      if (value.get_object().get(body_obj) || body_obj.raw_json().get(body)) return bad(line_no, "not JSON (malformed body)");
+    }
+  }
+  // Whatever the loop skipped must still be well formed, and nothing may follow the object.
+  if (!doc.current_location().error()) return bad(line_no, "not JSON (trailing content after the object)");
+
+  const bool batch_format = custom_id.has_value() || url.has_value() || has_body;
+  if (!batch_format) {
+    if (!options.default_endpoint) {
+      return bad(line_no, "not a Batch API line (no custom_id, url and body) and no --endpoint given for bare bodies");
+    }
+    // A bare request body: the whole line, the line number as custom_id.
+    std::string_view whole(s.buf.data(), line.size());
+    // Trim surrounding whitespace so the forwarded bytes are exactly the object.
+    while (!whole.empty() && (whole.front() == ' ' || whole.front() == '\t')) whole.remove_prefix(1);
+    while (!whole.empty() && (whole.back() == ' ' || whole.back() == '\t' || whole.back() == '\r')) whole.remove_suffix(1);
+    ParsedLine p;
+    Request r;
+    r.custom_id = std::to_string(line_no);
+    r.endpoint = *options.default_endpoint;
+    r.url = std::string(endpoint_path(r.endpoint));
+    r.body = std::string(whole);
+    r.model = read_model(s.parser, whole, buf_end);
+    r.line_no = line_no;
+    p.custom_id = r.custom_id;
+    p.request = std::move(r);
+    return p;
+  }
+
+  if (!custom_id) return bad(line_no, "no custom_id");
+  if (custom_id->empty()) return bad(line_no, "empty custom_id");
+  if (!has_body) return bad(line_no, "no body", *custom_id);
+  if (body_not_object) return bad(line_no, "body is not a JSON object", *custom_id);
+  if (method && *method != "POST") return bad(line_no, "method \"" + *method + "\" is not POST", *custom_id);
+
+  Endpoint endpoint;
+  if (url) {
+    auto e = endpoint_from_path(*url);
+    if (!e) return bad(line_no, "unknown endpoint \"" + *url + "\"", *custom_id);
+    endpoint = *e;
+  } else if (options.default_endpoint) {
+    endpoint = *options.default_endpoint;
+  } else {
+    return bad(line_no, "no url and no --endpoint given", *custom_id);
+  }
+
+  ParsedLine p;
+  Request r;
+  r.custom_id = *custom_id;
+  r.endpoint = endpoint;
+  r.url = std::string(endpoint_path(endpoint));
+  r.body = std::string(body);
+  r.model = read_model(s.parser, body, buf_end);
+  r.line_no = line_no;
+  p.custom_id = r.custom_id;
+  p.request = std::move(r);
+  return p;
+}
+
+// ---- LineReader ---------------------------------------------------------------------------
+
+LineReader::LineReader(const std::string& path) : buf_(1 << 16) {
+  if (path == "-") {
+    file_ = stdin;
+  } else {
+    file_ = std::fopen(path.c_str(), "rb");
+    if (file_ == nullptr) throw Error("cannot open input \"" + path + "\": " + std::strerror(errno));
+    owns_ = true;
+    struct stat st {};
+    if (::fstat(fileno(file_), &st) == 0 && S_ISREG(st.st_mode)) size_bytes_ = static_cast<std::uint64_t>(st.st_size);
+  }
+}
+
+LineReader::~LineReader() {
+  if (owns_ && file_ != nullptr) std::fclose(file_);
+}
+
+bool LineReader::fill() {
+  if (eof_) return false;
+  if (begin_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  const std::size_t n = std::fread(buf_.data() + end_, 1, buf_.size() - end_, file_);
+  if (n == 0) {
+    eof_ = true;
+    return false;
+  }
+  end_ += n;
+  return true;
+}
+
+bool LineReader::next(std::string_view& line) {
+  std::size_t scan_from = begin_;
+  for (;;) {
+    const void* nl = std::memchr(buf_.data() + scan_from, '\n', end_ - scan_from);
+    if (nl != nullptr) {
+      const std::size_t pos = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.data());
+      std::size_t len = pos - begin_;
+      if (len > 0 && buf_[begin_ + len - 1] == '\r') --len;
+      line = std::string_view(buf_.data() + begin_, len);
+      bytes_consumed_ += pos + 1 - begin_;
+      begin_ = pos + 1;
+      ++line_no_;
+      return true;
+    }
+    const std::size_t scanned = end_ - begin_;
+    if (!fill()) {
+      if (begin_ == end_) return false;
+      // The last line has no newline.
+      std::size_t len = end_ - begin_;
+      if (len > 0 && buf_[begin_ + len - 1] == '\r') --len;
+      line = std::string_view(buf_.data() + begin_, len);
+      bytes_consumed_ += end_ - begin_;
+      begin_ = end_;
+      ++line_no_;
+      return true;
+    }
+    scan_from = begin_ + scanned;  // fill() moved the unconsumed bytes to the front
+  }
+}
+
+std::string_view LineReader::prefix(std::size_t max_bytes) {
+  while (end_ - begin_ < max_bytes && fill()) {
+  }
+  return std::string_view(buf_.data() + begin_, std::min(max_bytes, end_ - begin_));
+}
+
+// ---- CustomIdSet --------------------------------------------------------------------------
+
+std::uint64_t CustomIdSet::hash(std::string_view id) noexcept {
+  // FNV-1a followed by a strong 64-bit finaliser (splitmix64).
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : id) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return h == 0 ? 1 : h;
+}
+
+bool CustomIdSet::insert_hash(std::uint64_t h) {
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    if (slots_[i] == h) return false;
+    if (slots_[i] == 0) {
+      slots_[i] = h;
+      ++size_;
+      return true;
+    }
+  }
+}
+
+bool CustomIdSet::insert(std::string_view id) {
+  if (slots_.empty() || (size_ + 1) * 10 > slots_.size() * 7) {
+    std::vector<std::uint64_t> old = std::move(slots_);
+    slots_.assign(old.empty() ? 1024 : old.size() * 2, 0);
+    size_ = 0;
+    for (std::uint64_t h : old) {
+      if (h != 0) insert_hash(h);
+    }
+  }
+  return insert_hash(hash(id));
+}
+
+bool CustomIdSet::contains(std::string_view id) const noexcept {
+  if (slots_.empty()) return false;
+  const std::uint64_t h = hash(id);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    if (slots_[i] == h) return true;
+    if (slots_[i] == 0) return false;
+  }
+}
+
+// ---- output -------------------------------------------------------------------------------
+
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void append_output_line(std::string& out, const Outcome& o) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "{\"id\":\"batch_req_";
+  std::uint64_t h = CustomIdSet::hash(o.custom_id.empty() ? std::string_view("#") : std::string_view(o.custom_id)) ^ o.line_no;
+  for (int i = 0; i < 16; ++i) {
+    out.push_back(kHex[h >> 60]);
+    h <<= 4;
+  }
+  out += "\",\"custom_id\":";
+  if (o.custom_id.empty()) {
+    out += "null";
+  } else {
+    append_json_string(out, o.custom_id);
+  }
+  out += ",\"response\":";
+  if (o.status_code > 0) {
+    out += "{\"status_code\":";
+    out += std::to_string(o.status_code);
+    out += ",\"request_id\":";
+    append_json_string(out, o.request_id);
+    out += ",\"body\":";
+    if (o.body.empty()) {
+      out += "null";
+    } else {
+      out += o.body;
+    }
+    out += '}';
+  } else {
+    out += "null";
+  }
+  out += ",\"error\":";
+  if (o.ok()) {
+    out += "null";
+  } else {
+    out += "{\"code\":";
+    append_json_string(out, to_string(o.error));
+    out += ",\"message\":";
+    append_json_string(out, o.error_message);
+    out += ",\"attempts\":";
+    out += std::to_string(o.attempts);
+    out += ",\"line\":";
+    out += std::to_string(o.line_no);
+    out += '}';
+  }
+  out += "}\n";
+}
+
+std::string format_output_line(const Outcome& outcome) {
+  std::string out;
+  out.reserve(outcome.body.size() + 256);
+  append_output_line(out, outcome);
+  return out;
+}
+
+std::optional<OutputLineInfo> read_output_line(std::string_view line) {
+  Scratch& s = scratch();
+  auto padded = s.pad(line);
+  od::document doc;
+  if (s.parser.iterate(padded).get(doc)) return std::nullopt;
+  od::object obj;
+  if (doc.get_object().get(obj)) return std::nullopt;
+  OutputLineInfo info;
+  bool has_id = false;
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return std::nullopt;
+    od::value value;
+    if (field.value().get(value)) return std::nullopt;
+    if (key == "custom_id") {
+      std::string_view id;
+      if (value.is_null()) {
+        has_id = true;  // an invalid input line without an id
+        continue;
+      }
+      if (value.get_string().get(id)) return std::nullopt;
+      info.custom_id = std::string(id);
+      has_id = true;
+    } else if (key == "response") {
+      if (value.is_null()) continue;
+      od::object resp;
+      if (value.get_object().get(resp)) return std::nullopt;
+      for (auto rf : resp) {
+        std::string_view rkey;
+        if (rf.unescaped_key().get(rkey)) return std::nullopt;
+        if (rkey == "status_code") {
+          std::int64_t code = 0;
+          if (rf.value().get_int64().get(code)) return std::nullopt;
+          info.status_code = static_cast<int>(code);
+        }
+      }
+    } else if (key == "error") {
+      if (value.is_null()) continue;
+      od::object err;
+      if (value.get_object().get(err)) return std::nullopt;
+      for (auto ef : err) {
+        std::string_view ekey;
+        if (ef.unescaped_key().get(ekey)) return std::nullopt;
+        if (ekey == "code") {
+          std::string_view code;
+          if (ef.value().get_string().get(code)) return std::nullopt;
+          info.error = error_kind_from_string(code).value_or(ErrorKind::http_other);
+        } else if (ekey == "line") {
+          std::uint64_t n = 0;
+          if (ef.value().get_uint64().get(n)) return std::nullopt;
+          info.line_no = n;
+        }
+      }
+    }
+  }
+  if (!has_id) return std::nullopt;
+  return info;
+}
+
+}  // namespace floodgate

@@ -1,0 +1,209 @@
+#include "floodgate/store/journal.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+
+#include "floodgate/core/error.hpp"
+
+namespace floodgate {
+namespace {
+
+std::string sqlite_error(sqlite3* db, const std::string& where) {
+  return "journal: " + where + ": " + (db != nullptr ? sqlite3_errmsg(db) : "out of memory");
+}
+
+void bind_text(sqlite3_stmt* st, int i, std::string_view text) {
+  sqlite3_bind_text(st, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+}
+
+}  // namespace
+
+std::string default_journal_path(const std::string& output_path) { return output_path + ".journal"; }
+
+Journal::Journal(const std::string& path, const std::string& run_identity) : path_(path) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    const std::string msg = sqlite_error(db_, "cannot open \"" + path + "\"");
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw Error(msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS outcomes("
+        " custom_id TEXT PRIMARY KEY,"
+        " line_no INTEGER NOT NULL,"
+        " status_code INTEGER NOT NULL,"
+        " error_kind TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL,"
+        " prompt_tokens INTEGER NOT NULL,"
+        " completion_tokens INTEGER NOT NULL,"
+        " total_tokens INTEGER NOT NULL,"
+        " output_written INTEGER NOT NULL,"
+        " finished_at REAL NOT NULL) WITHOUT ROWID");
+    auto existing = meta("run_identity");
+    if (!existing) {
+      set_meta("run_identity", run_identity);
+    } else if (*existing != run_identity) {
+      throw Error("the journal \"" + path + "\" belongs to a different input or endpoint (run identity " + *existing +
+                  ", this run " + run_identity + "); resume with the same input, or pass --overwrite to start over");
+    }
+    if (sqlite3_prepare_v3(db_,
+                           "INSERT OR REPLACE INTO outcomes(custom_id,line_no,status_code,error_kind,attempts,prompt_tokens,"
+                           "completion_tokens,total_tokens,output_written,finished_at) VALUES(?,?,?,?,?,?,?,?,1,?)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v3(db_, "SELECT 1 FROM outcomes WHERE custom_id=?", -1, SQLITE_PREPARE_PERSISTENT, &lookup_, nullptr) != SQLITE_OK) {
+      throw Error(sqlite_error(db_, "prepare"));
+    }
+    resumed_ = count() > 0;
+  } catch (...) {
+    sqlite3_finalize(insert_);
+    sqlite3_finalize(lookup_);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+Journal::~Journal() {
+  try {
+    if (!pending_.empty()) commit();
+  } catch (...) {  // NOLINT: nothing to report from a destructor
+  }
+  sqlite3_finalize(insert_);
+  sqlite3_finalize(lookup_);
+  sqlite3_close(db_);
+}
+
+void Journal::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = "journal \"" + path_ + "\": " + (err != nullptr ? err : "error");
+    sqlite3_free(err);
+    throw Error(msg, exit_code::internal);
+  }
+}
+
+std::string Journal::key_of(const Outcome& outcome) {
+  if (!outcome.custom_id.empty()) return outcome.custom_id;
+  return "@line:" + std::to_string(outcome.line_no);
+}
+
+bool Journal::is_done(std::string_view custom_id) {
+  sqlite3_reset(lookup_);
+  bind_text(lookup_, 1, custom_id);
+  const int rc = sqlite3_step(lookup_);
+  sqlite3_reset(lookup_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE) throw Error(sqlite_error(db_, "lookup"), exit_code::internal);
+  return false;
+}
+
+void Journal::record(const Outcome& o) {
+  pending_.push_back(Row{key_of(o), o.line_no, o.status_code, std::string(to_string(o.error)), o.attempts, o.usage});
+}
+
+void Journal::commit() {
+  if (pending_.empty()) return;
+  const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (const Row& r : pending_) {
+      sqlite3_reset(insert_);
+      bind_text(insert_, 1, r.key);
+      sqlite3_bind_int64(insert_, 2, static_cast<sqlite3_int64>(r.line_no));
+      sqlite3_bind_int(insert_, 3, r.status_code);
+      bind_text(insert_, 4, r.error);
+      sqlite3_bind_int64(insert_, 5, r.attempts);
+      sqlite3_bind_int64(insert_, 6, static_cast<sqlite3_int64>(r.usage.prompt_tokens));
+      sqlite3_bind_int64(insert_, 7, static_cast<sqlite3_int64>(r.usage.completion_tokens));
+      sqlite3_bind_int64(insert_, 8, static_cast<sqlite3_int64>(r.usage.total_tokens));
+      sqlite3_bind_double(insert_, 9, now_s);
+      if (sqlite3_step(insert_) != SQLITE_DONE) throw Error(sqlite_error(db_, "insert"), exit_code::internal);
+    }
+    sqlite3_reset(insert_);
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_reset(insert_);
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  pending_.clear();
+}
+
+std::uint64_t Journal::count() {
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT count(*) FROM outcomes", -1, &st, nullptr);
+  std::uint64_t n = 0;
+  if (st != nullptr && sqlite3_step(st) == SQLITE_ROW) n = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
+  sqlite3_finalize(st);
+  return n;
+}
+
+std::uint64_t Journal::count_ok() {
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT count(*) FROM outcomes WHERE error_kind='none'", -1, &st, nullptr);
+  std::uint64_t n = 0;
+  if (st != nullptr && sqlite3_step(st) == SQLITE_ROW) n = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
+  sqlite3_finalize(st);
+  return n;
+}
+
+void Journal::for_each_key(const std::function<void(std::string_view)>& fn) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT custom_id FROM outcomes", -1, &st, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "scan"), exit_code::internal);
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    fn(std::string_view(text != nullptr ? text : "", static_cast<std::size_t>(sqlite3_column_bytes(st, 0))));
+  }
+  sqlite3_finalize(st);
+}
+
+void Journal::remove(const std::vector<std::string>& keys) {
+  if (keys.empty()) return;
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "DELETE FROM outcomes WHERE custom_id=?", -1, &st, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "delete"), exit_code::internal);
+  }
+  exec("BEGIN IMMEDIATE");
+  for (const auto& k : keys) {
+    sqlite3_reset(st);
+    bind_text(st, 1, k);
+    sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  exec("COMMIT");
+}
+
+void Journal::set_meta(const std::string& key, const std::string& value) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO meta(key,value) VALUES(?,?)", -1, &st, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "meta"), exit_code::internal);
+  }
+  bind_text(st, 1, key);
+  bind_text(st, 2, value);
+  const int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) throw Error(sqlite_error(db_, "meta"), exit_code::internal);
+}
+
+std::optional<std::string> Journal::meta(const std::string& key) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key=?", -1, &st, nullptr) != SQLITE_OK) return std::nullopt;
+  bind_text(st, 1, key);
+  std::optional<std::string> out;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    out = std::string(text != nullptr ? text : "");
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+}  // namespace floodgate
