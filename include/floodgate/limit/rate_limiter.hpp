@@ -173,6 +173,7 @@ class RateLimiter {
     Duration slot_;
     std::int64_t live_slots_;  // an entry in slot k counts while now_slot < k + live_slots_
     std::vector<double> ring_;
+    double sum_ = 0;  // of ring_
     std::int64_t head_slot_ = INT64_MIN;  // newest slot the ring has been advanced to
   };
 

@@ -1,0 +1,197 @@
+// Parsing x-ratelimit-* and retry-after headers into RateLimitHeaders.
+#include "floodgate/limit/rate_limit_headers.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "floodgate/core/duration.hpp"
+
+namespace floodgate::limit {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool all_digits(std::string_view s) noexcept {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+bool read_uint(std::string_view& s, std::size_t digits, unsigned& out) noexcept {
+  if (s.size() < digits) return false;
+  out = 0;
+  for (std::size_t i = 0; i < digits; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + static_cast<unsigned>(s[i] - '0');
+  }
+  s.remove_prefix(digits);
+  return true;
+}
+
+bool expect(std::string_view& s, char c) noexcept {
+  if (s.empty() || s.front() != c) return false;
+  s.remove_prefix(1);
+  return true;
+}
+
+// IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" -> Unix seconds.
+std::optional<std::int64_t> parse_http_date(std::string_view s) noexcept {
+  static constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const auto comma = s.find(',');
+  if (comma == std::string_view::npos || comma > 9) return std::nullopt;
+  s.remove_prefix(comma + 1);
+  unsigned day = 0, year = 0, hour = 0, minute = 0, second = 0;
+  if (!expect(s, ' ') || !read_uint(s, 2, day) || !expect(s, ' ')) return std::nullopt;
+  if (s.size() < 3) return std::nullopt;
+  unsigned month = 0;
+  for (unsigned i = 0; i < 12; ++i) {
+    if (iequals(s.substr(0, 3), kMonths[i])) month = i + 1;
+  }
+  if (month == 0) return std::nullopt;
+  s.remove_prefix(3);
+  if (!expect(s, ' ') || !read_uint(s, 4, year) || !expect(s, ' ')) return std::nullopt;
+  if (!read_uint(s, 2, hour) || !expect(s, ':') || !read_uint(s, 2, minute) || !expect(s, ':') || !read_uint(s, 2, second)) {
+    return std::nullopt;
+  }
+  if (!iequals(trim(s), "GMT") && !iequals(trim(s), "UTC")) return std::nullopt;
+  if (day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  return days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+}
+
+Duration until_unix(double unix_seconds, std::chrono::system_clock::time_point wall_now) noexcept {
+  const double now_s = std::chrono::duration<double>(wall_now.time_since_epoch()).count();
+  const double delta = unix_seconds - now_s;
+  if (!(delta > 0)) return Duration{0};
+  return Duration{static_cast<Duration::rep>(std::min(delta, 1e9) * 1e9)};
+}
+
+// A reset value: a duration ("6m0s", "20"), or a Unix timestamp in seconds or milliseconds.
+std::optional<Duration> parse_reset(std::string_view text, std::chrono::system_clock::time_point wall_now) noexcept {
+  text = trim(text);
+  if (all_digits(text) && text.size() >= 10 && text.size() <= 16) {
+    double v = 0;
+    for (char c : text) v = v * 10 + (c - '0');
+    if (v >= 1e12) return until_unix(v / 1000.0, wall_now);
+    if (v >= 1e9) return until_unix(v, wall_now);
+  }
+  return parse_duration(text);
+}
+
+}  // namespace
+
+bool RateLimitHeaders::empty() const noexcept {
+  return !limit_requests && !limit_tokens && !remaining_requests && !remaining_tokens && !reset_requests &&
+         !reset_tokens && !retry_after;
+}
+
+std::optional<Duration> RateLimitHeaders::wait_hint() const noexcept {
+  if (retry_after) return retry_after;
+  std::optional<Duration> out;
+  if (remaining_requests && *remaining_requests == 0 && reset_requests) out = reset_requests;
+  if (remaining_tokens && *remaining_tokens == 0 && reset_tokens) out = out ? std::max(*out, *reset_tokens) : *reset_tokens;
+  return out;
+}
+
+std::optional<std::int64_t> parse_header_count(std::string_view text) noexcept {
+  text = trim(text);
+  if (text.empty()) return std::nullopt;
+  std::size_t pos = 0;
+  std::int64_t value = 0;
+  while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+    const int digit = text[pos] - '0';
+    if (value > (std::numeric_limits<std::int64_t>::max() - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+    ++pos;
+  }
+  if (pos == 0) return std::nullopt;  // "-1", "abc", ".5"
+  if (pos < text.size()) {
+    // Accept a fractional part ("100.0", "99.5"): rounded down.
+    if (text[pos] != '.') return std::nullopt;
+    ++pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    if (pos < text.size()) return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<Duration> parse_retry_after(std::string_view text, std::chrono::system_clock::time_point wall_now) noexcept {
+  text = trim(text);
+  if (text.empty()) return std::nullopt;
+  if (text.front() >= '0' && text.front() <= '9') {
+    // delta-seconds; decimals tolerated; bare number only (no "1s" here per RFC 9110,
+    // but accept it: some gateways send it).
+    return parse_duration(text);
+  }
+  if (const auto unix_s = parse_http_date(text)) return until_unix(static_cast<double>(*unix_s), wall_now);
+  return std::nullopt;
+}
+
+RateLimitHeaders parse_rate_limit_headers(const HeaderLookup& get,
+                                          std::optional<std::chrono::system_clock::time_point> wall_now_opt) {
+  const auto wall_now = wall_now_opt.value_or(std::chrono::system_clock::now());
+  RateLimitHeaders h;
+  auto count = [&](std::string_view name) -> std::optional<std::int64_t> {
+    const auto v = get(name);
+    return v ? parse_header_count(*v) : std::nullopt;
+  };
+  auto positive = [](std::optional<std::int64_t> v) { return v && *v > 0 ? v : std::nullopt; };
+  h.limit_requests = positive(count("x-ratelimit-limit-requests"));
+  h.limit_tokens = positive(count("x-ratelimit-limit-tokens"));
+  h.remaining_requests = count("x-ratelimit-remaining-requests");
+  h.remaining_tokens = count("x-ratelimit-remaining-tokens");
+  if (const auto v = get("x-ratelimit-reset-requests")) h.reset_requests = parse_reset(*v, wall_now);
+  if (const auto v = get("x-ratelimit-reset-tokens")) h.reset_tokens = parse_reset(*v, wall_now);
+  if (const auto v = get("retry-after-ms")) {
+    const auto t = trim(*v);
+    if (!t.empty() && t.front() >= '0' && t.front() <= '9') {
+      if (const auto d = parse_duration(t)) h.retry_after = Duration{d->count() / 1000};  // "seconds" -> ms
+    }
+  }
+  if (!h.retry_after) {
+    if (const auto v = get("retry-after")) h.retry_after = parse_retry_after(*v, wall_now);
+  }
+  return h;
+}
+
+RateLimitHeaders parse_rate_limit_headers(std::span<const std::pair<std::string, std::string>> headers,
+                                          std::optional<std::chrono::system_clock::time_point> wall_now) {
+  return parse_rate_limit_headers(
+      [&](std::string_view name) -> std::optional<std::string_view> {
+        for (const auto& [k, v] : headers) {
+          if (iequals(k, name)) return std::string_view(v);
+        }
+        return std::nullopt;
+      },
+      wall_now);
+}
+
+}  // namespace floodgate::limit

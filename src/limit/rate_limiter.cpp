@@ -1,0 +1,314 @@
+// RateLimiter: GCRA pacing plus a conservative sliding window per dimension. The design
+// essay is in include/floodgate/limit/rate_limiter.hpp.
+#include "floodgate/limit/rate_limiter.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace floodgate::limit {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::int64_t kSlotsPerWindow = 600;
+constexpr Duration kMinute = 60s;
+constexpr Duration kDay = 24h;
+constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+
+std::int64_t ns_of(TimePoint t) noexcept { return t.time_since_epoch().count(); }
+TimePoint at_ns(std::int64_t ns) noexcept { return TimePoint{Duration{ns}}; }
+
+bool is_limited(double limit) noexcept { return limit > 0 && std::isfinite(limit); }
+
+// n * T in nanoseconds, rounded up (never admit early), for a limit per minute.
+std::int64_t pace_ns(double cost, double limit_per_minute) noexcept {
+  const double ns = std::ceil(cost * (static_cast<double>(kMinute.count()) / limit_per_minute));
+  return ns >= 9e18 ? std::numeric_limits<std::int64_t>::max() / 4 : static_cast<std::int64_t>(ns);
+}
+
+}  // namespace
+
+std::string_view to_string(Dimension d) noexcept {
+  switch (d) {
+    case Dimension::none: return "none";
+    case Dimension::requests_per_minute: return "requests/min";
+    case Dimension::tokens_per_minute: return "tokens/min";
+    case Dimension::requests_per_day: return "requests/day";
+    case Dimension::tokens_per_day: return "tokens/day";
+    case Dimension::paused: return "paused";
+    case Dimension::learning: return "learning";
+  }
+  return "none";
+}
+
+// ---- Window ---------------------------------------------------------------------------
+
+RateLimiter::Window::Window(Duration window, Duration margin) : slot_(window / kSlotsPerWindow) {
+  if (margin.count() < 0) margin = Duration{0};
+  // An entry in slot k is live while now < (k + 1) * slot + window + margin. Measured at
+  // slot starts (conservative): live while now_slot < k + 1 + ceil((window + margin) / slot).
+  const auto span = window + margin;
+  const std::int64_t m = (span.count() + slot_.count() - 1) / slot_.count();
+  live_slots_ = 1 + m;
+  ring_.assign(static_cast<std::size_t>(live_slots_), 0.0);
+}
+
+std::int64_t RateLimiter::Window::slot_of(TimePoint t) const noexcept {
+  const auto ns = ns_of(t);
+  const auto s = slot_.count();
+  return ns >= 0 ? ns / s : -((-ns + s - 1) / s);
+}
+
+TimePoint RateLimiter::Window::slot_start(std::int64_t slot) const noexcept {
+  return at_ns(slot * slot_.count());
+}
+
+bool RateLimiter::Window::is_live(std::int64_t slot, std::int64_t now_slot) const noexcept {
+  return slot <= head_slot_ && slot > head_slot_ - live_slots_ && now_slot < slot + live_slots_;
+}
+
+void RateLimiter::Window::advance(std::int64_t now_slot) {
+  if (head_slot_ == INT64_MIN) {
+    head_slot_ = now_slot;
+    return;
+  }
+  if (now_slot <= head_slot_) return;
+  const std::int64_t size = live_slots_;
+  if (now_slot - head_slot_ >= size) {
+    std::fill(ring_.begin(), ring_.end(), 0.0);
+    sum_ = 0;
+  } else {
+    for (std::int64_t k = head_slot_ + 1; k <= now_slot; ++k) {
+      // The slot k reuses held k - size, which is dead from now_slot >= k on.
+      auto& v = ring_[static_cast<std::size_t>(((k % size) + size) % size)];
+      sum_ -= v;
+      v = 0.0;
+    }
+    sum_ = std::max(0.0, sum_);
+  }
+  head_slot_ = now_slot;
+}
+
+double RateLimiter::Window::total(std::int64_t now_slot) const {
+  if (head_slot_ == INT64_MIN) return 0;
+  const std::int64_t size = live_slots_;
+  if (now_slot - head_slot_ >= size) return 0;
+  double sum = sum_;
+  // Slots that have expired between the last advance and now_slot.
+  for (std::int64_t k = head_slot_ - size + 1; k <= now_slot - size; ++k) sum -= ring_[static_cast<std::size_t>(((k % size) + size) % size)];
+  return std::max(0.0, sum);
+}
+
+std::int64_t RateLimiter::Window::earliest_slot_for(double cost, double limit, std::int64_t now_slot) const {
+  if (cost > limit) return kNever;
+  double excess = total(now_slot) + cost - limit;
+  if (excess <= 0 || head_slot_ == INT64_MIN) return now_slot;
+  const std::int64_t size = live_slots_;
+  const std::int64_t oldest = std::max(head_slot_ - size + 1, now_slot - size + 1);
+  for (std::int64_t k = oldest; k <= head_slot_; ++k) {
+    excess -= ring_[static_cast<std::size_t>(((k % size) + size) % size)];
+    if (excess <= 0) return k + size;  // the first slot at which k no longer counts
+  }
+  return head_slot_ + size;  // rounding: everything has expired by then
+}
+
+void RateLimiter::Window::add(std::int64_t slot, double cost, std::int64_t now_slot) {
+  advance(now_slot);
+  slot = std::min(slot, head_slot_);
+  if (!is_live(slot, now_slot)) return;
+  ring_[static_cast<std::size_t>(((slot % live_slots_) + live_slots_) % live_slots_)] += cost;
+  sum_ += cost;
+}
+
+void RateLimiter::Window::remove(std::int64_t slot, double cost, std::int64_t now_slot) {
+  advance(now_slot);
+  if (!is_live(slot, now_slot)) return;
+  auto& v = ring_[static_cast<std::size_t>(((slot % live_slots_) + live_slots_) % live_slots_)];
+  const double removed = std::min(v, cost);
+  v -= removed;
+  sum_ = std::max(0.0, sum_ - removed);
+}
+
+// ---- RateLimiter ----------------------------------------------------------------------
+
+RateLimiter::RateLimiter(Limits configured, bool learn_from_headers, LimiterOptions options)
+    : dims_{Dim{Window(kMinute, options.window_margin)}, Dim{Window(kMinute, options.window_margin)},
+            Dim{Window(kDay, options.window_margin)}, Dim{Window(kDay, options.window_margin)}},
+      learn_(learn_from_headers),
+      options_(options) {
+  if (options_.burst.count() < 0) options_.burst = Duration{0};
+  const double values[4] = {configured.requests_per_minute, configured.tokens_per_minute,
+                            configured.requests_per_day, configured.tokens_per_day};
+  const Dimension names[4] = {Dimension::requests_per_minute, Dimension::tokens_per_minute,
+                              Dimension::requests_per_day, Dimension::tokens_per_day};
+  for (std::size_t i = 0; i < 4; ++i) {
+    dims_[i].configured = is_limited(values[i]) ? values[i] : 0;
+    dims_[i].limit = dims_[i].configured;
+    dims_[i].paced = i < 2;
+    dims_[i].tat_ns = 0;
+    dims_[i].name = names[i];
+  }
+  // Auto mode starts by learning when a per-minute dimension is unknown.
+  learning_ = learn_ && (dims_[0].limit == 0 || dims_[1].limit == 0) && !configured.any();
+}
+
+TimePoint RateLimiter::clamp(TimePoint now) const noexcept { return std::max(now, latest_now_); }
+
+double RateLimiter::cost_in(const Dim& d, Cost cost) noexcept {
+  switch (d.name) {
+    case Dimension::requests_per_minute:
+    case Dimension::requests_per_day:
+      return static_cast<double>(cost.requests);
+    default:
+      return static_cast<double>(cost.tokens);
+  }
+}
+
+Decision RateLimiter::decide(Cost cost, TimePoint now) const {
+  Decision out;
+  TimePoint latest = now;
+  Dimension by = Dimension::none;
+  auto later = [&](TimePoint t, Dimension d) {
+    if (t > latest) {
+      latest = t;
+      by = d;
+    }
+  };
+  if (paused_until_ > now) later(paused_until_, Dimension::paused);
+  if (learning_ && probe_sent_) later(probe_sent_at_ + options_.probe_timeout, Dimension::learning);
+  const std::int64_t now_ns = ns_of(now);
+  for (const Dim& d : dims_) {
+    if (!is_limited(d.limit)) continue;
+    const double c = cost_in(d, cost);
+    if (c <= 0) continue;
+    if (c > d.limit) {
+      out.verdict = Decision::Verdict::cannot_fit;
+      out.not_before = TimePoint::max();
+      out.blocked_by = d.name;
+      return out;
+    }
+    if (d.paced) {
+      const std::int64_t n_t = pace_ns(c, d.limit);
+      const std::int64_t tolerance = std::max<std::int64_t>(options_.burst.count(), n_t);
+      const std::int64_t allowed_ns = std::max(d.tat_ns, now_ns) + n_t - tolerance;
+      if (allowed_ns > now_ns) later(at_ns(allowed_ns), d.name);
+    }
+    const std::int64_t now_slot = d.window.slot_of(now);
+    const std::int64_t slot = d.window.earliest_slot_for(c, d.limit, now_slot);
+    if (slot > now_slot) later(d.window.slot_start(slot), d.name);
+  }
+  if (latest > now) {
+    out.verdict = Decision::Verdict::wait;
+    out.not_before = latest;
+    out.blocked_by = by;
+  } else {
+    out.verdict = Decision::Verdict::admitted;
+    out.not_before = now;
+    out.grant = Grant{cost, now};
+  }
+  return out;
+}
+
+Decision RateLimiter::peek(Cost cost, TimePoint now) const { return decide(cost, clamp(now)); }
+
+Decision RateLimiter::try_acquire(Cost cost, TimePoint now) {
+  now = clamp(now);
+  latest_now_ = now;
+  Decision decision = decide(cost, now);
+  if (!decision.admitted()) return decision;
+  const std::int64_t now_ns = ns_of(now);
+  for (Dim& d : dims_) {
+    const double c = cost_in(d, cost);
+    if (c <= 0) continue;
+    const std::int64_t now_slot = d.window.slot_of(now);
+    d.window.add(now_slot, c, now_slot);  // recorded even while unlimited: learning needs it
+    if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, now_ns) + pace_ns(c, d.limit);
+  }
+  if (learning_ && !probe_sent_) {
+    probe_sent_ = true;
+    probe_sent_at_ = now;
+  } else if (learning_) {
+    probe_sent_at_ = now;  // the probe timed out: this one is the next probe
+  }
+  return decision;
+}
+
+void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
+  now = clamp(now);
+  latest_now_ = now;
+  const std::int64_t now_ns = ns_of(now);
+  for (Dim& d : dims_) {
+    const double reserved = cost_in(d, grant.cost);
+    const double used = cost_in(d, actual);
+    if (used == reserved) continue;
+    const std::int64_t now_slot = d.window.slot_of(now);
+    const std::int64_t grant_slot = d.window.slot_of(grant.admitted_at);
+    if (used < reserved) {
+      d.window.remove(grant_slot, reserved - used, now_slot);
+      if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, d.limit), now_ns);
+    } else {
+      d.window.add(grant_slot, used - reserved, now_slot);
+      if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, now_ns - options_.burst.count()) + pace_ns(used - reserved, d.limit);
+    }
+  }
+}
+
+void RateLimiter::set_limit(Dim& d, double limit) { d.limit = is_limited(limit) ? limit : 0; }
+
+void RateLimiter::resync(Dim& d, std::int64_t remaining, std::optional<Duration> reset, TimePoint now) {
+  if (!is_limited(d.limit)) return;
+  const std::int64_t now_slot = d.window.slot_of(now);
+  const double ours = d.limit - d.window.total(now_slot);
+  const double diff = std::floor(ours - static_cast<double>(remaining));
+  if (diff < 1) return;
+  // Keep the difference until the server says its bucket is full again.
+  const Duration keep = reset ? std::min(*reset, kMinute) : kMinute;
+  const std::int64_t expiry_slot = d.window.slot_of(now + keep);
+  const std::int64_t slot = std::min(now_slot, expiry_slot - d.window.live_slots() + 1);
+  d.window.add(slot, diff, now_slot);
+  if (d.paced) {
+    const std::int64_t now_ns = ns_of(now);
+    std::int64_t tat = std::max(d.tat_ns, now_ns) + pace_ns(diff, d.limit);
+    if (reset) tat = std::min(tat, std::max(d.tat_ns, now_ns + reset->count()));
+    d.tat_ns = std::max(d.tat_ns, tat);
+  }
+}
+
+void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now) {
+  now = clamp(now);
+  latest_now_ = now;
+  learning_ = false;
+  if (learn_) {
+    auto learn = [&](Dim& d, std::optional<std::int64_t> server) {
+      if (!server || *server <= 0) return;
+      const auto value = static_cast<double>(*server);
+      set_limit(d, d.configured > 0 ? std::min(d.configured, value) : value);
+    };
+    learn(dims_[0], headers.limit_requests);
+    learn(dims_[1], headers.limit_tokens);
+  }
+  if (headers.remaining_requests) resync(dims_[0], *headers.remaining_requests, headers.reset_requests, now);
+  if (headers.remaining_tokens) resync(dims_[1], *headers.remaining_tokens, headers.reset_tokens, now);
+}
+
+void RateLimiter::pause_until(TimePoint until) { paused_until_ = std::max(paused_until_, until); }
+
+Limits RateLimiter::limits() const noexcept {
+  return Limits{dims_[0].limit, dims_[1].limit, dims_[2].limit, dims_[3].limit};
+}
+
+LimiterSnapshot RateLimiter::snapshot(TimePoint now) const {
+  now = clamp(now);
+  LimiterSnapshot s;
+  s.limits = limits();
+  s.requests_last_minute = dims_[0].window.total(dims_[0].window.slot_of(now));
+  s.tokens_last_minute = dims_[1].window.total(dims_[1].window.slot_of(now));
+  s.requests_last_day = dims_[2].window.total(dims_[2].window.slot_of(now));
+  s.tokens_last_day = dims_[3].window.total(dims_[3].window.slot_of(now));
+  s.paused_until = paused_until_;
+  s.learning = learning_;
+  return s;
+}
+
+}  // namespace floodgate::limit
