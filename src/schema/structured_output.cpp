@@ -1,0 +1,274 @@
+#include "floodgate/schema/structured_output.hpp"
+
+#include <map>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include "floodgate/core/error.hpp"
+
+namespace floodgate::schema {
+namespace {
+
+using ordered = nlohmann::ordered_json;
+
+bool is_object_schema(const ordered& node) {
+  if (node.contains("properties")) return true;
+  const auto t = node.find("type");
+  if (t == node.end()) return false;
+  if (t->is_string()) return *t == "object";
+  if (t->is_array()) {
+    for (const auto& v : *t) {
+      if (v == "object") return true;
+    }
+  }
+  return false;
+}
+
+void strictify(ordered& node) {
+  if (!node.is_object()) return;
+  if (is_object_schema(node) && !node.contains("additionalProperties")) node["additionalProperties"] = false;
+  for (const char* map_key : {"properties", "patternProperties", "$defs", "definitions"}) {
+    if (auto it = node.find(map_key); it != node.end() && it->is_object()) {
+      for (auto& [_, sub] : it->items()) strictify(sub);
+    }
+  }
+  for (const char* list_key : {"anyOf", "allOf", "oneOf", "prefixItems"}) {
+    if (auto it = node.find(list_key); it != node.end() && it->is_array()) {
+      for (auto& sub : *it) strictify(sub);
+    }
+  }
+  for (const char* one_key : {"items", "additionalProperties", "not", "if", "then", "else", "contains"}) {
+    if (auto it = node.find(one_key); it != node.end()) {
+      if (it->is_array()) {
+        for (auto& sub : *it) strictify(sub);
+      } else {
+        strictify(*it);
+      }
+    }
+  }
+}
+
+ordered parse_schema(std::string_view text) {
+  auto doc = ordered::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) throw Error("the schema is not a JSON object");
+  return doc;
+}
+
+std::string pointer_of(const std::vector<std::string>& context) {
+  std::string out;
+  for (const auto& part : context) {
+    if (part == "<root>") continue;
+    // valijson writes "[name]" or "[3]"
+    std::string_view p = part;
+    if (p.size() >= 2 && p.front() == '[' && p.back() == ']') p = p.substr(1, p.size() - 2);
+    if (p.size() >= 2 && p.front() == '"' && p.back() == '"') p = p.substr(1, p.size() - 2);
+    out.push_back('/');
+    out.append(p);
+  }
+  return out.empty() ? "/" : out;
+}
+
+}  // namespace
+
+std::string make_strict(std::string_view schema_json) {
+  auto doc = parse_schema(schema_json);
+  strictify(doc);
+  return doc.dump();
+}
+
+std::string response_format(std::string_view schema_json, std::string_view name) {
+  if (name.empty() || name.size() > 64) throw Error("the schema name must have 1 to 64 characters");
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) throw Error("the schema name \"" + std::string(name) + "\" may hold only letters, digits, _ and -");
+  }
+  auto schema = parse_schema(schema_json);
+  strictify(schema);
+  ordered rf;
+  rf["type"] = "json_schema";
+  rf["json_schema"]["name"] = std::string(name);
+  rf["json_schema"]["schema"] = std::move(schema);
+  rf["json_schema"]["strict"] = true;
+  return rf.dump();
+}
+
+std::vector<std::string> top_level_properties(std::string_view schema_json) {
+  const auto doc = parse_schema(schema_json);
+  std::vector<std::string> out;
+  if (const auto it = doc.find("properties"); it != doc.end() && it->is_object()) {
+    for (const auto& [name, _] : it->items()) out.push_back(name);
+  }
+  return out;
+}
+
+struct Validator::Impl {
+  nlohmann::json schema_doc;
+  valijson::Schema schema;
+  mutable std::mutex mutex;
+  mutable valijson::Validator validator;
+};
+
+Validator::Validator(std::string_view schema_json) : impl_(std::make_unique<Impl>()) {
+  impl_->schema_doc = nlohmann::json::parse(schema_json, nullptr, false);
+  if (impl_->schema_doc.is_discarded() || !impl_->schema_doc.is_object()) {
+    throw Error("the schema is not a JSON object");
+  }
+  try {
+    valijson::SchemaParser parser;
+    const valijson::adapters::NlohmannJsonAdapter adapter(impl_->schema_doc);
+    parser.populateSchema(adapter, impl_->schema);
+  } catch (const std::exception& e) {
+    throw Error(std::string("the schema cannot be used: ") + e.what());
+  }
+}
+
+Validator::~Validator() = default;
+Validator::Validator(Validator&&) noexcept = default;
+Validator& Validator::operator=(Validator&&) noexcept = default;
+
+std::string Validator::validate(std::string_view instance_json) const {
+  const auto doc = nlohmann::json::parse(instance_json, nullptr, false);
+  if (doc.is_discarded()) {
+    std::string head(instance_json.substr(0, 80));
+    return "not JSON: \"" + head + (instance_json.size() > 80 ? "...\"" : "\"");
+  }
+  valijson::ValidationResults results;
+  const valijson::adapters::NlohmannJsonAdapter target(doc);
+  bool valid = false;
+  {
+    const std::lock_guard lock(impl_->mutex);
+    valid = impl_->validator.validate(impl_->schema, target, &results);
+  }
+  if (valid) return {};
+  // valijson reports each failing level from the root down; the deepest errors say the most.
+  std::string message;
+  std::size_t shown = 0;
+  std::size_t deepest = 0;
+  for (const auto& e : results) deepest = std::max(deepest, e.context.size());
+  for (const auto& e : results) {
+    if (e.context.size() != deepest) continue;
+    if (shown++ == 3) {
+      message += "; ...";
+      break;
+    }
+    if (!message.empty()) message += "; ";
+    message += pointer_of(e.context) + ": " + e.description;
+  }
+  return message.empty() ? "does not match the schema" : message;
+}
+
+namespace {
+
+const nlohmann::json* first_message(const nlohmann::json& doc) {
+  const auto choices = doc.find("choices");
+  if (choices == doc.end() || !choices->is_array() || choices->empty()) return nullptr;
+  const auto& first = (*choices)[0];
+  if (!first.is_object()) return nullptr;
+  const auto msg = first.find("message");
+  if (msg == first.end() || !msg->is_object()) return nullptr;
+  return &*msg;
+}
+
+}  // namespace
+
+std::string answer_content(std::string_view response_body) {
+  const auto doc = nlohmann::json::parse(response_body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return {};
+  const auto* msg = first_message(doc);
+  if (msg == nullptr) return {};
+  const auto c = msg->find("content");
+  return c != msg->end() && c->is_string() ? c->get<std::string>() : std::string{};
+}
+
+Verdict check_chat_answer(std::string_view response_body, const Validator* validator, bool want_json_object) {
+  const auto doc = nlohmann::json::parse(response_body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return {ErrorKind::schema_violation, "the response body is not JSON"};
+  const auto* msg = first_message(doc);
+  if (msg == nullptr) return {ErrorKind::schema_violation, "the response has no choices[0].message"};
+  if (const auto r = msg->find("refusal"); r != msg->end() && r->is_string() && !r->get_ref<const std::string&>().empty()) {
+    return {ErrorKind::refusal, r->get<std::string>()};
+  }
+  if (validator == nullptr && !want_json_object) return {};
+  const auto c = msg->find("content");
+  if (c == msg->end() || !c->is_string()) return {ErrorKind::schema_violation, "the answer has no content"};
+  const auto& content = c->get_ref<const std::string&>();
+  if (validator != nullptr) {
+    std::string problem = validator->validate(content);
+    if (!problem.empty()) return {ErrorKind::schema_violation, std::move(problem)};
+    return {};
+  }
+  const auto parsed = nlohmann::json::parse(content, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return {ErrorKind::schema_violation, "json_object was requested but the content is not a JSON object"};
+  }
+  return {};
+}
+
+RequestedFormat requested_format(std::string_view request_body) {
+  RequestedFormat out;
+  const auto doc = nlohmann::json::parse(request_body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return out;
+  const auto rf = doc.find("response_format");
+  if (rf == doc.end() || !rf->is_object()) return out;
+  const auto type = rf->value("type", std::string{});
+  if (type == "json_object") {
+    out.type = RequestedFormat::Type::json_object;
+  } else if (type == "json_schema") {
+    const auto js = rf->find("json_schema");
+    if (js != rf->end() && js->is_object()) {
+      const auto s = js->find("schema");
+      if (s != js->end() && s->is_object()) {
+        out.type = RequestedFormat::Type::json_schema;
+        out.schema_json = s->dump();
+      }
+    }
+  }
+  return out;
+}
+
+struct AnswerChecker::Impl {
+  std::optional<Validator> fixed;
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<Validator>, std::less<>> by_schema;  // per-line schemas
+  std::map<std::string, std::string, std::less<>> broken;                   // schema -> why unusable
+};
+
+AnswerChecker::AnswerChecker(std::optional<std::string> fixed_schema_json) : impl_(std::make_unique<Impl>()) {
+  if (fixed_schema_json) impl_->fixed.emplace(*fixed_schema_json);
+}
+
+AnswerChecker::~AnswerChecker() = default;
+
+Verdict AnswerChecker::check(std::string_view request_body, std::string_view response_body) {
+  if (impl_->fixed) return check_chat_answer(response_body, &*impl_->fixed, false);
+  const auto format = requested_format(request_body);
+  if (format.type == RequestedFormat::Type::text) return check_chat_answer(response_body, nullptr, false);
+  if (format.type == RequestedFormat::Type::json_object) return check_chat_answer(response_body, nullptr, true);
+  std::shared_ptr<Validator> validator;
+  {
+    const std::lock_guard lock(impl_->mutex);
+    if (const auto b = impl_->broken.find(format.schema_json); b != impl_->broken.end()) {
+      return {ErrorKind::schema_violation, b->second};
+    }
+    auto& slot = impl_->by_schema[format.schema_json];
+    if (!slot) {
+      try {
+        slot = std::make_shared<Validator>(format.schema_json);
+      } catch (const Error& e) {
+        impl_->by_schema.erase(format.schema_json);
+        impl_->broken[format.schema_json] = e.what();
+        return {ErrorKind::schema_violation, e.what()};
+      }
+    }
+    validator = slot;
+  }
+  return check_chat_answer(response_body, validator.get(), false);
+}
+
+}  // namespace floodgate::schema
