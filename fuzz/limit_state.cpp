@@ -2,6 +2,7 @@
 // (acquire, advance, go back in time, reconcile, observe headers, pause) never admits more
 // than its limit in any 60-second window, checked against an independent log, and never
 // answers "wait" with a time that is not in the future.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
@@ -82,10 +83,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!pending.empty()) {
           auto [grant, index] = pending.front();
           pending.pop_front();
-          const Cost actual{grant.cost.requests, grant.cost.tokens == 0 ? 0 : in.u16() % (grant.cost.tokens + 1)};
-          limiter.reconcile(grant, actual, now);
+          // Usually a refund; sometimes more than reserved (a charge). The log keeps what
+          // was admitted: a charge only makes the limiter stricter than the log.
+          const std::uint64_t used = in.byte() % 8 == 0 ? in.u16() * 4u : (grant.cost.tokens == 0 ? 0 : in.u16() % (grant.cost.tokens + 1));
+          limiter.reconcile(grant, Cost{grant.cost.requests, used}, now);
           latest = std::max(latest, now);
-          log[index].tokens = static_cast<double>(actual.tokens);
+          log[index].tokens = static_cast<double>(std::min(used, grant.cost.tokens));
         }
         break;
       case 5: {

@@ -249,7 +249,11 @@ void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
       if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, d.limit), now_ns);
     } else {
       d.window.add(grant_slot, used - reserved, now_slot);
-      if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, now_ns - options_.burst.count()) + pace_ns(used - reserved, d.limit);
+      if (d.paced && is_limited(d.limit)) {
+        // An excess beyond a day's pace is not worth waiting for (and must not overflow).
+        const std::int64_t cap = now_ns + std::chrono::duration_cast<Duration>(kDay).count();
+        d.tat_ns = std::min(cap, std::max(d.tat_ns, now_ns - options_.burst.count()) + std::min(pace_ns(used - reserved, d.limit), cap - now_ns));
+      }
     }
   }
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Engine overhead benchmark (issue 3, benchmark a): requests/s of `floodgate run` against the
+# simulator with no limits and no latency, side by side with wrk on the same endpoint (the
+# ceiling) and with an asyncio + aiohttp + semaphore script (the approach users have
+# today), measured in one run, with the ratios.
+#
+#   bench/engine/run.sh [BUILD_DIR]           (default build/)
+#   env: N=20000 requests per client, C=64 concurrency, DURATION=10s for wrk,
+#        FLOODGATE_RUN_ARGS extra flags for `floodgate run` (default: --quiet),
+#        RSS_LINES=1000000 to also measure floodgate run's peak RSS on that many lines
+#        (0 = skip, the default).
+# Needs: wrk, /usr/bin/time, Debian's /usr/bin/python3 with python3-aiohttp.
+# Targets (issue 3): floodgate >= 10,000 req/s, >= 2x the Python script, >= 0.6x wrk.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-build}
+fg=$(cd "$build" && pwd)/apps/floodgate/floodgate
+N=${N:-20000}
+C=${C:-64}
+DURATION=${DURATION:-10s}
+RSS_LINES=${RSS_LINES:-0}
+py=/usr/bin/python3
+
+[[ -x "$fg" ]] || { echo "run.sh: no floodgate binary at $fg (build first)" >&2; exit 2; }
+command -v wrk > /dev/null || { echo "run.sh: wrk is not installed (scripts/install-deps)" >&2; exit 2; }
+"$py" -c "import aiohttp" 2> /dev/null || { echo "run.sh: $py has no aiohttp (apt-get install python3-aiohttp)" >&2; exit 2; }
+
+work=$(mktemp -d)
+sim_pid=""
+cleanup() {
+  if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2> /dev/null || true; wait "$sim_pid" 2> /dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The simulator: no limits, no latency, no faults; its base URL is its first line.
+"$fg" sim --port 0 --latency none --fault-rate 0 > "$work/sim.out" 2> "$work/sim.err" &
+sim_pid=$!
+for _ in $(seq 1 100); do
+  [[ -s "$work/sim.out" ]] && break
+  sleep 0.1
+done
+base=$(head -n 1 "$work/sim.out")
+[[ "$base" == http* ]] || { echo "run.sh: the simulator did not start:" >&2; cat "$work/sim.err" >&2; exit 1; }
+echo "simulator: $base   N=$N  C=$C  cores=$(nproc)"
+
+"$py" "$here/gen_input.py" "$N" > "$work/input.jsonl"
+
+# 1. wrk: the ceiling.
+wrk_out=$(wrk -t2 -c"$C" -d"$DURATION" -s "$here/wrk_post.lua" "$base/chat/completions")
+wrk_rps=$(echo "$wrk_out" | sed -n 's/.*"wrk_requests_per_s": \([0-9.]*\).*/\1/p')
+echo "wrk:              ${wrk_rps} req/s"
+
+# 2. asyncio + aiohttp + semaphore.
+py_json=$("$py" "$here/peer_aiohttp.py" "$work/input.jsonl" "$work/out_py.jsonl" --base-url "$base" --concurrency "$C" || true)
+py_rps=$(echo "$py_json" | sed -n 's/.*"requests_per_s": \([0-9.]*\).*/\1/p')
+echo "python aiohttp:   ${py_rps} req/s   ($py_json)"
+
+# 3. floodgate run, once it exists.
+fg_rps=""
+if "$fg" run --help > /dev/null 2>&1; then
+  start=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  OPENAI_BASE_URL="$base" OPENAI_API_KEY=sk-bench /usr/bin/time -f '%M' -o "$work/fg.rss" \
+    "$fg" run "$work/input.jsonl" -o "$work/out_fg.jsonl" --max-in-flight "$C" ${FLOODGATE_RUN_ARGS:---quiet} \
+    > "$work/fg.log" 2>&1 || { echo "floodgate run failed:"; tail -n 20 "$work/fg.log"; }
+  end=$(date +%s.%N)
+  lines=$(wc -l < "$work/out_fg.jsonl" 2> /dev/null || echo 0)
+  fg_rps=$(awk -v n="$N" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / (e - s) }')
+  echo "floodgate run:    ${fg_rps} req/s   (output lines: $lines of $N, peak RSS $(cat "$work/fg.rss") KB, wall time incl. start-up)"
+else
+  echo "floodgate run:    (no 'run' command in this build yet: skipped)"
+fi
+
+if [[ -n "$fg_rps" && -n "$wrk_rps" && -n "$py_rps" ]]; then
+  awk -v f="$fg_rps" -v w="$wrk_rps" -v p="$py_rps" 'BEGIN {
+    printf "ratios: floodgate/wrk = %.2f (target >= 0.6)   floodgate/python = %.2f (target >= 2)\n", f / w, f / p }'
+fi
+
+# Optional: peak RSS of floodgate run on a large input (target < 100 MB for 1,000,000 lines).
+if [[ "$RSS_LINES" -gt 0 ]] && "$fg" run --help > /dev/null 2>&1; then
+  "$py" "$here/gen_input.py" "$RSS_LINES" > "$work/big.jsonl"
+  # shellcheck disable=SC2086
+  OPENAI_BASE_URL="$base" OPENAI_API_KEY=sk-bench /usr/bin/time -f '%M %e' -o "$work/big.time" \
+    "$fg" run "$work/big.jsonl" -o "$work/out_big.jsonl" --max-in-flight "$C" ${FLOODGATE_RUN_ARGS:---quiet} \
+    > "$work/big.log" 2>&1 || { echo "floodgate run (big) failed:"; tail -n 20 "$work/big.log"; }
+  read -r rss_kb secs < "$work/big.time"
+  echo "peak RSS for $RSS_LINES lines: $((rss_kb / 1024)) MB in ${secs} s"
+fi
