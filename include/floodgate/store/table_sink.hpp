@@ -1,0 +1,62 @@
+#pragma once
+// Results as a table: one row per request, flattened, in CSV or SQLite.
+//
+// Columns, in order:
+//   custom_id, status ("ok" | "error"),
+//   the input row's columns (from a table input),
+//   each top-level property of the answer's JSON Schema (strings as they are, other values as
+//   their JSON text; in SQLite integers, numbers and booleans keep their type),
+//   content (the assistant message as text), finish_reason,
+//   prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens,
+//   cost_usd (blank when the model has no price), latency_s, attempts, model,
+//   called_at (UTC, ISO 8601, when the final attempt was sent), error_kind, error_message.
+// SQLite adds status_code, request_id, line_no and response_json (the raw body).
+// A name that would repeat an earlier column gets a prefix ("input_" / "answer_").
+//
+// CSV (RFC 4180, CRLF, quoted where needed, UTF-8 kept as is): the header is written once;
+// appending (resume) keeps the rows there, cuts a torn last record, checks the header is the
+// same, and skips custom_ids already present so every row appears once.
+// SQLite: table `results`, custom_id PRIMARY KEY, re-runs upsert; WAL; rows are written in
+// one transaction per flush(); columns a newer run adds are added to an existing table.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "floodgate/store/sink.hpp"
+
+namespace floodgate {
+
+struct TableSinkOptions {
+  std::vector<std::string> input_columns;
+  std::vector<std::string> answer_columns;
+  // SQLite column types of the answer columns ("INTEGER", "REAL", "TEXT", "" = any), aligned
+  // with answer_columns; may be empty.
+  std::vector<std::string> answer_sql_types;
+  // The input values of the row an outcome belongs to, aligned with input_columns (shorter:
+  // the rest are blank). May be empty (no input columns).
+  std::function<std::vector<std::string>(const Outcome&)> input_values;
+  // What the call cost in USD; nullopt when unknown (left blank / NULL).
+  std::function<std::optional<double>(const Outcome&, const RowContext&)> cost_usd;
+};
+
+// The header the table sinks write (CSV flavour: without the SQLite-only columns).
+[[nodiscard]] std::vector<std::string> table_columns(const TableSinkOptions& options, bool sqlite);
+
+[[nodiscard]] std::unique_ptr<Sink> make_csv_sink(const std::string& path, OpenMode mode, TableSinkOptions options);
+[[nodiscard]] std::unique_ptr<Sink> make_sqlite_sink(const std::string& path, OpenMode mode, TableSinkOptions options);
+
+enum class OutputFormat { jsonl, csv, sqlite };
+// By extension: .csv -> csv; .sqlite, .sqlite3, .db -> sqlite; anything else (.jsonl, "-") -> jsonl.
+[[nodiscard]] OutputFormat output_format_of(const std::string& path) noexcept;
+// Opens the sink the path's extension names.
+[[nodiscard]] std::unique_ptr<Sink> make_sink_for_path(const std::string& path, OpenMode mode,
+                                                       TableSinkOptions options, bool fsync_on_flush = false);
+
+// Passes on only successes (ok = true) or only failures (ok = false): --errors FILE writes
+// the failures apart from the valid rows.
+[[nodiscard]] std::unique_ptr<Sink> make_filtered_sink(std::unique_ptr<Sink> inner, bool ok);
+
+}  // namespace floodgate
