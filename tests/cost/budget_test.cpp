@@ -119,3 +119,62 @@ TEST(DailyLedger, UtcDay) {
 
 }  // namespace
 }  // namespace floodgate::cost
+
+#include "floodgate/cost/budget_gate.hpp"
+
+namespace floodgate::cost {
+namespace {
+
+Request chat_request(const std::string& id, const std::string& model, std::uint64_t estimated, int max_tokens) {
+  Request r;
+  r.custom_id = id;
+  r.model = model;
+  r.body = "{\"model\":\"" + model + "\",\"max_tokens\":" + std::to_string(max_tokens) + "}";
+  r.estimated_tokens = estimated;
+  return r;
+}
+
+TEST(BudgetGate, WorstCaseSplitsTheEstimateIntoPromptAndAllowance) {
+  PriceTable t;
+  t.set("m", ModelPrice{.input_usd_per_million = 1.0, .cached_input_usd_per_million = 0.5,
+                        .output_usd_per_million = 4.0, .usd_per_minute = 0, .batch_discount = 0.5});
+  const Charge w = worst_case_charge(t, chat_request("a", "m", 1100, 100), 4096);
+  EXPECT_EQ(w.tokens, 1100u);
+  EXPECT_NEAR(w.cost_usd, (1000 * 1.0 + 100 * 4.0) / 1e6, 1e-15);
+  const Charge unpriced = worst_case_charge(t, chat_request("b", "other", 1100, 100), 4096);
+  EXPECT_EQ(unpriced.cost_usd, 0.0);
+  EXPECT_EQ(unpriced.tokens, 1100u);
+}
+
+TEST(BudgetGate, ReservesSettlesAndWritesTheLedger) {
+  PriceTable t;
+  t.set("m", ModelPrice{.input_usd_per_million = 1e6, .cached_input_usd_per_million = 1e6,
+                        .output_usd_per_million = 1e6, .usd_per_minute = 0, .batch_discount = 0});  // $1 a token
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("floodgate_gate_" + std::to_string(std::random_device{}()) + ".sqlite");
+  auto ledger = std::make_shared<DailyLedger>(path.string());
+  const auto now = std::chrono::system_clock::now();
+  ledger->add(utc_day(now), 2.0, 2);  // an earlier run today
+  BudgetGate gate(BudgetLimits{.max_cost_usd = 10.0, .max_tokens = {}, .daily_budget_usd = 9.0}, t, 16, ledger, now);
+  const Request a = chat_request("a", "m", 5, 2);  // worst $5
+  EXPECT_EQ(gate.admit(a), Admission::admitted);
+  EXPECT_EQ(gate.admit(chat_request("b", "m", 5, 2)), Admission::wait);  // 2 + 5 + 5 > 9
+  Usage u;
+  u.prompt_tokens = 3;
+  u.completion_tokens = 1;
+  u.total_tokens = 4;
+  gate.settle(a, u);
+  EXPECT_NEAR(gate.budget().spent_usd(), 4.0, 1e-9);
+  EXPECT_NEAR(ledger->spent_usd(utc_day(now)), 6.0, 1e-9);
+  EXPECT_EQ(gate.admit(chat_request("c", "m", 4, 1)), Admission::exhausted);  // 2 + 4 + 4 > 9
+  EXPECT_TRUE(gate.unpriced_models().empty());
+  (void)gate.admit(chat_request("d", "nope", 1, 1));
+  EXPECT_EQ(gate.unpriced_models(), (std::set<std::string>{"nope"}));
+  ledger.reset();
+  std::filesystem::remove(path);
+  std::filesystem::remove(path.string() + "-wal");
+  std::filesystem::remove(path.string() + "-shm");
+}
+
+}  // namespace
+}  // namespace floodgate::cost
