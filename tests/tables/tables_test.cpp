@@ -10,6 +10,8 @@
 #include "floodgate/tables/prompt_template.hpp"
 #include "floodgate/tables/row_request.hpp"
 #include "floodgate/tables/row_source.hpp"
+#include "floodgate/tables/table_input.hpp"
+#include "floodgate/core/batch_io.hpp"
 
 namespace floodgate::tables {
 namespace {
@@ -172,6 +174,46 @@ TEST(Utf8, Validation) {
   EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
   EXPECT_FALSE(is_valid_utf8("\xE2\x82"));          // truncated
   EXPECT_FALSE(is_valid_utf8("\xFF"));
+}
+
+TEST(ConvertTable, GoodRowsBecomeBatchLinesErrorRowsOutcomesValuesStored) {
+  TempFile csv(".csv", "id,text,extra\n1,hello \"you\",a\n2\n3,\"multi\nline\",c\n");
+  TempFile jsonl(".jsonl", "");
+  TempFile db(".sqlite", "");
+  auto rows = open_rows(csv.path());
+  RowRequestOptions o;
+  o.model = "gpt-4o-mini";
+  o.template_text = "Say: {text}";
+  o.id_column = "id";
+  RowRequestBuilder b(o, rows->columns(), rows->has_header());
+  std::vector<Outcome> errors;
+  ConvertStats stats;
+  {
+    InputRowStore store(db.path(), true);
+    stats = convert_table(*rows, b, jsonl.path(), &store, [&](const Outcome& e) { errors.push_back(e); });
+    EXPECT_EQ(store.get("3"), (std::vector<std::string>{"3", "multi\nline", "c"}));
+    EXPECT_EQ(store.get("2"), (std::vector<std::string>{"2", "", ""}));
+    EXPECT_TRUE(store.get("nope").empty());
+  }
+  EXPECT_EQ(stats.rows, 3u);
+  EXPECT_EQ(stats.requests, 2u);
+  EXPECT_EQ(stats.error_rows, 1u);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].custom_id, "2");
+  EXPECT_EQ(errors[0].error, ErrorKind::invalid_input);
+  EXPECT_EQ(errors[0].error_message, "row 2: column \"text\" is missing");
+  // The engine's own parser accepts every line we wrote.
+  LineReader reader(jsonl.path());
+  std::string_view line;
+  std::vector<std::string> ids;
+  while (reader.next(line)) {
+    const auto p = parse_input_line(line, reader.line_no(), InputOptions{});
+    ASSERT_TRUE(p.request) << p.error_message;
+    ids.push_back(p.request->custom_id);
+    EXPECT_EQ(p.request->model, "gpt-4o-mini");
+    EXPECT_EQ(p.request->endpoint, Endpoint::chat_completions);
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"1", "3"}));
 }
 
 }  // namespace
