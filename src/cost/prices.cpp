@@ -117,4 +117,15 @@ double worst_case_cost_usd(const ModelPrice& price, std::uint64_t prompt_tokens,
   return usd / 1e6 * tier_factor(price, tier);
 }
 
+CostRange cost_range(const PriceTable& prices, std::string_view model, std::uint64_t prompt_tokens,
+                     std::uint64_t completion_allowance_tokens, Tier tier) {
+  CostRange r;
+  const ModelPrice* p = prices.find(model);
+  if (p == nullptr) return r;
+  r.priced = true;
+  r.min_usd = worst_case_cost_usd(*p, prompt_tokens, 0, tier);
+  r.max_usd = worst_case_cost_usd(*p, prompt_tokens, completion_allowance_tokens, tier);
+  return r;
+}
+
 }  // namespace floodgate::cost

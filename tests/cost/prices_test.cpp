@@ -80,6 +80,16 @@ TEST(Cost, WorstCaseAssumesNoCacheAndTheFullAllowance) {
   EXPECT_LT(cost_usd(p, actual), worst_case_cost_usd(p, 1000, 500));
 }
 
+TEST(Cost, RangeForEstimate) {
+  const auto r = cost_range(PriceTable::builtin(), "gpt-4o-mini", 1'000'000, 500'000);
+  EXPECT_TRUE(r.priced);
+  EXPECT_NEAR(r.min_usd, 0.15, 1e-12);
+  EXPECT_NEAR(r.max_usd, 0.15 + 0.30, 1e-12);
+  const auto b = cost_range(PriceTable::builtin(), "gpt-4o-mini", 1'000'000, 500'000, Tier::batch);
+  EXPECT_NEAR(b.max_usd, 0.225, 1e-12);
+  EXPECT_FALSE(cost_range(PriceTable::builtin(), "mystery", 10, 10).priced);
+}
+
 TEST(Cost, AudioIsPerMinute) {
   ModelPrice p;
   p.usd_per_minute = 0.006;

@@ -64,4 +64,16 @@ class PriceTable {
                                          std::uint64_t completion_allowance_tokens,
                                          Tier tier = Tier::standard) noexcept;
 
+// What a job of `requests` costs at most and at least, before running it: the least assumes
+// no cached prompt tokens and no completion at all (prompt x input), the most the whole
+// completion allowance (prompt x input + allowance x output). `priced` is false when the
+// model has no price (both 0). For `floodgate estimate`.
+struct CostRange {
+  double min_usd = 0;
+  double max_usd = 0;
+  bool priced = false;
+};
+[[nodiscard]] CostRange cost_range(const PriceTable& prices, std::string_view model, std::uint64_t prompt_tokens,
+                                   std::uint64_t completion_allowance_tokens, Tier tier = Tier::standard);
+
 }  // namespace floodgate::cost
