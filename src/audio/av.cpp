@@ -18,7 +18,12 @@ void quiet_logging() noexcept {
 
 InputPtr open_input(const char* path, int* err) noexcept {
   AVFormatContext* raw = nullptr;
-  int rc = avformat_open_input(&raw, path, nullptr, nullptr);
+  // MP3: seek with the Xing table of contents instead of reading from the start (the
+  // generic seek reads every packet up to the target).
+  AVDictionary* options = nullptr;
+  av_dict_set(&options, "usetoc", "1", 0);
+  int rc = avformat_open_input(&raw, path, nullptr, &options);
+  av_dict_free(&options);
   if (rc < 0) {
     *err = rc;
     return nullptr;
