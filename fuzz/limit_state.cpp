@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.window_margin = std::chrono::milliseconds(in.byte() * 4);
   RateLimiter limiter(Limits{rpm, tpm, 0, 0}, in.byte() % 2 == 0, options);
   TimePoint now = TimePoint{} + 1000h;
-  TimePoint latest = now;  // the latest time the limiter has been told
+  TimePoint latest = TimePoint::min();  // the latest time the limiter has been told
   std::vector<Entry> log;
   std::deque<std::pair<Grant, std::size_t>> pending;
   int steps = 0;
