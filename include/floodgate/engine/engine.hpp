@@ -1,0 +1,124 @@
+#pragma once
+// Engine: runs one job — a JSONL file of requests through the API at the rate limit,
+// never over it, every outcome journaled, resumable. One thread, one event loop:
+//
+//   read (lazily, bounded look-ahead) -> estimate -> lane per model (FIFO)
+//     -> admit (breaker, limiter reserve, --max-in-flight) -> Transport
+//     -> classify -> retry at not-before | record (sink, then journal at a checkpoint)
+//
+// The design essay (admission, fairness, retries, resume and the exactly-once argument)
+// is docs/engine.md. Per-request failures are output lines; configuration errors throw
+// floodgate::Error before anything is sent.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "floodgate/core/batch_io.hpp"
+#include "floodgate/core/clock.hpp"
+#include "floodgate/engine/estimator.hpp"
+#include "floodgate/engine/progress.hpp"
+#include "floodgate/http/transport.hpp"
+#include "floodgate/limit/backoff.hpp"
+#include "floodgate/limit/circuit_breaker.hpp"
+#include "floodgate/limit/limits.hpp"
+#include "floodgate/limit/rate_limiter.hpp"
+#include "floodgate/store/sink.hpp"
+
+namespace floodgate::engine {
+
+struct Credentials {
+  std::string api_key;       // never logged, never written
+  std::string organization;  // OpenAI-Organization
+  std::string project;       // OpenAI-Project
+};
+
+struct EngineOptions {
+  std::string input_path;    // "-" = stdin
+  std::string output_path;   // "-" = stdout (then no reconciliation on resume)
+  std::string journal_path;  // empty: default_journal_path(output_path)
+  InputOptions input;
+  bool overwrite = false;    // delete an existing output and journal first
+
+  std::string base_url = "https://api.openai.com/v1";
+  Credentials credentials;
+
+  limit::LimitsConfig limits;
+  limit::LimiterOptions limiter;
+  limit::RetryPolicy retry;
+  limit::BreakerOptions breaker;
+  std::size_t max_in_flight = 64;
+  std::optional<Duration> max_wait;      // longest wait at the head of a lane for admission
+  bool ordered = false;                  // output in input order (bounded reorder buffer)
+  std::size_t lookahead = 0;             // requests read ahead; 0 = max(1024, 8 x max_in_flight)
+  Duration checkpoint_interval = std::chrono::milliseconds(200);
+  bool fsync = false;                    // fdatasync the output at every checkpoint
+
+  http::TransportOptions transport;
+  Estimator estimator;                   // null: conservative_estimator()
+  ProgressOptions progress;
+  // Extra sinks (CSV, SQLite ...) written beside the JSONL output, same rows.
+  std::vector<std::unique_ptr<Sink>> extra_sinks;
+};
+
+struct RunSummary {
+  std::map<std::string, std::uint64_t> outcomes;  // by ErrorKind name ("none" = success)
+  std::uint64_t total_lines = 0;        // request lines seen this run (blank lines excluded)
+  std::uint64_t skipped_done = 0;       // already in the journal (resume)
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t not_done = 0;           // left for a resume (interrupted, quota, paused)
+  std::uint64_t attempts = 0;           // HTTP attempts sent
+  std::uint64_t retries = 0;
+  std::uint64_t http_429 = 0;
+  std::uint64_t tokens_prompt = 0;
+  std::uint64_t tokens_completion = 0;
+  std::uint64_t tokens_total = 0;
+  std::uint64_t reconciled_output_lines = 0;  // output lines adopted into the journal at start
+  double wall_seconds = 0;
+  double achieved_rpm = 0;              // attempts per minute over the wall time
+  double achieved_tpm = 0;
+  limit::Limits limits;                 // in force at the end (first model seen)
+  std::uint64_t breaker_opened = 0;
+  int exit_code = 0;
+  std::string stop_reason;              // "", "interrupted", "insufficient_quota", "paused until ..."
+};
+
+class Engine {
+ public:
+  explicit Engine(EngineOptions options, Clock& clock = SteadyClock::instance());
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Runs the job to its end (or until stopped). Throws floodgate::Error for configuration
+  // problems found at start (unreadable input, foreign journal ...).
+  RunSummary run();
+
+  // Asks the loop to stop admitting and drain (first call) or to stop at once (second).
+  // Async-signal-safe: only sets an atomic and writes to a pipe.
+  void request_stop() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Installs SIGINT/SIGTERM handlers that call engine.request_stop(); restores the previous
+// handlers when destroyed.
+class SignalGuard {
+ public:
+  explicit SignalGuard(Engine& engine);
+  ~SignalGuard();
+  SignalGuard(const SignalGuard&) = delete;
+  SignalGuard& operator=(const SignalGuard&) = delete;
+};
+
+// Prints the end-of-job summary (human text, or one JSON object with json = true).
+[[nodiscard]] std::string format_summary(const RunSummary& summary, bool json);
+
+}  // namespace floodgate::engine

@@ -1,0 +1,68 @@
+#pragma once
+// Progress: what a running job shows. On a terminal, one live line rewritten in place
+//   [ 4,210/10,000  42%] 98.1 req/s  ETA 59s | rpm 5,890/6,000 tpm 1.2M/2M | 429s 0 retries 3 | breaker closed
+// Not on a terminal, the same facts as a log line every `log_interval` (plain text or one
+// JSON object per line with --log-format json). --quiet shows nothing but errors.
+// The engine calls update() on every loop turn; Progress decides when to draw.
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "floodgate/core/clock.hpp"
+
+namespace floodgate::engine {
+
+enum class LogFormat { text, json };
+
+struct ProgressOptions {
+  bool quiet = false;
+  LogFormat format = LogFormat::text;
+  std::optional<bool> tty;  // nullopt: isatty(stderr)
+  Duration tty_interval = std::chrono::milliseconds(250);
+  Duration log_interval = std::chrono::seconds(5);
+  std::FILE* stream = stderr;
+};
+
+struct ProgressState {
+  std::uint64_t done = 0;        // terminal outcomes this run (+ skipped)
+  std::uint64_t total = 0;       // lines known so far
+  bool total_final = false;      // input fully read
+  double input_fraction = 0;     // bytes read / file size, for an ETA before the end is known
+  std::uint64_t in_flight = 0;
+  std::uint64_t queued = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t http_429 = 0;
+  std::uint64_t retries = 0;
+  double requests_last_minute = 0;
+  double tokens_last_minute = 0;
+  double rpm_limit = 0;
+  double tpm_limit = 0;
+  std::string breaker = "closed";
+  std::string note;              // "draining", "paused until ...", "learning limits"
+};
+
+class Progress {
+ public:
+  explicit Progress(ProgressOptions options, TimePoint start);
+  // Draws if it is time to (or `force`).
+  void update(const ProgressState& state, TimePoint now, bool force = false);
+  // Clears the live line (before the summary is printed).
+  void finish();
+  // A warning or notice, printed on its own line (and in JSON with --log-format json).
+  void message(std::string_view level, std::string_view text);
+
+ private:
+  [[nodiscard]] std::string render(const ProgressState& s, TimePoint now) const;
+  ProgressOptions options_;
+  bool tty_ = false;
+  TimePoint start_;
+  TimePoint last_draw_{};
+  bool drawn_ = false;
+  bool live_line_ = false;
+};
+
+}  // namespace floodgate::engine

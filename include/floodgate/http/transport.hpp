@@ -1,0 +1,113 @@
+#pragma once
+// Transport: every HTTP exchange of a job through one libcurl multi handle, driven by one
+// event loop on the caller's thread.
+//
+//   submit(request)            adds a transfer (never blocks, never sends synchronously);
+//   poll(timeout, finished)    waits up to `timeout` for socket activity, a timer, or a
+//                              wake-up, drives all transfers, and appends every finished
+//                              exchange to `finished` (read in a deferred step after
+//                              curl_multi_perform, so no callback re-enters the caller);
+//   wakeup()                   interrupts a poll() from another thread (curl_multi_wakeup);
+//                              a file descriptor given in TransportOptions::wake_fd (a
+//                              signal self-pipe) interrupts it too.
+//
+// Connections are reused across transfers (the multi handle's connection cache) and HTTP/2
+// streams are multiplexed over one connection when the server offers h2 (ALPN over TLS).
+// Proxies come from the environment (http_proxy, https_proxy, no_proxy), as libcurl does.
+// A request body is either bytes (shared, never copied: retries reuse them) or a curl_mime
+// built by a callback (multipart uploads streamed from disk with curl_mime_filedata). Every
+// response's headers are captured (names lower-cased) for the limiter's re-sync.
+//
+// Secrets: request headers (Authorization) are never logged. Error texts come from
+// libcurl's error buffer, which names hosts and causes, not headers; the optional debug
+// trace redacts the Authorization header.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "floodgate/core/clock.hpp"
+
+using CURL = void;
+struct curl_mime;
+
+namespace floodgate::http {
+
+struct TransportOptions {
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds total_timeout{600'000};  // one attempt, first byte sent to last received
+  std::chrono::milliseconds idle_timeout{120'000};   // no byte received for this long: abort
+  long max_connections = 0;   // connection cache size; 0 = libcurl's default heuristic
+  bool http2 = true;          // negotiate HTTP/2 over TLS and multiplex streams
+  int wake_fd = -1;           // when readable, poll() returns (e.g. a signal self-pipe)
+  // Trace of each exchange (request/response headers) to this function, Authorization
+  // redacted. Null: no trace.
+  std::function<void(std::string_view)> debug_trace;
+  std::string user_agent = "floodgate";
+};
+
+// Builds the multipart body of a transfer on the given easy handle; the Transport frees
+// the returned mime when the transfer ends. Return null to fail the transfer.
+using MimeBuilder = std::function<curl_mime*(CURL* easy)>;
+
+struct HttpRequest {
+  std::uint64_t tag = 0;                      // returned with the response
+  std::string url;
+  std::vector<std::string> headers;           // "Name: value"
+  std::shared_ptr<const std::string> body;    // bytes to POST (Content-Type set by the caller)
+  MimeBuilder mime;                           // or a multipart body (takes precedence)
+  std::optional<std::chrono::milliseconds> total_timeout;  // overrides the option for this one
+};
+
+enum class TransportError : std::uint8_t {
+  none,        // an HTTP response was received (any status)
+  timeout,     // connect, idle or total timeout
+  connection,  // refused, reset, DNS, TLS, send/receive failure
+  other,       // anything else libcurl reports
+};
+
+struct HttpResponse {
+  std::uint64_t tag = 0;
+  int status = 0;  // 0 when no response was received
+  TransportError error = TransportError::none;
+  std::string error_message;  // empty when error == none
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names, final response only
+  std::string body;
+  std::chrono::nanoseconds elapsed{0};
+  std::string http_version;  // "1.1", "2"
+
+  // The first header with this lower-case name.
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view lowercase_name) const noexcept;
+};
+
+class Transport {
+ public:
+  explicit Transport(TransportOptions options = {});
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // Starts a transfer. Throws floodgate::Error only when libcurl cannot allocate a handle.
+  void submit(HttpRequest request);
+  // Drives transfers; waits at most `timeout` when nothing is ready. Finished exchanges are
+  // appended to `finished`; returns how many.
+  std::size_t poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished);
+  // Interrupts a poll() in progress (callable from any thread).
+  void wakeup() noexcept;
+  // Aborts every transfer in flight; they are not reported.
+  void cancel_all() noexcept;
+
+  [[nodiscard]] std::size_t in_flight() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace floodgate::http

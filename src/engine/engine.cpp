@@ -1,0 +1,954 @@
+#include "floodgate/engine/engine.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <random>
+#include <unordered_map>
+
+#include "floodgate/core/duration.hpp"
+#include "floodgate/core/error.hpp"
+#include "floodgate/core/exit_codes.hpp"
+#include "floodgate/engine/response.hpp"
+#include "floodgate/limit/limiter_set.hpp"
+#include "floodgate/limit/rate_limit_headers.hpp"
+#include "floodgate/store/journal.hpp"
+
+namespace floodgate::engine {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+constexpr std::size_t kIdentityPrefixBytes = 64 * 1024;
+
+std::string hex64(std::uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    s[static_cast<std::size_t>(i)] = kHex[v & 0xF];
+    v >>= 4;
+  }
+  return s;
+}
+
+std::string join_url(std::string base, std::string_view path) {
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (base.size() >= 3 && base.compare(base.size() - 3, 3, "/v1") == 0 && path.starts_with("/v1/")) path.remove_prefix(3);
+  return base + std::string(path);
+}
+
+bool file_nonempty(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+}
+
+void remove_journal_files(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  std::filesystem::remove(path + "-wal", ec);
+  std::filesystem::remove(path + "-shm", ec);
+}
+
+std::string thousands(std::uint64_t v) {
+  const std::string digits = std::to_string(v);
+  std::string out;
+  out.reserve(digits.size() + digits.size() / 3);
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+std::atomic<Engine*> g_signal_engine{nullptr};
+
+extern "C" void on_stop_signal(int /*sig*/) {
+  Engine* e = g_signal_engine.load();
+  if (e != nullptr) e->request_stop();
+}
+
+}  // namespace
+
+// ---- the engine's state -------------------------------------------------------------------
+
+struct Engine::Impl {
+  struct Item {
+    Request req;
+    std::shared_ptr<const std::string> body;
+    std::uint64_t seq = 0;
+    std::uint32_t attempts = 0;
+    std::string client_request_id;
+    TimePoint read_at{};
+    TimePoint first_sent_at{};
+    std::uint64_t est_tokens = 0;
+    Outcome last;  // the last failed attempt, for the final error line
+  };
+  struct Lane {
+    std::string model;
+    std::deque<Item*> queue;
+    limit::RateLimiter* limiter = nullptr;
+    TimePoint next_try{};       // don't ask the limiter before this
+    Item* head_seen = nullptr;  // for --max-wait: when did the current head become head
+    TimePoint head_since{};
+    bool suspended = false;
+    TimePoint suspended_until{};
+  };
+  struct InFlight {
+    Item* item = nullptr;
+    Lane* lane = nullptr;
+    limit::Grant grant;
+  };
+  struct PendingWrite {
+    Outcome outcome;
+    std::string model;
+    std::string url;
+    Endpoint endpoint = Endpoint::chat_completions;
+    std::string body;
+    std::uint64_t est_tokens = 0;
+    TimePoint read_at{};
+    TimePoint first_sent_at{};
+  };
+
+  EngineOptions opt;
+  Clock& clock;
+  int wake_pipe[2] = {-1, -1};
+  std::atomic<int> stop_requests{0};
+
+  std::unique_ptr<http::Transport> transport;
+  limit::LimiterSet limiters;
+  limit::CircuitBreaker breaker;
+  limit::Backoff backoff;
+  std::unique_ptr<Journal> journal;
+  std::unique_ptr<Sink> sink;
+  std::unique_ptr<Progress> progress;
+  std::unique_ptr<LineReader> reader;
+
+  std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;  // by seq: read, not yet terminal
+  std::map<std::string, Lane, std::less<>> lanes;
+  std::multimap<TimePoint, Item*> retry_at;
+  std::unordered_map<std::uint64_t, InFlight> in_flight;
+  std::map<std::uint64_t, std::optional<PendingWrite>> reorder;  // --ordered; nullopt = a hole
+  std::uint64_t next_write_seq = 0;
+  std::uint64_t next_seq = 0;
+
+  CustomIdSet seen_ids;
+  CustomIdSet done_keys;  // hashes of journal keys at start (confirmed by the journal on a hit)
+  bool input_done = false;
+  bool stop_admitting = false;
+  bool stop_now = false;
+  bool quota_stop = false;
+  bool interrupted = false;
+  std::optional<TimePoint> paused_until;
+  std::string paused_model;
+
+  std::vector<std::string> base_headers;
+  std::string run_nonce;
+  std::map<Endpoint, std::string> urls;
+  std::size_t lookahead = 0;
+  std::size_t lane_cursor = 0;
+
+  RunSummary summary;
+  TimePoint start{};
+  TimePoint last_checkpoint{};
+  TimePoint last_long_wait_warning{};
+
+  Impl(EngineOptions o, Clock& c)
+      : opt(std::move(o)),
+        clock(c),
+        limiters(opt.limits, opt.limiter),
+        breaker(opt.breaker),
+        backoff(opt.retry, std::random_device{}()) {}
+
+  ~Impl() {
+    if (wake_pipe[0] >= 0) ::close(wake_pipe[0]);
+    if (wake_pipe[1] >= 0) ::close(wake_pipe[1]);
+  }
+
+  // ---- start-up -----------------------------------------------------------------------------
+
+  void prepare() {
+    if (opt.max_in_flight == 0) throw Error("--max-in-flight must be at least 1");
+    if (opt.retry.max_attempts < 1) throw Error("--max-attempts must be at least 1");
+    if (!opt.estimator) opt.estimator = conservative_estimator();
+    if (opt.journal_path.empty()) {
+      if (opt.output_path == "-") throw Error("writing the output to stdout needs --journal PATH (the journal makes the job resumable)");
+      opt.journal_path = default_journal_path(opt.output_path);
+    }
+    lookahead = opt.lookahead != 0 ? opt.lookahead : std::max<std::size_t>(1024, 8 * opt.max_in_flight);
+
+    if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Error("cannot create a pipe: " + std::string(std::strerror(errno)), exit_code::internal);
+    opt.transport.wake_fd = wake_pipe[0];
+    transport = std::make_unique<http::Transport>(opt.transport);
+
+    start = clock.now();
+    last_checkpoint = start;
+    progress = std::make_unique<Progress>(opt.progress, start);
+
+    if (opt.overwrite) {
+      if (opt.output_path != "-") {
+        std::error_code ec;
+        std::filesystem::remove(opt.output_path, ec);
+      }
+      remove_journal_files(opt.journal_path);
+    }
+
+    reader = std::make_unique<LineReader>(opt.input_path);
+    const std::string_view prefix = reader->prefix(kIdentityPrefixBytes);
+    std::string identity_text(prefix);
+    identity_text += "|endpoint=";
+    identity_text += opt.input.default_endpoint ? std::string(endpoint_path(*opt.input.default_endpoint)) : std::string("-");
+    const std::string identity = "v1:" + hex64(CustomIdSet::hash(identity_text));
+
+    const bool output_is_file = opt.output_path != "-";
+    const bool journal_exists = std::filesystem::exists(opt.journal_path);
+    if (output_is_file && !journal_exists && file_nonempty(opt.output_path)) {
+      throw Error("the output \"" + opt.output_path + "\" already exists and has no journal (" + opt.journal_path +
+                  "); pass --overwrite to replace it, or choose another output");
+    }
+    journal = std::make_unique<Journal>(opt.journal_path, identity);
+
+    if (output_is_file && journal_exists) reconcile_output();
+
+    const bool resume = journal->count() > 0;
+    journal->for_each_key([this](std::string_view key) { done_keys.insert(key); });
+    sink = make_jsonl_sink(opt.output_path, resume ? OpenMode::append : OpenMode::truncate, opt.fsync);
+    if (resume) {
+      progress->message("info", "resuming: " + thousands(journal->count()) + " outcomes already in the journal " + opt.journal_path +
+                                    " are skipped");
+    }
+
+    // Headers shared by every request. The key is only ever placed here.
+    if (!opt.credentials.api_key.empty()) base_headers.push_back("Authorization: Bearer " + opt.credentials.api_key);
+    base_headers.emplace_back("Content-Type: application/json");
+    if (!opt.credentials.organization.empty()) base_headers.push_back("OpenAI-Organization: " + opt.credentials.organization);
+    if (!opt.credentials.project.empty()) base_headers.push_back("OpenAI-Project: " + opt.credentials.project);
+    std::random_device rd;
+    run_nonce = hex64((static_cast<std::uint64_t>(rd()) << 32) ^ rd()).substr(0, 12);
+    for (Endpoint e : {Endpoint::chat_completions, Endpoint::embeddings, Endpoint::audio_transcriptions, Endpoint::completions,
+                       Endpoint::responses}) {
+      urls[e] = join_url(opt.base_url, endpoint_path(e));
+    }
+  }
+
+  // After a crash the output may hold lines the journal has not committed yet (written,
+  // flushed, then killed before the commit), or a torn last line. Make them agree: cut the
+  // torn tail, adopt every output line into the journal, and forget journal rows whose line
+  // is missing from the output (only possible if the output was edited or lost).
+  void reconcile_output() {
+    truncate_torn_tail(opt.output_path);
+    if (!std::filesystem::exists(opt.output_path)) {
+      const auto n = journal->count();
+      if (n > 0) {
+        progress->message("warning", "the output " + opt.output_path + " is missing: its " + thousands(n) +
+                                         " journaled outcomes will be run again");
+        std::vector<std::string> all;
+        journal->for_each_key([&](std::string_view k) { all.emplace_back(k); });
+        journal->remove(all);
+      }
+      return;
+    }
+    CustomIdSet in_output;
+    LineReader out(opt.output_path);
+    std::string_view line;
+    std::uint64_t adopted = 0;
+    while (out.next(line)) {
+      if (is_blank_line(line)) continue;
+      auto info = read_output_line(line);
+      if (!info) continue;
+      Outcome o;
+      o.custom_id = info->custom_id;
+      o.line_no = info->line_no;
+      o.status_code = info->status_code;
+      o.error = info->error;
+      const std::string key = Journal::key_of(o);
+      in_output.insert(key);
+      if (!journal->is_done(key)) {
+        journal->record(o);
+        ++adopted;
+      }
+    }
+    journal->commit();
+    std::vector<std::string> missing;
+    journal->for_each_key([&](std::string_view k) {
+      if (!in_output.contains(k)) missing.emplace_back(k);
+    });
+    if (!missing.empty()) {
+      progress->message("warning", thousands(missing.size()) + " journaled outcomes are missing from " + opt.output_path +
+                                       ": they will be run again");
+      journal->remove(missing);
+    }
+    summary.reconciled_output_lines = adopted;
+  }
+
+  // ---- reading ------------------------------------------------------------------------------
+
+  [[nodiscard]] bool already_done(const std::string& key) { return done_keys.contains(key) && journal->is_done(key); }
+
+  Lane& lane_for(const std::string& model) {
+    auto it = lanes.find(model);
+    if (it == lanes.end()) {
+      it = lanes.emplace(model, Lane{}).first;
+      it->second.model = model;
+      it->second.limiter = &limiters.for_model(model);
+    }
+    return it->second;
+  }
+
+  void read_input(TimePoint now) {
+    std::string_view line;
+    while (!input_done && !stop_admitting && items.size() + reorder.size() < lookahead) {
+      if (!reader->next(line)) {
+        input_done = true;
+        break;
+      }
+      if (is_blank_line(line)) continue;
+      const std::uint64_t line_no = reader->line_no();
+      ParsedLine p = parse_input_line(line, line_no, opt.input);
+      ++summary.total_lines;
+
+      if (!p.request) {
+        Outcome o;
+        o.line_no = line_no;
+        o.error = p.error;
+        o.error_message = p.error_message;
+        if (!p.custom_id.empty() && seen_ids.insert(p.custom_id)) o.custom_id = p.custom_id;
+        if (already_done(Journal::key_of(o))) {
+          ++summary.skipped_done;
+          continue;
+        }
+        finish_without_item(o, now);
+        continue;
+      }
+      Request& req = *p.request;
+      if (!seen_ids.insert(req.custom_id)) {
+        Outcome o;
+        o.line_no = line_no;
+        o.error = ErrorKind::invalid_input;
+        o.error_message = "line " + std::to_string(line_no) + ": duplicate custom_id \"" + req.custom_id + "\" (an earlier line has it)";
+        if (already_done(Journal::key_of(o))) {
+          ++summary.skipped_done;
+          continue;
+        }
+        finish_without_item(o, now);
+        continue;
+      }
+      if (already_done(req.custom_id)) {
+        ++summary.skipped_done;
+        continue;
+      }
+      auto item = std::make_unique<Item>();
+      item->seq = next_seq++;
+      item->read_at = now;
+      item->est_tokens = opt.estimator(req);
+      req.estimated_tokens = item->est_tokens;
+      item->body = std::make_shared<const std::string>(std::move(req.body));
+      item->client_request_id = "fg-" + run_nonce + "-" + std::to_string(line_no);
+      item->req = std::move(req);
+      Item* raw = item.get();
+      items.emplace(raw->seq, std::move(item));
+      Lane& lane = lane_for(raw->req.model);
+      lane.queue.push_back(raw);
+    }
+  }
+
+  // ---- recording ----------------------------------------------------------------------------
+
+  void emit(PendingWrite& w, TimePoint now) {
+    RowContext ctx;
+    ctx.model = w.model;
+    ctx.url = w.url;
+    ctx.endpoint = w.endpoint;
+    ctx.request_body = w.body;
+    ctx.estimated_tokens = w.est_tokens;
+    ctx.queued = w.first_sent_at != TimePoint{} ? w.first_sent_at - w.read_at : Duration{0};
+    ctx.total = now - w.read_at;
+    ctx.finished_at = std::chrono::system_clock::now();
+    sink->write(w.outcome, ctx);
+    for (auto& s : opt.extra_sinks) s->write(w.outcome, ctx);
+    journal->record(w.outcome);
+    const Outcome& o = w.outcome;
+    ++summary.outcomes[std::string(to_string(o.error))];
+    if (o.ok()) {
+      ++summary.succeeded;
+    } else {
+      ++summary.failed;
+    }
+    summary.tokens_prompt += o.usage.prompt_tokens;
+    summary.tokens_completion += o.usage.completion_tokens;
+    summary.tokens_total += o.usage.total_tokens;
+  }
+
+  void deliver(std::uint64_t seq, std::optional<PendingWrite> w, TimePoint now) {
+    if (!opt.ordered) {
+      if (w) emit(*w, now);
+      return;
+    }
+    reorder.emplace(seq, std::move(w));
+    while (!reorder.empty() && reorder.begin()->first == next_write_seq) {
+      if (reorder.begin()->second) emit(*reorder.begin()->second, now);
+      reorder.erase(reorder.begin());
+      ++next_write_seq;
+    }
+  }
+
+  void finish_without_item(Outcome o, TimePoint now) {
+    const std::uint64_t seq = next_seq++;
+    PendingWrite w;
+    w.outcome = std::move(o);
+    w.read_at = now;
+    deliver(seq, std::move(w), now);
+  }
+
+  // A terminal outcome for an item: write it (now or in order), forget the item.
+  void finish(Item* item, Outcome o, TimePoint now) {
+    PendingWrite w;
+    w.outcome = std::move(o);
+    w.model = item->req.model;
+    w.url = item->req.url;
+    w.endpoint = item->req.endpoint;
+    if (!opt.extra_sinks.empty()) w.body = *item->body;
+    w.est_tokens = item->est_tokens;
+    w.read_at = item->read_at;
+    w.first_sent_at = item->first_sent_at;
+    const std::uint64_t seq = item->seq;
+    items.erase(seq);
+    deliver(seq, std::move(w), now);
+  }
+
+  // The item is left for a resume (stopped before it finished).
+  void abandon(Item* item, TimePoint now) {
+    const std::uint64_t seq = item->seq;
+    ++summary.not_done;
+    items.erase(seq);
+    deliver(seq, std::nullopt, now);
+  }
+
+  Outcome failure(const Item* item, ErrorKind kind, std::string message) const {
+    Outcome o;
+    o.custom_id = item->req.custom_id;
+    o.line_no = item->req.line_no;
+    o.error = kind;
+    o.error_message = std::move(message);
+    o.attempts = item->attempts;
+    return o;
+  }
+
+  void checkpoint(TimePoint now, bool force) {
+    if (!force && now - last_checkpoint < opt.checkpoint_interval && journal->pending() < 8192) return;
+    last_checkpoint = now;
+    if (journal->pending() == 0 && !force) return;
+    // Order matters: the rows reach the output before the journal says they are done.
+    sink->flush();
+    for (auto& s : opt.extra_sinks) s->flush();
+    journal->commit();
+  }
+
+  // ---- admission ----------------------------------------------------------------------------
+
+  void send(Item* item, Lane& lane, const limit::Grant& grant, TimePoint now) {
+    ++item->attempts;
+    if (item->attempts == 1) {
+      item->first_sent_at = now;
+    } else {
+      ++summary.retries;
+    }
+    ++summary.attempts;
+    http::HttpRequest hr;
+    hr.tag = item->seq;
+    hr.url = urls[item->req.endpoint];
+    hr.headers = base_headers;
+    hr.headers.push_back("x-client-request-id: " + item->client_request_id);
+    hr.body = item->body;
+    transport->submit(std::move(hr));
+    in_flight.emplace(item->seq, InFlight{item, &lane, grant});
+  }
+
+  // Admits what may go now; returns the earliest time anything blocked could go.
+  TimePoint admit(TimePoint now) {
+    TimePoint wake = TimePoint::max();
+    if (stop_admitting || lanes.empty()) return wake;
+    const auto bstate = breaker.state(now);
+    if (bstate == limit::BreakerState::open) return std::min(wake, breaker.blocked_until());
+    if (bstate == limit::BreakerState::half_open && breaker.blocked_until() == TimePoint::max()) return wake;  // probe out
+
+    std::vector<Lane*> order;
+    order.reserve(lanes.size());
+    for (auto& [name, lane] : lanes) order.push_back(&lane);
+    const std::size_t n = order.size();
+    lane_cursor = (lane_cursor + 1) % n;
+    for (std::size_t k = 0; k < n; ++k) {
+      Lane& lane = *order[(lane_cursor + k) % n];
+      if (lane.suspended) continue;
+      while (!lane.queue.empty()) {
+        if (in_flight.size() >= opt.max_in_flight) return wake;
+        if (lane.next_try > now) {
+          wake = std::min(wake, lane.next_try);
+          break;
+        }
+        Item* head = lane.queue.front();
+        if (head != lane.head_seen) {
+          lane.head_seen = head;
+          lane.head_since = now;
+        }
+        if (opt.max_wait && now - lane.head_since > *opt.max_wait) {
+          lane.queue.pop_front();
+          finish(head, failure(head, ErrorKind::max_wait, "waited longer than --max-wait (" + format_duration(*opt.max_wait) + ") for admission"), now);
+          continue;
+        }
+        const limit::Cost cost{1, head->est_tokens};
+        const bool closed = breaker.state(now) == limit::BreakerState::closed;
+        limit::Decision d = closed ? lane.limiter->try_acquire(cost, now) : lane.limiter->peek(cost, now);
+        if (d.verdict == limit::Decision::Verdict::cannot_fit) {
+          lane.queue.pop_front();
+          const auto lim = lane.limiter->limits();
+          finish(head, failure(head, ErrorKind::cannot_fit,
+                               "the request needs an estimated " + std::to_string(head->est_tokens) + " tokens, more than the " +
+                                   std::string(limit::to_string(d.blocked_by)) + " limit allows (tokens/min " +
+                                   std::to_string(static_cast<long long>(lim.tokens_per_minute)) + "); it can never be sent"),
+                 now);
+          continue;
+        }
+        if (d.verdict == limit::Decision::Verdict::wait) {
+          lane.next_try = d.not_before;
+          if (opt.max_wait) lane.next_try = std::min(lane.next_try, lane.head_since + *opt.max_wait + std::chrono::milliseconds(1));
+          wake = std::min(wake, lane.next_try);
+          break;
+        }
+        if (!closed) {
+          if (!breaker.try_pass(now)) return std::min(wake, breaker.blocked_until());
+          d = lane.limiter->try_acquire(cost, now);
+          if (!d.admitted()) continue;
+        }
+        lane.queue.pop_front();
+        send(head, lane, d.grant, now);
+        if (!closed) return wake;  // the probe: nothing else until it answers
+      }
+    }
+    return wake;
+  }
+
+  // ---- responses ----------------------------------------------------------------------------
+
+  void warn_long_wait(Duration wait, const std::string& what, TimePoint now) {
+    if (wait <= std::chrono::seconds(10)) return;
+    if (now - last_long_wait_warning < std::chrono::seconds(10) && last_long_wait_warning != TimePoint{}) return;
+    last_long_wait_warning = now;
+    progress->message("warning", what + ": waiting " + format_duration(wait));
+  }
+
+  void on_response(http::HttpResponse& r, TimePoint now) {
+    auto it = in_flight.find(r.tag);
+    if (it == in_flight.end()) return;
+    InFlight f = it->second;
+    in_flight.erase(it);
+    Item* item = f.item;
+    Lane& lane = *f.lane;
+
+    const auto rl = limit::parse_rate_limit_headers(r.headers);
+    lane.limiter->observe(rl, now);
+
+    Outcome o;
+    o.custom_id = item->req.custom_id;
+    o.line_no = item->req.line_no;
+    o.attempts = item->attempts;
+    o.latency_seconds = std::chrono::duration<double>(r.elapsed).count();
+    o.status_code = r.status;
+    if (auto rid = r.header("x-request-id")) o.request_id = std::string(*rid);
+
+    if (r.error != http::TransportError::none) {
+      o.error = r.error == http::TransportError::timeout ? ErrorKind::timeout : ErrorKind::connection;
+      o.error_message = std::string(r.error == http::TransportError::timeout ? "timeout: " : "connection error: ") + r.error_message;
+    } else {
+      ResponseInfo info = inspect_response_body(r.body);
+      if (r.status >= 200 && r.status < 300) {
+        if (!info.valid_json) {
+          o.error = ErrorKind::bad_response;
+          o.error_message = "the " + std::to_string(r.status) + " response body is not valid JSON (" + std::to_string(r.body.size()) + " bytes)";
+        } else {
+          o.body = std::move(r.body);
+          o.usage = info.usage;
+        }
+      } else {
+        o.error = classify_http(r.status, info.error_type, info.error_code);
+        o.error_message = !info.error_message.empty() ? info.error_message : "HTTP " + std::to_string(r.status);
+        if (!info.error_code.empty() && info.error_message.empty()) o.error_message += " (" + info.error_code + ")";
+        if (info.valid_json) o.body = std::move(r.body);
+      }
+      if (r.status == 429) ++summary.http_429;
+    }
+
+    // Reconcile the reservation with what the attempt actually cost.
+    limit::Cost actual{1, f.grant.cost.tokens};
+    if (o.ok()) {
+      if (o.usage.total_tokens > 0) actual.tokens = o.usage.total_tokens;
+    } else if (o.error == ErrorKind::rate_limited || o.error == ErrorKind::insufficient_quota || !is_retryable(o.error)) {
+      actual.tokens = 0;  // refused before any work: no tokens spent
+    }
+    lane.limiter->reconcile(f.grant, actual, now);
+    lane.next_try = TimePoint{};  // observe/reconcile may have made room
+    for (auto& [name, l] : lanes) l.next_try = std::min(l.next_try, now);
+
+    if (o.ok()) {
+      breaker.on_success(now);
+      finish(item, std::move(o), now);
+      return;
+    }
+    if (o.error == ErrorKind::rate_limited) {
+      const auto before = breaker.times_opened();
+      breaker.on_rate_limited(now, rl.wait_hint());
+      if (breaker.times_opened() != before) {
+        const auto wait = breaker.blocked_until() - now;
+        progress->message("warning", "circuit breaker open after " + std::to_string(opt.breaker.threshold) +
+                                         " consecutive 429s: pausing all sending for " + format_duration(wait));
+      }
+    } else {
+      breaker.on_other_failure(now);
+    }
+
+    if (o.error == ErrorKind::insufficient_quota) {
+      if (!quota_stop) {
+        progress->message("error", "429 insufficient_quota: the account is out of quota (check the plan and billing details). "
+                                   "Stopped admitting; draining requests in flight. Re-run the same command to resume.");
+      }
+      quota_stop = true;
+      stop_admitting = true;
+      abandon(item, now);
+      return;
+    }
+    if (is_retryable(o.error)) {
+      if (stop_admitting) {
+        abandon(item, now);
+        return;
+      }
+      if (static_cast<int>(item->attempts) >= opt.retry.max_attempts) {
+        o.error_message = o.error_message + " (after " + std::to_string(item->attempts) + " attempts)";
+        finish(item, std::move(o), now);
+        return;
+      }
+      std::optional<Duration> hint = o.error == ErrorKind::rate_limited ? rl.wait_hint() : rl.retry_after;
+      const limit::RetryDecision d = backoff.next(static_cast<int>(item->attempts), hint);
+      if (d.verdict == limit::RetryVerdict::retry) {
+        item->last = std::move(o);
+        retry_at.emplace(now + d.delay, item);
+        warn_long_wait(d.delay, "retrying " + item->req.custom_id, now);
+        return;
+      }
+      if (d.verdict == limit::RetryVerdict::suspend) {
+        const TimePoint until = now + d.delay;
+        lane.limiter->pause_until(until);
+        lane.suspended = true;
+        lane.suspended_until = until;
+        if (!paused_until || until > *paused_until) {
+          paused_until = until;
+          paused_model = lane.model;
+        }
+        progress->message("warning", "the server asks to wait " + format_duration(d.delay) + " for model \"" + lane.model +
+                                         "\" (beyond the retry horizon): no more requests for it in this run; re-run after that to resume");
+        lane.queue.push_front(item);  // stays unfinished: resumable
+        return;
+      }
+      finish(item, std::move(o), now);
+      return;
+    }
+    finish(item, std::move(o), now);
+  }
+
+  void release_due_retries(TimePoint now) {
+    if (retry_at.empty() || retry_at.begin()->first > now) return;
+    std::vector<Item*> due;
+    while (!retry_at.empty() && retry_at.begin()->first <= now) {
+      due.push_back(retry_at.begin()->second);
+      retry_at.erase(retry_at.begin());
+    }
+    // Older requests first: push to the front in descending input order.
+    std::sort(due.begin(), due.end(), [](const Item* a, const Item* b) { return a->seq > b->seq; });
+    for (Item* item : due) {
+      Lane& lane = lane_for(item->req.model);
+      lane.queue.push_front(item);
+      lane.next_try = std::min(lane.next_try, now);
+    }
+  }
+
+  // ---- stopping -----------------------------------------------------------------------------
+
+  void drain_pipe() {
+    char buf[64];
+    while (::read(wake_pipe[0], buf, sizeof buf) > 0) {
+    }
+  }
+
+  void check_stop(TimePoint now) {
+    const int n = stop_requests.load();
+    if (n == 0) return;
+    drain_pipe();
+    if (!interrupted) {
+      interrupted = true;
+      stop_admitting = true;
+      progress->message("warning", "interrupted: no new requests; waiting for " + std::to_string(in_flight.size()) +
+                                       " in flight (Ctrl-C again to stop at once). Re-run the same command to resume.");
+    }
+    if (n >= 2 && !stop_now) {
+      stop_now = true;
+      transport->cancel_all();
+      for (auto& [seq, f] : in_flight) {
+        (void)seq;
+        f.lane->limiter->reconcile(f.grant, limit::Cost{1, f.grant.cost.tokens}, now);
+      }
+      std::vector<Item*> flying;
+      for (auto& [seq, f] : in_flight) flying.push_back(f.item);
+      in_flight.clear();
+      for (Item* item : flying) abandon(item, now);
+    }
+  }
+
+  // When admitting stops, everything queued is left for a resume.
+  void abandon_queued(TimePoint now) {
+    std::vector<Item*> left;
+    for (auto& [name, lane] : lanes) {
+      for (Item* item : lane.queue) left.push_back(item);
+      lane.queue.clear();
+    }
+    for (auto& [t, item] : retry_at) left.push_back(item);
+    retry_at.clear();
+    std::sort(left.begin(), left.end(), [](const Item* a, const Item* b) { return a->seq < b->seq; });
+    for (Item* item : left) abandon(item, now);
+  }
+
+  [[nodiscard]] bool stuck_on_suspended() const {
+    if (!paused_until || !in_flight.empty()) return false;
+    if (!input_done && items.size() + reorder.size() < lookahead) return false;
+    for (const auto& [name, lane] : lanes) {
+      if (!lane.suspended && !lane.queue.empty()) return false;
+    }
+    for (const auto& [t, item] : retry_at) {
+      auto it = lanes.find(item->req.model);
+      if (it != lanes.end() && !it->second.suspended) return false;
+    }
+    return true;
+  }
+
+  // ---- progress -----------------------------------------------------------------------------
+
+  ProgressState progress_state(TimePoint now) {
+    ProgressState s;
+    s.done = summary.succeeded + summary.failed + summary.skipped_done;
+    s.total = summary.total_lines;
+    s.total_final = input_done;
+    if (reader->size_bytes() > 0) s.input_fraction = static_cast<double>(reader->bytes_read()) / static_cast<double>(reader->size_bytes());
+    s.in_flight = in_flight.size();
+    s.queued = items.size() - in_flight.size();
+    s.failed = summary.failed;
+    s.http_429 = summary.http_429;
+    s.retries = summary.retries;
+    s.breaker = std::string(limit::to_string(breaker.state(now)));
+    if (!lanes.empty()) {
+      const auto snap = lanes.begin()->second.limiter->snapshot(now);
+      s.requests_last_minute = snap.requests_last_minute;
+      s.tokens_last_minute = snap.tokens_last_minute;
+      s.rpm_limit = snap.limits.requests_per_minute;
+      s.tpm_limit = snap.limits.tokens_per_minute;
+      if (snap.learning) s.note = "learning limits";
+    }
+    if (stop_admitting) s.note = interrupted ? "interrupted: draining" : quota_stop ? "insufficient_quota: draining" : "draining";
+    if (paused_until) s.note = "model \"" + paused_model + "\" paused for " + format_duration(*paused_until - now);
+    return s;
+  }
+
+  // ---- the loop -----------------------------------------------------------------------------
+
+  RunSummary run() {
+    prepare();
+    std::vector<http::HttpResponse> finished;
+    finished.reserve(256);
+    bool queued_abandoned = false;
+    for (;;) {
+      TimePoint now = clock.now();
+      check_stop(now);
+      if (stop_admitting && !queued_abandoned) {
+        abandon_queued(now);
+        queued_abandoned = true;
+      }
+      if (!stop_admitting) {
+        read_input(now);
+        release_due_retries(now);
+      }
+      TimePoint wake = admit(now);
+      if (!retry_at.empty()) wake = std::min(wake, retry_at.begin()->first);
+
+      const bool idle = in_flight.empty() && items.empty();
+      if (idle && (input_done || stop_admitting)) break;
+      if (stuck_on_suspended()) {
+        stop_admitting = true;
+        abandon_queued(now);
+        queued_abandoned = true;
+        break;
+      }
+
+      progress->update(progress_state(now), now);
+      Duration timeout = std::chrono::milliseconds(250);
+      if (wake != TimePoint::max()) timeout = std::min(timeout, std::max(Duration{0}, wake - now));
+      if (!input_done && !stop_admitting && items.size() + reorder.size() < lookahead) timeout = Duration{0};
+      // Round up to whole milliseconds so we don't spin just before a not_before.
+      auto timeout_ms = std::chrono::ceil<milliseconds>(timeout);
+      finished.clear();
+      if (in_flight.empty() && timeout_ms.count() > 0) {
+        // Nothing to drive: still wait through the transport so a signal wakes us.
+        transport->poll(timeout_ms, finished);
+      } else {
+        transport->poll(timeout_ms, finished);
+      }
+      now = clock.now();
+      for (auto& r : finished) on_response(r, now);
+      checkpoint(now, false);
+    }
+    const TimePoint end = clock.now();
+    // Everything written in order so far; with --ordered, rows still waiting behind a hole
+    // are written now (their order cannot be kept across a resume anyway).
+    for (auto& [seq, w] : reorder) {
+      if (w) emit(*w, end);
+    }
+    reorder.clear();
+    checkpoint(end, true);
+    sink->close();
+    for (auto& s : opt.extra_sinks) s->close();
+    progress->update(progress_state(end), end, true);
+    progress->finish();
+
+    summary.wall_seconds = std::chrono::duration<double>(end - start).count();
+    if (summary.wall_seconds > 0) {
+      summary.achieved_rpm = static_cast<double>(summary.attempts) * 60.0 / summary.wall_seconds;
+      summary.achieved_tpm = static_cast<double>(summary.tokens_total) * 60.0 / summary.wall_seconds;
+    }
+    if (!lanes.empty()) summary.limits = lanes.begin()->second.limiter->limits();
+    summary.breaker_opened = breaker.times_opened();
+    if (interrupted) {
+      summary.exit_code = exit_code::interrupted;
+      summary.stop_reason = "interrupted";
+    } else if (quota_stop) {
+      summary.exit_code = exit_code::insufficient_quota;
+      summary.stop_reason = "insufficient_quota";
+    } else if (paused_until) {
+      summary.exit_code = exit_code::paused;
+      const auto wall_resume = std::chrono::system_clock::now() + duration_cast<std::chrono::system_clock::duration>(*paused_until - end);
+      const std::time_t t = std::chrono::system_clock::to_time_t(wall_resume);
+      char when[64];
+      std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+      summary.stop_reason = "paused: model \"" + paused_model + "\" may resume after " + when;
+    } else if (summary.failed > 0) {
+      summary.exit_code = exit_code::some_failed;
+    } else {
+      summary.exit_code = exit_code::ok;
+    }
+    return summary;
+  }
+};
+
+Engine::Engine(EngineOptions options, Clock& clock) : impl_(std::make_unique<Impl>(std::move(options), clock)) {}
+Engine::~Engine() = default;
+
+RunSummary Engine::run() { return impl_->run(); }
+
+void Engine::request_stop() noexcept {
+  impl_->stop_requests.fetch_add(1);
+  if (impl_->wake_pipe[1] >= 0) {
+    const char c = 's';
+    [[maybe_unused]] const ssize_t n = ::write(impl_->wake_pipe[1], &c, 1);
+  }
+}
+
+SignalGuard::SignalGuard(Engine& engine) {
+  g_signal_engine.store(&engine);
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+SignalGuard::~SignalGuard() {
+  struct sigaction sa {};
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  g_signal_engine.store(nullptr);
+}
+
+// ---- summary --------------------------------------------------------------------------------
+
+std::string format_summary(const RunSummary& s, bool json) {
+  auto limit_or_dash = [](double v) { return v > 0 ? thousands(static_cast<std::uint64_t>(v)) : std::string("-"); };
+  if (json) {
+    std::string out = "{\"event\":\"summary\",\"exit_code\":" + std::to_string(s.exit_code) + ",\"stop_reason\":";
+    append_json_string(out, s.stop_reason);
+    out += ",\"lines\":" + std::to_string(s.total_lines) + ",\"skipped_done\":" + std::to_string(s.skipped_done) +
+           ",\"succeeded\":" + std::to_string(s.succeeded) + ",\"failed\":" + std::to_string(s.failed) +
+           ",\"not_done\":" + std::to_string(s.not_done) + ",\"outcomes\":{";
+    bool first = true;
+    for (const auto& [k, v] : s.outcomes) {
+      if (!first) out += ",";
+      first = false;
+      append_json_string(out, k);
+      out += ":" + std::to_string(v);
+    }
+    out += "},\"attempts\":" + std::to_string(s.attempts) + ",\"retries\":" + std::to_string(s.retries) +
+           ",\"http_429\":" + std::to_string(s.http_429) + ",\"tokens\":{\"prompt\":" + std::to_string(s.tokens_prompt) +
+           ",\"completion\":" + std::to_string(s.tokens_completion) + ",\"total\":" + std::to_string(s.tokens_total) +
+           "},\"wall_seconds\":" + std::to_string(s.wall_seconds) + ",\"achieved_rpm\":" + std::to_string(s.achieved_rpm) +
+           ",\"achieved_tpm\":" + std::to_string(s.achieved_tpm) + ",\"limits\":{\"rpm\":" + std::to_string(s.limits.requests_per_minute) +
+           ",\"tpm\":" + std::to_string(s.limits.tokens_per_minute) + ",\"rpd\":" + std::to_string(s.limits.requests_per_day) +
+           ",\"tpd\":" + std::to_string(s.limits.tokens_per_day) + "},\"breaker_opened\":" + std::to_string(s.breaker_opened) +
+           ",\"reconciled_output_lines\":" + std::to_string(s.reconciled_output_lines) + "}\n";
+    return out;
+  }
+  std::string out = "floodgate run summary\n";
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "  lines         %s (%s already done before this run)\n", thousands(s.total_lines).c_str(),
+                thousands(s.skipped_done).c_str());
+  out += buf;
+  std::snprintf(buf, sizeof buf, "  succeeded     %s\n  failed        %s\n", thousands(s.succeeded).c_str(), thousands(s.failed).c_str());
+  out += buf;
+  if (s.not_done > 0 || !s.stop_reason.empty()) {
+    std::snprintf(buf, sizeof buf, "  not done      %s (resumable: re-run the same command)\n", thousands(s.not_done).c_str());
+    out += buf;
+  }
+  for (const auto& [k, v] : s.outcomes) {
+    if (k == "none") continue;
+    std::snprintf(buf, sizeof buf, "    %-20s %s\n", k.c_str(), thousands(v).c_str());
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf, "  wall time     %.2f s\n", s.wall_seconds);
+  out += buf;
+  std::snprintf(buf, sizeof buf, "  requests/min  %s achieved (limit %s); %s attempts, %s retries, %s answered 429\n",
+                thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), limit_or_dash(s.limits.requests_per_minute).c_str(),
+                thousands(s.attempts).c_str(), thousands(s.retries).c_str(), thousands(s.http_429).c_str());
+  out += buf;
+  std::snprintf(buf, sizeof buf, "  tokens/min    %s achieved (limit %s)\n", thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str(),
+                limit_or_dash(s.limits.tokens_per_minute).c_str());
+  out += buf;
+  std::snprintf(buf, sizeof buf, "  tokens        %s (prompt %s, completion %s)\n", thousands(s.tokens_total).c_str(),
+                thousands(s.tokens_prompt).c_str(), thousands(s.tokens_completion).c_str());
+  out += buf;
+  if (s.breaker_opened > 0) {
+    std::snprintf(buf, sizeof buf, "  breaker       opened %s times\n", thousands(s.breaker_opened).c_str());
+    out += buf;
+  }
+  if (s.reconciled_output_lines > 0) {
+    std::snprintf(buf, sizeof buf, "  recovered     %s output lines written before a crash were adopted into the journal\n",
+                  thousands(s.reconciled_output_lines).c_str());
+    out += buf;
+  }
+  if (!s.stop_reason.empty()) out += "  stopped       " + s.stop_reason + "\n";
+  return out;
+}
+
+}  // namespace floodgate::engine

@@ -1,0 +1,310 @@
+#include "floodgate/http/transport.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <unordered_map>
+
+#include "floodgate/core/error.hpp"
+
+namespace floodgate::http {
+namespace {
+
+struct EasyDeleter {
+  void operator()(CURL* e) const noexcept { curl_easy_cleanup(e); }
+};
+struct MultiDeleter {
+  void operator()(CURLM* m) const noexcept { curl_multi_cleanup(m); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* s) const noexcept { curl_slist_free_all(s); }
+};
+struct MimeDeleter {
+  void operator()(curl_mime* m) const noexcept { curl_mime_free(m); }
+};
+using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
+using MultiPtr = std::unique_ptr<CURLM, MultiDeleter>;
+using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
+using MimePtr = std::unique_ptr<curl_mime, MimeDeleter>;
+
+// curl_global_init once per process, before any handle.
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+TransportError classify_curl(CURLcode code) noexcept {
+  switch (code) {
+    case CURLE_OK: return TransportError::none;
+    case CURLE_OPERATION_TIMEDOUT: return TransportError::timeout;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_READ_ERROR:
+      return TransportError::connection;
+    default:
+      return TransportError::other;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string_view> HttpResponse::header(std::string_view lowercase_name) const noexcept {
+  for (const auto& [name, value] : headers) {
+    if (name == lowercase_name) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+// One transfer in flight: owns everything libcurl points into until it finishes.
+struct Transfer {
+  EasyPtr easy;
+  SlistPtr headers;
+  MimePtr mime;
+  std::shared_ptr<const std::string> body;
+  HttpResponse response;
+  std::chrono::steady_clock::time_point started;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+};
+
+struct Transport::Impl {
+  TransportOptions options;
+  MultiPtr multi;
+  std::unordered_map<Transfer*, std::unique_ptr<Transfer>> live;
+  std::vector<EasyPtr> idle_handles;  // reset and reused: no allocation per request
+
+  static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
+    auto* t = static_cast<Transfer*>(user);
+    try {
+      t->response.body.append(data, size * n);
+    } catch (...) {
+      return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+    }
+    return size * n;
+  }
+
+  static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) noexcept {
+    auto* t = static_cast<Transfer*>(user);
+    const std::string_view line(data, size * n);
+    try {
+      if (line.starts_with("HTTP/")) {
+        t->response.headers.clear();  // a new response (after 100-continue or a redirect)
+        return size * n;
+      }
+      const auto colon = line.find(':');
+      if (colon == std::string_view::npos) return size * n;
+      t->response.headers.emplace_back(lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
+    } catch (...) {
+      return 0;
+    }
+    return size * n;
+  }
+
+  static int on_debug(CURL* /*easy*/, curl_infotype type, char* data, std::size_t size, void* user) noexcept {
+    auto* self = static_cast<Impl*>(user);
+    if (type != CURLINFO_HEADER_OUT && type != CURLINFO_HEADER_IN && type != CURLINFO_TEXT) return 0;
+    try {
+      std::string text(data, size);
+      // Redact every Authorization header line.
+      std::size_t pos = 0;
+      while (pos < text.size()) {
+        std::size_t eol = text.find('\n', pos);
+        if (eol == std::string::npos) eol = text.size();
+        const std::string_view line(text.data() + pos, eol - pos);
+        if (line.size() >= 14 && lower(line.substr(0, 14)) == "authorization:") {
+          const std::string redacted = "Authorization: [redacted]\r";
+          text.replace(pos, eol - pos, redacted);
+          eol = pos + redacted.size();
+        }
+        pos = eol + 1;
+      }
+      const char* prefix = type == CURLINFO_HEADER_OUT ? "> " : type == CURLINFO_HEADER_IN ? "< " : "* ";
+      self->options.debug_trace(prefix + text);
+    } catch (...) {
+    }
+    return 0;
+  }
+
+  EasyPtr take_handle() {
+    if (!idle_handles.empty()) {
+      EasyPtr e = std::move(idle_handles.back());
+      idle_handles.pop_back();
+      curl_easy_reset(e.get());
+      return e;
+    }
+    EasyPtr e(curl_easy_init());
+    if (!e) throw Error("libcurl: cannot create a transfer handle", 70);
+    return e;
+  }
+};
+
+Transport::Transport(TransportOptions options) : impl_(std::make_unique<Impl>()) {
+  global_init();
+  impl_->options = std::move(options);
+  impl_->multi.reset(curl_multi_init());
+  if (!impl_->multi) throw Error("libcurl: cannot create the multi handle", 70);
+  CURLM* m = impl_->multi.get();
+  curl_multi_setopt(m, CURLMOPT_PIPELINING, impl_->options.http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
+  if (impl_->options.max_connections > 0) curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, impl_->options.max_connections);
+}
+
+Transport::~Transport() { cancel_all(); }
+
+void Transport::submit(HttpRequest request) {
+  Impl& im = *impl_;
+  auto t = std::make_unique<Transfer>();
+  t->easy = im.take_handle();
+  CURL* e = t->easy.get();
+  t->response.tag = request.tag;
+  t->body = std::move(request.body);
+
+  curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error_buffer);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+  curl_easy_setopt(e, CURLOPT_USERAGENT, im.options.user_agent.c_str());
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(im.options.connect_timeout.count()));
+  const auto total = request.total_timeout.value_or(im.options.total_timeout);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(total.count()));
+  const long idle_s = std::max<long>(1, static_cast<long>(im.options.idle_timeout.count() / 1000));
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, idle_s);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, im.options.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, im.options.http2 ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode (gzip, br, zstd)
+  if (im.options.debug_trace) {
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, &Impl::on_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, impl_.get());
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  }
+
+  curl_slist* list = nullptr;
+  for (const auto& h : request.headers) {
+    curl_slist* next = curl_slist_append(list, h.c_str());
+    if (next == nullptr) {
+      curl_slist_free_all(list);
+      throw Error("libcurl: out of memory building headers", 70);
+    }
+    list = next;
+  }
+  list = curl_slist_append(list, "Expect:");  // no 100-continue round trip for big bodies
+  t->headers.reset(list);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+
+  if (request.mime) {
+    t->mime.reset(request.mime(e));
+    if (!t->mime) {
+      // Report it as a finished failed transfer at the next poll: keep it simple by failing now.
+      throw Error("cannot build the multipart body for request " + std::to_string(request.tag), 70);
+    }
+    curl_easy_setopt(e, CURLOPT_MIMEPOST, t->mime.get());
+  } else if (t->body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body->data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->body->size()));
+  } else {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  }
+
+  t->started = std::chrono::steady_clock::now();
+  if (curl_multi_add_handle(im.multi.get(), e) != CURLM_OK) throw Error("libcurl: cannot add a transfer", 70);
+  Transfer* raw = t.get();
+  im.live.emplace(raw, std::move(t));
+}
+
+std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished) {
+  Impl& im = *impl_;
+  CURLM* m = im.multi.get();
+  int running = 0;
+  curl_multi_perform(m, &running);
+
+  // Only wait when nothing finished already.
+  int queued = 0;
+  CURLMsg* msg = curl_multi_info_read(m, &queued);
+  if (msg == nullptr && timeout.count() > 0) {
+    curl_waitfd extra{};
+    unsigned n_extra = 0;
+    if (im.options.wake_fd >= 0) {
+      extra.fd = im.options.wake_fd;
+      extra.events = CURL_WAIT_POLLIN;
+      n_extra = 1;
+    }
+    curl_multi_poll(m, n_extra != 0 ? &extra : nullptr, n_extra, static_cast<int>(std::min<std::int64_t>(timeout.count(), 1 << 30)), nullptr);
+    curl_multi_perform(m, &running);
+    msg = curl_multi_info_read(m, &queued);
+  }
+
+  std::size_t count = 0;
+  const auto now = std::chrono::steady_clock::now();
+  for (; msg != nullptr; msg = curl_multi_info_read(m, &queued)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    CURL* e = msg->easy_handle;
+    const CURLcode code = msg->data.result;
+    Transfer* raw = nullptr;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, &raw);
+    auto it = im.live.find(raw);
+    if (it == im.live.end()) continue;
+    std::unique_ptr<Transfer> t = std::move(it->second);
+    im.live.erase(it);
+
+    HttpResponse& r = t->response;
+    r.elapsed = now - t->started;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    long version = 0;
+    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
+    r.http_version = version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_3 ? "3" : "1.1";
+    r.error = classify_curl(code);
+    if (r.error != TransportError::none) {
+      r.status = 0;  // a partial response is no response: the caller retries it
+      r.error_message = t->error_buffer[0] != '\0' ? std::string(t->error_buffer) : std::string(curl_easy_strerror(code));
+      r.body.clear();
+    } else {
+      r.status = static_cast<int>(status);
+    }
+    curl_multi_remove_handle(m, e);
+    finished.push_back(std::move(r));
+    ++count;
+    if (im.idle_handles.size() < 1024) im.idle_handles.push_back(std::move(t->easy));
+  }
+  return count;
+}
+
+void Transport::wakeup() noexcept { curl_multi_wakeup(impl_->multi.get()); }
+
+void Transport::cancel_all() noexcept {
+  if (!impl_ || !impl_->multi) return;
+  for (auto& [raw, t] : impl_->live) curl_multi_remove_handle(impl_->multi.get(), t->easy.get());
+  impl_->live.clear();
+}
+
+std::size_t Transport::in_flight() const noexcept { return impl_->live.size(); }
+
+}  // namespace floodgate::http
