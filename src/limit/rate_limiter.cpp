@@ -15,6 +15,7 @@ constexpr std::int64_t kSlotsPerWindow = 600;
 constexpr Duration kMinute = 60s;
 constexpr Duration kDay = 24h;
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+constexpr int kHeaderlessAnswersToStopLearning = 3;
 
 std::int64_t ns_of(TimePoint t) noexcept { return t.time_since_epoch().count(); }
 TimePoint at_ns(std::int64_t ns) noexcept { return TimePoint{Duration{ns}}; }
@@ -282,7 +283,16 @@ void RateLimiter::resync(Dim& d, std::int64_t remaining, std::optional<Duration>
 void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now) {
   now = clamp(now);
   latest_now_ = now;
-  learning_ = false;
+  if (learning_) {
+    // A response with rate-limit headers ends the learning phase. One without (a
+    // connection error, or a server that sends none) lets the next probe go; after a few
+    // such answers the server is taken to send no limits at all.
+    if (!headers.empty() || ++headerless_answers_ >= kHeaderlessAnswersToStopLearning) {
+      learning_ = false;
+    } else {
+      probe_sent_ = false;
+    }
+  }
   if (learn_) {
     auto learn = [&](Dim& d, std::optional<std::int64_t> server) {
       if (!server || *server <= 0) return;

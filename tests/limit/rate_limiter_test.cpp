@@ -228,11 +228,15 @@ TEST(RateLimiter, AutoModeProbeTimesOut) {
   EXPECT_FALSE(limiter.try_acquire(one, t0 + 6s).admitted());
 }
 
-TEST(RateLimiter, HeadersWithoutLimitsEndLearningUnlimited) {
+TEST(RateLimiter, AnswersWithoutHeadersReleaseTheNextProbeThenEndLearning) {
   ManualClock clock;
   RateLimiter limiter(Limits{}, true);
-  ASSERT_TRUE(limiter.try_acquire(one, clock.now()).admitted());
-  limiter.observe(RateLimitHeaders{}, clock.now());
+  for (int probe = 0; probe < 3; ++probe) {
+    ASSERT_TRUE(limiter.try_acquire(one, clock.now()).admitted()) << probe;
+    EXPECT_EQ(limiter.try_acquire(one, clock.now()).blocked_by, Dimension::learning) << probe;
+    limiter.observe(RateLimitHeaders{}, clock.now());  // e.g. a connection error
+  }
+  EXPECT_FALSE(limiter.snapshot(clock.now()).learning);
   for (int i = 0; i < 100; ++i) EXPECT_TRUE(limiter.try_acquire(one, clock.now()).admitted());
 }
 

@@ -51,7 +51,10 @@
 // *Unknown limits.* In auto mode, before any response has been observed, only one
 // request (a probe) is admitted; the others wait for the first observe() (or for
 // `probe_timeout`), so a job does not open with a burst of max-in-flight requests against
-// a limit nobody knows yet. A dimension whose limit stays unknown is not limited.
+// a limit nobody knows yet. The first response carrying x-ratelimit-* headers ends this
+// phase; a response without them (a connection error: call observe() with empty headers)
+// lets the next probe go, and after 3 such answers the server is taken to send no limits.
+// A dimension whose limit stays unknown is not limited.
 //
 // *Fairness is the scheduler's job.* The limiter answers "can this cost go now, and if not,
 // when?". It keeps no queue. The scheduler asks only for the head of each lane (FIFO), and
@@ -143,8 +146,8 @@ class RateLimiter {
   // charge the difference).
   void reconcile(const Grant& grant, Cost actual, TimePoint now);
 
-  // Every response's headers (429s and errors included; empty headers are fine): learns
-  // limits, re-syncs remaining, ends the learning phase.
+  // Every finished attempt's headers (429s, errors and connection failures included;
+  // empty headers are fine): learns limits, re-syncs remaining, ends the learning phase.
   void observe(const RateLimitHeaders& headers, TimePoint now);
 
   // Admits nothing before `until` (later calls can only extend it).
@@ -200,6 +203,7 @@ class RateLimiter {
   bool learning_ = false;        // auto mode, nothing observed yet
   bool probe_sent_ = false;
   TimePoint probe_sent_at_{};
+  int headerless_answers_ = 0;   // observe() calls without rate-limit headers while learning
 };
 
 }  // namespace floodgate::limit
