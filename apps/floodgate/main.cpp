@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
 
   int exit_code = floodgate::exit_code::ok;
   // register_* calls go here, in --help order.
+  floodgate::cli::register_tokens(app, exit_code);
+  floodgate::cli::register_estimate(app, exit_code);
 
   try {
     app.parse(argc, argv);

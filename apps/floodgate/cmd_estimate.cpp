@@ -1,0 +1,191 @@
+// `floodgate estimate INPUT.jsonl`: what a job costs the rate limits before running it.
+// Reads OpenAI Batch API input lines ({"custom_id","method","url","body"}) or bare
+// request bodies, and prints the number of requests, their exact prompt tokens, the
+// worst-case completion tokens, and the least time the given limits allow.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "floodgate/core/error.hpp"
+#include "floodgate/core/request.hpp"
+#include "floodgate/tokens/estimate.hpp"
+
+namespace floodgate::cli {
+namespace {
+
+struct EstimateFlags {
+  std::string input = "-";
+  std::string model;     // overrides body.model for the encoding choice
+  std::string encoding;  // fixed encoding
+  std::vector<std::string> model_rules;
+  std::string endpoint = "/v1/chat/completions";  // for bare bodies
+  std::uint64_t default_max_tokens = 4096;
+  double rpm = 0, tpm = 0, rpd = 0, tpd = 0;
+  bool json = false;
+};
+
+struct Totals {
+  std::uint64_t requests = 0;
+  std::uint64_t prompt_tokens = 0;
+  std::uint64_t completion_tokens = 0;
+  std::uint64_t unparsed = 0;
+};
+
+// Bare bodies: the endpoint their fields imply, else the --endpoint default.
+Endpoint guess_endpoint(const nlohmann::json& body, Endpoint fallback) {
+  if (body.contains("messages")) return Endpoint::chat_completions;
+  if (body.contains("prompt")) return Endpoint::completions;
+  if (body.contains("input")) {
+    const auto model = body.value("model", std::string());
+    if (model.find("embedding") != std::string::npos || body.contains("encoding_format") ||
+        body.contains("dimensions")) {
+      return Endpoint::embeddings;
+    }
+    return Endpoint::responses;
+  }
+  return fallback;
+}
+
+std::string minutes_text(double minutes) {
+  char buf[64];
+  if (minutes < 1.0) {
+    std::snprintf(buf, sizeof buf, "%.1f s", minutes * 60);
+  } else if (minutes < 120) {
+    std::snprintf(buf, sizeof buf, "%.1f min", minutes);
+  } else if (minutes < 48 * 60) {
+    std::snprintf(buf, sizeof buf, "%.2f h", minutes / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f days", minutes / 1440);
+  }
+  return buf;
+}
+
+int run(const EstimateFlags& f) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (f.input != "-") {
+    file.open(f.input, std::ios::binary);
+    if (!file) throw Error("cannot open '" + f.input + "'");
+    in = &file;
+  }
+  const auto default_endpoint = endpoint_from_path(f.endpoint);
+  if (!default_endpoint) throw Error("unknown endpoint '" + f.endpoint + "' (e.g. /v1/chat/completions)");
+
+  tokens::ModelMap models;
+  for (const auto& r : f.model_rules) models.add_rule(r);
+  tokens::EstimateOptions options;
+  options.models = &models;
+  options.default_completion_tokens = f.default_max_tokens;
+  if (!f.encoding.empty()) {
+    const auto id = tokens::encoding_from_name(f.encoding);
+    if (!id) throw Error("unknown encoding '" + f.encoding + "' (known: cl100k_base, o200k_base)");
+    options.encoding = &tokens::Encoding::get(*id);
+  } else if (!f.model.empty()) {
+    options.encoding = &tokens::Encoding::get(models.lookup_or(f.model, options.default_encoding));
+  }
+
+  Totals all;
+  std::map<std::string, Totals> by_model;
+  std::string line;
+  std::uint64_t line_no = 0;
+  while (std::getline(*in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto doc = nlohmann::json::parse(line, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+      throw Error(f.input + ":" + std::to_string(line_no) + ": not a JSON object");
+    }
+    Endpoint endpoint = *default_endpoint;
+    std::string body_text;
+    const nlohmann::json* body = &doc;
+    if (doc.contains("body") && doc["body"].is_object()) {
+      body = &doc["body"];
+      const auto url = doc.value("url", std::string());
+      const auto e = endpoint_from_path(url);
+      if (!e) throw Error(f.input + ":" + std::to_string(line_no) + ": unknown url '" + url + "'");
+      endpoint = *e;
+      body_text = body->dump();
+    } else {
+      endpoint = guess_endpoint(doc, *default_endpoint);
+      body_text = line;
+    }
+    const auto est = tokens::estimate_request(endpoint, body_text, options);
+    std::string model = f.model.empty() ? body->value("model", std::string("(none)")) : f.model;
+    for (Totals* t : {&all, &by_model[model]}) {
+      ++t->requests;
+      t->prompt_tokens += est.prompt_tokens;
+      t->completion_tokens += est.completion_allowance_tokens;
+      t->unparsed += est.body_parsed ? 0 : 1;
+    }
+  }
+
+  const double total_tokens = static_cast<double>(all.prompt_tokens + all.completion_tokens);
+  const double requests = static_cast<double>(all.requests);
+  // Steady-state pacing: every dimension must fit its rate; the slowest decides.
+  double minutes = 0;
+  if (f.rpm > 0) minutes = std::max(minutes, requests / f.rpm);
+  if (f.tpm > 0) minutes = std::max(minutes, total_tokens / f.tpm);
+  if (f.rpd > 0) minutes = std::max(minutes, requests / f.rpd * 1440);
+  if (f.tpd > 0) minutes = std::max(minutes, total_tokens / f.tpd * 1440);
+  const bool limited = f.rpm > 0 || f.tpm > 0 || f.rpd > 0 || f.tpd > 0;
+
+  if (f.json) {
+    nlohmann::json out = {{"requests", all.requests},
+                          {"prompt_tokens", all.prompt_tokens},
+                          {"completion_tokens_max", all.completion_tokens},
+                          {"total_tokens_max", all.prompt_tokens + all.completion_tokens}};
+    if (limited) out["min_seconds"] = minutes * 60;
+    nlohmann::json per = nlohmann::json::object();
+    for (const auto& [m, t] : by_model) {
+      per[m] = {{"requests", t.requests}, {"prompt_tokens", t.prompt_tokens}, {"completion_tokens_max", t.completion_tokens}};
+    }
+    out["models"] = per;
+    std::printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+  std::printf("%-28s %10s %16s %22s\n", "model", "requests", "prompt tokens", "completion tokens (max)");
+  for (const auto& [m, t] : by_model) {
+    std::printf("%-28s %10llu %16llu %22llu\n", m.c_str(), static_cast<unsigned long long>(t.requests),
+                static_cast<unsigned long long>(t.prompt_tokens), static_cast<unsigned long long>(t.completion_tokens));
+  }
+  std::printf("%-28s %10llu %16llu %22llu\n", "total", static_cast<unsigned long long>(all.requests),
+              static_cast<unsigned long long>(all.prompt_tokens), static_cast<unsigned long long>(all.completion_tokens));
+  std::printf("worst-case tokens: %llu\n", static_cast<unsigned long long>(all.prompt_tokens + all.completion_tokens));
+  if (all.unparsed) std::printf("bodies that were not JSON (counted as text): %llu\n", static_cast<unsigned long long>(all.unparsed));
+  if (limited) {
+    std::printf("minimum time at these limits: %s\n", minutes_text(minutes).c_str());
+  } else {
+    std::printf("minimum time: pass --rpm/--tpm (and --rpd/--tpd) to compute it\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_estimate(CLI::App& app, int& exit_code) {
+  auto f = std::make_shared<EstimateFlags>();
+  auto* cmd = app.add_subcommand("estimate", "Count a job's requests and tokens, and the least time the limits allow");
+  cmd->add_option("input", f->input, "JSONL of Batch API lines or bare bodies, '-' for stdin")->required();
+  auto* model = cmd->add_option("--model,-m", f->model, "count every request as this model");
+  cmd->add_option("--encoding,-e", f->encoding, "count with this encoding (cl100k_base, o200k_base)")->excludes(model);
+  cmd->add_option("--model-encoding", f->model_rules, "extra model rule MODEL=ENCODING (prefix with a trailing *)");
+  cmd->add_option("--endpoint", f->endpoint, "endpoint of bare bodies without messages/prompt/input")->capture_default_str();
+  cmd->add_option("--default-max-tokens", f->default_max_tokens,
+                  "completion allowance when a body sets no max_tokens")->capture_default_str();
+  cmd->add_option("--rpm", f->rpm, "requests per minute limit");
+  cmd->add_option("--tpm", f->tpm, "tokens per minute limit");
+  cmd->add_option("--rpd", f->rpd, "requests per day limit");
+  cmd->add_option("--tpd", f->tpd, "tokens per day limit");
+  cmd->add_flag("--json", f->json, "print one JSON object");
+  cmd->callback([f, &exit_code] { exit_code = run(*f); });
+}
+
+}  // namespace floodgate::cli
