@@ -807,6 +807,9 @@ struct Engine::Impl {
       }
       now = clock.now();
       for (auto& r : finished) on_response(r, now);
+      // Rows reach the OS as soon as they exist (a kill -9 loses none of them: resume adopts
+      // them from the output); the journal commits them in batches at checkpoints.
+      if (journal->pending() > 0) sink->flush();
       checkpoint(now, false);
     }
     const TimePoint end = clock.now();

@@ -45,8 +45,10 @@ class JsonlSink final : public Sink {
   }
 
   void flush() override {
+    if (buffer_.empty() && !unsynced_) return;
     write_buffer();
     if (fsync_ && fd_ >= 0 && owns_) ::fdatasync(fd_);
+    unsynced_ = false;
   }
 
   void close() override {
@@ -69,12 +71,14 @@ class JsonlSink final : public Sink {
         throw Error("cannot write output \"" + path_ + "\": " + reason, exit_code::internal);
       }
       off += static_cast<std::size_t>(n);
+      unsynced_ = true;
     }
     buffer_.clear();
   }
 
   std::string path_;
   bool fsync_ = false;
+  bool unsynced_ = false;  // bytes written since the last fdatasync
   int fd_ = -1;
   bool owns_ = false;
   std::string buffer_;

@@ -1,0 +1,149 @@
+// `floodgate sim`: the OpenAI-compatible simulator. Flags → SimOptions → run_server.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "floodgate/core/duration.hpp"
+#include "floodgate/core/error.hpp"
+#include "floodgate/sim/options.hpp"
+#include "floodgate/sim/server.hpp"
+
+namespace floodgate::cli {
+namespace {
+
+struct SimFlags {
+  sim::SimOptions options;
+  std::string config;
+  std::string tier;
+  std::int64_t rpm = -1, tpm = -1, rpd = -1, tpd = -1;
+  std::vector<std::string> extra_models;
+  std::string latency = "none";
+  std::string faults = "500,502,503,reset,stall,truncated,slow-first-byte";
+  std::string stall = "30s";
+  std::string slow_first_byte = "2s";
+  std::int64_t quota_tokens = -1;
+  double quota_usd = -1;
+};
+
+Duration duration_flag(const std::string& text, const char* flag) {
+  const auto d = parse_duration(text);
+  if (!d) throw Error(std::string("invalid duration '") + text + "' for " + flag + " (e.g. 250ms, 2s, 1m30s)");
+  return *d;
+}
+
+int run(SimFlags& f) {
+  sim::SimOptions& o = f.options;
+  o.models = sim::default_models();
+  if (!f.tier.empty()) sim::apply_tier(o.models, f.tier);
+  if (!f.config.empty()) sim::apply_config_file(o, f.config);
+  for (const auto& name : f.extra_models) {
+    if (!o.models.count(name)) o.models[name] = sim::ModelSpec{};
+  }
+  for (auto& [name, spec] : o.models) {
+    if (f.rpm >= 0) spec.limits.requests_per_minute = f.rpm;
+    if (f.tpm >= 0) spec.limits.tokens_per_minute = f.tpm;
+    if (f.rpd >= 0) spec.limits.requests_per_day = f.rpd;
+    if (f.tpd >= 0) spec.limits.tokens_per_day = f.tpd;
+  }
+  if (f.quota_tokens >= 0) o.quota_tokens = f.quota_tokens;
+  if (f.quota_usd >= 0) o.quota_usd = f.quota_usd;
+  o.latency = sim::parse_latency(f.latency);
+  o.faults = sim::parse_fault_list(f.faults);
+  o.stall = duration_flag(f.stall, "--stall-seconds");
+  o.slow_first_byte = duration_flag(f.slow_first_byte, "--slow-first-byte");
+  if (o.fault_rate < 0 || o.fault_rate > 1) throw Error("--fault-rate must be between 0 and 1");
+  if (o.invalid_content_rate < 0 || o.invalid_content_rate > 1) {
+    throw Error("--invalid-content-rate must be between 0 and 1");
+  }
+  return sim::run_server(o, [](const std::string& base_url) {
+    std::printf("%s\n", base_url.c_str());
+    std::fflush(stdout);
+  });
+}
+
+}  // namespace
+
+void register_sim(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<SimFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "sim",
+      "Run an OpenAI-compatible API simulator (chat, embeddings, transcriptions, models) with real rate limits,\n"
+      "429 bodies and headers, quota, latency and seeded fault injection; for tests, benchmarks and offline\n"
+      "dry runs. Prints its base URL (http://HOST:PORT/v1) as the first line of stdout. Stop with SIGINT/SIGTERM.\n"
+      "See docs/sim.md.");
+  SimFlags& f = *flags;
+  sim::SimOptions& o = f.options;
+  cmd->add_option("--host", o.host, "Address to bind")->capture_default_str();
+  cmd->add_option("--port", o.port, "TCP port; 0 picks a free one (printed on the first line)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Server threads; 0 = hardware concurrency")->capture_default_str();
+  cmd->add_option("--api-key", o.api_keys,
+                  "Accepted API key (repeatable); without any, every non-empty Bearer key is accepted");
+  cmd->add_option("--org", o.organization, "Organization id named in 429 messages")->capture_default_str();
+
+  auto* limits = "Rate limits (per API key and model; 0 = unlimited; flags override --config and --tier)";
+  cmd->add_option("--rpm", f.rpm, "Requests per minute for every model")->group(limits);
+  cmd->add_option("--tpm", f.tpm, "Tokens per minute for every model")->group(limits);
+  cmd->add_option("--rpd", f.rpd, "Requests per day for every model")->group(limits);
+  cmd->add_option("--tpd", f.tpd, "Tokens per day for every model")->group(limits);
+  cmd->add_option("--tier", f.tier, "Published usage-tier preset: free, 1, 2, 3, 4 or 5 (numbers in docs/sim.md)")
+      ->group(limits)
+      ->check(CLI::IsMember({"free", "1", "2", "3", "4", "5"}));
+  cmd->add_option("--config", f.config, "JSON file with per-model limits, prices and extra models (docs/sim.md)")
+      ->group(limits)
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--model", f.extra_models, "Also accept this chat model name (repeatable)")->group(limits);
+  cmd->add_option("--default-max-tokens", o.default_max_tokens,
+                  "Completion tokens charged per choice when a chat request sets no max_tokens")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--quota-tokens", f.quota_tokens,
+                  "Total tokens the account may spend; then every request gets 429 insufficient_quota")
+      ->group(limits);
+  cmd->add_option("--quota-usd", f.quota_usd,
+                  "Dollars the account may spend (built-in per-model prices); then 429 insufficient_quota")
+      ->group(limits);
+
+  auto* answers = "Answers";
+  cmd->add_option("--embedding-dim", o.embedding_dim_override,
+                  "Dimension of every embedding model (0 = per model: 1536, or 3072 for -3-large)")
+      ->group(answers)
+      ->capture_default_str();
+  cmd->add_option("--latency", f.latency,
+                  "Latency model: none, fixed:50ms, random:10ms-200ms (seeded) or per-token:2ms (× completion tokens)")
+      ->group(answers)
+      ->capture_default_str();
+  cmd->add_option("--invalid-content-rate", o.invalid_content_rate,
+                  "Fraction of json_schema answers made invalid against the schema (seeded)")
+      ->group(answers)
+      ->capture_default_str();
+
+  auto* faults = "Fault injection (seeded, reproducible)";
+  cmd->add_option("--seed", o.seed, "Seed of every random choice (faults, latency, invalid content)")
+      ->group(faults)
+      ->capture_default_str();
+  cmd->add_option("--fault-rate", o.fault_rate, "Fraction of requests that get a fault")->group(faults)->capture_default_str();
+  cmd->add_option("--faults", f.faults, "Fault kinds to draw from: 500,502,503,reset,stall,truncated,slow-first-byte")
+      ->group(faults)
+      ->capture_default_str();
+  cmd->add_option("--stall-seconds", f.stall, "How long a stalled connection hangs before closing (e.g. 30s, 500ms)")
+      ->group(faults)
+      ->capture_default_str();
+  cmd->add_option("--slow-first-byte", f.slow_first_byte, "Extra wait before the first byte of a slow-first-byte fault")
+      ->group(faults)
+      ->capture_default_str();
+
+  auto* observe = "Observation";
+  cmd->add_option("--ledger", o.ledger_path, "Write one JSONL line per request to this file (never the API key)")
+      ->group(observe);
+  cmd->add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; larger gets 413 (real API: 25 MiB)")
+      ->group(observe)
+      ->capture_default_str();
+
+  cmd->callback([flags, &exit_code] { exit_code = run(*flags); });
+}
+
+}  // namespace floodgate::cli

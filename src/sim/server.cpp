@@ -1,0 +1,327 @@
+// <utility> first: Boost 1.74's asio/awaitable.hpp uses std::exchange without including it.
+#include <utility>
+
+#include "floodgate/sim/server.hpp"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "floodgate/core/error.hpp"
+#include "sim/simulator.hpp"
+
+namespace floodgate::sim {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+constexpr std::size_t kChunkBytes = 64 * 1024;
+
+const char* reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 413: return "Request Entity Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+std::string serialize_head(const Reply& reply, std::size_t body_size, bool keep_alive) {
+  std::string out;
+  out.reserve(640);
+  out += "HTTP/1.1 ";
+  out += std::to_string(reply.status);
+  out += ' ';
+  out += reason(reply.status);
+  out += "\r\ncontent-type: ";
+  out += reply.content_type;
+  out += "\r\ncontent-length: ";
+  out += std::to_string(body_size);
+  for (const auto& [name, value] : reply.headers) {
+    out += "\r\n";
+    out += name;
+    out += ": ";
+    out += value;
+  }
+  out += keep_alive ? "\r\nconnection: keep-alive\r\n\r\n" : "\r\nconnection: close\r\n\r\n";
+  return out;
+}
+
+struct Server {
+  Simulator& sim;
+  std::atomic<bool> stopping{false};
+};
+
+class InFlight {
+ public:
+  explicit InFlight(Stats& stats) : stats_(stats) { stats_.request_started(); }
+  ~InFlight() { stats_.request_finished(); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  Stats& stats_;
+};
+
+asio::awaitable<void> wait_for(std::chrono::nanoseconds d) {
+  if (d.count() <= 0) co_return;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(d);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+// Reads and discards what the client still sends (bounded), so closing does not reset
+// the connection before it has read our reply.
+asio::awaitable<void> drain_and_close(tcp::socket& socket) {
+  boost::system::error_code ec;
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  asio::steady_timer deadline(co_await asio::this_coro::executor);
+  deadline.expires_after(std::chrono::seconds(2));
+  deadline.async_wait([&socket](boost::system::error_code e) {
+    if (!e) {
+      boost::system::error_code ignored;
+      socket.cancel(ignored);
+    }
+  });
+  std::array<char, 16 * 1024> scratch{};
+  std::uint64_t drained = 0;
+  while (drained < 64ull * 1024 * 1024) {
+    const std::size_t n = co_await socket.async_read_some(asio::buffer(scratch), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    drained += n;
+  }
+  deadline.cancel();
+  socket.close(ec);
+}
+
+asio::awaitable<bool> write_reply(tcp::socket& socket, const Reply& reply, bool keep_alive, Server& server) {
+  boost::system::error_code ec;
+  co_await wait_for(reply.delay);
+  if (reply.fault == FaultKind::stall) {
+    co_await wait_for(server.sim.options().stall);
+    socket.close(ec);
+    co_return false;
+  }
+  const std::string head = serialize_head(reply, reply.body.size(), keep_alive);
+  if (reply.fault == FaultKind::reset) {
+    // Headers and part of the body, then an abortive close (RST).
+    const std::string partial = head + reply.body.substr(0, reply.body.size() / 2);
+    co_await asio::async_write(socket, asio::buffer(partial), asio::redirect_error(asio::use_awaitable, ec));
+    socket.set_option(asio::socket_base::linger(true, 0), ec);
+    socket.close(ec);
+    co_return false;
+  }
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(reply.body)};
+  co_await asio::async_write(socket, buffers, asio::redirect_error(asio::use_awaitable, ec));
+  co_return !ec;
+}
+
+asio::awaitable<void> session(tcp::socket socket, Server& server) {
+  Simulator& sim = server.sim;
+  sim.stats().connection_opened();
+  boost::system::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  beast::flat_buffer buffer;
+  std::string body;
+  std::unique_ptr<char[]> chunk(new char[kChunkBytes]);
+  for (;;) {
+    http::request_parser<http::buffer_body> parser;
+    parser.header_limit(64 * 1024);
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    co_await http::async_read_header(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec != http::error::end_of_stream && ec != asio::error::eof && ec != asio::error::connection_reset &&
+          ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) {
+        const Reply bad = sim.bad_http();
+        co_await write_reply(socket, bad, false, server);
+      }
+      break;
+    }
+    InFlight in_flight(sim.stats());
+    const auto& req = parser.get();
+    const auto field = [&](http::field f) {
+      const auto it = req.find(f);
+      return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
+    };
+    const auto named = [&](std::string_view name) {
+      const auto it = req.find(beast::string_view(name.data(), name.size()));
+      return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
+    };
+    RequestHead head;
+    head.method = std::string_view(req.method_string().data(), req.method_string().size());
+    head.target = std::string_view(req.target().data(), req.target().size());
+    head.authorization = field(http::field::authorization);
+    head.content_type = field(http::field::content_type);
+    head.client_request_id = named("x-client-request-id");
+    const bool keep_alive = req.keep_alive() && !server.stopping;
+    std::optional<std::uint64_t> content_length;
+    if (parser.content_length()) content_length = *parser.content_length();
+
+    if (auto refused = sim.check_head(head, content_length)) {
+      const bool body_pending = !parser.is_done();
+      const bool ok = co_await write_reply(socket, *refused, keep_alive && !refused->close && !body_pending, server);
+      if (!ok) break;
+      if (refused->close || body_pending || !keep_alive) {
+        co_await drain_and_close(socket);
+        co_return;
+      }
+      continue;
+    }
+    // Let curl-style clients send the body now rather than after a 1 s wait.
+    if (const auto expect = field(http::field::expect);
+        beast::iequals(beast::string_view(expect.data(), expect.size()), "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await asio::async_write(socket, asio::buffer(kContinue), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+
+    Reply reply;
+    bool read_failed = false;
+    bool over_limit = false;
+    const std::uint64_t limit = sim.options().max_body_bytes;
+    if (Simulator::is_upload(head)) {
+      std::unique_ptr<Upload> upload = sim.begin_upload(head, reply);
+      std::uint64_t read_bytes = 0;
+      while (!parser.is_done()) {
+        parser.get().body().data = chunk.get();
+        parser.get().body().size = kChunkBytes;
+        co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          read_failed = true;
+          break;
+        }
+        const std::size_t n = kChunkBytes - parser.get().body().size;
+        read_bytes += n;
+        if (read_bytes > limit) {
+          over_limit = true;
+          break;
+        }
+        if (upload) upload->feed(std::string_view(chunk.get(), n));
+      }
+      if (read_failed) break;
+      if (over_limit) {
+        reply = sim.too_large(head, read_bytes);
+      } else if (upload) {
+        reply = sim.finish_upload(head, *upload);
+      }
+    } else {
+      body.clear();
+      while (!parser.is_done()) {
+        parser.get().body().data = chunk.get();
+        parser.get().body().size = kChunkBytes;
+        co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          read_failed = true;
+          break;
+        }
+        const std::size_t n = kChunkBytes - parser.get().body().size;
+        if (body.size() + n > limit) {
+          over_limit = true;
+          body.resize(body.size() + n);
+          break;
+        }
+        body.append(chunk.get(), n);
+      }
+      if (read_failed) break;
+      reply = over_limit ? sim.too_large(head, body.size()) : sim.handle(head, body);
+    }
+    const bool again = keep_alive && !reply.close && !over_limit;
+    const bool ok = co_await write_reply(socket, reply, again, server);
+    if (!ok) co_return;
+    if (!again) {
+      co_await drain_and_close(socket);
+      co_return;
+    }
+    if (body.capacity() > 1024 * 1024) std::string().swap(body);
+  }
+  socket.close(ec);
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server) {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (!acceptor.is_open() || server.stopping) co_return;
+      if (ec == asio::error::no_descriptors) {
+        co_await wait_for(std::chrono::milliseconds(10));
+      }
+      continue;
+    }
+    asio::co_spawn(acceptor.get_executor(), session(std::move(socket), server), asio::detached);
+  }
+}
+
+}  // namespace
+
+int run_server(const SimOptions& options, const std::function<void(const std::string&)>& on_listening) {
+  Simulator sim(options);
+  Server server{sim};
+  const unsigned threads = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(options.host, ec);
+  if (ec) throw Error("invalid --host '" + options.host + "'");
+  std::uint16_t port = options.port;
+  for (unsigned i = 0; i < threads; ++i) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    auto acceptor = std::make_unique<tcp::acceptor>(*contexts.back());
+    const tcp::endpoint endpoint(address, port);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->set_option(reuse_port(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw Error("cannot listen on " + options.host + ":" + std::to_string(port) + ": " + ec.message());
+    port = acceptor->local_endpoint().port();
+    acceptors.push_back(std::move(acceptor));
+  }
+
+  asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code e, int) {
+    if (e) return;
+    server.stopping = true;
+    for (auto& ctx : contexts) ctx->stop();
+  });
+  for (std::size_t i = 0; i < contexts.size(); ++i) {
+    asio::co_spawn(*contexts[i], accept_loop(*acceptors[i], server), asio::detached);
+  }
+
+  const std::string host = address.is_v6() ? "[" + options.host + "]" : options.host;
+  on_listening("http://" + host + ":" + std::to_string(port) + "/v1");
+
+  std::vector<std::thread> workers;
+  for (std::size_t i = 1; i < contexts.size(); ++i) {
+    workers.emplace_back([ctx = contexts[i].get()] { ctx->run(); });
+  }
+  contexts[0]->run();
+  for (auto& ctx : contexts) ctx->stop();
+  for (auto& w : workers) w.join();
+  sim.flush_ledger();
+  return 0;
+}
+
+}  // namespace floodgate::sim

@@ -1,0 +1,821 @@
+#include "sim/simulator.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "floodgate/core/duration.hpp"
+#include "sim/content.hpp"
+#include "sim/token_estimate.hpp"
+
+namespace floodgate::sim {
+namespace {
+
+using nlohmann::json;
+using ojson = nlohmann::ordered_json;  // response bodies keep the real API's key order
+using std::chrono::nanoseconds;
+
+constexpr std::string_view kChatPath = "/v1/chat/completions";
+constexpr std::string_view kEmbeddingsPath = "/v1/embeddings";
+constexpr std::string_view kTranscriptionsPath = "/v1/audio/transcriptions";
+constexpr std::string_view kModelsPath = "/v1/models";
+
+constexpr const char* kBadJson =
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+    "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have "
+    "trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)";
+constexpr const char* kNoKey =
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth "
+    "(i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the "
+    "API from your browser and are prompted for a username and password. You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys.";
+// The real message shows a masked key; the simulator shows none of it (the key never
+// appears in any output).
+constexpr const char* kBadKey =
+    "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.";
+constexpr const char* kQuota =
+    "You exceeded your current quota, please check your plan and billing details. For more information on this "
+    "error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.";
+constexpr const char* kAudioFormats =
+    "Invalid file format. Supported formats: ['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', "
+    "'webm']";
+constexpr const char* k502Html =
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
+    "<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n";
+
+std::string_view path_of(std::string_view target) {
+  const std::size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+bool is_known_path(std::string_view path) {
+  return path == kChatPath || path == kEmbeddingsPath || path == kTranscriptionsPath || path == kModelsPath ||
+         path.rfind("/v1/models/", 0) == 0 || path == "/_sim/stats" || path == "/_sim/flush" || path == "/_sim/health";
+}
+
+bool method_ok(std::string_view method, std::string_view path) {
+  if (path.rfind("/_sim/", 0) == 0) return true;
+  if (path.rfind(kModelsPath, 0) == 0) return method == "GET";
+  return method == "POST";
+}
+
+std::string lower_ext(std::string_view filename) {
+  const std::size_t dot = filename.rfind('.');
+  if (dot == std::string_view::npos) return {};
+  std::string ext(filename.substr(dot + 1));
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
+bool audio_ext_ok(const std::string& ext) {
+  static constexpr const char* kOk[] = {"flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm"};
+  return std::any_of(std::begin(kOk), std::end(kOk), [&](const char* e) { return ext == e; });
+}
+
+std::string format_seconds_plain(nanoseconds d) {
+  return format_duration(d);
+}
+
+std::string timestamp(double seconds, char sep) {
+  const auto total_ms = static_cast<long long>(std::llround(seconds * 1000));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld%c%03lld", total_ms / 3600000, (total_ms / 60000) % 60,
+                (total_ms / 1000) % 60, sep, total_ms % 1000);
+  return buf;
+}
+
+ojson error_body(std::string_view message, std::string_view type, const char* param, const char* code) {
+  return ojson{{"error",
+                {{"message", std::string(message)},
+                 {"type", std::string(type)},
+                 {"param", param ? ojson(param) : ojson(nullptr)},
+                 {"code", code ? ojson(code) : ojson(nullptr)}}}};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Upload
+
+Upload::Upload(std::string boundary) : parser_(std::move(boundary), *this) {}
+
+bool Upload::feed(std::string_view chunk) {
+  body_bytes_ += chunk.size();
+  body_hash_.update(chunk);
+  return parser_.feed(chunk);
+}
+
+void Upload::on_part_begin(const PartHeaders& headers) {
+  current_name_ = headers.name;
+  current_value_.clear();
+  in_file_ = headers.name == "file" && headers.has_filename;
+  if (in_file_) {
+    file_seen_ = true;
+    filename_ = headers.filename;
+  }
+}
+
+void Upload::on_part_data(std::string_view data) {
+  if (in_file_) {
+    file_hash_.update(data);
+    audio_.feed(data);
+  } else if (current_value_.size() < 64 * 1024) {
+    current_value_.append(data.substr(0, 64 * 1024 - current_value_.size()));
+  }
+}
+
+void Upload::on_part_end() {
+  if (!in_file_) fields_.emplace_back(current_name_, current_value_);
+  in_file_ = false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Simulator
+
+struct Simulator::Context {
+  Context(const RequestHead& h, std::string id) : head(h), path(path_of(h.target)), request_id(std::move(id)) {}
+  const RequestHead& head;
+  std::string_view path;
+  std::string request_id;
+  std::string api_key;  // in memory only: never logged, never echoed
+  bool authorized = false;
+  std::string model;
+  const ModelSpec* spec = nullptr;
+  bool transcription = false;
+  bool admitted = false;
+  std::int64_t tokens_charged = 0;
+  std::optional<RateHeaders> rate;
+  std::string body_sha256;
+  std::uint64_t upload_bytes = 0;
+  std::string error_code;
+  std::string error_type;
+  std::string rate_limit_type;
+  bool insufficient_quota = false;
+  FaultKind fault = FaultKind::none;
+  std::uint64_t seed = 0;
+};
+
+Simulator::Simulator(SimOptions options, const Clock& clock) : options_(std::move(options)), clock_(clock) {
+  if (options_.models.empty()) options_.models = default_models();
+  if (options_.embedding_dim_override > 0) {
+    for (auto& [name, spec] : options_.models) {
+      if (spec.kind == ModelKind::embedding) spec.embedding_dim = options_.embedding_dim_override;
+    }
+  }
+  if (!options_.ledger_path.empty()) ledger_ = std::make_unique<Ledger>(options_.ledger_path);
+}
+
+Simulator::~Simulator() = default;
+
+std::string Simulator::next_request_id() {
+  const std::uint64_t n = request_counter_.fetch_add(1);
+  const std::uint64_t a = mix64(options_.seed ^ mix64(n));
+  const std::uint64_t b = mix64(a ^ n);
+  std::uint8_t bytes[16];
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] = static_cast<std::uint8_t>(a >> (8 * i));
+    bytes[8 + i] = static_cast<std::uint8_t>(b >> (8 * i));
+  }
+  return "req_" + to_hex(bytes, 16);
+}
+
+const ModelSpec* Simulator::model_spec(const std::string& name) const {
+  const auto it = options_.models.find(name);
+  return it == options_.models.end() ? nullptr : &it->second;
+}
+
+bool Simulator::is_upload(const RequestHead& head) noexcept {
+  return path_of(head.target) == kTranscriptionsPath && head.method == "POST";
+}
+
+Reply Simulator::error(Context& ctx, int status, std::string_view message, std::string_view type,
+                       const char* param, const char* code) {
+  Reply reply;
+  reply.status = status;
+  reply.body = error_body(message, type, param, code).dump();
+  ctx.error_type = std::string(type);
+  ctx.error_code = code ? code : "";
+  finish(ctx, reply);
+  return reply;
+}
+
+std::optional<Reply> Simulator::authorize(Context& ctx) {
+  std::string_view auth = ctx.head.authorization;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() < kBearer.size() || !std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    return error(ctx, 401, kNoKey, "invalid_request_error", nullptr, nullptr);
+  }
+  auth.remove_prefix(kBearer.size());
+  while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+  while (!auth.empty() && auth.back() == ' ') auth.remove_suffix(1);
+  if (auth.empty()) return error(ctx, 401, kNoKey, "invalid_request_error", nullptr, nullptr);
+  if (!options_.api_keys.empty() &&
+      std::find(options_.api_keys.begin(), options_.api_keys.end(), auth) == options_.api_keys.end()) {
+    return error(ctx, 401, kBadKey, "invalid_request_error", nullptr, "invalid_api_key");
+  }
+  ctx.api_key = std::string(auth);
+  ctx.authorized = true;
+  return std::nullopt;
+}
+
+void Simulator::finish(Context& ctx, Reply& reply) {
+  auto& h = reply.headers;
+  h.emplace_back("x-request-id", ctx.request_id);
+  h.emplace_back("openai-organization", options_.organization);
+  h.emplace_back("openai-version", "2020-10-01");
+  h.emplace_back("openai-processing-ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(reply.delay).count()));
+  RateHeaders rate;
+  if (ctx.rate) {
+    rate = *ctx.rate;
+  } else if (ctx.authorized && ctx.spec != nullptr) {
+    rate = limits_.peek(ctx.api_key, ctx.model, ctx.spec->limits, clock_.now());
+  }
+  h.emplace_back("x-ratelimit-limit-requests", std::to_string(rate.limit_requests));
+  if (!ctx.transcription) h.emplace_back("x-ratelimit-limit-tokens", std::to_string(rate.limit_tokens));
+  h.emplace_back("x-ratelimit-remaining-requests", std::to_string(rate.remaining_requests));
+  if (!ctx.transcription) h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(rate.remaining_tokens));
+  h.emplace_back("x-ratelimit-reset-requests", format_seconds_plain(rate.reset_requests));
+  if (!ctx.transcription) h.emplace_back("x-ratelimit-reset-tokens", format_seconds_plain(rate.reset_tokens));
+
+  Outcome outcome;
+  outcome.status = reply.status;
+  outcome.model = ctx.spec != nullptr ? std::string_view(ctx.model) : std::string_view{};
+  outcome.admitted = ctx.admitted;
+  outcome.tokens_charged = ctx.tokens_charged;
+  outcome.rate_limit_type = ctx.rate_limit_type;
+  outcome.insufficient_quota = ctx.insufficient_quota;
+  outcome.fault = reply.fault;
+  outcome.upload_bytes = ctx.upload_bytes;
+  stats_.record(outcome, clock_.now());
+
+  if (ledger_) {
+    LedgerEntry e;
+    e.request_id = ctx.request_id;
+    e.method = ctx.head.method;
+    e.path = ctx.path;
+    e.model = ctx.model;
+    e.status = reply.status;
+    e.error_code = ctx.error_code;
+    e.error_type = ctx.error_type;
+    e.tokens_charged = ctx.tokens_charged;
+    e.body_sha256 = ctx.body_sha256;
+    e.upload_bytes = ctx.upload_bytes;
+    e.client_request_id = ctx.head.client_request_id;
+    e.fault = reply.fault == FaultKind::none ? std::string_view{} : std::string_view(to_string(reply.fault));
+    ledger_->append(e);
+  }
+}
+
+FaultKind Simulator::draw_fault() {
+  if (options_.fault_rate <= 0 || options_.faults.empty()) return FaultKind::none;
+  const std::uint64_t n = fault_counter_.fetch_add(1);
+  const std::uint64_t r = mix64(options_.seed ^ mix64(n ^ 0xfa017ULL));
+  if (unit_interval(r) >= options_.fault_rate) return FaultKind::none;
+  return options_.faults[mix64(r) % options_.faults.size()];
+}
+
+bool Simulator::draw_invalid_content() {
+  if (options_.invalid_content_rate <= 0) return false;
+  const std::uint64_t n = invalid_counter_.fetch_add(1);
+  return unit_interval(mix64(options_.seed ^ mix64(n ^ 0x1a7a11dULL))) < options_.invalid_content_rate;
+}
+
+nanoseconds Simulator::latency(std::int64_t completion_tokens) {
+  const LatencyModel& m = options_.latency;
+  switch (m.kind) {
+    case LatencyKind::none: return nanoseconds{0};
+    case LatencyKind::fixed: return m.fixed;
+    case LatencyKind::random: {
+      const std::uint64_t n = latency_counter_.fetch_add(1);
+      const double u = unit_interval(mix64(options_.seed ^ mix64(n ^ 0x1a7e9cULL)));
+      return m.fixed + nanoseconds{static_cast<nanoseconds::rep>(u * static_cast<double>((m.upper - m.fixed).count()))};
+    }
+    case LatencyKind::per_token: return m.fixed * std::max<std::int64_t>(completion_tokens, 0);
+  }
+  return nanoseconds{0};
+}
+
+void Simulator::spend(const ModelSpec& spec, std::int64_t input_tokens, std::int64_t output_tokens) {
+  const std::lock_guard lock(quota_mutex_);
+  spent_tokens_ += input_tokens + output_tokens;
+  spent_usd_ += (static_cast<double>(input_tokens) * spec.usd_per_1m_input +
+                 static_cast<double>(output_tokens) * spec.usd_per_1m_output) / 1e6;
+}
+
+// Quota, then a 5xx fault, then the rate limits. nullopt: admitted (and charged).
+std::optional<Reply> Simulator::gate(Context& ctx, std::int64_t tokens, bool transcription) {
+  {
+    const std::lock_guard lock(quota_mutex_);
+    const bool out_of_tokens = options_.quota_tokens && spent_tokens_ >= *options_.quota_tokens;
+    const bool out_of_usd = options_.quota_usd && spent_usd_ >= *options_.quota_usd;
+    if (out_of_tokens || out_of_usd) {
+      ctx.insufficient_quota = true;
+      return error(ctx, 429, kQuota, "insufficient_quota", nullptr, "insufficient_quota");
+    }
+  }
+  const FaultKind fault = draw_fault();
+  if (fault == FaultKind::http_500 || fault == FaultKind::http_502 || fault == FaultKind::http_503) {
+    Reply reply;
+    reply.fault = fault;
+    if (fault == FaultKind::http_500) {
+      reply.status = 500;
+      reply.body = error_body("The server had an error while processing your request. Sorry about that!",
+                              "server_error", nullptr, nullptr).dump();
+    } else if (fault == FaultKind::http_502) {
+      reply.status = 502;
+      reply.content_type = "text/html";
+      reply.body = k502Html;
+    } else {
+      reply.status = 503;
+      reply.body = error_body("The engine is currently overloaded, please try again later.", "server_error",
+                              nullptr, nullptr).dump();
+    }
+    ctx.error_type = "server_error";
+    finish(ctx, reply);
+    return reply;
+  }
+  ctx.fault = fault;
+  ModelLimits limits = ctx.spec->limits;
+  if (transcription) {
+    limits.tokens_per_minute = 0;
+    limits.tokens_per_day = 0;
+  }
+  const Admission a = limits_.admit(ctx.api_key, ctx.model, limits, tokens, clock_.now());
+  ctx.rate = a.headers;
+  if (a.admitted) {
+    ctx.admitted = true;
+    ctx.tokens_charged = tokens;
+    return std::nullopt;
+  }
+  ctx.fault = FaultKind::none;  // a refused request is not also a fault
+  ctx.rate_limit_type = error_type(a.dimension);
+  std::string message;
+  if (a.never_fits) {
+    message = "Request too large for " + ctx.model + " in organization " + options_.organization + " on " +
+              describe(a.dimension) + ": Limit " + std::to_string(a.limit) + ", Requested " +
+              std::to_string(a.requested) +
+              ". The input or output tokens must be reduced in order to run successfully. Visit "
+              "https://platform.openai.com/account/rate-limits to learn more.";
+  } else {
+    message = "Rate limit reached for " + ctx.model + " in organization " + options_.organization + " on " +
+              describe(a.dimension) + ": Limit " + std::to_string(a.limit) + ", Used " + std::to_string(a.used) +
+              ", Requested " + std::to_string(a.requested) + ". Please try again in " +
+              format_duration(a.retry_after) +
+              ". Visit https://platform.openai.com/account/rate-limits to learn more.";
+  }
+  Reply reply;
+  reply.status = 429;
+  reply.body = error_body(message, error_type(a.dimension), nullptr, "rate_limit_exceeded").dump();
+  if (!a.never_fits) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(a.retry_after).count();
+    const auto secs = std::chrono::ceil<std::chrono::seconds>(a.retry_after).count();
+    reply.headers.emplace_back("retry-after", std::to_string(std::max<long long>(secs, 1)));
+    reply.headers.emplace_back("retry-after-ms", std::to_string(std::max<long long>(ms, 1)));
+  }
+  ctx.error_type = error_type(a.dimension);
+  ctx.error_code = "rate_limit_exceeded";
+  finish(ctx, reply);
+  return reply;
+}
+
+std::optional<Reply> Simulator::check_head(const RequestHead& head, std::optional<std::uint64_t> content_length) {
+  const std::string_view path = path_of(head.target);
+  if (is_known_path(path) && method_ok(head.method, path) && path.rfind("/_sim/", 0) != 0) {
+    Context ctx(head, next_request_id());
+    ctx.transcription = is_upload(head);
+    if (auto refused = authorize(ctx)) {
+      refused->close = content_length.value_or(0) > 0;  // do not read a body we refuse
+      return refused;
+    }
+    if (content_length && *content_length > options_.max_body_bytes) return too_large(head, 0);
+  }
+  return std::nullopt;
+}
+
+Reply Simulator::too_large(const RequestHead& head, std::uint64_t bytes_read) {
+  Context ctx(head, next_request_id());
+  ctx.upload_bytes = bytes_read;
+  ctx.transcription = is_upload(head);
+  const std::string message = "Maximum content size limit (" + std::to_string(options_.max_body_bytes) +
+                              ") exceeded (" + std::to_string(std::max<std::uint64_t>(bytes_read, options_.max_body_bytes + 1)) +
+                              " bytes read)";
+  Reply reply = error(ctx, 413, message, "server_error", nullptr, nullptr);
+  reply.close = true;
+  return reply;
+}
+
+Reply Simulator::bad_http() {
+  Reply reply;
+  reply.status = 400;
+  reply.body = error_body("Bad request", "invalid_request_error", nullptr, nullptr).dump();
+  reply.close = true;
+  return reply;
+}
+
+Reply Simulator::handle(const RequestHead& head, std::string_view body) {
+  Context ctx(head, next_request_id());
+  const auto digest = sha256(body);
+  ctx.body_sha256 = to_hex(digest.data(), digest.size());
+  ctx.seed = digest_seed(digest);
+  ctx.upload_bytes = body.size();
+  return route(ctx, body);
+}
+
+Reply Simulator::route(Context& ctx, std::string_view body) {
+  const std::string_view path = ctx.path;
+  if (path == "/_sim/health") {
+    Reply reply;
+    reply.body = R"({"ok":true})";
+    return reply;
+  }
+  if (path == "/_sim/stats") {
+    if (ledger_) ledger_->flush();
+    Reply reply;
+    reply.body = stats_json().dump();
+    return reply;
+  }
+  if (path == "/_sim/flush") {
+    if (ledger_) ledger_->flush();
+    Reply reply;
+    reply.body = R"({"flushed":true})";
+    return reply;
+  }
+  if (!is_known_path(path) || !method_ok(ctx.head.method, path)) {
+    return error(ctx, 404, "Invalid URL (" + std::string(ctx.head.method) + " " + std::string(path) + ")",
+                 "invalid_request_error", nullptr, nullptr);
+  }
+  if (auto refused = authorize(ctx)) return *refused;
+  if (path == kModelsPath || path.rfind("/v1/models/", 0) == 0) return models(ctx);
+  if (path == kTranscriptionsPath) {
+    return error(ctx, 400, "Invalid Content-Type header (" + std::string(ctx.head.content_type) +
+                 "), expected multipart/form-data. (HINT: If you're using curl, you can pass -H 'Content-Type: "
+                 "multipart/form-data')", "invalid_request_error", nullptr, nullptr);
+  }
+  if (body.size() > options_.max_body_bytes) return too_large(ctx.head, body.size());
+  json request = json::parse(body, nullptr, false);
+  if (request.is_discarded() || !request.is_object()) {
+    return error(ctx, 400, kBadJson, "invalid_request_error", nullptr, nullptr);
+  }
+  const auto model = request.find("model");
+  if (model == request.end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
+    return error(ctx, 400, "you must provide a model parameter", "invalid_request_error", nullptr, nullptr);
+  }
+  ctx.model = model->get<std::string>();
+  if (path == kChatPath) return chat(ctx, request);
+  return embeddings(ctx, request);
+}
+
+Reply Simulator::models(Context& ctx) {
+  const std::string prefix = "/v1/models/";
+  ojson data = ojson::array();
+  for (const auto& [name, spec] : options_.models) {
+    data.push_back({{"id", name}, {"object", "model"}, {"created", 1686935002}, {"owned_by", "system"}});
+  }
+  Reply reply;
+  if (ctx.path.size() > prefix.size()) {
+    const std::string name(ctx.path.substr(prefix.size()));
+    ctx.model = name;
+    if (model_spec(name) == nullptr) {
+      return error(ctx, 404, "The model '" + name + "' does not exist", "invalid_request_error", "model",
+                   "model_not_found");
+    }
+    reply.body = ojson{{"id", name}, {"object", "model"}, {"created", 1686935002}, {"owned_by", "system"}}.dump();
+  } else {
+    reply.body = ojson{{"object", "list"}, {"data", data}}.dump();
+  }
+  finish(ctx, reply);
+  return reply;
+}
+
+Reply Simulator::chat(Context& ctx, const json& request) {
+  const auto messages = request.find("messages");
+  if (messages == request.end()) {
+    return error(ctx, 400, "Missing required parameter: 'messages'.", "invalid_request_error", "messages",
+                 "missing_required_parameter");
+  }
+  if (!messages->is_array() || messages->empty()) {
+    return error(ctx, 400,
+                 messages->is_array() ? "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."
+                                      : "Invalid type for 'messages': expected an array of objects.",
+                 "invalid_request_error", "messages", messages->is_array() ? "empty_array" : "invalid_type");
+  }
+  for (std::size_t i = 0; i < messages->size(); ++i) {
+    const json& m = (*messages)[i];
+    if (!m.is_object() || !m.contains("role") || !m.at("role").is_string()) {
+      const std::string param = "messages[" + std::to_string(i) + "].role";
+      return error(ctx, 400, "Missing required parameter: '" + param + "'.", "invalid_request_error",
+                   param.c_str(), "missing_required_parameter");
+    }
+  }
+  ctx.spec = model_spec(ctx.model);
+  if (ctx.spec == nullptr || ctx.spec->kind != ModelKind::chat) {
+    const ModelSpec* spec = ctx.spec;
+    ctx.spec = nullptr;
+    if (spec != nullptr) {
+      return error(ctx, 404,
+                   "This is not a chat model and thus not supported in the v1/chat/completions endpoint. Did you "
+                   "mean to use v1/completions?",
+                   "invalid_request_error", "model", nullptr);
+    }
+    return error(ctx, 404, "The model `" + ctx.model + "` does not exist or you do not have access to it.",
+                 "invalid_request_error", nullptr, "model_not_found");
+  }
+  std::int64_t n = 1;
+  if (const auto it = request.find("n"); it != request.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 1 || it->get<std::int64_t>() > 128) {
+      return error(ctx, 400, "Invalid 'n': integer below minimum value. Expected a value >= 1 and <= 128.",
+                   "invalid_request_error", "n", "integer_below_min_value");
+    }
+    n = it->get<std::int64_t>();
+  }
+  std::optional<std::int64_t> max_tokens;
+  for (const char* key : {"max_completion_tokens", "max_tokens"}) {
+    if (const auto it = request.find(key); it != request.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<std::int64_t>() < 1) {
+        const std::string msg = std::string("Invalid '") + key + "': integer below minimum value. Expected a value >= 1.";
+        return error(ctx, 400, msg, "invalid_request_error", key, "integer_below_min_value");
+      }
+      if (!max_tokens) max_tokens = it->get<std::int64_t>();
+    }
+  }
+  const json* schema = nullptr;
+  if (const auto fmt = request.find("response_format"); fmt != request.end() && fmt->is_object()) {
+    const std::string type = fmt->value("type", "");
+    if (type == "json_schema") {
+      const auto js = fmt->find("json_schema");
+      if (js == fmt->end() || !js->is_object() || !js->contains("schema")) {
+        return error(ctx, 400, "Missing required parameter: 'response_format.json_schema'.",
+                     "invalid_request_error", "response_format.json_schema", "missing_required_parameter");
+      }
+      schema = &js->at("schema");
+    } else if (type != "text" && type != "json_object") {
+      return error(ctx, 400, "Invalid value: '" + type + "'. Supported values are: 'json_object', 'json_schema', and 'text'.",
+                   "invalid_request_error", "response_format.type", "invalid_value");
+    }
+  }
+  const std::int64_t prompt_tokens = estimate_chat_prompt_tokens(request);
+  const std::int64_t charge = prompt_tokens + max_tokens.value_or(options_.default_max_tokens) * n;
+  if (auto refused = gate(ctx, charge, false)) return *refused;
+
+  ojson choices = ojson::array();
+  std::int64_t completion_tokens = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::uint64_t seed = mix64(ctx.seed ^ static_cast<std::uint64_t>(i));
+    std::string content;
+    std::string finish_reason = "stop";
+    if (schema != nullptr) {
+      content = draw_invalid_content() ? invalid_schema_content(*schema, seed) : schema_instance(*schema, seed).dump();
+    } else if (request.contains("response_format") && request["response_format"].value("type", "") == "json_object") {
+      content = ojson{{"answer", completion_text(seed, 4)}}.dump();
+    } else {
+      std::int64_t want = natural_completion_tokens(seed);
+      if (max_tokens && *max_tokens < want) {
+        want = *max_tokens;
+        finish_reason = "length";
+      }
+      content = completion_text(seed, want);
+    }
+    completion_tokens += estimate_text_tokens(content);
+    choices.push_back({{"index", i},
+                       {"message", {{"role", "assistant"}, {"content", content}, {"refusal", nullptr}}},
+                       {"logprobs", nullptr},
+                       {"finish_reason", finish_reason}});
+  }
+  spend(*ctx.spec, prompt_tokens, completion_tokens);
+  const auto created = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+  ojson response = {{"id", "chatcmpl-" + ctx.request_id.substr(4)},
+                   {"object", "chat.completion"},
+                   {"created", created},
+                   {"model", ctx.model},
+                   {"choices", std::move(choices)},
+                   {"usage",
+                    {{"prompt_tokens", prompt_tokens},
+                     {"completion_tokens", completion_tokens},
+                     {"total_tokens", prompt_tokens + completion_tokens}}},
+                   {"service_tier", "default"},
+                   {"system_fingerprint", "fp_floodgate"}};
+  Reply reply;
+  reply.body = response.dump();
+  reply.delay = latency(completion_tokens);
+  reply.fault = ctx.fault;
+  if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
+  if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
+  finish(ctx, reply);
+  return reply;
+}
+
+Reply Simulator::embeddings(Context& ctx, const json& request) {
+  const auto input = request.find("input");
+  if (input == request.end() || input->is_null()) {
+    return error(ctx, 400, "Missing required parameter: 'input'.", "invalid_request_error", "input",
+                 "missing_required_parameter");
+  }
+  const std::int64_t tokens = estimate_embedding_input_tokens(*input);
+  if (tokens < 0) {
+    return error(ctx, 400, "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+                 "invalid_request_error", nullptr, nullptr);
+  }
+  ctx.spec = model_spec(ctx.model);
+  if (ctx.spec == nullptr || ctx.spec->kind != ModelKind::embedding) {
+    ctx.spec = nullptr;
+    return error(ctx, 404, "The model `" + ctx.model + "` does not exist or you do not have access to it.",
+                 "invalid_request_error", nullptr, "model_not_found");
+  }
+  int dim = ctx.spec->embedding_dim;
+  if (const auto d = request.find("dimensions"); d != request.end() && !d->is_null()) {
+    if (!d->is_number_integer() || d->get<int>() < 1 || d->get<int>() > dim) {
+      return error(ctx, 400, "Invalid 'dimensions': must be between 1 and " + std::to_string(dim) + ".",
+                   "invalid_request_error", "dimensions", "invalid_value");
+    }
+    dim = d->get<int>();
+  }
+  const std::string encoding = request.value("encoding_format", "float");
+  if (encoding != "float" && encoding != "base64") {
+    return error(ctx, 400, "Invalid value: '" + encoding + "'. Supported values are: 'float' and 'base64'.",
+                 "invalid_request_error", "encoding_format", "invalid_value");
+  }
+  if (auto refused = gate(ctx, tokens, false)) return *refused;
+
+  // One vector per input item (a string or a token array), seeded by the item itself.
+  std::vector<std::string> items;
+  if (input->is_string()) {
+    items.push_back(input->get<std::string>());
+  } else if (!input->empty() && (*input)[0].is_number_integer()) {
+    items.push_back(input->dump());
+  } else {
+    for (const auto& item : *input) items.push_back(item.is_string() ? item.get<std::string>() : item.dump());
+  }
+  std::string body = R"({"object":"list","data":[)";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const auto vec = embedding_vector(digest_seed(sha256(items[i])) ^ static_cast<std::uint64_t>(dim), dim);
+    if (i > 0) body += ',';
+    body += R"({"object":"embedding","index":)" + std::to_string(i) + R"(,"embedding":)";
+    if (encoding == "base64") {
+      body += '"';
+      body += base64_encode(std::string_view(reinterpret_cast<const char*>(vec.data()), vec.size() * sizeof(float)));
+      body += '"';
+    } else {
+      body += json(vec).dump();
+    }
+    body += '}';
+  }
+  body += R"(],"model":)" + json(ctx.model).dump() + R"(,"usage":{"prompt_tokens":)" + std::to_string(tokens) +
+          R"(,"total_tokens":)" + std::to_string(tokens) + "}}";
+  spend(*ctx.spec, tokens, 0);
+  Reply reply;
+  reply.body = std::move(body);
+  reply.delay = latency(0);
+  reply.fault = ctx.fault;
+  if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
+  if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
+  finish(ctx, reply);
+  return reply;
+}
+
+std::unique_ptr<Upload> Simulator::begin_upload(const RequestHead& head, Reply& refusal) {
+  const auto boundary = MultipartParser::boundary_from_content_type(head.content_type);
+  if (!boundary) {
+    Context ctx(head, next_request_id());
+    ctx.transcription = true;
+    if (auto refused = authorize(ctx)) {
+      refusal = *refused;
+      return nullptr;
+    }
+    refusal = error(ctx, 400, "Invalid Content-Type header (" + std::string(head.content_type) +
+                    "), expected multipart/form-data. (HINT: If you're using curl, you can pass -H "
+                    "'Content-Type: multipart/form-data')", "invalid_request_error", nullptr, nullptr);
+    return nullptr;
+  }
+  return std::make_unique<Upload>(*boundary);
+}
+
+Reply Simulator::finish_upload(const RequestHead& head, Upload& upload) {
+  Context ctx(head, next_request_id());
+  ctx.transcription = true;
+  const auto body_digest = upload.body_hash_.finish();
+  ctx.body_sha256 = to_hex(body_digest.data(), body_digest.size());
+  ctx.upload_bytes = upload.body_bytes_;
+  if (auto refused = authorize(ctx)) return *refused;
+  if (!upload.parser_.finish()) {
+    return error(ctx, 400, "Could not parse multipart form: " + upload.parser_.error(), "invalid_request_error",
+                 nullptr, nullptr);
+  }
+  std::string response_format = "json";
+  for (const auto& [name, value] : upload.fields_) {
+    if (name == "model") ctx.model = value;
+    if (name == "response_format") response_format = value;
+  }
+  if (!upload.file_seen_) {
+    return error(ctx, 400, "Missing required parameter: 'file'.", "invalid_request_error", "file",
+                 "missing_required_parameter");
+  }
+  if (ctx.model.empty()) {
+    return error(ctx, 400, "Missing required parameter: 'model'.", "invalid_request_error", "model",
+                 "missing_required_parameter");
+  }
+  if (!audio_ext_ok(lower_ext(upload.filename_))) {
+    return error(ctx, 400, kAudioFormats, "invalid_request_error", nullptr, nullptr);
+  }
+  static constexpr const char* kFormats[] = {"json", "text", "srt", "verbose_json", "vtt"};
+  if (std::none_of(std::begin(kFormats), std::end(kFormats), [&](const char* f) { return response_format == f; })) {
+    return error(ctx, 400, "Invalid value: '" + response_format +
+                 "'. Supported values are: 'json', 'text', 'srt', 'verbose_json', and 'vtt'.",
+                 "invalid_request_error", "response_format", "invalid_value");
+  }
+  ctx.spec = model_spec(ctx.model);
+  if (ctx.spec == nullptr || ctx.spec->kind != ModelKind::transcription) {
+    ctx.spec = nullptr;
+    return error(ctx, 404, "The model `" + ctx.model + "` does not exist or you do not have access to it.",
+                 "invalid_request_error", nullptr, "model_not_found");
+  }
+  if (auto refused = gate(ctx, 0, true)) return *refused;
+
+  const auto file_digest = upload.file_hash_.finish();
+  const double duration = upload.audio_.duration_seconds();
+  const auto words = transcript_words(digest_seed(file_digest), duration);
+  // Segments of up to 10 words, spread evenly over the duration.
+  struct Segment {
+    double start, end;
+    std::string text;
+  };
+  std::vector<Segment> segments;
+  std::string text;
+  const std::size_t per = 10;
+  const std::size_t count = (words.size() + per - 1) / per;
+  for (std::size_t s = 0; s < count; ++s) {
+    std::string seg;
+    for (std::size_t w = s * per; w < std::min(words.size(), (s + 1) * per); ++w) {
+      seg += (seg.empty() ? "" : " ") + words[w];
+    }
+    seg[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(seg[0])));
+    seg += '.';
+    const double start = duration * static_cast<double>(s) / static_cast<double>(count);
+    const double end = duration * static_cast<double>(s + 1) / static_cast<double>(count);
+    text += (text.empty() ? "" : " ") + seg;
+    segments.push_back({std::floor(start * 100) / 100, std::floor(end * 100) / 100, seg});
+  }
+  Reply reply;
+  if (response_format == "json") {
+    reply.body = ojson{{"text", text}}.dump();
+  } else if (response_format == "text") {
+    reply.content_type = "text/plain; charset=utf-8";
+    reply.body = text + "\n";
+  } else if (response_format == "verbose_json") {
+    ojson segs = ojson::array();
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      segs.push_back({{"id", i},
+                      {"seek", 0},
+                      {"start", segments[i].start},
+                      {"end", segments[i].end},
+                      {"text", " " + segments[i].text},
+                      {"tokens", json::array()},
+                      {"temperature", 0.0},
+                      {"avg_logprob", -0.25},
+                      {"compression_ratio", 1.2},
+                      {"no_speech_prob", 0.01}});
+    }
+    reply.body = ojson{{"task", "transcribe"},
+                      {"language", "english"},
+                      {"duration", std::floor(duration * 100) / 100},
+                      {"text", text},
+                      {"segments", segs}}.dump();
+  } else {
+    const bool vtt = response_format == "vtt";
+    reply.content_type = vtt ? "text/vtt; charset=utf-8" : "text/plain; charset=utf-8";
+    std::string out = vtt ? "WEBVTT\n\n" : "";
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      if (!vtt) out += std::to_string(i + 1) + "\n";
+      out += timestamp(segments[i].start, vtt ? '.' : ',') + " --> " + timestamp(segments[i].end, vtt ? '.' : ',') +
+             "\n" + segments[i].text + "\n\n";
+    }
+    reply.body = std::move(out);
+  }
+  spend(*ctx.spec, static_cast<std::int64_t>(std::ceil(duration)), 0);
+  reply.delay = latency(0);
+  reply.fault = ctx.fault;
+  if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
+  if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
+  finish(ctx, reply);
+  return reply;
+}
+
+json Simulator::stats_json() {
+  json j = stats_.to_json();
+  const std::lock_guard lock(quota_mutex_);
+  j["spent_tokens"] = spent_tokens_;
+  j["spent_usd"] = spent_usd_;
+  return j;
+}
+
+void Simulator::flush_ledger() {
+  if (ledger_) ledger_->flush();
+}
+
+}  // namespace floodgate::sim

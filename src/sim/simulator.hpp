@@ -1,0 +1,141 @@
+#pragma once
+// The simulator's request logic, with no sockets: the server hands it a request head and
+// a body (or, for uploads, streams the body into an Upload), and gets back a Reply with
+// status, headers, body, the latency to wait and the fault to act out. Every reply is
+// counted in Stats and written to the Ledger here, so the server cannot forget one.
+//
+// Order of checks, as the real API: route (404) → auth (401) → size (413) → JSON (400) →
+// fields (400) → model (404) → quota (429 insufficient_quota) → a 5xx fault, if drawn →
+// rate limits (429) → answer (faults reset/stall/truncated/slow-first-byte happen after
+// admission: the request was charged, the client just never sees a clean answer).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "floodgate/core/clock.hpp"
+#include "floodgate/sim/multipart.hpp"
+#include "floodgate/sim/options.hpp"
+#include "sim/audio_info.hpp"
+#include "sim/ledger.hpp"
+#include "sim/limit_table.hpp"
+#include "sim/stats.hpp"
+#include "sim/util.hpp"
+
+namespace floodgate::sim {
+
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;             // path and query as sent
+  std::string_view authorization;
+  std::string_view content_type;
+  std::string_view client_request_id;  // x-client-request-id
+};
+
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  FaultKind fault = FaultKind::none;
+  std::chrono::nanoseconds delay{0};  // wait before the first byte
+  bool close = false;                 // close the connection after this reply
+};
+
+// The state of one streaming multipart upload (POST /v1/audio/transcriptions).
+class Upload final : public MultipartHandler {
+ public:
+  explicit Upload(std::string boundary);
+  // Feeds raw body bytes; false once the multipart body is malformed.
+  bool feed(std::string_view chunk);
+  [[nodiscard]] std::uint64_t body_bytes() const noexcept { return body_bytes_; }
+
+ private:
+  friend class Simulator;
+  void on_part_begin(const PartHeaders& headers) override;
+  void on_part_data(std::string_view data) override;
+  void on_part_end() override;
+
+  MultipartParser parser_;
+  Sha256 body_hash_;
+  Sha256 file_hash_;
+  AudioSniffer audio_;
+  std::uint64_t body_bytes_ = 0;
+  bool file_seen_ = false;
+  bool in_file_ = false;
+  std::string filename_;
+  std::string current_name_;
+  std::string current_value_;
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+class Simulator {
+ public:
+  explicit Simulator(SimOptions options, const Clock& clock = SteadyClock::instance());
+  ~Simulator();
+  Simulator(const Simulator&) = delete;
+  Simulator& operator=(const Simulator&) = delete;
+
+  [[nodiscard]] const SimOptions& options() const noexcept { return options_; }
+
+  // After the head: a reply when the request is refused before its body is read (unknown
+  // route, bad auth, declared size over the limit), else nullopt.
+  std::optional<Reply> check_head(const RequestHead& head, std::optional<std::uint64_t> content_length);
+  // Whether the body of this request is a streamed multipart upload.
+  [[nodiscard]] static bool is_upload(const RequestHead& head) noexcept;
+  // A request with its whole (small) body: JSON endpoints, GETs, /_sim/*.
+  Reply handle(const RequestHead& head, std::string_view body);
+  // Uploads: begin (nullptr + reply when the Content-Type is not multipart), feed, finish.
+  std::unique_ptr<Upload> begin_upload(const RequestHead& head, Reply& refusal);
+  Reply finish_upload(const RequestHead& head, Upload& upload);
+  // The body grew past the limit while streaming (`bytes_read` so far).
+  Reply too_large(const RequestHead& head, std::uint64_t bytes_read);
+  // The request could not be parsed as HTTP at all.
+  Reply bad_http();
+
+  nlohmann::json stats_json();
+  void flush_ledger();
+  Stats& stats() noexcept { return stats_; }
+
+ private:
+  struct Context;
+  Reply route(Context& ctx, std::string_view body);
+  Reply chat(Context& ctx, const nlohmann::json& request);
+  Reply embeddings(Context& ctx, const nlohmann::json& request);
+  Reply models(Context& ctx);
+  Reply error(Context& ctx, int status, std::string_view message, std::string_view type,
+              const char* param, const char* code);
+  std::optional<Reply> gate(Context& ctx, std::int64_t tokens, bool transcription);
+  void finish(Context& ctx, Reply& reply);
+  std::optional<Reply> authorize(Context& ctx);
+  const ModelSpec* model_spec(const std::string& name) const;
+  std::string next_request_id();
+  FaultKind draw_fault();
+  bool draw_invalid_content();
+  std::chrono::nanoseconds latency(std::int64_t completion_tokens);
+  void spend(const ModelSpec& spec, std::int64_t input_tokens, std::int64_t output_tokens);
+
+  SimOptions options_;
+  const Clock& clock_;
+  LimitTable limits_;
+  Stats stats_;
+  std::unique_ptr<Ledger> ledger_;
+  std::atomic<std::uint64_t> request_counter_{0};
+  std::atomic<std::uint64_t> fault_counter_{0};
+  std::atomic<std::uint64_t> invalid_counter_{0};
+  std::atomic<std::uint64_t> latency_counter_{0};
+  std::mutex quota_mutex_;
+  std::int64_t spent_tokens_ = 0;
+  double spent_usd_ = 0;
+};
+
+}  // namespace floodgate::sim

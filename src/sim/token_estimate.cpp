@@ -1,0 +1,81 @@
+#include "sim/token_estimate.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace floodgate::sim {
+namespace {
+
+constexpr std::int64_t kPerMessage = 4;
+constexpr std::int64_t kPriming = 3;
+constexpr std::int64_t kImagePart = 85;
+
+std::int64_t content_tokens(const nlohmann::json& content) {
+  if (content.is_string()) return estimate_text_tokens(content.get_ref<const std::string&>());
+  if (content.is_array()) {
+    std::int64_t total = 0;
+    for (const auto& part : content) {
+      if (!part.is_object()) continue;
+      const auto text = part.find("text");
+      if (text != part.end() && text->is_string()) {
+        total += estimate_text_tokens(text->get_ref<const std::string&>());
+      } else if (part.contains("image_url") || part.contains("input_audio")) {
+        total += kImagePart;
+      }
+    }
+    return total;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::int64_t estimate_text_tokens(std::string_view text) noexcept {
+  return static_cast<std::int64_t>((text.size() + 3) / 4);
+}
+
+std::int64_t estimate_chat_prompt_tokens(const nlohmann::json& request) {
+  std::int64_t total = kPriming;
+  const auto messages = request.find("messages");
+  if (messages != request.end() && messages->is_array()) {
+    for (const auto& message : *messages) {
+      if (!message.is_object()) continue;
+      total += kPerMessage;
+      const auto content = message.find("content");
+      if (content != message.end()) total += content_tokens(*content);
+      const auto name = message.find("name");
+      if (name != message.end() && name->is_string()) total += estimate_text_tokens(name->get_ref<const std::string&>());
+    }
+  }
+  for (const char* key : {"tools", "functions"}) {
+    const auto it = request.find(key);
+    if (it != request.end() && !it->is_null()) total += estimate_text_tokens(it->dump());
+  }
+  const auto format = request.find("response_format");
+  if (format != request.end() && format->is_object() && format->contains("json_schema")) {
+    total += estimate_text_tokens(format->at("json_schema").dump());
+  }
+  return total;
+}
+
+std::int64_t estimate_embedding_input_tokens(const nlohmann::json& input) {
+  if (input.is_string()) return estimate_text_tokens(input.get_ref<const std::string&>());
+  if (!input.is_array() || input.empty()) return -1;
+  std::int64_t total = 0;
+  for (const auto& item : input) {
+    if (item.is_string()) {
+      total += estimate_text_tokens(item.get_ref<const std::string&>());
+    } else if (item.is_number_integer()) {
+      total += 1;
+    } else if (item.is_array()) {
+      for (const auto& id : item) {
+        if (!id.is_number_integer()) return -1;
+      }
+      total += static_cast<std::int64_t>(item.size());
+    } else {
+      return -1;
+    }
+  }
+  return total;
+}
+
+}  // namespace floodgate::sim

@@ -1,0 +1,356 @@
+// `floodgate run` against `floodgate sim`: pacing at the limit, learned limits, faults,
+// crash and resume, insufficient_quota, bad input lines, SIGINT. Jobs are short (high
+// per-minute limits, a few hundred requests); the sim's stats and ledger are the judge.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/sim_process.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using floodgate::test::SimProcess;
+using Clock = std::chrono::steady_clock;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("fg_run_" + std::to_string(::getpid()) + "_" + std::to_string(Clock::now().time_since_epoch().count()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// Writes `n` chat requests (distinct bodies) and returns the path.
+fs::path write_input(const fs::path& dir, int n, int max_tokens = 16, const std::string& name = "in.jsonl") {
+  const fs::path p = dir / name;
+  std::ofstream f(p);
+  for (int i = 0; i < n; ++i) {
+    nlohmann::json line = {{"custom_id", "q" + std::to_string(i)},
+                           {"method", "POST"},
+                           {"url", "/v1/chat/completions"},
+                           {"body",
+                            {{"model", "gpt-4o-mini"},
+                             {"messages", {{{"role", "user"}, {"content", "Write a short line about item " + std::to_string(i)}}}},
+                             {"max_tokens", max_tokens}}}};
+    f << line.dump() << "\n";
+  }
+  return p;
+}
+
+// A running `floodgate run`.
+class RunProcess {
+ public:
+  RunProcess(const std::vector<std::string>& args, const std::string& api_key, const fs::path& stderr_path) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 2);
+        ::dup2(fd, 1);
+      }
+      ::setenv("OPENAI_API_KEY", api_key.c_str(), 1);
+      ::unsetenv("OPENAI_BASE_URL");
+      std::vector<char*> argv;
+      std::string bin = FLOODGATE_BIN;
+      argv.push_back(bin.data());
+      std::string run = "run";
+      argv.push_back(run.data());
+      std::vector<std::string> copy = args;
+      for (auto& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(bin.c_str(), argv.data());
+      ::_exit(127);
+    }
+  }
+  ~RunProcess() {
+    if (pid_ > 0 && !done_) {
+      ::kill(pid_, SIGKILL);
+      wait(std::chrono::seconds(10));
+    }
+  }
+  void signal(int sig) const { ::kill(pid_, sig); }
+  // Exit code, or -1 on timeout, or 128+signal.
+  int wait(std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        done_ = true;
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+        return -2;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool done_ = false;
+};
+
+std::vector<std::string> run_args(const SimProcess& sim, const fs::path& in, const fs::path& out, std::vector<std::string> extra) {
+  std::vector<std::string> a = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--quiet"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+int run_to_end(const SimProcess& sim, const fs::path& in, const fs::path& out, std::vector<std::string> extra, const fs::path& log,
+               std::chrono::seconds limit = std::chrono::seconds(60)) {
+  RunProcess p(run_args(sim, in, out, std::move(extra)), sim.api_key(), log);
+  return p.wait(limit);
+}
+
+std::vector<nlohmann::json> read_output(const fs::path& out) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream f(out);
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty()) continue;
+    lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Every q0..q(n-1) exactly once, and nothing else.
+void expect_each_id_once(const std::vector<nlohmann::json>& lines, int n, bool all_ok) {
+  std::map<std::string, int> seen;
+  for (const auto& l : lines) {
+    ASSERT_TRUE(l["custom_id"].is_string()) << l.dump();
+    ++seen[l["custom_id"].get<std::string>()];
+    if (all_ok) {
+      EXPECT_TRUE(l["error"].is_null()) << l.dump();
+    }
+  }
+  EXPECT_EQ(lines.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(seen["q" + std::to_string(i)], 1) << "q" << i;
+}
+
+std::int64_t count_429(const nlohmann::json& stats) {
+  const auto& by = stats["by_status"];
+  return by.contains("429") ? by["429"].get<std::int64_t>() : 0;
+}
+
+TEST(RunIntegration, RpmBoundJobStaysUnderTheLimitWithNo429s) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "6000"});
+  const auto in = write_input(dir.path, 300);
+  const auto out = dir.path / "out.jsonl";
+  const auto t0 = Clock::now();
+  ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "6000"}, dir.path / "log"), 0) << slurp(dir.path / "log");
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  expect_each_id_once(read_output(out), 300, true);
+  const auto stats = sim.stats();
+  EXPECT_EQ(count_429(stats), 0) << stats.dump();
+  EXPECT_LE(stats["max_requests_60s"].get<std::int64_t>(), 6000);
+  // Paced, not a burst: 300 requests at 100/s with a 1 s burst take at least ~2 s.
+  EXPECT_GE(seconds, 1.8);
+}
+
+TEST(RunIntegration, TpmBoundJobStaysUnderTheLimitWithNo429s) {
+  TempDir dir;
+  SimProcess sim({"--tpm", "60000"});
+  const auto in = write_input(dir.path, 120, 16);
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--tpm", "60000"}, dir.path / "log"), 0) << slurp(dir.path / "log");
+  expect_each_id_once(read_output(out), 120, true);
+  const auto stats = sim.stats();
+  EXPECT_EQ(count_429(stats), 0) << stats.dump();
+  EXPECT_LE(stats["max_tokens_60s"].get<std::int64_t>(), 60000);
+  EXPECT_GT(stats["tokens_charged"].get<std::int64_t>(), 0);
+}
+
+TEST(RunIntegration, LearnedLimitsKeep429sUnderOnePercent) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "6000", "--tpm", "10000000"});
+  const auto in = write_input(dir.path, 300);
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--limits", "auto"}, dir.path / "log"), 0) << slurp(dir.path / "log");
+  expect_each_id_once(read_output(out), 300, true);
+  const auto stats = sim.stats();
+  EXPECT_LT(static_cast<double>(count_429(stats)), 0.01 * 300) << stats.dump();
+  EXPECT_LE(stats["max_requests_60s"].get<std::int64_t>(), 6000);
+}
+
+TEST(RunIntegration, InjectedFaultsEveryIdOnceAndNoResendAfterSuccess) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000", "--fault-rate", "0.05", "--faults", "500,502,503,reset,truncated", "--seed", "7"});
+  const auto in = write_input(dir.path, 300);
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "60000", "--max-attempts", "10"}, dir.path / "log"), 0) << slurp(dir.path / "log");
+  expect_each_id_once(read_output(out), 300, true);
+  // The ledger, in order: once a body got a clean 200, it is never sent again.
+  std::set<std::string> succeeded;
+  int faults = 0;
+  for (const auto& e : sim.ledger()) {
+    if (e.value("path", "") != "/v1/chat/completions") continue;
+    const std::string body = e["body_sha256"].get<std::string>();
+    EXPECT_EQ(succeeded.count(body), 0u) << "re-sent after success: " << e.dump();
+    if (!e["fault"].is_null()) ++faults;
+    if (e["status"] == 200 && e["fault"].is_null()) succeeded.insert(body);
+  }
+  EXPECT_GT(faults, 0);  // the test did inject faults
+  EXPECT_EQ(succeeded.size(), 300u);
+}
+
+TEST(RunIntegration, KillNineThenResumeIsExactlyOnce) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000", "--latency", "fixed:40ms"});
+  const int n = 400;
+  const int in_flight = 8;
+  const auto in = write_input(dir.path, n);
+  const auto out = dir.path / "out.jsonl";
+  {
+    RunProcess p(run_args(sim, in, out, {"--max-in-flight", std::to_string(in_flight)}), sim.api_key(), dir.path / "log1");
+    // Wait until part of the job is done, then kill -9.
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (Clock::now() < deadline && read_output(out).size() < 60) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p.signal(SIGKILL);
+    EXPECT_EQ(p.wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  }
+  // Simulate a torn last line as a crash mid-write would leave it.
+  { std::ofstream(out, std::ios::app) << R"({"id":"batch_req_torn","custom_id":"q)"; }
+  ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", std::to_string(in_flight)}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  expect_each_id_once(read_output(out), n, true);
+  std::map<std::string, int> sent;
+  for (const auto& e : sim.ledger()) ++sent[e["body_sha256"].get<std::string>()];
+  int resent = 0;
+  for (const auto& [body, count] : sent) resent += count - 1;
+  EXPECT_LE(resent, in_flight) << "only requests in flight at the crash may be sent twice";
+}
+
+TEST(RunIntegration, InsufficientQuotaStopsWithExit3AndResumes) {
+  TempDir dir;
+  const int n = 200;
+  const auto in = write_input(dir.path, n);
+  const auto out = dir.path / "out.jsonl";
+  {
+    SimProcess sim({"--rpm", "60000", "--quota-tokens", "2000"});
+    ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "4"}, dir.path / "log1"), 3) << slurp(dir.path / "log1");
+    const auto partial = read_output(out);
+    EXPECT_LT(partial.size(), static_cast<std::size_t>(n));
+    for (const auto& l : partial) EXPECT_TRUE(l["error"].is_null()) << "quota refusals are not written: " << l.dump();
+    const auto stats = sim.stats();
+    EXPECT_GT(stats["insufficient_quota"].get<std::int64_t>(), 0);
+    // Stopped at once: only what was in flight met the refusal.
+    EXPECT_LE(stats["insufficient_quota"].get<std::int64_t>(), 4);
+  }
+  SimProcess sim2({"--rpm", "60000"});  // the quota was raised
+  ASSERT_EQ(run_to_end(sim2, in, out, {"--max-in-flight", "4"}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  expect_each_id_once(read_output(out), n, true);
+}
+
+TEST(RunIntegration, BadInputLinesBecomeErrorLinesAndTheJobGoesOn) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000"});
+  const fs::path in = dir.path / "in.jsonl";
+  {
+    std::ofstream f(in);
+    f << R"({"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5}})" << "\n";
+    f << "this is not json\n";
+    f << R"({"custom_id":"b","url":"/v1/chat/completions"})" << "\n";
+    f << R"({"custom_id":"c","url":"/v1/nope","body":{"model":"gpt-4o-mini"}})" << "\n";
+    f << R"({"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[],"max_tokens":5}})" << "\n";
+    f << "\n";
+    f << R"({"custom_id":"d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"yo"}],"max_tokens":5}})" << "\n";
+  }
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log"), 1) << slurp(dir.path / "log");
+  const auto lines = read_output(out);
+  ASSERT_EQ(lines.size(), 6u);
+  std::map<std::uint64_t, nlohmann::json> errors_by_line;
+  int ok = 0;
+  for (const auto& l : lines) {
+    if (l["error"].is_null()) {
+      ++ok;
+    } else {
+      errors_by_line[l["error"]["line"].get<std::uint64_t>()] = l;
+    }
+  }
+  EXPECT_EQ(ok, 2);
+  ASSERT_EQ(errors_by_line.size(), 4u);
+  EXPECT_NE(errors_by_line[2]["error"]["message"].get<std::string>().find("not JSON"), std::string::npos);
+  EXPECT_NE(errors_by_line[3]["error"]["message"].get<std::string>().find("no body"), std::string::npos);
+  EXPECT_NE(errors_by_line[4]["error"]["message"].get<std::string>().find("unknown endpoint"), std::string::npos);
+  EXPECT_NE(errors_by_line[5]["error"]["message"].get<std::string>().find("duplicate custom_id"), std::string::npos);
+  for (const auto& [line, l] : errors_by_line) EXPECT_EQ(l["error"]["code"], "invalid_input");
+  // A re-run finds everything done and writes nothing twice.
+  ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  EXPECT_EQ(read_output(out).size(), 6u);
+}
+
+TEST(RunIntegration, SigintDrainsInFlightThenResumes) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000", "--latency", "fixed:300ms"});
+  const int n = 300;
+  const auto in = write_input(dir.path, n);
+  const auto out = dir.path / "out.jsonl";
+  {
+    RunProcess p(run_args(sim, in, out, {"--max-in-flight", "16"}), sim.api_key(), dir.path / "log1");
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (Clock::now() < deadline && read_output(out).size() < 20) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p.signal(SIGINT);
+    EXPECT_EQ(p.wait(std::chrono::seconds(20)), 5) << slurp(dir.path / "log1");
+  }
+  // Drained: every request the sim answered is in the output.
+  const auto partial = read_output(out);
+  EXPECT_LT(partial.size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(static_cast<std::size_t>(sim.ledger().size()), partial.size());
+  ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "16"}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  expect_each_id_once(read_output(out), n, true);
+  EXPECT_EQ(sim.ledger().size(), static_cast<std::size_t>(n));  // nothing sent twice
+}
+
+TEST(RunIntegration, ApiKeyNeverAppearsInOutputsOrLogs) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000"}, SimProcess::Options{.ledger = true, .api_key = "sk-very-secret-key-123"});
+  const auto in = write_input(dir.path, 5);
+  const auto out = dir.path / "out.jsonl";
+  // --trace-http prints every header; the key must be redacted there too.
+  std::vector<std::string> args = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--trace-http"};
+  RunProcess p(args, sim.api_key(), dir.path / "log");
+  ASSERT_EQ(p.wait(std::chrono::seconds(30)), 0) << slurp(dir.path / "log");
+  EXPECT_EQ(slurp(dir.path / "log").find("sk-very-secret-key-123"), std::string::npos);
+  EXPECT_NE(slurp(dir.path / "log").find("[redacted]"), std::string::npos);
+  EXPECT_EQ(slurp(out).find("sk-very-secret-key-123"), std::string::npos);
+  // A failing run (connection refused) names the cause, not the key.
+  const auto out2 = dir.path / "out2.jsonl";
+  std::vector<std::string> bad = {in.string(), "-o", out2.string(), "--base-url", "http://127.0.0.1:9/v1", "--max-attempts", "1"};
+  RunProcess p2(bad, sim.api_key(), dir.path / "log2");
+  EXPECT_EQ(p2.wait(std::chrono::seconds(30)), 1);
+  EXPECT_EQ(slurp(dir.path / "log2").find("sk-very-secret-key-123"), std::string::npos);
+  const std::string out2_text = slurp(out2);
+  EXPECT_EQ(out2_text.find("sk-very-secret-key-123"), std::string::npos);
+  EXPECT_NE(out2_text.find("connection"), std::string::npos);
+}
+
+}  // namespace
