@@ -931,11 +931,11 @@ std::string format_summary(const RunSummary& s, bool json) {
   }
   std::snprintf(buf, sizeof buf, "  wall time     %.2f s\n", s.wall_seconds);
   out += buf;
-  std::snprintf(buf, sizeof buf, "  requests/min  %s achieved (limit %s); %s attempts, %s retries, %s answered 429\n",
+  std::snprintf(buf, sizeof buf, "  requests/min  %s average over the run (limit %s/min in any 60 s); %s attempts, %s retries, %s answered 429\n",
                 thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), limit_or_dash(s.limits.requests_per_minute).c_str(),
                 thousands(s.attempts).c_str(), thousands(s.retries).c_str(), thousands(s.http_429).c_str());
   out += buf;
-  std::snprintf(buf, sizeof buf, "  tokens/min    %s achieved (limit %s)\n", thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str(),
+  std::snprintf(buf, sizeof buf, "  tokens/min    %s average over the run (limit %s/min)\n", thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str(),
                 limit_or_dash(s.limits.tokens_per_minute).c_str());
   out += buf;
   std::snprintf(buf, sizeof buf, "  tokens        %s (prompt %s, completion %s)\n", thousands(s.tokens_total).c_str(),
