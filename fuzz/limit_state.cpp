@@ -41,6 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   LimiterOptions options;
   options.burst = std::chrono::milliseconds(in.u16() % 5000);
   options.window_margin = std::chrono::milliseconds(in.byte() * 4);
+  options.refund = in.byte() % 2 ? LimiterOptions::Refund::unused : LimiterOptions::Refund::refused_only;
   RateLimiter limiter(Limits{rpm, tpm, 0, 0}, in.byte() % 2 == 0, options);
   TimePoint now = TimePoint{} + 1000h;
   TimePoint latest = TimePoint::min();  // the latest time the limiter has been told
@@ -88,7 +89,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           const std::uint64_t used = in.byte() % 8 == 0 ? in.u16() * 4u : (grant.cost.tokens == 0 ? 0 : in.u16() % (grant.cost.tokens + 1));
           limiter.reconcile(grant, Cost{grant.cost.requests, used}, now);
           latest = std::max(latest, now);
-          log[index].tokens = static_cast<double>(std::min(used, grant.cost.tokens));
+          if (used == 0 || options.refund == LimiterOptions::Refund::unused) {
+            log[index].tokens = static_cast<double>(std::min(used, grant.cost.tokens));
+          }
         }
         break;
       case 5: {

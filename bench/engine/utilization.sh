@@ -10,6 +10,7 @@
 # < 1% of requests answered 429 with learned ones).
 #
 #   bench/engine/utilization.sh [BUILD_DIR]     env: R=1200 N=600 T=60000 SIM_BIN=...
+#                                               ONLY="known_rpm auto_rpm known_tpm" (a subset)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,6 +49,7 @@ job() {  # name minimum_seconds sim_flags... -- run_flags...
   while [[ $# -gt 0 && "$1" != "--" ]]; do sim_flags+=("$1"); shift; done
   shift
   run_flags=("$@")
+  [[ " ${ONLY:-known_rpm auto_rpm known_tpm} " == *" $name "* ]] || return 0
   start_sim "${sim_flags[@]}"
   local start end
   start=$(date +%s.%N)

@@ -241,7 +241,9 @@ void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
   const std::int64_t now_ns = ns_of(now);
   for (Dim& d : dims_) {
     const double reserved = cost_in(d, grant.cost);
-    const double used = cost_in(d, actual);
+    double used = cost_in(d, actual);
+    // 0 means the server did no work for it (refused, or never sent): always given back.
+    if (used < reserved && used > 0 && options_.refund == LimiterOptions::Refund::refused_only) used = reserved;
     if (used == reserved) continue;
     const std::int64_t now_slot = d.window.slot_of(now);
     const std::int64_t grant_slot = d.window.slot_of(grant.admitted_at);

@@ -47,6 +47,7 @@ void run(const Scenario& s, std::uint64_t seed) {
   ManualClock clock;
   LimiterOptions options;
   options.burst = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 3000)(rng));
+  options.refund = seed % 2 ? LimiterOptions::Refund::unused : LimiterOptions::Refund::refused_only;
   RateLimiter limiter(s.limits, /*learn_from_headers=*/false, options);
   std::vector<Entry> log;
   std::vector<std::pair<Grant, std::size_t>> pending;  // grant, index in log
@@ -100,7 +101,8 @@ void run(const Scenario& s, std::uint64_t seed) {
       pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(k));
       const Cost actual{1, grant.cost.tokens == 0 ? 0 : tokens(rng) % (grant.cost.tokens + 1)};
       limiter.reconcile(grant, actual, clock.now());
-      log[index].tokens = static_cast<double>(actual.tokens);
+      const bool refunded = actual.tokens == 0 || options.refund == LimiterOptions::Refund::unused;
+      if (refunded) log[index].tokens = static_cast<double>(actual.tokens);
     } else {
       RateLimitHeaders h;
       h.remaining_requests = std::uniform_int_distribution<std::int64_t>(0, 100)(rng);

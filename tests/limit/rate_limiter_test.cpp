@@ -16,9 +16,10 @@ Limits rpm(double v) { return Limits{v, 0, 0, 0}; }
 Limits tpm(double v) { return Limits{0, v, 0, 0}; }
 constexpr Cost one{1, 0};
 
-RateLimiter make(Limits limits, Duration burst = 1s) {
+RateLimiter make(Limits limits, Duration burst = 1s, LimiterOptions::Refund refund = LimiterOptions::Refund::refused_only) {
   LimiterOptions options;
   options.burst = burst;
+  options.refund = refund;
   return RateLimiter(limits, /*learn_from_headers=*/false, options);
 }
 
@@ -149,14 +150,38 @@ TEST(RateLimiter, ReconcileRefundsPaceAndWindow) {
   EXPECT_TRUE(limiter.try_acquire({1, 6000}, t0 + 1s).admitted());
 }
 
-TEST(RateLimiter, ReconcilePartialRefund) {
+TEST(RateLimiter, ReconcilePartialRefundWhenAskedFor) {
   ManualClock clock;
-  auto limiter = make(tpm(6000));
+  auto limiter = make(tpm(6000), 1s, LimiterOptions::Refund::unused);
   const TimePoint t0 = clock.now();
   const Decision a = limiter.try_acquire({1, 3000}, t0);  // pace ahead by 30 s
   limiter.reconcile(a.grant, {1, 1000}, t0);            // back to 10 s
   EXPECT_EQ(limiter.peek({1, 100}, t0).not_before, t0 + 10s);
   EXPECT_EQ(limiter.snapshot(t0).tokens_last_minute, 1000);
+}
+
+TEST(RateLimiter, ByDefaultUnusedAllowanceOfACompletedRequestStaysCharged) {
+  ManualClock clock;
+  auto limiter = make(tpm(6000));
+  const TimePoint t0 = clock.now();
+  const Decision a = limiter.try_acquire({1, 3000}, t0);
+  limiter.reconcile(a.grant, {1, 1000}, t0);  // completed, used less: the server counted 3000
+  EXPECT_EQ(limiter.peek({1, 100}, t0).not_before, t0 + 30s);
+  EXPECT_EQ(limiter.snapshot(t0).tokens_last_minute, 3000);
+  limiter.reconcile(a.grant, {1, 0}, t0);  // refused (e.g. a 429): given back
+  EXPECT_EQ(limiter.snapshot(t0).tokens_last_minute, 0);
+}
+
+TEST(RateLimiter, RequestNeverSentGivesItsRequestBack) {
+  ManualClock clock;
+  auto limiter = make(rpm(60));
+  const TimePoint t0 = clock.now();
+  const Decision a = limiter.try_acquire(one, t0);
+  limiter.reconcile(a.grant, {0, 0}, t0);
+  EXPECT_TRUE(limiter.try_acquire(one, t0).admitted());
+  const Decision b = limiter.try_acquire(one, t0 + 1s);
+  limiter.reconcile(b.grant, {1, 0}, t0 + 1s);  // sent and failed: still counts
+  EXPECT_FALSE(limiter.try_acquire(one, t0 + 1s).admitted());
 }
 
 TEST(RateLimiter, ReconcileChargesExtraUsage) {

@@ -34,10 +34,15 @@
 // *Reserve, then refund.* try_acquire() reserves every dimension at once when it admits,
 // or none. Checking without reserving lets concurrent requests all see the same room and
 // overshoot together. The tokens reserved are an estimate (prompt + completion allowance);
-// when the response's `usage` arrives, reconcile() gives back what was not used (or
-// charges what was used beyond the estimate) in both the pace and the window slot where
-// the reservation was recorded. Failed requests still cost their request (providers count
-// them): reconcile them with requests = 1.
+// when the attempt ends, reconcile() settles it in both the pace and the window slot where
+// the reservation was recorded: usage beyond the estimate is charged; a request the server
+// refused without doing any work (a 429, a 4xx: actual tokens 0) gets its tokens back.
+// Unused completion allowance of a completed request is *not* given back by default:
+// providers count max_tokens against the tokens/min limit when the request arrives
+// ("the maximum of max_tokens and the estimated tokens"), and a client that refunds it runs
+// ahead of the server's count (measured: 61,341 tokens in a 60 s window at 60,000 TPM).
+// `refund = Refund::unused` gives it back for servers that count actual usage. Failed
+// requests still cost their request (providers count them): reconcile with requests = 1.
 //
 // *Re-sync.* observe() reads every response's x-ratelimit-* headers. In auto mode a
 // dimension with no configured limit adopts the server's limit (and a configured limit
@@ -98,6 +103,12 @@ struct LimiterOptions {
   // Auto mode only: admit one probe, then wait for the first observe(), or until this
   // long after the probe, before admitting the next.
   Duration probe_timeout = std::chrono::seconds(5);
+  // What reconcile() gives back when a completed request used fewer tokens than reserved.
+  enum class Refund : std::uint8_t {
+    refused_only,  // only when actual tokens are 0 (the server refused it): OpenAI's counting
+    unused,        // the difference too (servers that count actual usage)
+  };
+  Refund refund = Refund::refused_only;
 };
 
 // Proof of an admission; hand it back to reconcile().
@@ -142,8 +153,11 @@ class RateLimiter {
   // The same answer without reserving anything.
   [[nodiscard]] Decision peek(Cost cost, TimePoint now) const;
 
-  // After the response: replace the grant's reserved cost by the actual one (refund or
-  // charge the difference).
+  // After the attempt: settle the grant with what it actually cost. `actual.tokens`:
+  // the response's usage.total_tokens for a completed request (charged if above the
+  // reservation; below it, refunded only with Refund::unused); 0 for a request the server
+  // refused without work (429, 4xx): its tokens are given back. `actual.requests`: 1
+  // (a failed request still counts). Pass the reservation unchanged to keep it.
   void reconcile(const Grant& grant, Cost actual, TimePoint now);
 
   // Every finished attempt's headers (429s, errors and connection failures included;
