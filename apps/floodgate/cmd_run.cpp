@@ -137,6 +137,8 @@ int run(const RunFlags& f) {
     throw Error("--log-format must be text or json");
   }
 
+  apply_run_table_options(o, f.default_completion_tokens, f.quiet);  // tables, schema, cost, budgets
+
   const bool json = o.progress.format == engine::LogFormat::json;
   const bool quiet = f.quiet;
   engine::Engine eng(std::move(o));
@@ -146,7 +148,7 @@ int run(const RunFlags& f) {
     const std::string text = engine::format_summary(summary, json);
     std::fputs(text.c_str(), stderr);
   }
-  return summary.exit_code;
+  return finish_run_table_options(summary.exit_code, quiet);
 }
 
 }  // namespace
@@ -218,6 +220,7 @@ void register_run(CLI::App& app, int& exit_code) {
   cmd->add_flag("--trace-http", f->trace_http, "print each exchange's headers to stderr (Authorization redacted)");
   cmd->add_flag("-q,--quiet", f->quiet, "no progress, no summary (errors only)");
   cmd->add_option("--log-format", f->log_format, "text or json (progress, messages and summary)")->capture_default_str();
+  add_run_table_options(cmd);  // --template, --schema, --prices, --max-cost ... (run_tables_options.cpp)
   cmd->callback([f, &exit_code] { exit_code = run(*f); });
 }
 

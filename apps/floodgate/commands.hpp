@@ -5,11 +5,24 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
+
+namespace floodgate::engine {
+struct EngineOptions;
+}  // namespace floodgate::engine
+
 namespace floodgate::cli {
 
 // (subcommands are added here, one line each)
 void register_run(CLI::App& app, int& exit_code);
 void register_tokens(CLI::App& app, int& exit_code);
 void register_estimate(CLI::App& app, int& exit_code);
+
+// `run` flags for tables, structured outputs, cost and budgets (run_tables_options.cpp):
+// cmd_run.cpp calls add_* when it builds `run`, and apply_* just before starting the engine.
+void add_run_table_options(CLI::App* run_cmd);
+void apply_run_table_options(engine::EngineOptions& options, std::uint64_t default_completion_tokens, bool quiet);
+// After the run: prints what the results tables got and returns the exit code to use.
+int finish_run_table_options(int exit_code, bool quiet);
 
 }  // namespace floodgate::cli

@@ -107,6 +107,31 @@ std::vector<std::string> top_level_properties(std::string_view schema_json) {
   return out;
 }
 
+std::vector<std::string> top_level_property_types(std::string_view schema_json) {
+  const auto doc = parse_schema(schema_json);
+  std::vector<std::string> out;
+  if (const auto it = doc.find("properties"); it != doc.end() && it->is_object()) {
+    for (const auto& [_, sub] : it->items()) {
+      std::string type;
+      if (sub.is_object()) {
+        if (const auto t = sub.find("type"); t != sub.end()) {
+          if (t->is_string()) {
+            type = t->get<std::string>();
+          } else if (t->is_array()) {
+            std::vector<std::string> non_null;
+            for (const auto& v : *t) {
+              if (v.is_string() && v != "null") non_null.push_back(v.get<std::string>());
+            }
+            if (non_null.size() == 1) type = non_null[0];
+          }
+        }
+      }
+      out.push_back(type);
+    }
+  }
+  return out;
+}
+
 struct Validator::Impl {
   nlohmann::json schema_doc;
   valijson::Schema schema;

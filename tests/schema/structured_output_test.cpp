@@ -47,6 +47,9 @@ TEST(MakeStrict, ResponseFormatShapeAndPropertyOrder) {
   EXPECT_EQ(rf["json_schema"]["strict"], true);
   EXPECT_EQ(rf["json_schema"]["schema"]["additionalProperties"], false);
   EXPECT_EQ(top_level_properties(kPerson), (std::vector<std::string>{"name", "age", "address", "tags", "open"}));
+  EXPECT_EQ(top_level_property_types(kPerson), (std::vector<std::string>{"string", "integer", "object", "array", "object"}));
+  EXPECT_EQ(top_level_property_types(R"({"properties":{"a":{"type":["string","null"]},"b":{}}})"),
+            (std::vector<std::string>{"string", ""}));
   EXPECT_THROW((void)response_format(kPerson, "bad name"), Error);
   EXPECT_THROW((void)make_strict("[1,2]"), Error);
   EXPECT_THROW((void)make_strict("{nope"), Error);

@@ -39,6 +39,11 @@ namespace floodgate::schema {
 // Names of the schema's top-level "properties", in the schema's order.
 [[nodiscard]] std::vector<std::string> top_level_properties(std::string_view schema_json);
 
+// The "type" of each top-level property, aligned with top_level_properties(): "string",
+// "integer", "number", "boolean", "object", "array", or "" when absent or a union
+// (["string","null"] gives "string").
+[[nodiscard]] std::vector<std::string> top_level_property_types(std::string_view schema_json);
+
 // A compiled JSON Schema (valijson). Throws floodgate::Error for a schema valijson cannot use.
 class Validator {
  public:

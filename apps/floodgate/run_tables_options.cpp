@@ -1,0 +1,425 @@
+// The `run` flags for tables, structured outputs, cost and budgets (issue 6):
+//   floodgate run data.csv --template prompt.txt --model M [--system system.txt]
+//       [--schema schema.json] [--retry-invalid N] [--id-column C] [--prices FILE]
+//       [--max-cost USD] [--max-tokens N] [--daily-budget USD] [--errors FILE] -o OUT.{jsonl,csv,sqlite}
+// add_run_table_options() adds them to the `run` subcommand; apply_run_table_options() turns
+// them into engine options just before the engine starts:
+//   - a table input (.csv/.tsv, or JSONL rows with --template) is converted to a Batch-API
+//     JSONL beside the output (OUT.requests.jsonl) and its row values to OUT.rows.sqlite;
+//     error rows go straight to the results table;
+//   - OUT.csv / OUT.sqlite become extra sinks; the engine's own JSONL goes to OUT.raw.jsonl;
+//   - answers are checked against the schema (and per-line response_format);
+//   - budgets admit a request only when its worst-case cost still fits.
+// Engine hooks are used when the engine has them (detected at compile time), so this file
+// builds against any version of EngineOptions.
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <type_traits>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "floodgate/core/error.hpp"
+#include "floodgate/core/exit_codes.hpp"
+#include "floodgate/cost/budget_gate.hpp"
+#include "floodgate/cost/prices.hpp"
+#include "floodgate/engine/engine.hpp"
+#include "floodgate/schema/structured_output.hpp"
+#include "floodgate/store/journal.hpp"
+#include "floodgate/store/table_sink.hpp"
+#include "floodgate/tables/row_request.hpp"
+#include "floodgate/tables/row_source.hpp"
+#include "floodgate/tables/table_input.hpp"
+
+namespace floodgate::cli {
+namespace {
+
+struct TableFlags {
+  std::string template_path;
+  std::string model;
+  std::string system_path;
+  std::string schema_path;
+  std::string schema_name = "answer";
+  std::string id_column;
+  std::uint32_t retry_invalid = 0;
+  std::string prices_path;
+  double max_cost_usd = 0;
+  std::uint64_t max_tokens = 0;
+  double daily_budget_usd = 0;
+  std::string budget_ledger;
+  std::string errors_path;
+  std::uint64_t max_completion_tokens = 0;
+  CLI::Option* max_cost_opt = nullptr;
+  CLI::Option* max_tokens_opt = nullptr;
+  CLI::Option* daily_opt = nullptr;
+};
+
+TableFlags& flags() {
+  static TableFlags f;
+  return f;
+}
+
+// Everything the hooks and sinks share; lives until the process ends.
+struct TableRun {
+  cost::PriceTable prices;
+  std::shared_ptr<schema::AnswerChecker> checker;
+  std::shared_ptr<tables::InputRowStore> rows;
+  std::shared_ptr<cost::BudgetGate> gate;
+};
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(std::string("cannot read the ") + what + " file " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  std::string text = s.str();
+  // A trailing newline at the end of a prompt file is an editor's, not the user's.
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+bool file_exists(const std::string& path) {
+  std::ifstream in(path);
+  return static_cast<bool>(in);
+}
+
+// SQLite column type of a JSON Schema "type".
+std::string sql_type_of(const std::string& json_type) {
+  if (json_type == "integer" || json_type == "boolean") return "INTEGER";
+  if (json_type == "number") return "REAL";
+  if (json_type == "string") return "TEXT";
+  return "";
+}
+
+// What the results tables received, for the closing line and the exit code.
+struct TableCounts {
+  std::uint64_t ok = 0;
+  std::uint64_t error_rows = 0;        // invalid_input rows from the table itself
+  std::uint64_t schema_violations = 0;  // found after the engine (no check_answer hook)
+  std::uint64_t refusals = 0;
+  std::uint64_t other_errors = 0;
+  bool active = false;
+};
+
+TableCounts& counts() {
+  static TableCounts c;
+  return c;
+}
+
+// A sink decorator: checks ok answers against the schema when the engine cannot (no
+// check_answer hook), turning violations into schema_violation rows, and adds up the cost
+// of every row for the closing line.
+class CheckingSink final : public Sink {
+ public:
+  CheckingSink(std::unique_ptr<Sink> inner, std::shared_ptr<schema::AnswerChecker> checker)
+      : inner_(std::move(inner)), checker_(std::move(checker)) {}
+  void write(const Outcome& outcome, const RowContext& context) override {
+    if (checker_ && outcome.ok() && !outcome.body.empty()) {
+      const auto verdict = checker_->check(context.request_body, outcome.body);
+      if (!verdict.ok()) {
+        if (count_) (verdict.kind == ErrorKind::refusal ? counts().refusals : counts().schema_violations) += 1;
+        Outcome o = outcome;
+        o.error = verdict.kind;
+        o.error_message = verdict.message;
+        inner_->write(o, context);
+        return;
+      }
+    }
+    if (count_) {
+      if (outcome.ok()) {
+        ++counts().ok;
+      } else if (outcome.error == ErrorKind::refusal) {
+        ++counts().refusals;
+      } else if (outcome.error == ErrorKind::schema_violation) {
+        ++counts().schema_violations;
+      } else if (outcome.error == ErrorKind::invalid_input) {
+        ++counts().error_rows;
+      } else {
+        ++counts().other_errors;
+      }
+    }
+    inner_->write(outcome, context);
+  }
+  void flush() override { inner_->flush(); }
+  void close() override { inner_->close(); }
+  void set_counting(bool on) { count_ = on; }
+
+ private:
+  std::unique_ptr<Sink> inner_;
+  std::shared_ptr<schema::AnswerChecker> checker_;
+  bool count_ = false;
+};
+
+class NullSink final : public Sink {
+ public:
+  void write(const Outcome&, const RowContext&) override {}
+  void flush() override {}
+  void close() override {}
+};
+
+// Adds up the cost and usage of every row and prints one line when the run closes.
+class CostTally final : public Sink {
+ public:
+  CostTally(const cost::PriceTable& prices, bool quiet) : prices_(prices), quiet_(quiet) {}
+  void write(const Outcome& outcome, const RowContext& context) override {
+    if (outcome.usage.total_tokens == 0 && outcome.usage.prompt_tokens == 0) return;
+    const std::string model(context.model);
+    if (prices_.find(model) == nullptr) {
+      unpriced_ = true;
+      return;
+    }
+    total_usd_ += cost::actual_charge(prices_, model, outcome.usage).cost_usd;
+    cached_ += outcome.usage.cached_tokens;
+    reasoning_ += outcome.usage.reasoning_tokens;
+  }
+  void flush() override {}
+  void close() override {
+    if (quiet_) return;
+    std::fprintf(stderr, "cost: $%.4f (prices as of %s)%s; cached prompt tokens %llu, reasoning tokens %llu\n",
+                 total_usd_, prices_.as_of().empty() ? "?" : prices_.as_of().c_str(),
+                 unpriced_ ? ", some models unpriced" : "", static_cast<unsigned long long>(cached_),
+                 static_cast<unsigned long long>(reasoning_));
+  }
+
+ private:
+  const cost::PriceTable& prices_;
+  bool quiet_;
+  double total_usd_ = 0;
+  std::uint64_t cached_ = 0;
+  std::uint64_t reasoning_ = 0;
+  bool unpriced_ = false;
+};
+
+// ---- engine hooks, used when EngineOptions has them ------------------------------------------
+
+template <typename Options>
+bool set_answer_hook(Options& o, const std::shared_ptr<schema::AnswerChecker>& checker, std::uint32_t retry_invalid) {
+  if constexpr (requires { o.check_answer; o.retry_invalid; }) {
+    using Verdict = std::invoke_result_t<decltype(o.check_answer), const Request&, std::string_view>;
+    o.check_answer = [checker](const Request& r, std::string_view body) {
+      const auto v = checker->check(r.body, body);
+      Verdict out{};
+      out.kind = v.kind;
+      out.message = v.message;
+      return out;
+    };
+    o.retry_invalid = retry_invalid;
+    return true;
+  } else {
+    (void)checker;
+    (void)retry_invalid;
+    return false;
+  }
+}
+
+template <typename Options>
+bool set_budget_hooks(Options& o, const std::shared_ptr<cost::BudgetGate>& gate) {
+  if constexpr (requires { o.admit; o.settle; }) {
+    using Admit = std::invoke_result_t<decltype(o.admit), const Request&>;
+    o.admit = [gate](const Request& r) {
+      switch (gate->admit(r)) {
+        case cost::Admission::admitted:
+          return Admit::yes;
+        case cost::Admission::wait:
+          return Admit::not_yet;
+        case cost::Admission::exhausted:
+          break;
+      }
+      return Admit::stop;
+    };
+    o.settle = [gate](const Request& r, const Usage& u) { gate->settle(r, u); };
+    if constexpr (requires { o.budget_reason; }) {
+      o.budget_reason = [gate] { return gate->budget().reason(); };
+    }
+    return true;
+  } else {
+    (void)gate;
+    return false;
+  }
+}
+
+}  // namespace
+
+void add_run_table_options(CLI::App* cmd) {
+  auto& f = flags();
+  const char* group = "Tables, structured outputs, cost and budgets";
+  cmd->add_option("--template", f.template_path,
+                  "prompt template file with {column} placeholders ({{ and }} for braces): each row of a\n"
+                  "CSV/TSV input (or JSONL rows of fields) becomes one chat request")
+      ->group(group);
+  cmd->add_option("--model", f.model, "model of the requests made from a table")->group(group);
+  cmd->add_option("--system", f.system_path, "system prompt file for requests made from a table")->group(group);
+  cmd->add_option("--id-column", f.id_column, "input column whose value is the custom_id (default: the row number)")
+      ->group(group);
+  cmd->add_option("--schema", f.schema_path,
+                  "JSON Schema of the answer: sent as response_format json_schema (strict) and every answer\n"
+                  "is validated; a violation is an error row of kind schema_violation")
+      ->group(group);
+  cmd->add_option("--schema-name", f.schema_name, "name of the schema in response_format")->capture_default_str()->group(group);
+  cmd->add_option("--retry-invalid", f.retry_invalid,
+                                "re-ask up to N times when an answer violates the schema")
+                    ->group(group);
+  cmd->add_option("--max-completion-tokens", f.max_completion_tokens,
+                  "max_completion_tokens of requests made from a table (bounds their worst-case cost)")
+      ->group(group);
+  cmd->add_option("--prices", f.prices_path, "price table (default: the built-in data/prices.json)")->group(group);
+  f.max_cost_opt = cmd->add_option("--max-cost", f.max_cost_usd,
+                                   "stop admitting when this run's worst-case cost would pass USD (exit 4, resumable)")
+                       ->group(group);
+  f.max_tokens_opt = cmd->add_option("--max-tokens", f.max_tokens,
+                                     "stop admitting when this run's worst-case tokens would pass N (exit 4)")
+                         ->group(group);
+  f.daily_opt = cmd->add_option("--daily-budget", f.daily_budget_usd,
+                                "stop admitting when today's (UTC) spend, all runs, would pass USD (exit 4)")
+                    ->group(group);
+  cmd->add_option("--budget-ledger", f.budget_ledger,
+                  "SQLite file keeping the daily spend across runs (default: the journal)")
+      ->group(group);
+  cmd->add_option("--errors", f.errors_path, "write failed rows to FILE (.jsonl/.csv/.sqlite) apart from valid ones")
+      ->group(group);
+}
+
+void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_completion_tokens, bool quiet) {
+  auto& f = flags();
+  auto run = std::make_shared<TableRun>();
+  static std::shared_ptr<TableRun> keep_alive;
+  keep_alive = run;
+  run->prices = f.prices_path.empty() ? cost::PriceTable::builtin() : cost::PriceTable::load(f.prices_path);
+
+  const bool table_input = tables::is_table_path(o.input_path) || !f.template_path.empty();
+  if (table_input && f.template_path.empty()) throw Error("a table input (" + o.input_path + ") needs --template FILE");
+  if (!table_input && (!f.model.empty() || !f.system_path.empty() || !f.id_column.empty())) {
+    throw Error("--model, --system and --id-column apply to table inputs (a .csv file, or JSONL with --template)");
+  }
+
+  std::optional<std::string> schema_json;
+  std::vector<std::string> answer_columns;
+  std::vector<std::string> answer_sql_types;
+  if (!f.schema_path.empty()) {
+    schema_json = read_text_file(f.schema_path, "schema");
+    answer_columns = schema::top_level_properties(*schema_json);
+    for (const auto& t : schema::top_level_property_types(*schema_json)) answer_sql_types.push_back(sql_type_of(t));
+  }
+  run->checker = std::make_shared<schema::AnswerChecker>(schema_json);
+
+  const std::string out_path = o.output_path;
+  const auto format = output_format_of(out_path);
+  if (table_input && out_path == "-") throw Error("a table input needs -o FILE");
+  const std::string journal_path = !o.journal_path.empty() ? o.journal_path : default_journal_path(out_path);
+  const bool resume = !o.overwrite && file_exists(journal_path);
+
+  TableSinkOptions sink_options;
+  sink_options.answer_columns = answer_columns;
+  sink_options.answer_sql_types = answer_sql_types;
+  const cost::PriceTable* prices = &run->prices;
+  sink_options.cost_usd = [prices](const Outcome& out, const RowContext& ctx) -> std::optional<double> {
+    if (out.usage.total_tokens == 0 && out.usage.prompt_tokens == 0) return std::nullopt;
+    std::string model(ctx.model);
+    if (prices->find(model) == nullptr) return std::nullopt;
+    return cost::actual_charge(*prices, model, out.usage).cost_usd;
+  };
+
+  std::vector<std::unique_ptr<Sink>> sinks;
+  std::unique_ptr<tables::RowSource> rows;
+  if (table_input) {
+    if (f.model.empty()) throw Error("a table input needs --model");
+    rows = tables::open_rows(o.input_path);
+    sink_options.input_columns = rows->columns();
+    run->rows = std::make_shared<tables::InputRowStore>(out_path + ".rows.sqlite", true);
+    auto store = run->rows;
+    sink_options.input_values = [store](const Outcome& out) { return store->get(out.custom_id); };
+  }
+
+  const bool hooks_answer = set_answer_hook(o, run->checker, f.retry_invalid);
+  const OpenMode mode = resume ? OpenMode::append : OpenMode::truncate;
+  bool counting = false;  // exactly one sink counts the rows
+  auto wrap = [&](std::unique_ptr<Sink> s) -> std::unique_ptr<Sink> {
+    auto c = std::make_unique<CheckingSink>(std::move(s), hooks_answer ? nullptr : run->checker);
+    if (!counting) {
+      c->set_counting(true);
+      counting = true;
+    }
+    return c;
+  };
+  if (format != OutputFormat::jsonl) {
+    auto main_sink = make_sink_for_path(out_path, mode, sink_options);
+    if (!f.errors_path.empty()) main_sink = make_filtered_sink(std::move(main_sink), true);
+    sinks.push_back(wrap(std::move(main_sink)));
+    o.output_path = out_path + ".raw.jsonl";
+    o.journal_path = journal_path;
+  }
+  if (!f.errors_path.empty()) {
+    // Filter after checking: a violation found here must reach the errors file.
+    auto errors = make_filtered_sink(make_sink_for_path(f.errors_path, mode, sink_options), false);
+    sinks.push_back(wrap(std::move(errors)));
+  }
+  if (!counting) sinks.push_back(wrap(std::make_unique<NullSink>()));  // checks and counts for a .jsonl output
+  sinks.push_back(std::make_unique<CostTally>(run->prices, quiet));
+  counts().active = true;
+
+  if (table_input) {
+    tables::RowRequestOptions ro;
+    ro.model = f.model;
+    ro.template_text = read_text_file(f.template_path, "template");
+    if (!f.system_path.empty()) ro.system_prompt = read_text_file(f.system_path, "system prompt");
+    if (!f.id_column.empty()) ro.id_column = f.id_column;
+    if (schema_json) ro.response_format_json = schema::response_format(*schema_json, f.schema_name);
+    if (f.max_completion_tokens > 0) ro.max_completion_tokens = f.max_completion_tokens;
+    tables::RowRequestBuilder builder(ro, rows->columns(), rows->has_header());
+    const std::string requests_path = out_path + ".requests.jsonl";
+    RowContext error_ctx;
+    error_ctx.model = f.model;
+    error_ctx.finished_at = std::chrono::system_clock::now();
+    const auto stats = tables::convert_table(*rows, builder, requests_path, run->rows.get(), [&](const Outcome& e) {
+      for (auto& s : sinks) s->write(e, error_ctx);
+    });
+    if (!quiet) {
+      std::fprintf(stderr, "table: %llu rows, %llu requests, %llu error rows\n",
+                   static_cast<unsigned long long>(stats.rows), static_cast<unsigned long long>(stats.requests),
+                   static_cast<unsigned long long>(stats.error_rows));
+    }
+    o.input_path = requests_path;
+    o.input.default_endpoint.reset();
+  }
+
+  for (auto& s : sinks) o.extra_sinks.push_back(std::move(s));
+
+  cost::BudgetLimits limits;
+  if (f.max_cost_opt->count() > 0) limits.max_cost_usd = f.max_cost_usd;
+  if (f.max_tokens_opt->count() > 0) limits.max_tokens = f.max_tokens;
+  if (f.daily_opt->count() > 0) limits.daily_budget_usd = f.daily_budget_usd;
+  if (limits.any()) {
+    std::shared_ptr<cost::DailyLedger> ledger;
+    if (limits.daily_budget_usd) {
+      ledger = std::make_shared<cost::DailyLedger>(f.budget_ledger.empty() ? journal_path : f.budget_ledger);
+    }
+    run->gate = std::make_shared<cost::BudgetGate>(limits, run->prices, default_completion_tokens, ledger);
+    if (!set_budget_hooks(o, run->gate)) {
+      throw Error("--max-cost, --max-tokens and --daily-budget need an engine with admission hooks (not in this build)");
+    }
+  }
+}
+
+int finish_run_table_options(int exit_code, bool quiet) {
+  const auto& c = counts();
+  if (!c.active) return exit_code;
+  const std::uint64_t failed = c.error_rows + c.schema_violations + c.refusals + c.other_errors;
+  if (!quiet && (c.error_rows + c.schema_violations + c.refusals) > 0) {
+    std::fprintf(stderr,
+                 "results: %llu valid, %llu failed (invalid input rows %llu, schema_violation %llu, refusal %llu, "
+                 "other %llu)\n",
+                 static_cast<unsigned long long>(c.ok), static_cast<unsigned long long>(failed),
+                 static_cast<unsigned long long>(c.error_rows), static_cast<unsigned long long>(c.schema_violations),
+                 static_cast<unsigned long long>(c.refusals), static_cast<unsigned long long>(c.other_errors));
+  }
+  // Rows the engine counted as successes may have failed the schema check here.
+  if (exit_code == exit_code::ok && failed > 0) return exit_code::some_failed;
+  return exit_code;
+}
+
+}  // namespace floodgate::cli
