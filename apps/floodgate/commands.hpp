@@ -15,6 +15,7 @@ namespace floodgate::cli {
 
 // (subcommands are added here, one line each)
 void register_run(CLI::App& app, int& exit_code);
+void register_transcribe(CLI::App& app, int& exit_code);
 void register_sim(CLI::App& app, int& exit_code);
 void register_tokens(CLI::App& app, int& exit_code);
 void register_estimate(CLI::App& app, int& exit_code);

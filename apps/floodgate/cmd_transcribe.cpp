@@ -1,0 +1,540 @@
+// `floodgate transcribe PATH... -o OUTDIR`: audio files through /v1/audio/transcriptions
+// at the rate limit. Each file is probed (FFmpeg); long or large files are split at
+// silences into chunks; every file or chunk becomes one request of an engine run (same
+// limiter, retries, breaker and journal as `floodgate run`), uploaded as multipart
+// streamed from disk; the chunks' transcripts are merged in order into one transcript
+// per input, and a results table (JSONL and CSV) gets one row per input.
+//
+// Resume: every answered chunk is in an engine output file under OUTDIR/.floodgate/; a
+// re-run reads them back and sends only what is missing, and skips the files the
+// results table already has as ok (keyed by path + size + mtime + options).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "floodgate/audio/chunk_dir.hpp"
+#include "floodgate/audio/job.hpp"
+#include "floodgate/audio/merge.hpp"
+#include "floodgate/audio/probe.hpp"
+#include "floodgate/audio/split.hpp"
+#include "floodgate/core/batch_io.hpp"
+#include "floodgate/core/duration.hpp"
+#include "floodgate/core/error.hpp"
+#include "floodgate/core/exit_codes.hpp"
+#include "floodgate/engine/engine.hpp"
+#include "floodgate/store/sink.hpp"
+
+namespace floodgate::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using audio::Seconds;
+
+struct TranscribeFlags {
+  std::vector<std::string> inputs;
+  std::string outdir;
+  std::string model = "whisper-1";
+  std::string language;
+  std::string prompt;
+  std::string response_format = "json";
+  std::optional<double> temperature;
+  std::vector<std::string> timestamp_granularities;
+  double min_seconds = 0;
+  double max_chunk_seconds = 600;
+  bool carry_prompt = false;
+  bool force = false;
+  // engine
+  std::string api_key;
+  std::string base_url;
+  std::string org;
+  std::string project;
+  double rpm = 0;
+  double rpd = 0;
+  std::string limits = "auto";
+  std::size_t max_in_flight = 16;
+  int max_attempts = 6;
+  std::string connect_timeout = "10s";
+  std::string timeout = "10m";
+  std::string idle_timeout = "2m";
+  bool quiet = false;
+  std::string log_format = "text";
+  bool no_http2 = false;
+};
+
+std::string env_or(const char* name, const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::string(v) : std::string();
+}
+
+std::chrono::milliseconds ms_flag(const std::string& text, const char* flag) {
+  auto d = parse_duration(text);
+  if (!d) throw Error(std::string("bad duration for ") + flag + ": \"" + text + "\" (e.g. 500ms, 10s, 2m)");
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+}
+
+// One chunk's answer, from this run (the collector sink) or an earlier one (output files).
+struct ChunkAnswer {
+  bool ok = false;
+  std::string body;   // the JSON response body when ok
+  std::string error;  // "<kind>: <message>" otherwise
+  std::chrono::system_clock::time_point finished_at{};
+  std::chrono::nanoseconds total{0};
+};
+using Answers = std::map<std::string, ChunkAnswer>;
+
+// An extra engine sink that keeps every chunk's outcome in memory for the merge.
+class Collector final : public Sink {
+ public:
+  explicit Collector(std::shared_ptr<Answers> answers) : answers_(std::move(answers)) {}
+  void write(const Outcome& o, const RowContext& ctx) override {
+    ChunkAnswer a;
+    a.ok = o.ok();
+    if (a.ok) {
+      a.body = o.body;
+    } else {
+      a.error = std::string(to_string(o.error)) + ": " + o.error_message;
+    }
+    a.finished_at = ctx.finished_at;
+    a.total = ctx.total;
+    auto& slot = (*answers_)[o.custom_id];
+    if (!slot.ok) slot = std::move(a);
+  }
+  void flush() override {}
+  void close() override {}
+
+ private:
+  std::shared_ptr<Answers> answers_;
+};
+
+// Reads the successful answers out of the engine output files of earlier runs.
+void harvest(const fs::path& state, Answers& answers) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(state, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("responses-", 0) != 0 || entry.path().extension() != ".jsonl") continue;
+    std::ifstream in(entry.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object() || !j.contains("custom_id") || !j["custom_id"].is_string()) continue;
+      const auto resp = j.find("response");
+      if (resp == j.end() || !resp->is_object() || resp->value("status_code", 0) != 200) continue;
+      if (j.contains("error") && !j["error"].is_null()) continue;
+      const auto body = resp->find("body");
+      if (body == resp->end() || !body->is_object()) continue;
+      ChunkAnswer a;
+      a.ok = true;
+      a.body = body->dump();
+      answers[j["custom_id"].get<std::string>()] = std::move(a);
+    }
+  }
+}
+
+struct FileJob {
+  audio::InputFile input;
+  std::string key;
+  audio::AudioInfo info;
+  std::vector<audio::Chunk> chunks;
+  std::optional<audio::ChunkDir> dir;
+  audio::ResultRow row;
+  bool needs_sending = false;
+  std::string transcript_name;
+};
+
+std::string chunk_id(const FileJob& f, std::size_t index) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "-%04zu", index);
+  return f.key + buf;
+}
+
+std::int64_t mtime_ns(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return 0;
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+void write_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw Error("cannot write " + tmp.string(), exit_code::internal);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw Error("cannot write " + path.string() + ": " + ec.message(), exit_code::internal);
+}
+
+std::map<std::string, audio::ResultRow> previous_results(const fs::path& outdir) {
+  std::map<std::string, audio::ResultRow> rows;
+  std::ifstream in(outdir / "results.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto row = audio::parse_result_jsonl(line);
+    if (row && row->status == "ok" && !row->transcript.empty() && fs::exists(outdir / row->transcript)) {
+      rows[row->key] = std::move(*row);
+    }
+  }
+  return rows;
+}
+
+int transcribe(const TranscribeFlags& f) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  audio::TranscribeOptions defaults;
+  defaults.model = f.model;
+  defaults.language = f.language;
+  defaults.prompt = f.prompt;
+  const auto format = audio::response_format_from_string(f.response_format);
+  if (!format) throw Error("--response-format must be one of json, text, srt, vtt, verbose_json");
+  defaults.response_format = *format;
+  defaults.temperature = f.temperature;
+  defaults.timestamp_granularities = f.timestamp_granularities;
+  if (f.max_chunk_seconds < 10) throw Error("--max-chunk-seconds must be at least 10");
+
+  audio::SplitOptions split;
+  split.max_chunk = Seconds(f.max_chunk_seconds);
+  const std::string split_signature =
+      "max_chunk=" + std::to_string(f.max_chunk_seconds) + ";max_bytes=" + std::to_string(split.max_chunk_bytes);
+
+  const auto inputs = audio::expand_inputs(f.inputs, defaults);
+  const fs::path outdir(f.outdir);
+  const fs::path state = outdir / ".floodgate";
+  const fs::path tmp_root = outdir / ".floodgate-tmp";
+  std::error_code ec;
+  fs::create_directories(state, ec);
+  if (ec) throw Error("cannot create " + state.string() + ": " + ec.message());
+  if (f.force) {
+    for (const auto& entry : fs::directory_iterator(state, ec)) fs::remove_all(entry.path(), ec);
+    fs::remove(outdir / "results.jsonl", ec);
+  }
+  const std::size_t stale = audio::remove_stale_chunk_dirs(tmp_root);
+  auto say = [&](const std::string& text) {
+    if (!f.quiet) std::fprintf(stderr, "floodgate transcribe: %s\n", text.c_str());
+  };
+  if (stale > 0) say("removed " + std::to_string(stale) + " chunk folder(s) left by an interrupted run");
+
+  const auto done_before = previous_results(outdir);
+  auto answers = std::make_shared<Answers>();
+  harvest(state, *answers);
+
+  // Transcript names: the input's stem, made unique with the key when two inputs share one.
+  std::map<std::string, int> stem_count;
+  for (const auto& in : inputs) ++stem_count[in.path.stem().string()];
+
+  // ---- plan: probe, skip, split --------------------------------------------------------
+  std::vector<FileJob> jobs;
+  jobs.reserve(inputs.size());
+  for (const auto& in : inputs) {
+    FileJob job;
+    job.input = in;
+    job.row.filename = in.path.string();
+    job.row.model = in.options.model;
+    std::error_code sec;
+    const auto size = fs::file_size(in.path, sec);
+    job.key = audio::file_key(fs::absolute(in.path, sec), sec ? 0 : size, mtime_ns(in.path), in.options, split_signature);
+    job.row.key = job.key;
+    job.row.size_bytes = sec ? 0 : size;
+    const std::string stem = in.path.stem().string();
+    job.transcript_name = (stem_count[stem] > 1 ? stem + "-" + job.key.substr(0, 8) : stem) +
+                          std::string(audio::transcript_extension(in.options.response_format));
+    if (auto prev = done_before.find(job.key); prev != done_before.end()) {
+      job.row = prev->second;
+      jobs.push_back(std::move(job));
+      continue;
+    }
+    auto info = audio::probe(in.path);
+    if (!info) {
+      job.row.status = "error";
+      job.row.error = std::string(audio::to_string(info.error().code)) + ": " + info.error().message;
+      jobs.push_back(std::move(job));
+      continue;
+    }
+    job.info = *info;
+    job.row.duration_seconds = info->duration.count();
+    if (info->duration.count() < f.min_seconds) {
+      job.row.status = "skipped";
+      job.row.error = "shorter than --min-seconds";
+      jobs.push_back(std::move(job));
+      continue;
+    }
+    if (audio::needs_split(*info, split)) {
+      auto dir = audio::ChunkDir::create(tmp_root, stem);
+      if (!dir) throw Error(dir.error().message, exit_code::internal);
+      job.dir.emplace(std::move(dir.value()));
+      auto result = audio::split_audio(in.path, *info, job.dir->path(), split);
+      if (!result) {
+        job.row.status = "error";
+        job.row.error = std::string(audio::to_string(result.error().code)) + ": " + result.error().message;
+        job.dir.reset();
+        jobs.push_back(std::move(job));
+        continue;
+      }
+      job.chunks = std::move(result->chunks);
+    } else {
+      audio::Chunk whole;
+      whole.path = in.path;
+      whole.duration = info->duration;
+      whole.size_bytes = info->size_bytes;
+      job.chunks.push_back(whole);
+    }
+    job.row.chunks = job.chunks.size();
+    job.needs_sending = true;
+    jobs.push_back(std::move(job));
+  }
+
+  // ---- send: one engine run (or, with --carry-prompt, one per chunk position) ----------
+  std::size_t rounds = 1;
+  if (f.carry_prompt) {
+    rounds = 0;
+    for (const auto& j : jobs) rounds = std::max(rounds, j.needs_sending ? j.chunks.size() : 0);
+  }
+  const auto stamp = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+  int engine_exit = exit_code::ok;
+  engine::RunSummary last_summary;
+  std::uint64_t sent_total = 0;
+  for (std::size_t round = 0; round < rounds && engine_exit == exit_code::ok; ++round) {
+    const fs::path requests = state / ("requests-" + stamp + "-" + std::to_string(round) + ".jsonl");
+    const fs::path responses = state / ("responses-" + stamp + "-" + std::to_string(round) + ".jsonl");
+    std::uint64_t lines = 0;
+    {
+      std::ofstream out(requests, std::ios::trunc);
+      for (const auto& j : jobs) {
+        if (!j.needs_sending) continue;
+        const std::size_t first = f.carry_prompt ? round : 0;
+        const std::size_t last = f.carry_prompt ? std::min(round + 1, j.chunks.size()) : j.chunks.size();
+        for (std::size_t c = first; c < last; ++c) {
+          const std::string id = chunk_id(j, c);
+          if (auto a = answers->find(id); a != answers->end() && a->second.ok) continue;
+          std::optional<std::string> prompt;
+          if (f.carry_prompt && c > 0) {
+            auto prev = answers->find(chunk_id(j, c - 1));
+            if (prev == answers->end() || !prev->second.ok) continue;  // the file fails at chunk c-1
+            const std::string text =
+                audio::transcript_text(audio::api_format(j.input.options.response_format), prev->second.body);
+            prompt = audio::prompt_tail(j.input.options.prompt.empty() ? text : j.input.options.prompt + " " + text);
+          }
+          std::string line = "{\"custom_id\":";
+          append_json_string(line, id);
+          line += ",\"method\":\"POST\",\"url\":\"/v1/audio/transcriptions\",\"body\":";
+          line += audio::request_body(j.input.options, j.chunks[c].path, prompt);
+          line += "}\n";
+          out << line;
+          ++lines;
+        }
+      }
+      if (!out) throw Error("cannot write " + requests.string(), exit_code::internal);
+    }
+    if (lines == 0) {
+      fs::remove(requests, ec);
+      continue;
+    }
+    sent_total += lines;
+
+    engine::EngineOptions o;
+    o.input_path = requests.string();
+    o.output_path = responses.string();
+    o.overwrite = true;
+    o.base_url = env_or("OPENAI_BASE_URL", f.base_url);
+    if (o.base_url.empty()) o.base_url = "https://api.openai.com/v1";
+    o.credentials.api_key = env_or("OPENAI_API_KEY", f.api_key);
+    o.credentials.organization = env_or("OPENAI_ORG_ID", f.org);
+    o.credentials.project = env_or("OPENAI_PROJECT_ID", f.project);
+    if (o.credentials.api_key.empty() && o.base_url.find("api.openai.com") != std::string::npos) {
+      throw Error("no API key: set OPENAI_API_KEY or pass --api-key");
+    }
+    if (f.limits != "auto") o.limits = limit::load_limits_config(f.limits);
+    limit::Limits flag_limits;
+    flag_limits.requests_per_minute = f.rpm;
+    flag_limits.requests_per_day = f.rpd;
+    o.limits.defaults = flag_limits.or_else(o.limits.defaults);
+    o.max_in_flight = f.max_in_flight;
+    o.retry.max_attempts = f.max_attempts;
+    o.transport.connect_timeout = ms_flag(f.connect_timeout, "--connect-timeout");
+    o.transport.total_timeout = ms_flag(f.timeout, "--timeout");
+    o.transport.idle_timeout = ms_flag(f.idle_timeout, "--idle-timeout");
+    o.transport.http2 = !f.no_http2;
+    o.transport.max_connections = static_cast<long>(f.max_in_flight) + 8;
+    o.estimator = engine::conservative_estimator();
+    o.progress.quiet = f.quiet;
+    if (f.log_format == "json") {
+      o.progress.format = engine::LogFormat::json;
+    } else if (f.log_format != "text") {
+      throw Error("--log-format must be text or json");
+    }
+    o.extra_sinks.push_back(std::make_unique<Collector>(answers));
+    engine::Engine eng(std::move(o));
+    engine::SignalGuard guard(eng);
+    last_summary = eng.run();
+    engine_exit = last_summary.exit_code == exit_code::some_failed ? exit_code::ok : last_summary.exit_code;
+    if (!f.quiet || last_summary.exit_code > exit_code::some_failed) {
+      std::fputs(engine::format_summary(last_summary, f.log_format == "json").c_str(), stderr);
+    }
+  }
+
+  // ---- merge, write transcripts and the results table ----------------------------------
+  std::size_t ok = 0;
+  std::size_t failed = 0;
+  std::size_t skipped = 0;
+  std::size_t pending = 0;
+  double audio_seconds = 0;
+  for (auto& j : jobs) {
+    if (!j.needs_sending) {
+      if (j.row.status == "ok") ++ok;
+      if (j.row.status == "error") ++failed;
+      if (j.row.status == "skipped") ++skipped;
+      continue;
+    }
+    std::vector<audio::ChunkTranscript> pieces;
+    std::string error;
+    bool missing = false;
+    std::chrono::system_clock::time_point first_start = std::chrono::system_clock::time_point::max();
+    std::chrono::system_clock::time_point last_end{};
+    for (std::size_t c = 0; c < j.chunks.size(); ++c) {
+      auto a = answers->find(chunk_id(j, c));
+      if (a == answers->end()) {
+        missing = true;
+        continue;
+      }
+      if (!a->second.ok) {
+        if (error.empty()) error = (j.chunks.size() > 1 ? "chunk " + std::to_string(c) + ": " : "") + a->second.error;
+        continue;
+      }
+      pieces.push_back(audio::ChunkTranscript{j.chunks[c].offset, a->second.body});
+      if (a->second.finished_at != std::chrono::system_clock::time_point{}) {
+        const auto started = a->second.finished_at - std::chrono::duration_cast<std::chrono::system_clock::duration>(a->second.total);
+        first_start = std::min(first_start, started);
+        last_end = std::max(last_end, a->second.finished_at);
+      }
+    }
+    if (last_end != std::chrono::system_clock::time_point{}) {
+      j.row.transcription_seconds = std::chrono::duration<double>(last_end - first_start).count();
+      j.row.transcribed_at = audio::iso8601_utc(last_end);
+    }
+    if (!error.empty()) {
+      j.row.status = "error";
+      j.row.error = error;
+      ++failed;
+    } else if (missing) {
+      j.row.status = "pending";
+      j.row.error = "not finished: re-run the same command to resume";
+      ++pending;
+    } else {
+      const auto fmt = j.input.options.response_format;
+      auto merged = audio::merge_transcripts(audio::api_format(fmt), pieces, j.info.duration);
+      auto rendered = merged ? audio::render_transcript(fmt, *merged) : audio::AudioResult<std::string>(merged.error());
+      if (!rendered) {
+        j.row.status = "error";
+        j.row.error = "bad_response: " + rendered.error().message;
+        ++failed;
+      } else {
+        write_atomically(outdir / j.transcript_name, *rendered);
+        j.row.status = "ok";
+        j.row.transcript = j.transcript_name;
+        if (fmt == audio::ResponseFormat::json || fmt == audio::ResponseFormat::text) {
+          j.row.text = audio::transcript_text(audio::ResponseFormat::json, *merged);
+        }
+        if (j.row.transcribed_at.empty()) j.row.transcribed_at = audio::iso8601_utc(std::chrono::system_clock::now());
+        audio_seconds += j.info.duration.count();
+        ++ok;
+      }
+    }
+    j.dir.reset();  // chunk files are no longer needed
+  }
+  std::string jsonl;
+  std::string csv = audio::result_csv_header() + "\n";
+  for (const auto& j : jobs) {
+    jsonl += audio::result_jsonl(j.row) + "\n";
+    csv += audio::result_csv(j.row) + "\n";
+  }
+  write_atomically(outdir / "results.jsonl", jsonl);
+  write_atomically(outdir / "results.csv", csv);
+  // Everything answered is now in transcripts and the table: the engine files can go.
+  if (pending == 0 && engine_exit == exit_code::ok) {
+    for (const auto& entry : fs::directory_iterator(state, ec)) fs::remove_all(entry.path(), ec);
+  }
+
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "%zu file(s): %zu ok, %zu failed, %zu skipped, %zu pending; %llu request(s) sent; %.1f min of audio in "
+                "%.1f s (%.1f min of audio per wall minute); results in %s",
+                jobs.size(), ok, failed, skipped, pending, static_cast<unsigned long long>(sent_total),
+                audio_seconds / 60.0, wall_s, wall_s > 0 ? audio_seconds / wall_s : 0.0,
+                (outdir / "results.jsonl").c_str());
+  say(line);
+  if (engine_exit != exit_code::ok) return engine_exit;
+  return failed > 0 ? exit_code::some_failed : exit_code::ok;
+}
+
+}  // namespace
+
+void register_transcribe(CLI::App& app, int& exit_code) {
+  auto f = std::make_shared<TranscribeFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "transcribe",
+      "Transcribe audio files through /v1/audio/transcriptions at the rate limit.\n\n"
+      "PATH is an audio file, a folder (searched recursively for .flac .m4a .mp3 .mp4 .mpeg .mpga .oga\n"
+      ".ogg .opus .wav .webm), or a .jsonl list: one {\"file\": \"...\"} per line, optionally with its own\n"
+      "model, language, prompt, response_format, temperature, timestamp_granularities.\n"
+      "Each file is probed first (FFmpeg): not audio, empty or truncated files get an error row and the\n"
+      "job goes on. Files over 24 MB or longer than --max-chunk-seconds are split at silences into\n"
+      "chunks (packet copy, no re-encoding where the container allows), sent in parallel, and the\n"
+      "transcripts merged in order (srt/vtt/verbose_json timestamps shifted). Uploads stream from\n"
+      "disk. OUTDIR gets one transcript per input (.txt .srt .vtt .json) and results.jsonl/.csv.\n"
+      "Re-running the same command resumes: answered chunks are not sent again.\n\n"
+      "Examples:\n"
+      "  floodgate transcribe recordings/ -o transcripts/ --response-format srt --language en\n"
+      "  floodgate transcribe list.jsonl -o out/ --rpm 50 --max-in-flight 8");
+  cmd->add_option("paths", f->inputs, "audio files, folders, or .jsonl lists")->required();
+  cmd->add_option("-o,--output", f->outdir, "output folder (transcripts, results.jsonl, results.csv)")->required();
+  cmd->add_option("--model", f->model, "transcription model")->capture_default_str();
+  cmd->add_option("--language", f->language, "ISO-639-1 language of the audio (e.g. en)");
+  cmd->add_option("--prompt", f->prompt, "text to guide the model's style or vocabulary");
+  cmd->add_option("--response-format", f->response_format, "json, text, srt, vtt or verbose_json")->capture_default_str();
+  cmd->add_option("--temperature", f->temperature, "sampling temperature, 0 to 1");
+  cmd->add_option("--timestamp-granularities", f->timestamp_granularities, "word and/or segment (needs verbose_json)");
+  cmd->add_option("--min-seconds", f->min_seconds, "skip files shorter than this (recorded as skipped)");
+  cmd->add_option("--max-chunk-seconds", f->max_chunk_seconds, "split files longer than this at silences")
+      ->capture_default_str();
+  cmd->add_flag("--carry-prompt", f->carry_prompt,
+                "pass the end of chunk k's text as the prompt of chunk k+1; this serialises each file's chunks "
+                "(files still go in parallel)");
+  cmd->add_flag("--force", f->force, "start over: forget earlier answers and results in OUTDIR");
+  cmd->add_option("--api-key", f->api_key, "API key (default: $OPENAI_API_KEY); never logged");
+  cmd->add_option("--base-url", f->base_url, "API base URL (default: $OPENAI_BASE_URL or https://api.openai.com/v1)");
+  cmd->add_option("--org", f->org, "OpenAI-Organization header (default: $OPENAI_ORG_ID)");
+  cmd->add_option("--project", f->project, "OpenAI-Project header (default: $OPENAI_PROJECT_ID)");
+  cmd->add_option("--rpm", f->rpm, "requests per minute (0 = learn from headers)");
+  cmd->add_option("--rpd", f->rpd, "requests per day");
+  cmd->add_option("--limits", f->limits, "auto or a limits JSON file (as for run)")->capture_default_str();
+  cmd->add_option("--max-in-flight", f->max_in_flight, "most uploads in flight at once")->capture_default_str();
+  cmd->add_option("--max-attempts", f->max_attempts, "attempts per chunk, the first included")->capture_default_str();
+  cmd->add_option("--connect-timeout", f->connect_timeout, "")->capture_default_str();
+  cmd->add_option("--timeout", f->timeout, "per attempt, upload included")->capture_default_str();
+  cmd->add_option("--idle-timeout", f->idle_timeout, "")->capture_default_str();
+  cmd->add_flag("-q,--quiet", f->quiet, "no progress, only errors and the summary of failures");
+  cmd->add_option("--log-format", f->log_format, "text or json")->capture_default_str();
+  cmd->add_flag("--no-http2", f->no_http2, "use HTTP/1.1 only");
+  cmd->callback([f, &exit_code] { exit_code = transcribe(*f); });
+}
+
+}  // namespace floodgate::cli
