@@ -395,6 +395,7 @@ int transcribe(const TranscribeFlags& f) {
   std::size_t failed = 0;
   std::size_t skipped = 0;
   std::size_t pending = 0;
+  std::size_t chunk_failures = 0;  // files that failed in a chunk: a re-run resends only those chunks
   double audio_seconds = 0;
   for (auto& j : jobs) {
     if (!j.needs_sending) {
@@ -433,6 +434,7 @@ int transcribe(const TranscribeFlags& f) {
       j.row.status = "error";
       j.row.error = error;
       ++failed;
+      ++chunk_failures;
     } else if (missing) {
       j.row.status = "pending";
       j.row.error = "not finished: re-run the same command to resume";
@@ -467,8 +469,9 @@ int transcribe(const TranscribeFlags& f) {
   }
   write_atomically(outdir / "results.jsonl", jsonl);
   write_atomically(outdir / "results.csv", csv);
-  // Everything answered is now in transcripts and the table: the engine files can go.
-  if (pending == 0 && engine_exit == exit_code::ok) {
+  // Everything answered is now in transcripts and the table: the engine files can go,
+  // unless a re-run still needs the answers of a partly transcribed file.
+  if (pending == 0 && chunk_failures == 0 && engine_exit == exit_code::ok) {
     for (const auto& entry : fs::directory_iterator(state, ec)) fs::remove_all(entry.path(), ec);
   }
 
