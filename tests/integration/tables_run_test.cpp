@@ -1,0 +1,287 @@
+// `floodgate run data.csv --template ... --schema ...` against `floodgate sim`: a table in,
+// CSV and SQLite tables out with the schema's columns, every row once; injected schema
+// violations caught and re-asked; budgets that stop the run within one request's worst case
+// of the limit and resume with a larger one. The simulator (its ledger) is the judge where
+// it can be; the results tables are read back with our CSV reader and with sqlite3.
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "floodgate/csv/csv.hpp"
+#include "floodgate/schema/structured_output.hpp"
+#include "support/sim_process.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using floodgate::test::SimProcess;
+using nlohmann::json;
+
+const char* kSchema = R"({"type":"object","properties":{
+  "label":{"type":"string","enum":["positive","negative","neutral"]},
+  "score":{"type":"integer","minimum":0,"maximum":10},
+  "keywords":{"type":"array","items":{"type":"string"}}},
+  "required":["label","score","keywords"]})";
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() /
+           ("fg_tables_" + std::to_string(::getpid()) + "_" +
+            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  [[nodiscard]] std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+void write_file(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A CSV of `n` rows with commas, quotes, line breaks and UTF-8 in its text column.
+std::string make_table(int n) {
+  std::string out = "id,text,stars\r\n";
+  for (int i = 1; i <= n; ++i) {
+    floodgate::csv::append_record(out, std::vector<std::string>{
+                                           "r" + std::to_string(i),
+                                           "Review " + std::to_string(i) + ": \"great\", fast\nsecond line é 🙂",
+                                           std::to_string(i % 5 + 1)});
+  }
+  return out;
+}
+
+// Runs `floodgate run ARGS` with the sim's key and URL; returns the exit code.
+int run_floodgate(const SimProcess& sim, const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::FILE* f = std::freopen(log.c_str(), "w", stderr);
+    (void)f;
+    ::dup2(2, 1);
+    ::setenv("OPENAI_API_KEY", sim.api_key().c_str(), 1);
+    ::setenv("OPENAI_BASE_URL", sim.base_url().c_str(), 1);
+    std::vector<std::string> all = {FLOODGATE_BIN, "run"};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(FLOODGATE_BIN, argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  for (int i = 0; i < 120 * 50; ++i) {  // at most 120 s
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ::usleep(20'000);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return -1;
+}
+
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::map<std::string, std::string>> rows;
+};
+
+Table read_csv(const std::string& path) {
+  Table t;
+  const auto recs = floodgate::csv::parse(slurp(path));
+  EXPECT_FALSE(recs.empty());
+  if (recs.empty()) return t;
+  t.header = recs[0].fields;
+  for (std::size_t i = 1; i < recs.size(); ++i) {
+    EXPECT_EQ(recs[i].error, "");
+    EXPECT_EQ(recs[i].fields.size(), t.header.size());
+    std::map<std::string, std::string> row;
+    for (std::size_t c = 0; c < t.header.size() && c < recs[i].fields.size(); ++c) row[t.header[c]] = recs[i].fields[c];
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+std::vector<std::vector<std::string>> query(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::vector<std::vector<std::string>> out;
+  EXPECT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  while (st != nullptr && sqlite3_step(st) == SQLITE_ROW) {
+    std::vector<std::string> row;
+    for (int i = 0; i < sqlite3_column_count(st); ++i) {
+      const auto* t = sqlite3_column_text(st, i);
+      row.emplace_back(t != nullptr ? reinterpret_cast<const char*>(t) : "<null>");
+    }
+    out.push_back(row);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+class TablesRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_file(dir.file("data.csv"), make_table(500));
+    write_file(dir.file("prompt.txt"), "Rate this review ({stars} stars) as JSON {{label, score}}:\n{text}\n");
+    write_file(dir.file("system.txt"), "You are a careful annotator.");
+    write_file(dir.file("schema.json"), kSchema);
+  }
+  std::vector<std::string> table_args(const std::string& out) const {
+    return {dir.file("data.csv"), "--template", dir.file("prompt.txt"), "--system", dir.file("system.txt"),
+            "--model", "gpt-4o-mini", "--schema", dir.file("schema.json"), "--id-column", "id",
+            "--max-completion-tokens", "64", "-q", "-o", out};
+  }
+  TempDir dir;
+};
+
+TEST_F(TablesRun, FiveHundredRowsToCsvAndSqliteWithTheSchemasColumnsEveryRowOnce) {
+  SimProcess sim;
+  ASSERT_EQ(run_floodgate(sim, table_args(dir.file("out.csv")), dir.file("csv.log")), 0) << slurp(dir.file("csv.log"));
+  const Table t = read_csv(dir.file("out.csv"));
+  for (const char* col : {"custom_id", "status", "id", "text", "stars", "label", "score", "keywords", "content",
+                          "prompt_tokens", "cost_usd", "model", "called_at", "error_kind"}) {
+    EXPECT_NE(std::find(t.header.begin(), t.header.end(), col), t.header.end()) << col;
+  }
+  ASSERT_EQ(t.rows.size(), 500u);
+  std::set<std::string> ids;
+  const floodgate::schema::Validator validator(kSchema);
+  for (const auto& r : t.rows) {
+    EXPECT_TRUE(ids.insert(r.at("custom_id")).second) << "duplicate " << r.at("custom_id");
+    EXPECT_EQ(r.at("status"), "ok") << r.at("custom_id") << ": " << r.at("error_message");
+    EXPECT_EQ(r.at("id"), r.at("custom_id"));
+    EXPECT_EQ(r.at("text").substr(0, 7), "Review ");
+    EXPECT_NE(r.at("text").find("\"great\", fast\nsecond line é 🙂"), std::string::npos);
+    EXPECT_TRUE(r.at("label") == "positive" || r.at("label") == "negative" || r.at("label") == "neutral") << r.at("label");
+    EXPECT_EQ(validator.validate(r.at("content")), "");
+    EXPECT_FALSE(r.at("cost_usd").empty());
+    EXPECT_GT(std::stod(r.at("cost_usd")), 0.0);
+  }
+  EXPECT_EQ(ids.size(), 500u);
+
+  ASSERT_EQ(run_floodgate(sim, table_args(dir.file("out.sqlite")), dir.file("sqlite.log")), 0)
+      << slurp(dir.file("sqlite.log"));
+  const auto counts = query(dir.file("out.sqlite"),
+                            "SELECT count(*), count(DISTINCT custom_id), sum(status = 'ok'), sum(typeof(score) = "
+                            "'integer'), sum(label IN ('positive','negative','neutral')), sum(response_json IS NOT NULL) "
+                            "FROM results");
+  ASSERT_EQ(counts.size(), 1u);
+  EXPECT_EQ(counts[0], (std::vector<std::string>{"500", "500", "500", "500", "500", "500"}));
+}
+
+TEST_F(TablesRun, InjectedSchemaViolationsAreCaughtAndReAsked) {
+  SimProcess sim({"--invalid-content-rate", "0.3", "--seed", "7"});
+  auto args = table_args(dir.file("out.csv"));
+  args.insert(args.end(), {"--retry-invalid", "4", "--errors", dir.file("failed.csv")});
+  const int rc = run_floodgate(sim, args, dir.file("run.log"));
+  ASSERT_TRUE(rc == 0 || rc == 1) << rc << "\n" << slurp(dir.file("run.log"));
+  const Table ok = read_csv(dir.file("out.csv"));
+  const Table failed = read_csv(dir.file("failed.csv"));
+  EXPECT_EQ(ok.rows.size() + failed.rows.size(), 500u);
+  std::set<std::string> ids;
+  const floodgate::schema::Validator validator(kSchema);
+  std::uint64_t attempts = 0;
+  for (const auto& r : ok.rows) {
+    EXPECT_TRUE(ids.insert(r.at("custom_id")).second);
+    EXPECT_EQ(r.at("status"), "ok");
+    EXPECT_EQ(validator.validate(r.at("content")), "") << r.at("custom_id");  // nothing invalid slipped through
+    attempts += std::stoull(r.at("attempts"));
+  }
+  for (const auto& r : failed.rows) {
+    EXPECT_TRUE(ids.insert(r.at("custom_id")).second);
+    EXPECT_EQ(r.at("error_kind"), "schema_violation") << r.at("error_message");
+    EXPECT_FALSE(r.at("error_message").empty());
+    EXPECT_NE(validator.validate(r.at("content")), "");  // what was caught is really invalid
+    attempts += std::stoull(r.at("attempts"));
+  }
+  // With 30% invalid answers about 150 first answers are invalid; re-asking 4 times leaves
+  // about 500 * 0.3^5 ≈ 1 failure. Without re-asking there would be ~150.
+  EXPECT_LT(failed.rows.size(), 15u);
+  EXPECT_GT(attempts, 500u + 100u);
+  // The sim saw every attempt.
+  std::uint64_t chat_200 = 0;
+  for (const auto& e : sim.ledger()) {
+    if (e.value("path", "") == "/v1/chat/completions" && e.value("status", 0) == 200) ++chat_200;
+  }
+  EXPECT_EQ(chat_200, attempts);
+}
+
+TEST_F(TablesRun, MaxTokensBudgetStopsWithinOneWorstCaseAndResumes) {
+  SimProcess sim;
+  const std::uint64_t limit = 20'000;
+  auto args = table_args(dir.file("out.csv"));
+  args.insert(args.end(), {"--max-tokens", std::to_string(limit), "--max-in-flight", "8"});
+  const int rc = run_floodgate(sim, args, dir.file("budget.log"));
+  ASSERT_EQ(rc, 4) << slurp(dir.file("budget.log"));
+  // The judge: the usage the simulator reported for each call (its ledger's tokens_charged
+  // is the rate-limit reservation, prompt + max_tokens, not usage), and its count of calls.
+  std::uint64_t requests = 0;
+  for (const auto& e : sim.ledger()) {
+    if (e.value("path", "") == "/v1/chat/completions" && e.value("status", 0) == 200) ++requests;
+  }
+  const Table part = read_csv(dir.file("out.csv"));
+  EXPECT_EQ(part.rows.size(), requests);
+  std::uint64_t used = 0;
+  for (const auto& r : part.rows) used += std::stoull(r.at("total_tokens"));
+  EXPECT_LE(used, limit);
+  EXPECT_LT(requests, 500u);
+  // A request's worst case is its prompt plus the 64-token allowance; prompts here are under
+  // 200 tokens, so one worst case is under 264 tokens.
+  EXPECT_GT(used + 264, limit) << "stopped too early: " << used << " of " << limit;
+
+  // Resume with a larger budget: the rest is sent, nothing twice.
+  for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--max-tokens") args[i + 1] = "100000000";
+  }
+  ASSERT_EQ(run_floodgate(sim, args, dir.file("resume.log")), 0) << slurp(dir.file("resume.log"));
+  const Table all = read_csv(dir.file("out.csv"));
+  ASSERT_EQ(all.rows.size(), 500u);
+  std::set<std::string> ids;
+  for (const auto& r : all.rows) EXPECT_TRUE(ids.insert(r.at("custom_id")).second) << r.at("custom_id");
+  std::uint64_t total_requests = 0;
+  for (const auto& e : sim.ledger()) {
+    if (e.value("path", "") == "/v1/chat/completions" && e.value("status", 0) == 200) ++total_requests;
+  }
+  EXPECT_EQ(total_requests, 500u);
+}
+
+TEST_F(TablesRun, MaxCostBudgetNeverPassesTheLimit) {
+  SimProcess sim;
+  // Round prices: $1 per 1,000 prompt tokens, $10 per 1,000 completion tokens.
+  write_file(dir.file("prices.json"),
+             R"({"as_of":"test","models":{"gpt-4o-mini":{"input":1000,"cached_input":1000,"output":10000}}})");
+  const double limit = 5.0;
+  auto args = table_args(dir.file("out.sqlite"));
+  args.insert(args.end(), {"--prices", dir.file("prices.json"), "--max-cost", "5"});
+  ASSERT_EQ(run_floodgate(sim, args, dir.file("cost.log")), 4) << slurp(dir.file("cost.log"));
+  const auto r = query(dir.file("out.sqlite"), "SELECT count(*), sum(cost_usd), max(prompt_tokens) FROM results");
+  ASSERT_EQ(r.size(), 1u);
+  const double spent = std::stod(r[0][1]);
+  const double worst = (std::stod(r[0][2]) * 1.1 * 1000 + 64 * 10000) / 1e6;  // prompt (+10% for the estimate) + allowance
+  EXPECT_LE(spent, limit + 1e-9);
+  EXPECT_GT(spent, limit - worst) << "spent " << spent << ", one worst case " << worst;
+  EXPECT_LT(std::stoi(r[0][0]), 500);
+}
+
+}  // namespace
