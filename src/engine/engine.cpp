@@ -17,6 +17,7 @@
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
 #include "floodgate/engine/response.hpp"
+#include "floodgate/http/multipart_body.hpp"
 #include "floodgate/limit/limiter_set.hpp"
 #include "floodgate/limit/rate_limit_headers.hpp"
 #include "floodgate/store/journal.hpp"
@@ -81,10 +82,11 @@ extern "C" void on_stop_signal(int /*sig*/) {
 
 struct Engine::Impl {
   struct Item {
-    Request req;
-    std::shared_ptr<const std::string> body;
+    Request req;                                            // body kept here (hooks see it)
+    std::shared_ptr<const http::MultipartSpec> multipart;  // audio: a file streamed per attempt
     std::uint64_t seq = 0;
     std::uint32_t attempts = 0;
+    std::uint32_t invalid_retries = 0;  // re-asks after a schema_violation
     std::string client_request_id;
     TimePoint read_at{};
     TimePoint first_sent_at{};
@@ -145,6 +147,7 @@ struct Engine::Impl {
   bool stop_admitting = false;
   bool stop_now = false;
   bool quota_stop = false;
+  bool budget_stop = false;
   bool interrupted = false;
   std::optional<TimePoint> paused_until;
   std::string paused_model;
@@ -227,7 +230,6 @@ struct Engine::Impl {
 
     // Headers shared by every request. The key is only ever placed here.
     if (!opt.credentials.api_key.empty()) base_headers.push_back("Authorization: Bearer " + opt.credentials.api_key);
-    base_headers.emplace_back("Content-Type: application/json");
     if (!opt.credentials.organization.empty()) base_headers.push_back("OpenAI-Organization: " + opt.credentials.organization);
     if (!opt.credentials.project.empty()) base_headers.push_back("OpenAI-Project: " + opt.credentials.project);
     std::random_device rd;
@@ -347,9 +349,25 @@ struct Engine::Impl {
       auto item = std::make_unique<Item>();
       item->seq = next_seq++;
       item->read_at = now;
+      if (req.endpoint == Endpoint::audio_transcriptions) {
+        std::string why;
+        auto spec = http::multipart_spec_from_json(req.body, why);
+        if (!spec) {
+          Outcome o;
+          o.custom_id = req.custom_id;
+          o.line_no = line_no;
+          o.error = ErrorKind::invalid_input;
+          o.error_message = "line " + std::to_string(line_no) + ": " + why;
+          PendingWrite w;
+          w.outcome = std::move(o);
+          w.read_at = now;
+          deliver(item->seq, std::move(w), now);  // the seq is taken: fill it
+          continue;
+        }
+        item->multipart = std::make_shared<const http::MultipartSpec>(std::move(*spec));
+      }
       item->est_tokens = opt.estimator(req);
       req.estimated_tokens = item->est_tokens;
-      item->body = std::make_shared<const std::string>(std::move(req.body));
       item->client_request_id = "fg-" + run_nonce + "-" + std::to_string(line_no);
       item->req = std::move(req);
       Item* raw = item.get();
@@ -414,7 +432,7 @@ struct Engine::Impl {
     w.model = item->req.model;
     w.url = item->req.url;
     w.endpoint = item->req.endpoint;
-    if (!opt.extra_sinks.empty()) w.body = *item->body;
+    if (!opt.extra_sinks.empty()) w.body = item->req.body;
     w.est_tokens = item->est_tokens;
     w.read_at = item->read_at;
     w.first_sent_at = item->first_sent_at;
@@ -466,7 +484,14 @@ struct Engine::Impl {
     hr.url = urls[item->req.endpoint];
     hr.headers = base_headers;
     hr.headers.push_back("x-client-request-id: " + item->client_request_id);
-    hr.body = item->body;
+    if (item->multipart) {
+      hr.mime = http::make_mime_builder(item->multipart);  // curl sets the multipart Content-Type
+    } else {
+      hr.headers.emplace_back("Content-Type: application/json");
+      // A non-owning view: the item outlives its transfer (cancel_all() runs before any
+      // in-flight item is dropped).
+      hr.body = std::shared_ptr<const std::string>(std::shared_ptr<const std::string>{}, &item->req.body);
+    }
     transport->submit(std::move(hr));
     in_flight.emplace(item->seq, InFlight{item, &lane, grant});
   }
@@ -521,6 +546,25 @@ struct Engine::Impl {
           if (opt.max_wait) lane.next_try = std::min(lane.next_try, lane.head_since + *opt.max_wait + std::chrono::milliseconds(1));
           wake = std::min(wake, lane.next_try);
           break;
+        }
+        if (opt.admit) {
+          const EngineOptions::Admit a = opt.admit(head->req);
+          if (a != EngineOptions::Admit::yes) {
+            if (closed) lane.limiter->reconcile(d.grant, limit::Cost{0, 0}, now);  // give the reservation back
+            if (a == EngineOptions::Admit::stop) {
+              if (!budget_stop) {
+                progress->message("warning", "budget reached: " + (opt.budget_reason ? opt.budget_reason() : std::string("stop")) +
+                                                 "; no new requests, draining those in flight. Re-run to resume.");
+              }
+              budget_stop = true;
+              stop_admitting = true;
+              return wake;
+            }
+            // not_yet: ask again when an attempt completes (its settlement may free budget).
+            lane.next_try = in_flight.empty() ? now + std::chrono::milliseconds(100) : TimePoint::max();
+            if (lane.next_try != TimePoint::max()) wake = std::min(wake, lane.next_try);
+            break;
+          }
         }
         if (!closed) {
           if (!breaker.try_pass(now)) return std::min(wake, breaker.blocked_until());
@@ -593,6 +637,26 @@ struct Engine::Impl {
       actual.tokens = 0;  // refused before any work: no tokens spent
     }
     lane.limiter->reconcile(f.grant, actual, now);
+    if (opt.settle) opt.settle(item->req, o.usage);
+
+    const bool has_answer = item->req.endpoint == Endpoint::chat_completions || item->req.endpoint == Endpoint::responses;
+    if (o.ok() && opt.check_answer && has_answer) {
+      const EngineOptions::AnswerVerdict v = opt.check_answer(item->req, o.body);
+      if (v.kind != ErrorKind::none) {
+        o.error = v.kind;
+        o.error_message = v.message;
+        if (v.kind == ErrorKind::schema_violation && item->invalid_retries < opt.retry_invalid && !stop_admitting) {
+          ++item->invalid_retries;
+          item->last = std::move(o);
+          breaker.on_success(now);
+          retry_at.emplace(now, item);  // re-ask at once (it still goes through the limiter)
+          return;
+        }
+        breaker.on_success(now);
+        finish(item, std::move(o), now);
+        return;
+      }
+    }
     lane.next_try = TimePoint{};  // observe/reconcile may have made room
     for (auto& [name, l] : lanes) l.next_try = std::min(l.next_try, now);
 
@@ -701,6 +765,7 @@ struct Engine::Impl {
       for (auto& [seq, f] : in_flight) {
         (void)seq;
         f.lane->limiter->reconcile(f.grant, limit::Cost{1, f.grant.cost.tokens}, now);
+        if (opt.settle) opt.settle(f.item->req, Usage{});
       }
       std::vector<Item*> flying;
       for (auto& [seq, f] : in_flight) flying.push_back(f.item);
@@ -757,7 +822,9 @@ struct Engine::Impl {
       s.tpm_limit = snap.limits.tokens_per_minute;
       if (snap.learning) s.note = "learning limits";
     }
-    if (stop_admitting) s.note = interrupted ? "interrupted: draining" : quota_stop ? "insufficient_quota: draining" : "draining";
+    if (stop_admitting) {
+      s.note = interrupted ? "interrupted: draining" : quota_stop ? "insufficient_quota: draining" : budget_stop ? "budget reached: draining" : "draining";
+    }
     if (paused_until) s.note = "model \"" + paused_model + "\" paused for " + format_duration(*paused_until - now);
     return s;
   }
@@ -792,7 +859,7 @@ struct Engine::Impl {
         break;
       }
 
-      progress->update(progress_state(now), now);
+      if (progress->due(now)) progress->update(progress_state(now), now);
       Duration timeout = std::chrono::milliseconds(250);
       if (wake != TimePoint::max()) timeout = std::min(timeout, std::max(Duration{0}, wake - now));
       if (!input_done && !stop_admitting && items.size() + reorder.size() < lookahead) timeout = Duration{0};
@@ -838,6 +905,9 @@ struct Engine::Impl {
     } else if (quota_stop) {
       summary.exit_code = exit_code::insufficient_quota;
       summary.stop_reason = "insufficient_quota";
+    } else if (budget_stop) {
+      summary.exit_code = exit_code::budget;
+      summary.stop_reason = "budget: " + (opt.budget_reason ? opt.budget_reason() : std::string("reached"));
     } else if (paused_until) {
       summary.exit_code = exit_code::paused;
       const auto wall_resume = std::chrono::system_clock::now() + duration_cast<std::chrono::system_clock::duration>(*paused_until - end);

@@ -87,11 +87,17 @@ std::string Progress::render(const ProgressState& s, TimePoint now) const {
   return buf;
 }
 
+bool Progress::due(TimePoint now) const noexcept {
+  if (options_.quiet) return false;
+  const Duration interval = tty_ ? options_.tty_interval : options_.log_interval;
+  if (drawn_ && now - last_draw_ < interval) return false;
+  if (!drawn_ && !tty_ && now - start_ < interval) return false;
+  return true;
+}
+
 void Progress::update(const ProgressState& state, TimePoint now, bool force) {
   if (options_.quiet) return;
-  const Duration interval = tty_ ? options_.tty_interval : options_.log_interval;
-  if (!force && drawn_ && now - last_draw_ < interval) return;
-  if (!force && !drawn_ && !tty_ && now - start_ < interval) return;
+  if (!force && !due(now)) return;
   last_draw_ = now;
   drawn_ = true;
   const std::string line = render(state, now);

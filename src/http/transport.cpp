@@ -95,6 +95,7 @@ struct Transport::Impl {
   MultiPtr multi;
   std::unordered_map<Transfer*, std::unique_ptr<Transfer>> live;
   std::vector<EasyPtr> idle_handles;  // reset and reused: no allocation per request
+  std::vector<HttpResponse> failed;   // failed before they were started, reported by poll()
 
   static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
     auto* t = static_cast<Transfer*>(user);
@@ -222,8 +223,14 @@ void Transport::submit(HttpRequest request) {
   if (request.mime) {
     t->mime.reset(request.mime(e));
     if (!t->mime) {
-      // Report it as a finished failed transfer at the next poll: keep it simple by failing now.
-      throw Error("cannot build the multipart body for request " + std::to_string(request.tag), 70);
+      // Reported as a finished failed exchange by the next poll(), never sent.
+      HttpResponse r;
+      r.tag = request.tag;
+      r.error = TransportError::other;
+      r.error_message = "cannot build the multipart body (is the file still readable?)";
+      im.failed.push_back(std::move(r));
+      im.idle_handles.push_back(std::move(t->easy));
+      return;
     }
     curl_easy_setopt(e, CURLOPT_MIMEPOST, t->mime.get());
   } else if (t->body) {
@@ -242,6 +249,13 @@ void Transport::submit(HttpRequest request) {
 std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished) {
   Impl& im = *impl_;
   CURLM* m = im.multi.get();
+  std::size_t count = 0;
+  if (!im.failed.empty()) {
+    count = im.failed.size();
+    for (auto& r : im.failed) finished.push_back(std::move(r));
+    im.failed.clear();
+    timeout = std::chrono::milliseconds(0);
+  }
   int running = 0;
   curl_multi_perform(m, &running);
 
@@ -261,7 +275,6 @@ std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpR
     msg = curl_multi_info_read(m, &queued);
   }
 
-  std::size_t count = 0;
   const auto now = std::chrono::steady_clock::now();
   for (; msg != nullptr; msg = curl_multi_info_read(m, &queued)) {
     if (msg->msg != CURLMSG_DONE) continue;
@@ -305,6 +318,6 @@ void Transport::cancel_all() noexcept {
   impl_->live.clear();
 }
 
-std::size_t Transport::in_flight() const noexcept { return impl_->live.size(); }
+std::size_t Transport::in_flight() const noexcept { return impl_->live.size() + impl_->failed.size(); }
 
 }  // namespace floodgate::http

@@ -353,4 +353,77 @@ TEST(RunIntegration, ApiKeyNeverAppearsInOutputsOrLogs) {
   EXPECT_NE(out2_text.find("connection"), std::string::npos);
 }
 
+TEST(RunIntegration, OrderedKeepsInputOrder) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000", "--latency", "random:1ms-40ms"});
+  const auto in = write_input(dir.path, 200);
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--ordered", "--max-in-flight", "32"}, dir.path / "log"), 0) << slurp(dir.path / "log");
+  const auto lines = read_output(out);
+  ASSERT_EQ(lines.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(lines[static_cast<std::size_t>(i)]["custom_id"], "q" + std::to_string(i));
+}
+
+// A 0.5 s mono 16-bit 8 kHz WAV of silence.
+void write_wav(const fs::path& p) {
+  const std::uint32_t rate = 8000;
+  const std::uint32_t samples = rate / 2;
+  const std::uint32_t data_bytes = samples * 2;
+  std::ofstream f(p, std::ios::binary);
+  auto u32 = [&](std::uint32_t v) { f.write(reinterpret_cast<const char*>(&v), 4); };
+  auto u16 = [&](std::uint16_t v) { f.write(reinterpret_cast<const char*>(&v), 2); };
+  f << "RIFF";
+  u32(36 + data_bytes);
+  f << "WAVEfmt ";
+  u32(16);
+  u16(1);
+  u16(1);
+  u32(rate);
+  u32(rate * 2);
+  u16(2);
+  u16(16);
+  f << "data";
+  u32(data_bytes);
+  const std::string zeros(data_bytes, '\0');
+  f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+}
+
+TEST(RunIntegration, TranscriptionLinesAreStreamedAsMultipart) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000"});
+  const fs::path wav = dir.path / "clip.wav";
+  write_wav(wav);
+  const fs::path in = dir.path / "in.jsonl";
+  {
+    std::ofstream f(in);
+    for (int i = 0; i < 3; ++i) {
+      nlohmann::json line = {{"custom_id", "a" + std::to_string(i)},
+                             {"method", "POST"},
+                             {"url", "/v1/audio/transcriptions"},
+                             {"body", {{"model", "whisper-1"}, {"file", wav.string()}, {"response_format", "json"}}}};
+      f << line.dump() << "\n";
+    }
+    nlohmann::json missing = {{"custom_id", "gone"},
+                              {"url", "/v1/audio/transcriptions"},
+                              {"body", {{"model", "whisper-1"}, {"file", (dir.path / "nope.wav").string()}}}};
+    f << missing.dump() << "\n";
+  }
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log"), 1) << slurp(dir.path / "log");
+  int ok = 0;
+  for (const auto& l : read_output(out)) {
+    if (l["custom_id"] == "gone") {
+      EXPECT_EQ(l["error"]["code"], "invalid_input");
+    } else {
+      EXPECT_TRUE(l["error"].is_null()) << l.dump();
+      EXPECT_TRUE(l["response"]["body"].contains("text")) << l.dump();
+      ++ok;
+    }
+  }
+  EXPECT_EQ(ok, 3);
+  std::uint64_t uploaded = 0;
+  for (const auto& e : sim.ledger()) uploaded += e.value("upload_bytes", std::uint64_t{0});
+  EXPECT_GE(uploaded, 3 * fs::file_size(wav));
+}
+
 }  // namespace

@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "floodgate/core/batch_io.hpp"
 #include "floodgate/core/clock.hpp"
@@ -63,6 +65,27 @@ struct EngineOptions {
   ProgressOptions progress;
   // Extra sinks (CSV, SQLite ...) written beside the JSONL output, same rows.
   std::vector<std::unique_ptr<Sink>> extra_sinks;
+
+  // ---- hooks (empty = off) ----
+  // Structured outputs: called on every 2xx JSON response before the outcome is final.
+  // schema_violation: the same request is sent again (an attempt) up to `retry_invalid`
+  // extra times, then written as that kind with the message; refusal: final at once. The
+  // final Outcome keeps the response body either way.
+  struct AnswerVerdict {
+    ErrorKind kind = ErrorKind::none;
+    std::string message;
+  };
+  std::function<AnswerVerdict(const Request&, std::string_view response_body)> check_answer;
+  std::uint32_t retry_invalid = 0;
+  // Budgets: asked before every send (first attempt and retries), after the limiter would
+  // admit. not_yet: the request stays at the head of its lane until the next attempt
+  // completes; stop: stop admitting (in-flight calls finish, unsent requests are left for a
+  // resume), exit code 4 with budget_reason() as the stop reason.
+  enum class Admit { yes, not_yet, stop };
+  std::function<Admit(const Request&)> admit;
+  std::function<std::string()> budget_reason;
+  // After every attempt that `admit` allowed: its usage (zeros when none).
+  std::function<void(const Request&, const Usage&)> settle;
 };
 
 struct RunSummary {

@@ -48,6 +48,8 @@ struct ProgressState {
 class Progress {
  public:
   explicit Progress(ProgressOptions options, TimePoint start);
+  // True when update() would draw now (so the caller can skip building the state).
+  [[nodiscard]] bool due(TimePoint now) const noexcept;
   // Draws if it is time to (or `force`).
   void update(const ProgressState& state, TimePoint now, bool force = false);
   // Clears the live line (before the summary is printed).
