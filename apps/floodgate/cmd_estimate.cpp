@@ -16,6 +16,7 @@
 #include "commands.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/request.hpp"
+#include "floodgate/cost/prices.hpp"
 #include "floodgate/tokens/estimate.hpp"
 
 namespace floodgate::cli {
@@ -30,6 +31,8 @@ struct EstimateFlags {
   std::uint64_t default_max_tokens = 4096;
   double rpm = 0, tpm = 0, rpd = 0, tpd = 0;
   bool json = false;
+  std::string prices;  // cost range: price table (default: built-in data/prices.json)
+  bool batch = false;  // cost range at the Batch API discount
 };
 
 struct Totals {
@@ -137,15 +140,42 @@ int run(const EstimateFlags& f) {
   if (f.tpd > 0) minutes = std::max(minutes, total_tokens / f.tpd * 1440);
   const bool limited = f.rpm > 0 || f.tpm > 0 || f.rpd > 0 || f.tpd > 0;
 
+  // Cost range (docs/tables.md): at least prompt x input, at most + allowance x output.
+  const cost::PriceTable prices = f.prices.empty() ? cost::PriceTable::builtin() : cost::PriceTable::load(f.prices);
+  const cost::Tier tier = f.batch ? cost::Tier::batch : cost::Tier::standard;
+  std::map<std::string, cost::CostRange> ranges;
+  cost::CostRange total_range;
+  total_range.priced = !by_model.empty();
+  for (const auto& [m, t] : by_model) {
+    const auto r = cost::cost_range(prices, m, t.prompt_tokens, t.completion_tokens, tier);
+    ranges[m] = r;
+    total_range.min_usd += r.min_usd;
+    total_range.max_usd += r.max_usd;
+    total_range.priced = total_range.priced && r.priced;
+  }
+  auto range_text = [](const cost::CostRange& r) {
+    if (!r.priced) return std::string("unpriced");
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "$%.4f - $%.4f", r.min_usd, r.max_usd);
+    return std::string(buf);
+  };
+
   if (f.json) {
     nlohmann::json out = {{"requests", all.requests},
                           {"prompt_tokens", all.prompt_tokens},
                           {"completion_tokens_max", all.completion_tokens},
                           {"total_tokens_max", all.prompt_tokens + all.completion_tokens}};
     if (limited) out["min_seconds"] = minutes * 60;
+    out["cost_usd_min"] = total_range.min_usd;
+    out["cost_usd_max"] = total_range.max_usd;
+    out["prices_as_of"] = prices.as_of();
     nlohmann::json per = nlohmann::json::object();
     for (const auto& [m, t] : by_model) {
       per[m] = {{"requests", t.requests}, {"prompt_tokens", t.prompt_tokens}, {"completion_tokens_max", t.completion_tokens}};
+      if (ranges[m].priced) {
+        per[m]["cost_usd_min"] = ranges[m].min_usd;
+        per[m]["cost_usd_max"] = ranges[m].max_usd;
+      }
     }
     out["models"] = per;
     std::printf("%s\n", out.dump().c_str());
@@ -159,6 +189,9 @@ int run(const EstimateFlags& f) {
   std::printf("%-28s %10llu %16llu %22llu\n", "total", static_cast<unsigned long long>(all.requests),
               static_cast<unsigned long long>(all.prompt_tokens), static_cast<unsigned long long>(all.completion_tokens));
   std::printf("worst-case tokens: %llu\n", static_cast<unsigned long long>(all.prompt_tokens + all.completion_tokens));
+  for (const auto& [m, r] : ranges) std::printf("cost %-23s %s\n", m.c_str(), range_text(r).c_str());
+  std::printf("cost (USD%s, prices as of %s): %s%s\n", f.batch ? ", Batch API" : "", prices.as_of().c_str(),
+              range_text(total_range).c_str(), total_range.priced ? "" : " (some models have no price; --prices FILE)");
   if (all.unparsed) std::printf("bodies that were not JSON (counted as text): %llu\n", static_cast<unsigned long long>(all.unparsed));
   if (limited) {
     std::printf("minimum time at these limits: %s\n", minutes_text(minutes).c_str());
@@ -185,6 +218,8 @@ void register_estimate(CLI::App& app, int& exit_code) {
   cmd->add_option("--rpd", f->rpd, "requests per day limit");
   cmd->add_option("--tpd", f->tpd, "tokens per day limit");
   cmd->add_flag("--json", f->json, "print one JSON object");
+  cmd->add_option("--prices", f->prices, "price table for the cost range (default: the built-in data/prices.json)");
+  cmd->add_flag("--batch", f->batch, "cost range at the Batch API discount");
   cmd->callback([f, &exit_code] { exit_code = run(*f); });
 }
 
