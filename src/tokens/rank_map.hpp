@@ -1,7 +1,9 @@
 #pragma once
 // Byte string -> rank, for the BPE's inner loop: open addressing over a power-of-two
-// table of 8-byte slots (rank, length, 16-bit hash tag), the bytes themselves compared
-// only on a tag match. Built once from the embedded rank blob; never allocates on lookup.
+// table of 16-byte slots holding the first 8 bytes of the token, its rank, length and a
+// hash tag, so most lookups touch one cache line (bytes past the 8th are compared in the
+// blob). Two-byte strings, the most frequent lookup, go through a direct 64K table.
+// Built once from the embedded rank blob; never allocates on lookup.
 
 #include <cstddef>
 #include <cstdint>
@@ -44,28 +46,39 @@ class RankMap {
     offsets_ = offsets;
     std::size_t size = 1;
     while (size < std::size_t{count} * 2 + 16) size <<= 1;
-    slots_.assign(size, Slot{kNoRank, 0, 0});
+    slots_.assign(size, Slot{0, kNoRank, 0});
+    pairs_.assign(1 << 16, kNoRank);
     mask_ = size - 1;
     for (std::uint32_t r = 0; r < count; ++r) {
       const std::uint32_t len = offsets[r + 1] - offsets[r];
       if (len == 0) continue;
-      const std::uint64_t h = hash_bytes(bytes_ + offsets[r], len);
+      const std::uint8_t* b = bytes_ + offsets[r];
+      const std::uint64_t h = hash_bytes(b, len);
       std::size_t i = h & mask_;
       while (slots_[i].rank != kNoRank) i = (i + 1) & mask_;
-      slots_[i] = Slot{r, static_cast<std::uint16_t>(len), static_cast<std::uint16_t>(h >> 48)};
+      slots_[i] = Slot{load_partial(b, len < 8 ? len : 8), r, len | (static_cast<std::uint32_t>(h >> 40) & 0xFFFFFF00u)};
       if (len > max_len_) max_len_ = len;
+      if (len == 2) pairs_[std::size_t{b[0]} << 8 | b[1]] = r;
     }
   }
 
   [[nodiscard]] std::uint32_t find(const std::uint8_t* p, std::size_t n) const noexcept {
+    if (n == 2) return pairs_[std::size_t{p[0]} << 8 | p[1]];
     if (n > max_len_) return kNoRank;
-    const std::uint64_t h = hash_bytes(p, n);
-    const auto tag = static_cast<std::uint16_t>(h >> 48);
+    return find_hashed(p, n, hash_bytes(p, n));
+  }
+
+  [[nodiscard]] std::uint32_t find_hashed(const std::uint8_t* p, std::size_t n, std::uint64_t h) const noexcept {
+    const std::uint64_t head = load_partial(p, n < 8 ? n : 8);
+    const auto len_tag = static_cast<std::uint32_t>(n) | (static_cast<std::uint32_t>(h >> 40) & 0xFFFFFF00u);
     std::size_t i = h & mask_;
     for (;;) {
-      const Slot s = slots_[i];
+      const Slot& s = slots_[i];
       if (s.rank == kNoRank) return kNoRank;
-      if (s.tag == tag && s.len == n && std::memcmp(bytes_ + offsets_[s.rank], p, n) == 0) return s.rank;
+      if (s.len_tag == len_tag && s.head == head &&
+          (n <= 8 || std::memcmp(bytes_ + offsets_[s.rank] + 8, p + 8, n - 8) == 0)) {
+        return s.rank;
+      }
       i = (i + 1) & mask_;
     }
   }
@@ -74,11 +87,12 @@ class RankMap {
 
  private:
   struct Slot {
+    std::uint64_t head;     // the first (up to) 8 bytes, zero-padded
     std::uint32_t rank;
-    std::uint16_t len;
-    std::uint16_t tag;
+    std::uint32_t len_tag;  // length in the low byte, 24 hash bits above
   };
   std::vector<Slot> slots_;
+  std::vector<std::uint32_t> pairs_;  // every two-byte token, indexed directly
   std::size_t mask_ = 0;
   std::size_t max_len_ = 0;
   const std::uint8_t* bytes_ = nullptr;
