@@ -1,0 +1,129 @@
+// Transport against `floodgate sim` on 127.0.0.1: responses with their headers, connection
+// reuse, classification of connection errors and timeouts, wake-ups, multipart bodies.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "floodgate/http/transport.hpp"
+#include "support/sim_process.hpp"
+
+namespace floodgate::http {
+namespace {
+
+using floodgate::test::SimProcess;
+using Clock = std::chrono::steady_clock;
+
+const std::string kBody = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":4})";
+
+HttpRequest chat(const SimProcess& sim, std::uint64_t tag) {
+  HttpRequest r;
+  r.tag = tag;
+  r.url = sim.base_url() + "/chat/completions";
+  r.headers = {"Authorization: Bearer " + sim.api_key(), "Content-Type: application/json", "x-client-request-id: t-" + std::to_string(tag)};
+  r.body = std::make_shared<const std::string>(kBody);
+  return r;
+}
+
+// Polls until `n` responses arrived or 30 s passed.
+std::vector<HttpResponse> collect(Transport& t, std::size_t n) {
+  std::vector<HttpResponse> out;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (out.size() < n && Clock::now() < deadline) t.poll(std::chrono::milliseconds(100), out);
+  return out;
+}
+
+TEST(Transport, ReturnsStatusHeadersAndBodyAndReusesConnections) {
+  SimProcess sim({"--rpm", "100000"});
+  TransportOptions o;
+  o.max_connections = 8;
+  Transport t(o);
+  const int n = 100;
+  int submitted = 0;
+  std::vector<HttpResponse> all;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (all.size() < static_cast<std::size_t>(n) && Clock::now() < deadline) {
+    while (submitted < n && t.in_flight() < 8) t.submit(chat(sim, static_cast<std::uint64_t>(submitted++)));
+    t.poll(std::chrono::milliseconds(100), all);
+  }
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(n));
+  std::vector<bool> seen(n, false);
+  for (const auto& r : all) {
+    EXPECT_EQ(r.status, 200) << r.error_message;
+    EXPECT_EQ(r.error, TransportError::none);
+    EXPECT_TRUE(r.header("x-request-id").has_value());
+    EXPECT_TRUE(r.header("x-ratelimit-limit-requests").has_value());
+    EXPECT_NE(r.body.find("\"choices\""), std::string::npos);
+    seen[r.tag] = true;
+  }
+  for (bool s : seen) EXPECT_TRUE(s);
+  EXPECT_EQ(t.in_flight(), 0u);
+  // 100 requests, at most 8 at a time: connections are reused, not opened per request.
+  EXPECT_LE(sim.stats()["connections"].get<int>(), 16);
+}
+
+TEST(Transport, ConnectionRefusedIsAConnectionErrorWithoutTheKey) {
+  Transport t;
+  HttpRequest r;
+  r.tag = 7;
+  r.url = "http://127.0.0.1:9/v1/chat/completions";  // discard port: nothing listens
+  r.headers = {"Authorization: Bearer sk-secret-never-shown"};
+  r.body = std::make_shared<const std::string>(kBody);
+  t.submit(std::move(r));
+  auto out = collect(t, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tag, 7u);
+  EXPECT_EQ(out[0].status, 0);
+  EXPECT_EQ(out[0].error, TransportError::connection);
+  EXPECT_FALSE(out[0].error_message.empty());
+  EXPECT_EQ(out[0].error_message.find("sk-secret"), std::string::npos);
+}
+
+TEST(Transport, TotalTimeoutIsATimeout) {
+  SimProcess sim({"--latency", "fixed:3s"});
+  Transport t;
+  HttpRequest r = chat(sim, 1);
+  r.total_timeout = std::chrono::milliseconds(300);
+  t.submit(std::move(r));
+  auto out = collect(t, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].error, TransportError::timeout) << out[0].error_message;
+  EXPECT_EQ(out[0].status, 0);
+}
+
+TEST(Transport, WakeFdEndsAPollEarly) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK), 0);
+  TransportOptions o;
+  o.wake_fd = fds[0];
+  Transport t(o);
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  std::vector<HttpResponse> out;
+  const auto t0 = Clock::now();
+  t.poll(std::chrono::seconds(20), out);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(Transport, TraceRedactsTheAuthorizationHeader) {
+  SimProcess sim;
+  std::string trace;
+  TransportOptions o;
+  o.debug_trace = [&trace](std::string_view s) { trace.append(s); };
+  Transport t(o);
+  t.submit(chat(sim, 1));
+  auto out = collect(t, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].status, 200);
+  EXPECT_NE(trace.find("[redacted]"), std::string::npos);
+  EXPECT_EQ(trace.find(sim.api_key()), std::string::npos);
+}
+
+}  // namespace
+}  // namespace floodgate::http
