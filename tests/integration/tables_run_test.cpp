@@ -284,4 +284,74 @@ TEST_F(TablesRun, MaxCostBudgetNeverPassesTheLimit) {
   EXPECT_LT(std::stoi(r[0][0]), 500);
 }
 
+TEST_F(TablesRun, DailyBudgetCountsEarlierRunsThroughTheLedger) {
+  SimProcess sim;
+  write_file(dir.file("prices.json"),
+             R"({"as_of":"test","models":{"gpt-4o-mini":{"input":1000,"cached_input":1000,"output":10000}}})");
+  write_file(dir.file("small.csv"), make_table(40));
+  const std::string ledger = dir.file("spend.sqlite");
+  auto args_for = [&](const std::string& out, const std::string& budget) {
+    auto a = table_args(out);
+    a[0] = dir.file("small.csv");
+    a.insert(a.end(), {"--prices", dir.file("prices.json"), "--daily-budget", budget, "--budget-ledger", ledger});
+    return a;
+  };
+  ASSERT_EQ(run_floodgate(sim, args_for(dir.file("first.sqlite"), "1000"), dir.file("first.log")), 0)
+      << slurp(dir.file("first.log"));
+  const double first = std::stod(query(dir.file("first.sqlite"), "SELECT sum(cost_usd) FROM results")[0][0]);
+  ASSERT_GT(first, 0.0);
+  // Today's budget leaves room for a few more requests only.
+  const double budget = first + 3.0;
+  ASSERT_EQ(run_floodgate(sim, args_for(dir.file("second.sqlite"), std::to_string(budget)), dir.file("second.log")), 4)
+      << slurp(dir.file("second.log"));
+  const auto r = query(dir.file("second.sqlite"), "SELECT count(*), sum(cost_usd) FROM results");
+  const double second = std::stod(r[0][1]);
+  EXPECT_LE(first + second, budget + 1e-9);
+  EXPECT_GT(std::stoi(r[0][0]), 0);
+  EXPECT_LT(std::stoi(r[0][0]), 40);
+  const auto ledger_rows = query(ledger, "SELECT sum(cost_usd) FROM daily_spend");
+  EXPECT_NEAR(std::stod(ledger_rows[0][0]), first + second, 1e-6);
+}
+
+TEST_F(TablesRun, PerLineResponseFormatIsValidatedWithoutSchemaFlag) {
+  SimProcess sim({"--invalid-content-rate", "0.3", "--seed", "11"});
+  const std::string rf = floodgate::schema::response_format(kSchema, "rating");
+  {
+    std::ofstream in(dir.file("in.jsonl"));
+    for (int i = 0; i < 200; ++i) {
+      json line = {{"custom_id", "q" + std::to_string(i)},
+                   {"method", "POST"},
+                   {"url", "/v1/chat/completions"},
+                   {"body",
+                    {{"model", "gpt-4o-mini"},
+                     {"messages", {{{"role", "user"}, {"content", "Rate item " + std::to_string(i)}}}},
+                     {"max_tokens", 64},
+                     {"response_format", json::parse(rf)}}}};
+      in << line.dump() << "\n";
+    }
+  }
+  const int rc = run_floodgate(sim, {dir.file("in.jsonl"), "-q", "-o", dir.file("out.jsonl")}, dir.file("run.log"));
+  ASSERT_EQ(rc, 1) << slurp(dir.file("run.log"));
+  const floodgate::schema::Validator validator(kSchema);
+  std::istringstream lines(slurp(dir.file("out.jsonl")));
+  std::string line;
+  int ok = 0;
+  int violations = 0;
+  while (std::getline(lines, line)) {
+    const auto j = json::parse(line);
+    const std::string content = j["response"]["body"]["choices"][0]["message"]["content"].get<std::string>();
+    if (j["error"].is_null()) {
+      ++ok;
+      EXPECT_EQ(validator.validate(content), "");
+    } else {
+      ++violations;
+      EXPECT_EQ(j["error"]["code"], "schema_violation") << line;
+      EXPECT_NE(validator.validate(content), "");
+    }
+  }
+  EXPECT_EQ(ok + violations, 200);
+  EXPECT_GT(violations, 30);  // ~60 expected at a 30% rate
+  EXPECT_LT(violations, 100);
+}
+
 }  // namespace
