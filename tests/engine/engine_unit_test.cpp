@@ -1,0 +1,141 @@
+// Pure parts of the engine: response inspection, the conservative estimator, progress
+// drawing (time injected, no sleeping) and the summary.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "floodgate/engine/engine.hpp"
+#include "floodgate/engine/response.hpp"
+
+namespace floodgate::engine {
+namespace {
+
+TEST(InspectResponse, ReadsUsageAndErrorFields) {
+  auto ok = inspect_response_body(R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,
+    "prompt_tokens_details":{"cached_tokens":4}}})");
+  EXPECT_TRUE(ok.valid_json);
+  EXPECT_TRUE(ok.has_usage);
+  EXPECT_EQ(ok.usage.prompt_tokens, 12u);
+  EXPECT_EQ(ok.usage.completion_tokens, 5u);
+  EXPECT_EQ(ok.usage.total_tokens, 17u);
+  EXPECT_EQ(ok.usage.cached_tokens, 4u);
+
+  auto err = inspect_response_body(R"({"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}})");
+  EXPECT_EQ(err.error_type, "insufficient_quota");
+  EXPECT_EQ(err.error_code, "insufficient_quota");
+  EXPECT_FALSE(err.has_usage);
+  // Classification uses type/code only: the same message with another code is a rate limit.
+  EXPECT_EQ(classify_http(429, err.error_type, err.error_code), ErrorKind::insufficient_quota);
+  EXPECT_EQ(classify_http(429, "requests", "rate_limit_exceeded"), ErrorKind::rate_limited);
+
+  EXPECT_FALSE(inspect_response_body(R"({"choices":[{"message":)").valid_json);
+  EXPECT_FALSE(inspect_response_body("").valid_json);
+}
+
+TEST(ConservativeEstimator, CountsAllowanceTimesN) {
+  auto est = conservative_estimator(100);
+  Request r;
+  r.endpoint = Endpoint::chat_completions;
+  r.body = R"({"model":"m","messages":[],"max_tokens":50,"n":3})";
+  const std::uint64_t prompt = (r.body.size() + 2) / 3;
+  EXPECT_EQ(est(r), prompt + 150);
+  r.body = R"({"model":"m","messages":[]})";
+  EXPECT_EQ(est(r), (r.body.size() + 2) / 3 + 100);
+  r.body = R"({"model":"m","messages":[],"max_completion_tokens":7})";
+  EXPECT_EQ(est(r), (r.body.size() + 2) / 3 + 7);
+  r.endpoint = Endpoint::embeddings;
+  r.body = R"({"model":"e","input":"hello"})";
+  EXPECT_EQ(est(r), (r.body.size() + 2) / 3);
+  r.endpoint = Endpoint::audio_transcriptions;
+  EXPECT_EQ(est(r), 0u);
+}
+
+std::string read_stream(std::FILE* f) {
+  std::fflush(f);
+  std::rewind(f);
+  std::string out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  return out;
+}
+
+TEST(Progress, LogLinesEveryIntervalWithoutATerminal) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  ProgressOptions o;
+  o.tty = false;
+  o.stream = f;
+  o.log_interval = std::chrono::seconds(5);
+  const TimePoint t0 = TimePoint{} + std::chrono::hours(1);
+  Progress p(o, t0);
+  ProgressState s;
+  s.done = 10;
+  s.total = 100;
+  s.total_final = true;
+  s.rpm_limit = 6000;
+  EXPECT_FALSE(p.due(t0 + std::chrono::milliseconds(4999)));
+  EXPECT_TRUE(p.due(t0 + std::chrono::seconds(5)));
+  p.update(s, t0 + std::chrono::seconds(5));
+  EXPECT_FALSE(p.due(t0 + std::chrono::milliseconds(9999)));
+  EXPECT_TRUE(p.due(t0 + std::chrono::seconds(10)));
+  const std::string text = read_stream(f);
+  EXPECT_NE(text.find("[10/100"), std::string::npos) << text;
+  EXPECT_NE(text.find("rpm 0/6000"), std::string::npos) << text;
+  EXPECT_EQ(text.back(), '\n');
+  std::fclose(f);
+}
+
+TEST(Progress, JsonAndQuiet) {
+  std::FILE* f = std::tmpfile();
+  ProgressOptions o;
+  o.tty = false;
+  o.stream = f;
+  o.format = LogFormat::json;
+  const TimePoint t0 = TimePoint{} + std::chrono::hours(1);
+  Progress p(o, t0);
+  ProgressState s;
+  s.done = 3;
+  s.breaker = "open";
+  p.update(s, t0 + std::chrono::seconds(1), true);
+  p.message("warning", "a \"quoted\" note");
+  std::string text = read_stream(f);
+  const auto first = nlohmann::json::parse(text.substr(0, text.find('\n')));
+  EXPECT_EQ(first["event"], "progress");
+  EXPECT_EQ(first["breaker"], "open");
+  const auto second = nlohmann::json::parse(text.substr(text.find('\n') + 1));
+  EXPECT_EQ(second["message"], "a \"quoted\" note");
+  std::fclose(f);
+
+  std::FILE* q = std::tmpfile();
+  o.quiet = true;
+  o.stream = q;
+  Progress quiet(o, t0);
+  quiet.update(s, t0 + std::chrono::seconds(100), true);
+  quiet.message("info", "hidden");
+  EXPECT_EQ(read_stream(q), "");
+  std::fclose(q);
+}
+
+TEST(Summary, JsonCarriesCountsAndExitCode) {
+  RunSummary s;
+  s.total_lines = 10;
+  s.succeeded = 8;
+  s.failed = 2;
+  s.outcomes = {{"none", 8}, {"bad_request", 2}};
+  s.exit_code = 1;
+  s.http_429 = 3;
+  const auto j = nlohmann::json::parse(format_summary(s, true));
+  EXPECT_EQ(j["exit_code"], 1);
+  EXPECT_EQ(j["outcomes"]["bad_request"], 2);
+  EXPECT_EQ(j["http_429"], 3);
+  const std::string text = format_summary(s, false);
+  EXPECT_NE(text.find("bad_request"), std::string::npos);
+  EXPECT_NE(text.find("succeeded     8"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace floodgate::engine
