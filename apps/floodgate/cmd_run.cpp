@@ -8,12 +8,9 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
-#include "floodgate/core/duration.hpp"
+#include "engine_flags.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/engine/engine.hpp"
-#include "floodgate/store/journal.hpp"
-#include "floodgate/tokens/estimate.hpp"
-#include "floodgate/tokens/model_map.hpp"
 
 namespace floodgate::cli {
 namespace {
@@ -24,45 +21,9 @@ struct RunFlags {
   std::string journal;
   bool overwrite = false;
   std::string endpoint;
-  std::string api_key;
-  std::string base_url;
-  std::string org;
-  std::string project;
-  double rpm = 0, tpm = 0, rpd = 0, tpd = 0;
-  std::string limits = "auto";
-  std::string burst = "1s";
-  std::size_t max_in_flight = 64;
-  int max_attempts = 6;
-  std::string max_wait;
-  std::string max_server_wait = "15m";
   bool ordered = false;
-  std::uint64_t default_completion_tokens = 4096;
-  std::string estimate = "exact";
-  std::string connect_timeout = "10s";
-  std::string timeout = "10m";
-  std::string idle_timeout = "2m";
-  int breaker_threshold = 3;
-  std::string breaker_max_open = "60s";
-  bool quiet = false;
-  std::string log_format = "text";
-  bool fsync = false;
-  bool no_http2 = false;
-  bool trace_http = false;
+  EngineFlags engine;
 };
-
-std::string env_or(const char* name, const std::string& flag) {
-  if (!flag.empty()) return flag;
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::string(v) : std::string();
-}
-
-Duration duration_flag(const std::string& text, const char* flag) {
-  auto d = parse_duration(text);
-  if (!d) throw Error(std::string("bad duration for ") + flag + ": \"" + text + "\" (e.g. 500ms, 10s, 2m, 1h30m)");
-  return *d;
-}
-
-std::chrono::milliseconds ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d); }
 
 int run(const RunFlags& f) {
   engine::EngineOptions o;
@@ -76,71 +37,13 @@ int run(const RunFlags& f) {
     o.input.default_endpoint = *e;
   }
 
-  o.base_url = env_or("OPENAI_BASE_URL", f.base_url);
-  if (o.base_url.empty()) o.base_url = "https://api.openai.com/v1";
-  o.credentials.api_key = env_or("OPENAI_API_KEY", f.api_key);
-  o.credentials.organization = env_or("OPENAI_ORG_ID", f.org);
-  o.credentials.project = env_or("OPENAI_PROJECT_ID", f.project);
-  if (o.credentials.api_key.empty() && o.base_url.find("api.openai.com") != std::string::npos) {
-    throw Error("no API key: set OPENAI_API_KEY or pass --api-key");
-  }
-
-  // Limits: a file, or auto (learned from headers); flags give every model's defaults.
-  if (f.limits != "auto") {
-    o.limits = limit::load_limits_config(f.limits);
-  }
-  limit::Limits flags_limits;
-  flags_limits.requests_per_minute = f.rpm;
-  flags_limits.tokens_per_minute = f.tpm;
-  flags_limits.requests_per_day = f.rpd;
-  flags_limits.tokens_per_day = f.tpd;
-  o.limits.defaults = flags_limits.or_else(o.limits.defaults);
-
-  o.limiter.burst = duration_flag(f.burst, "--burst");
-  o.max_in_flight = f.max_in_flight;
-  o.retry.max_attempts = f.max_attempts;
-  o.retry.max_server_wait = duration_flag(f.max_server_wait, "--max-server-wait");
-  if (!f.max_wait.empty()) o.max_wait = duration_flag(f.max_wait, "--max-wait");
   o.ordered = f.ordered;
-  o.fsync = f.fsync;
-  o.breaker.threshold = f.breaker_threshold;
-  o.breaker.max_open = duration_flag(f.breaker_max_open, "--breaker-max-open");
+  apply_engine_flags(f.engine, o);
 
-  o.transport.connect_timeout = ms(duration_flag(f.connect_timeout, "--connect-timeout"));
-  o.transport.total_timeout = ms(duration_flag(f.timeout, "--timeout"));
-  o.transport.idle_timeout = ms(duration_flag(f.idle_timeout, "--idle-timeout"));
-  o.transport.http2 = !f.no_http2;
-  o.transport.max_connections = static_cast<long>(f.max_in_flight) + 8;
-  if (f.trace_http) {
-    o.transport.debug_trace = [](std::string_view text) { std::fprintf(stderr, "%.*s", static_cast<int>(text.size()), text.data()); };
-  }
-
-  if (f.estimate == "exact") {
-    auto models = std::make_shared<tokens::ModelMap>();
-    const std::uint64_t dct = f.default_completion_tokens;
-    o.estimator = [models, dct](const Request& r) -> std::uint64_t {
-      tokens::EstimateOptions eo;
-      eo.models = models.get();
-      eo.default_completion_tokens = dct;
-      return tokens::estimate_request(r.endpoint, r.body, eo).total_tokens;
-    };
-  } else if (f.estimate == "bytes") {
-    o.estimator = engine::conservative_estimator(f.default_completion_tokens);
-  } else {
-    throw Error("--estimate must be exact or bytes");
-  }
-
-  o.progress.quiet = f.quiet;
-  if (f.log_format == "json") {
-    o.progress.format = engine::LogFormat::json;
-  } else if (f.log_format != "text") {
-    throw Error("--log-format must be text or json");
-  }
-
-  apply_run_table_options(o, f.default_completion_tokens, f.quiet);  // tables, schema, cost, budgets
+  apply_run_table_options(o, f.engine.default_completion_tokens, f.engine.quiet);  // tables, schema, cost, budgets
 
   const bool json = o.progress.format == engine::LogFormat::json;
-  const bool quiet = f.quiet;
+  const bool quiet = f.engine.quiet;
   engine::Engine eng(std::move(o));
   engine::SignalGuard guard(eng);
   const engine::RunSummary summary = eng.run();
@@ -176,50 +79,15 @@ void register_run(CLI::App& app, int& exit_code) {
       "  floodgate run prompts.jsonl -o out.jsonl --endpoint /v1/chat/completions --limits limits.json\n"
       "  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 floodgate run in.jsonl -o out.jsonl\n\n"
       "Exit codes: 0 all succeeded, 1 some lines failed, 2 usage error, 3 insufficient_quota (resumable),\n"
-      "5 interrupted (resumable), 6 paused until a limit resets (resumable).");
+      "4 budget reached (resumable), 5 interrupted (resumable), 6 paused until a limit resets (resumable).");
   cmd->add_option("input", f->input, "requests, one JSON object per line; - for stdin")->required();
   cmd->add_option("-o,--output", f->output, "where results go (Batch API output format); - for stdout (needs --journal)")->required();
   cmd->add_option("--journal", f->journal, "the resume journal (default: OUTPUT.journal)");
   cmd->add_flag("--overwrite", f->overwrite, "start over: delete an existing OUTPUT and its journal first");
   cmd->add_option("--endpoint", f->endpoint, "where bare request bodies go, e.g. /v1/chat/completions");
 
-  cmd->add_option("--api-key", f->api_key, "API key (default: $OPENAI_API_KEY); never logged");
-  cmd->add_option("--base-url", f->base_url, "API base URL (default: $OPENAI_BASE_URL or https://api.openai.com/v1)");
-  cmd->add_option("--org", f->org, "OpenAI-Organization header (default: $OPENAI_ORG_ID)");
-  cmd->add_option("--project", f->project, "OpenAI-Project header (default: $OPENAI_PROJECT_ID)");
-
-  cmd->add_option("--rpm", f->rpm, "requests per minute, for every model (0 = learn/unlimited)");
-  cmd->add_option("--tpm", f->tpm, "model tokens per minute, for every model");
-  cmd->add_option("--rpd", f->rpd, "requests per day, for every model");
-  cmd->add_option("--tpd", f->tpd, "model tokens per day, for every model");
-  cmd->add_option("--limits", f->limits,
-                  "auto (learn from x-ratelimit-* headers) or a JSON file: "
-                  "{\"default\":{\"rpm\":500},\"models\":{\"gpt-4o-mini\":{\"rpm\":5000,\"tpm\":4000000}}}")
-      ->capture_default_str();
-  cmd->add_option("--burst", f->burst, "how far ahead of the steady pace sending may run (1s = one second's worth of the limit)")
-      ->capture_default_str();
-  cmd->add_option("--max-in-flight", f->max_in_flight, "most requests in flight at once")->capture_default_str();
-  cmd->add_option("--max-attempts", f->max_attempts, "attempts per request, the first included")->capture_default_str();
-  cmd->add_option("--max-wait", f->max_wait, "fail a request that waits longer than this for admission (e.g. 10m)");
-  cmd->add_option("--max-server-wait", f->max_server_wait,
-                  "a retry-after longer than this pauses the model and ends the run (exit 6, resumable)")
-      ->capture_default_str();
   cmd->add_flag("--ordered", f->ordered, "write output lines in input order (bounded reorder buffer)");
-  cmd->add_option("--default-completion-tokens", f->default_completion_tokens,
-                  "completion allowance for requests without max_tokens / max_completion_tokens")
-      ->capture_default_str();
-  cmd->add_option("--estimate", f->estimate, "token estimate before sending: exact (BPE) or bytes (conservative, bytes/3)")
-      ->capture_default_str();
-  cmd->add_option("--connect-timeout", f->connect_timeout, "connect timeout")->capture_default_str();
-  cmd->add_option("--timeout", f->timeout, "total timeout of one attempt")->capture_default_str();
-  cmd->add_option("--idle-timeout", f->idle_timeout, "abort an attempt that receives nothing for this long")->capture_default_str();
-  cmd->add_option("--breaker-threshold", f->breaker_threshold, "consecutive 429s that pause all sending")->capture_default_str();
-  cmd->add_option("--breaker-max-open", f->breaker_max_open, "longest pause of the circuit breaker")->capture_default_str();
-  cmd->add_flag("--fsync", f->fsync, "fdatasync the output at every checkpoint (survive power loss, slower)");
-  cmd->add_flag("--no-http2", f->no_http2, "use HTTP/1.1 only");
-  cmd->add_flag("--trace-http", f->trace_http, "print each exchange's headers to stderr (Authorization redacted)");
-  cmd->add_flag("-q,--quiet", f->quiet, "no progress, no summary (errors only)");
-  cmd->add_option("--log-format", f->log_format, "text or json (progress, messages and summary)")->capture_default_str();
+  add_engine_flags(cmd, f->engine);
   add_run_table_options(cmd);  // --template, --schema, --prices, --max-cost ... (run_tables_options.cpp)
   cmd->callback([f, &exit_code] { exit_code = run(*f); });
 }

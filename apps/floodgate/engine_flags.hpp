@@ -1,0 +1,47 @@
+#pragma once
+// The engine flags shared by every command that drives the engine (`run`, `transcribe`):
+// credentials and base URL (flags over OPENAI_* environment variables), limits, admission,
+// retries, breaker, timeouts, token estimate and logging. add_engine_flags() declares them
+// on a subcommand; apply_engine_flags() fills EngineOptions from them (throws
+// floodgate::Error with one clear sentence for a bad value).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "floodgate/engine/engine.hpp"
+
+namespace floodgate::cli {
+
+struct EngineFlags {
+  std::string api_key;
+  std::string base_url;
+  std::string org;
+  std::string project;
+  double rpm = 0, tpm = 0, rpd = 0, tpd = 0;
+  std::string limits = "auto";
+  std::string burst = "1s";
+  std::size_t max_in_flight = 64;
+  int max_attempts = 6;
+  std::string max_wait;
+  std::string max_server_wait = "15m";
+  std::uint64_t default_completion_tokens = 4096;
+  std::string estimate = "exact";
+  std::string connect_timeout = "10s";
+  std::string timeout = "10m";
+  std::string idle_timeout = "2m";
+  int breaker_threshold = 3;
+  std::string breaker_max_open = "60s";
+  bool quiet = false;
+  std::string log_format = "text";
+  bool fsync = false;
+  bool no_http2 = false;
+  bool trace_http = false;
+};
+
+void add_engine_flags(CLI::App* cmd, EngineFlags& flags);
+void apply_engine_flags(const EngineFlags& flags, engine::EngineOptions& options);
+
+}  // namespace floodgate::cli
