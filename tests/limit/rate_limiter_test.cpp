@@ -73,8 +73,8 @@ TEST(RateLimiter, WindowCapsAMinuteEvenWithAHugeBurst) {
   ASSERT_EQ(d.verdict, Decision::Verdict::wait);
   EXPECT_EQ(d.blocked_by, Dimension::requests_per_minute);
   // Not before a full minute plus the margin; at most one 100 ms slot later.
-  EXPECT_GE(d.not_before - t0, 60s + 200ms);
-  EXPECT_LE(d.not_before - t0, 60s + 300ms);
+  EXPECT_GE(d.not_before - t0, 60s + 500ms);
+  EXPECT_LE(d.not_before - t0, 60s + 600ms);
   EXPECT_FALSE(limiter.try_acquire(one, d.not_before - 1ns).admitted());
   EXPECT_TRUE(limiter.try_acquire(one, d.not_before).admitted());
 }
@@ -113,7 +113,7 @@ TEST(RateLimiter, DayDimensionsAreBudgetsNotPaces) {
   Decision d = limiter.try_acquire({1, 10}, t0);
   EXPECT_EQ(d.blocked_by, Dimension::requests_per_day);
   EXPECT_GE(d.not_before - t0, 24h);
-  EXPECT_LE(d.not_before - t0, 24h + 288s);  // the margin rounds up to whole 144 s slots
+  EXPECT_LE(d.not_before - t0, 24h + 288s);  // the margin rounds up to a whole 144 s slot
   EXPECT_FALSE(limiter.try_acquire({1, 10}, t0 + 23h).admitted());
   EXPECT_TRUE(limiter.try_acquire({1, 10}, d.not_before).admitted());
 
