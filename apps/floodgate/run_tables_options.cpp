@@ -138,7 +138,8 @@ class CheckingSink final : public Sink {
       } else if (outcome.error == ErrorKind::schema_violation) {
         ++counts().schema_violations;
       } else if (outcome.error == ErrorKind::invalid_input) {
-        ++counts().error_rows;
+        // table error rows are counted once from the conversion; the engine's own
+        // invalid_input lines are in its summary and exit code
       } else {
         ++counts().other_errors;
       }
@@ -346,20 +347,30 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
     }
     return c;
   };
-  if (format != OutputFormat::jsonl) {
+  // Error rows of a table never pass through the engine: they are written here, to every
+  // results sink. On a resume they are written again: CSV skips ids already there, SQLite
+  // upserts, but a JSONL file would repeat them, so JSONL sinks get them on a fresh run only.
+  std::vector<bool> takes_error_rows;
+  auto add_sink = [&](std::unique_ptr<Sink> s, const std::string& path) {
+    takes_error_rows.push_back(!resume || path.empty() || output_format_of(path) != OutputFormat::jsonl);
+    sinks.push_back(std::move(s));
+  };
+  // With a table input the user's file is ours even for .jsonl (error rows must reach it);
+  // the engine's own JSONL then goes beside it.
+  if (format != OutputFormat::jsonl || table_input) {
     auto main_sink = make_sink_for_path(out_path, mode, sink_options);
     if (!f.errors_path.empty()) main_sink = make_filtered_sink(std::move(main_sink), true);
-    sinks.push_back(wrap(std::move(main_sink)));
+    add_sink(wrap(std::move(main_sink)), out_path);
     o.output_path = out_path + ".raw.jsonl";
     o.journal_path = journal_path;
   }
   if (!f.errors_path.empty()) {
     // Filter after checking: a violation found here must reach the errors file.
     auto errors = make_filtered_sink(make_sink_for_path(f.errors_path, mode, sink_options), false);
-    sinks.push_back(wrap(std::move(errors)));
+    add_sink(wrap(std::move(errors)), f.errors_path);
   }
-  if (!counting) sinks.push_back(wrap(std::make_unique<NullSink>()));  // checks and counts for a .jsonl output
-  sinks.push_back(std::make_unique<CostTally>(run->prices, quiet));
+  if (!counting) add_sink(wrap(std::make_unique<NullSink>()), "");  // checks and counts for a .jsonl output
+  add_sink(std::make_unique<CostTally>(run->prices, quiet), "");
   counts().active = true;
 
   if (table_input) {
@@ -376,8 +387,11 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
     error_ctx.model = f.model;
     error_ctx.finished_at = std::chrono::system_clock::now();
     const auto stats = tables::convert_table(*rows, builder, requests_path, run->rows.get(), [&](const Outcome& e) {
-      for (auto& s : sinks) s->write(e, error_ctx);
+      for (std::size_t i = 0; i < sinks.size(); ++i) {
+        if (takes_error_rows[i]) sinks[i]->write(e, error_ctx);
+      }
     });
+    counts().error_rows = stats.error_rows;
     if (!quiet) {
       std::fprintf(stderr, "table: %llu rows, %llu requests, %llu error rows\n",
                    static_cast<unsigned long long>(stats.rows), static_cast<unsigned long long>(stats.requests),
