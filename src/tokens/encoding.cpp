@@ -44,7 +44,7 @@ namespace {
 
 using detail::kNoRank;
 
-constexpr std::size_t kSmallPiece = 256;
+constexpr std::size_t kSmallPiece = 48;
 
 std::uint32_t read_u32(const std::uint8_t* p) {
   std::uint32_t v;
@@ -133,16 +133,29 @@ struct Encoding::Impl {
 
   template <class Out>
   void merge_large(const std::uint8_t* piece, std::size_t n, Out& out) const {
-    // Parts are named by their first byte; next_[i] is the start of the following part.
-    std::vector<std::uint32_t> next(n), prev(n);
-    std::vector<Rank> pair(n, kNoRank), token(n);
+    // Parts are named by their first byte; next[i] is the start of the following part.
+    // The buffers are per thread and reused, so mid-sized pieces cost no allocation.
     struct Item {
       Rank rank;
       std::uint32_t pos;
       bool operator>(const Item& o) const noexcept { return rank != o.rank ? rank > o.rank : pos > o.pos; }
     };
-    std::vector<Item> heap;
-    heap.reserve(n);
+    struct Buffers {
+      std::vector<std::uint32_t> next, prev;
+      std::vector<Rank> pair, token;
+      std::vector<Item> heap;
+    };
+    thread_local Buffers buf;
+    auto& next = buf.next;
+    auto& prev = buf.prev;
+    auto& pair = buf.pair;
+    auto& token = buf.token;
+    auto& heap = buf.heap;
+    next.resize(n);
+    prev.resize(n);
+    token.resize(n);
+    pair.assign(n, kNoRank);
+    heap.clear();
     for (std::size_t i = 0; i < n; ++i) {
       next[i] = static_cast<std::uint32_t>(i + 1);
       prev[i] = static_cast<std::uint32_t>(i == 0 ? kNoRank : i - 1);
