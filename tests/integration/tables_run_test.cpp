@@ -284,6 +284,30 @@ TEST_F(TablesRun, MaxCostBudgetNeverPassesTheLimit) {
   EXPECT_LT(std::stoi(r[0][0]), 500);
 }
 
+TEST_F(TablesRun, ErrorRowsNameRowAndColumnInEveryFormatAndAreNotRepeatedOnResume) {
+  SimProcess sim;
+  write_file(dir.file("bad.csv"), "id,text,stars\r\nr1,fine,3\r\nr2\r\nr3,\"ok, too\",4\r\nr4,x,1,extra\r\n");
+  auto args = table_args(dir.file("out.jsonl"));
+  args[0] = dir.file("bad.csv");
+  for (int pass = 0; pass < 2; ++pass) {  // the second run resumes: nothing new, nothing twice
+    ASSERT_EQ(run_floodgate(sim, args, dir.file("bad.log")), 1) << slurp(dir.file("bad.log"));
+    std::istringstream lines(slurp(dir.file("out.jsonl")));
+    std::string line;
+    std::map<std::string, json> by_id;
+    while (std::getline(lines, line)) {
+      const auto j = json::parse(line);
+      EXPECT_TRUE(by_id.emplace(j["custom_id"].get<std::string>(), j).second) << line;
+    }
+    ASSERT_EQ(by_id.size(), 4u);
+    EXPECT_TRUE(by_id["r1"]["error"].is_null());
+    EXPECT_TRUE(by_id["r3"]["error"].is_null());
+    EXPECT_EQ(by_id["r2"]["error"]["code"], "invalid_input");
+    EXPECT_EQ(by_id["r2"]["error"]["message"].get<std::string>(), "row 2: column \"stars\" is missing");
+    EXPECT_EQ(by_id["r4"]["error"]["code"], "invalid_input");
+    EXPECT_NE(by_id["r4"]["error"]["message"].get<std::string>().find("row 4 (line 5): 4 fields"), std::string::npos);
+  }
+}
+
 TEST_F(TablesRun, DailyBudgetCountsEarlierRunsThroughTheLedger) {
   SimProcess sim;
   write_file(dir.file("prices.json"),
