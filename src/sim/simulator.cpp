@@ -393,17 +393,17 @@ std::optional<Reply> Simulator::check_head(const RequestHead& head, std::optiona
       refused->close = content_length.value_or(0) > 0;  // do not read a body we refuse
       return refused;
     }
-    if (content_length && *content_length > options_.max_body_bytes) return too_large(head, 0);
+    if (content_length && *content_length > options_.max_body_bytes) return too_large(head, 0, *content_length);
   }
   return std::nullopt;
 }
 
-Reply Simulator::too_large(const RequestHead& head, std::uint64_t bytes_read) {
+Reply Simulator::too_large(const RequestHead& head, std::uint64_t bytes_read, std::uint64_t declared) {
   Context ctx(head, next_request_id());
   ctx.upload_bytes = bytes_read;
   ctx.transcription = is_upload(head);
   const std::string message = "Maximum content size limit (" + std::to_string(options_.max_body_bytes) +
-                              ") exceeded (" + std::to_string(std::max<std::uint64_t>(bytes_read, options_.max_body_bytes + 1)) +
+                              ") exceeded (" + std::to_string(std::max({bytes_read, declared, options_.max_body_bytes + 1})) +
                               " bytes read)";
   Reply reply = error(ctx, 413, message, "server_error", nullptr, nullptr);
   reply.close = true;

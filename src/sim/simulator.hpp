@@ -97,8 +97,9 @@ class Simulator {
   // Uploads: begin (nullptr + reply when the Content-Type is not multipart), feed, finish.
   std::unique_ptr<Upload> begin_upload(const RequestHead& head, Reply& refusal);
   Reply finish_upload(const RequestHead& head, Upload& upload);
-  // The body grew past the limit while streaming (`bytes_read` so far).
-  Reply too_large(const RequestHead& head, std::uint64_t bytes_read);
+  // The body is over the limit: `bytes_read` so far (the ledger's upload_bytes), or a
+  // declared Content-Length (named in the message, as the real API does).
+  Reply too_large(const RequestHead& head, std::uint64_t bytes_read, std::uint64_t declared = 0);
   // The request could not be parsed as HTTP at all.
   Reply bad_http();
 
