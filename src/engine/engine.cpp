@@ -542,6 +542,9 @@ struct Engine::Impl {
           continue;
         }
         if (d.verdict == limit::Decision::Verdict::wait) {
+          if (d.not_before != TimePoint::max()) {
+            warn_long_wait(d.not_before - now, "the " + std::string(limit::to_string(d.blocked_by)) + " limit of model \"" + lane.model + "\"", now);
+          }
           lane.next_try = d.not_before;
           if (opt.max_wait) lane.next_try = std::min(lane.next_try, lane.head_since + *opt.max_wait + std::chrono::milliseconds(1));
           wake = std::min(wake, lane.next_try);

@@ -311,7 +311,7 @@ TEST(RunIntegration, BadInputLinesBecomeErrorLinesAndTheJobGoesOn) {
 TEST(RunIntegration, SigintDrainsInFlightThenResumes) {
   TempDir dir;
   SimProcess sim({"--rpm", "60000", "--latency", "fixed:300ms"});
-  const int n = 300;
+  const int n = 160;
   const auto in = write_input(dir.path, n);
   const auto out = dir.path / "out.jsonl";
   {
@@ -424,6 +424,59 @@ TEST(RunIntegration, TranscriptionLinesAreStreamedAsMultipart) {
   std::uint64_t uploaded = 0;
   for (const auto& e : sim.ledger()) uploaded += e.value("upload_bytes", std::uint64_t{0});
   EXPECT_GE(uploaded, 3 * fs::file_size(wav));
+}
+
+TEST(RunIntegration, DailyLimitBeyondTheHorizonPausesWithExit6AndStaysResumable) {
+  TempDir dir;
+  SimProcess sim({"--rpd", "20"});
+  const auto in = write_input(dir.path, 40);
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "2"}, dir.path / "log"), 6) << slurp(dir.path / "log");
+  const auto lines = read_output(out);
+  EXPECT_EQ(lines.size(), 20u);
+  for (const auto& l : lines) EXPECT_TRUE(l["error"].is_null()) << l.dump();
+  const std::string log = slurp(dir.path / "log");
+  EXPECT_NE(log.find("may resume after"), std::string::npos) << log;
+  // Not slept on: only the requests in flight met the refusal.
+  EXPECT_LE(sim.stats()["by_status"].value("429", 0), 2);
+}
+
+TEST(RunIntegration, RequestThatCanNeverFitFailsAtOnce) {
+  TempDir dir;
+  SimProcess sim;
+  const auto in = write_input(dir.path, 5, 500);
+  const auto out = dir.path / "out.jsonl";
+  const auto t0 = Clock::now();
+  ASSERT_EQ(run_to_end(sim, in, out, {"--tpm", "100"}, dir.path / "log"), 1) << slurp(dir.path / "log");
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(20));
+  const auto lines = read_output(out);
+  ASSERT_EQ(lines.size(), 5u);
+  for (const auto& l : lines) EXPECT_EQ(l["error"]["code"], "cannot_fit") << l.dump();
+  EXPECT_EQ(sim.stats()["requests"].get<int>(), 0);
+}
+
+TEST(RunIntegration, SecondSigintStopsAtOnceAndResumeFinishes) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000", "--latency", "fixed:2s"});
+  const int n = 40;
+  const auto in = write_input(dir.path, n);
+  const auto out = dir.path / "out.jsonl";
+  {
+    RunProcess p(run_args(sim, in, out, {"--max-in-flight", "8"}), sim.api_key(), dir.path / "log1");
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline && sim.stats()["in_flight"].get<int>() < 8) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p.signal(SIGINT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto t0 = Clock::now();
+    p.signal(SIGINT);
+    EXPECT_EQ(p.wait(std::chrono::seconds(20)), 5) << slurp(dir.path / "log1");
+    EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(1500));  // did not wait for the 2 s answers
+  }
+  // Whatever was written is whole lines (read_output parses every line); the aborted
+  // requests were not written.
+  EXPECT_LT(read_output(out).size(), static_cast<std::size_t>(n));
+  ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "40"}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  expect_each_id_once(read_output(out), n, true);
 }
 
 }  // namespace
