@@ -563,12 +563,13 @@ Reply Simulator::chat(Context& ctx, const json& request) {
   const std::int64_t charge = prompt_tokens + max_tokens.value_or(options_.default_max_tokens) * n;
   if (auto refused = gate(ctx, charge, false)) return *refused;
 
-  ojson choices = ojson::array();
+  // Built by hand (not through a JSON DOM): this is the simulator's hot path.
+  std::string choices;
   std::int64_t completion_tokens = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::uint64_t seed = mix64(ctx.seed ^ static_cast<std::uint64_t>(i));
     std::string content;
-    std::string finish_reason = "stop";
+    const char* finish_reason = "stop";
     if (schema != nullptr) {
       content = draw_invalid_content() ? invalid_schema_content(*schema, seed) : schema_instance(*schema, seed).dump();
     } else if (request.contains("response_format") && request["response_format"].value("type", "") == "json_object") {
@@ -582,27 +583,37 @@ Reply Simulator::chat(Context& ctx, const json& request) {
       content = completion_text(seed, want);
     }
     completion_tokens += estimate_text_tokens(content);
-    choices.push_back({{"index", i},
-                       {"message", {{"role", "assistant"}, {"content", content}, {"refusal", nullptr}}},
-                       {"logprobs", nullptr},
-                       {"finish_reason", finish_reason}});
+    if (i > 0) choices += ',';
+    choices += R"({"index":)";
+    choices += std::to_string(i);
+    choices += R"(,"message":{"role":"assistant","content":)";
+    choices += json(content).dump();
+    choices += R"(,"refusal":null},"logprobs":null,"finish_reason":")";
+    choices += finish_reason;
+    choices += R"("})";
   }
   spend(*ctx.spec, prompt_tokens, completion_tokens);
   const auto created = std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch()).count();
-  ojson response = {{"id", "chatcmpl-" + ctx.request_id.substr(4)},
-                   {"object", "chat.completion"},
-                   {"created", created},
-                   {"model", ctx.model},
-                   {"choices", std::move(choices)},
-                   {"usage",
-                    {{"prompt_tokens", prompt_tokens},
-                     {"completion_tokens", completion_tokens},
-                     {"total_tokens", prompt_tokens + completion_tokens}}},
-                   {"service_tier", "default"},
-                   {"system_fingerprint", "fp_floodgate"}};
+  std::string body;
+  body.reserve(320 + choices.size());
+  body += R"({"id":"chatcmpl-)";
+  body += std::string_view(ctx.request_id).substr(4);
+  body += R"(","object":"chat.completion","created":)";
+  body += std::to_string(created);
+  body += R"(,"model":)";
+  body += json(ctx.model).dump();
+  body += R"(,"choices":[)";
+  body += choices;
+  body += R"(],"usage":{"prompt_tokens":)";
+  body += std::to_string(prompt_tokens);
+  body += R"(,"completion_tokens":)";
+  body += std::to_string(completion_tokens);
+  body += R"(,"total_tokens":)";
+  body += std::to_string(prompt_tokens + completion_tokens);
+  body += R"(},"service_tier":"default","system_fingerprint":"fp_floodgate"})";
   Reply reply;
-  reply.body = response.dump();
+  reply.body = std::move(body);
   reply.delay = latency(completion_tokens);
   reply.fault = ctx.fault;
   if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
