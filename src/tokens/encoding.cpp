@@ -45,6 +45,9 @@ namespace {
 using detail::kNoRank;
 
 constexpr std::size_t kSmallPiece = 48;
+constexpr std::size_t kCachedPieceBytes = 24;  // pieces this short may be cached...
+constexpr std::size_t kCachedPieceIds = 8;     // ...when they encode to this many ids or fewer
+constexpr std::size_t kCacheEntries = 4096;
 
 std::uint32_t read_u32(const std::uint8_t* p) {
   std::uint32_t v;
@@ -202,15 +205,63 @@ struct Encoding::Impl {
     for (std::uint32_t i = 0; i < n; i = next[i]) out(token[i]);
   }
 
+  // Recently merged short pieces and their ids, per thread and encoding: natural text
+  // repeats its words, and a hit skips the whole merge. Direct-mapped by the piece's
+  // hash; a hit compares the bytes, so it is exact.
+  struct CacheEntry {
+    std::uint8_t len = 0;  // 0: empty
+    std::uint8_t count = 0;
+    std::array<std::uint8_t, kCachedPieceBytes> bytes{};
+    std::array<Rank, kCachedPieceIds> ids{};
+  };
+  struct PieceCache {
+    std::vector<CacheEntry> entries = std::vector<CacheEntry>(kCacheEntries);
+  };
+
   template <class Out>
   void encode_piece(const std::uint8_t* piece, std::size_t n, Out& out) const {
     if (n == 1) {
       out(byte_rank[piece[0]]);
       return;
     }
-    if (const Rank r = rank_of(piece, n); r != kNoRank) {
-      out(r);
-      return;
+    if (n == 2 || n > map.max_len()) {
+      if (const Rank r = rank_of(piece, n); r != kNoRank) {
+        out(r);
+        return;
+      }
+    } else {
+      const std::uint64_t h = detail::hash_bytes(piece, n);
+      if (const Rank r = map.find_hashed(piece, n, h); r != kNoRank) {
+        out(r);
+        return;
+      }
+      if (n <= kCachedPieceBytes) {
+        thread_local PieceCache caches[2];
+        CacheEntry& e = caches[id == EncodingId::cl100k_base ? 0 : 1].entries[(h >> 20) & (kCacheEntries - 1)];
+        if (e.len == n && std::memcmp(e.bytes.data(), piece, n) == 0) {
+          for (std::size_t i = 0; i < e.count; ++i) out(e.ids[i]);
+          return;
+        }
+        std::array<Rank, kCachedPieceIds> ids;
+        std::size_t n_ids = 0;
+        bool fits = true;
+        auto record = [&](Rank r) {
+          out(r);
+          if (n_ids < kCachedPieceIds) {
+            ids[n_ids++] = r;
+          } else {
+            fits = false;
+          }
+        };
+        merge_small(piece, n, record);
+        if (fits) {
+          e.len = static_cast<std::uint8_t>(n);
+          e.count = static_cast<std::uint8_t>(n_ids);
+          std::memcpy(e.bytes.data(), piece, n);
+          e.ids = ids;
+        }
+        return;
+      }
     }
     if (n <= kSmallPiece) {
       merge_small(piece, n, out);
