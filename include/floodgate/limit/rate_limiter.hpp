@@ -8,7 +8,8 @@
 //
 // *Two rules per minute dimension.* A provider's "5,000 requests per minute" may be
 // enforced as a sliding 60-second window, as a bucket of 5,000 refilled continuously, or
-// in much smaller windows (60,000/min as 1,000/s). We want to be inside all of them, and
+// as a much smaller bucket (60,000/min as 1,000 per second). We want to be inside all of
+// them (the pace below conforms to any bucket at least `burst` deep), and
 // still finish within a few percent of the fastest schedule the limit allows. So each
 // per-minute dimension applies two rules, and a request is admitted only when both pass:
 //  1. Pacing (GCRA). With L per minute the emission interval is T = 60 s / L per unit of
@@ -31,7 +32,7 @@
 // The per-day dimensions apply only the window rule (600 slots of 144 s over 24 h): a
 // daily quota is a budget to spend, not a pace to keep, so the day is not spread evenly.
 //
-// *Reserve, then refund.* try_acquire() reserves every dimension at once when it admits,
+// *Reserve, then settle.* try_acquire() reserves every dimension at once when it admits,
 // or none. Checking without reserving lets concurrent requests all see the same room and
 // overshoot together. The tokens reserved are an estimate (prompt + completion allowance);
 // when the attempt ends, reconcile() settles it in both the pace and the window slot where
