@@ -890,10 +890,10 @@ struct Engine::Impl {
     }
     reorder.clear();
     checkpoint(end, true);
+    progress->update(progress_state(end), end, true);
+    progress->finish();  // before the sinks close: some print a closing line
     sink->close();
     for (auto& s : opt.extra_sinks) s->close();
-    progress->update(progress_state(end), end, true);
-    progress->finish();
 
     summary.wall_seconds = std::chrono::duration<double>(end - start).count();
     if (summary.wall_seconds > 0) {

@@ -45,7 +45,14 @@ Progress::Progress(ProgressOptions options, TimePoint start) : options_(options)
 
 std::string Progress::render(const ProgressState& s, TimePoint now) const {
   const double elapsed = std::chrono::duration<double>(now - start_).count();
-  const double rate = elapsed > 0 ? static_cast<double>(s.done) / elapsed : 0;
+  // Recent rate: over the last ~10 s of draws (the whole run before that).
+  samples_.emplace_back(now, s.done);
+  while (samples_.size() > 2 && now - samples_[1].first >= std::chrono::seconds(10)) samples_.pop_front();
+  double rate = elapsed > 0 ? static_cast<double>(s.done) / elapsed : 0;
+  if (samples_.size() >= 2 && now - samples_.front().first >= std::chrono::seconds(2)) {
+    const double span = std::chrono::duration<double>(now - samples_.front().first).count();
+    rate = static_cast<double>(s.done - std::min(s.done, samples_.front().second)) / span;
+  }
   double remaining = 0;
   if (s.total_final) {
     remaining = static_cast<double>(s.total - std::min(s.total, s.done));

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <utility>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +67,8 @@ class Progress {
   TimePoint last_draw_{};
   bool drawn_ = false;
   bool live_line_ = false;
+  // (time, done) at recent draws: the rate and ETA use the last ~10 s, not the whole run.
+  mutable std::deque<std::pair<TimePoint, std::uint64_t>> samples_;
 };
 
 }  // namespace floodgate::engine
