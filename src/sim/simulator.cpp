@@ -96,6 +96,50 @@ ojson error_body(std::string_view message, std::string_view type, const char* pa
                  {"code", code ? ojson(code) : ojson(nullptr)}}}};
 }
 
+// A streamed chat answer (stream: true) as server-sent events, written at once: role
+// chunk, content in pieces of about four words, a finish chunk per choice, the usage
+// chunk when stream_options.include_usage, then "data: [DONE]".
+std::string stream_events(std::string_view id, long long created, const std::string& model,
+                          const std::vector<std::pair<std::string, const char*>>& answers, std::int64_t prompt_tokens,
+                          std::int64_t completion_tokens, bool include_usage) {
+  const std::string head = R"({"id":"chatcmpl-)" + std::string(id) + R"(","object":"chat.completion.chunk","created":)" +
+                           std::to_string(created) + R"(,"model":)" + json(model).dump() +
+                           R"(,"system_fingerprint":"fp_floodgate","choices":[)";
+  const std::string tail = include_usage ? R"(],"usage":null})" : "]}";
+  std::string out;
+  const auto event = [&](const std::string& choice) {
+    out += "data: ";
+    out += head;
+    out += choice;
+    out += tail;
+    out += "\n\n";
+  };
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    const std::string index = R"({"index":)" + std::to_string(i);
+    event(index + R"(,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null})");
+    const std::string& text = answers[i].first;
+    std::size_t at = 0;
+    while (at < text.size()) {
+      std::size_t end = at;
+      for (int words = 0; words < 4 && end < text.size(); ++words) {
+        end = text.find(' ', end + 1);
+        if (end == std::string::npos) end = text.size();
+      }
+      event(index + R"(,"delta":{"content":)" + json(text.substr(at, end - at)).dump() +
+            R"(},"logprobs":null,"finish_reason":null})");
+      at = end;
+    }
+    event(index + R"(,"delta":{},"logprobs":null,"finish_reason":")" + answers[i].second + R"("})");
+  }
+  if (include_usage) {
+    out += "data: " + head + R"(],"usage":{"prompt_tokens":)" + std::to_string(prompt_tokens) +
+           R"(,"completion_tokens":)" + std::to_string(completion_tokens) + R"(,"total_tokens":)" +
+           std::to_string(prompt_tokens + completion_tokens) + "}}\n\n";
+  }
+  out += "data: [DONE]\n\n";
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -559,12 +603,14 @@ Reply Simulator::chat(Context& ctx, const json& request) {
                    "invalid_request_error", "response_format.type", "invalid_value");
     }
   }
+  const bool stream = request.contains("stream") && request["stream"].is_boolean() && request["stream"].get<bool>();
   const std::int64_t prompt_tokens = estimate_chat_prompt_tokens(request);
   const std::int64_t charge = prompt_tokens + max_tokens.value_or(options_.default_max_tokens) * n;
   if (auto refused = gate(ctx, charge, false)) return *refused;
 
   // Built by hand (not through a JSON DOM): this is the simulator's hot path.
   std::string choices;
+  std::vector<std::pair<std::string, const char*>> answers;  // for streaming
   std::int64_t completion_tokens = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::uint64_t seed = mix64(ctx.seed ^ static_cast<std::uint64_t>(i));
@@ -583,6 +629,10 @@ Reply Simulator::chat(Context& ctx, const json& request) {
       content = completion_text(seed, want);
     }
     completion_tokens += estimate_text_tokens(content);
+    if (stream) {
+      answers.emplace_back(std::move(content), finish_reason);
+      continue;
+    }
     if (i > 0) choices += ',';
     choices += R"({"index":)";
     choices += std::to_string(i);
@@ -595,6 +645,20 @@ Reply Simulator::chat(Context& ctx, const json& request) {
   spend(*ctx.spec, prompt_tokens, completion_tokens);
   const auto created = std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch()).count();
+  if (stream) {
+    Reply reply;
+    reply.content_type = "text/event-stream; charset=utf-8";
+    reply.body = stream_events(std::string_view(ctx.request_id).substr(4), created, ctx.model, answers,
+                               prompt_tokens, completion_tokens,
+                             request.contains("stream_options") && request["stream_options"].is_object() &&
+                                 request["stream_options"].value("include_usage", false));
+    reply.delay = latency(completion_tokens);
+    reply.fault = ctx.fault;
+    if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
+    if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
+    finish(ctx, reply);
+    return reply;
+  }
   std::string body;
   body.reserve(320 + choices.size());
   body += R"({"id":"chatcmpl-)";

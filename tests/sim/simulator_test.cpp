@@ -323,3 +323,44 @@ TEST(Simulator, TranscriptionFormatsAndHeaders) {
 
 }  // namespace
 }  // namespace floodgate::sim
+
+namespace floodgate::sim {
+namespace {
+
+TEST(Simulator, StreamedChatIsServerSentEventsWithTheSameContent) {
+  Fixture f;
+  const std::string streamed_body =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}],"max_tokens":20,"stream":true,)"
+      R"("stream_options":{"include_usage":true}})";
+  const Reply r = f.post("/v1/chat/completions", streamed_body);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/event-stream; charset=utf-8");
+  std::string content;
+  json usage;
+  bool done = false;
+  std::size_t at = 0;
+  while (at < r.body.size()) {
+    const std::size_t end = r.body.find("\n\n", at);
+    ASSERT_NE(end, std::string::npos);
+    const std::string event = r.body.substr(at, end - at);
+    at = end + 2;
+    ASSERT_EQ(event.rfind("data: ", 0), 0u) << event;
+    if (event == "data: [DONE]") {
+      done = true;
+      continue;
+    }
+    const json chunk = json::parse(event.substr(6));
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+    if (!chunk["usage"].is_null()) usage = chunk["usage"];
+    for (const auto& c : chunk["choices"]) {
+      if (c["delta"].contains("content")) content += c["delta"]["content"].get<std::string>();
+    }
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(usage["prompt_tokens"], 10);
+  EXPECT_EQ(usage["completion_tokens"].get<std::size_t>(), (content.size() + 3) / 4);
+  EXPECT_EQ(f.post("/v1/chat/completions", streamed_body).body.size(), r.body.size());  // same request, same stream
+}
+
+}  // namespace
+}  // namespace floodgate::sim

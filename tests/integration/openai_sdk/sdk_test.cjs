@@ -53,6 +53,21 @@ async function main() {
   assert.equal(chat.usage.total_tokens, chat.usage.prompt_tokens + chat.usage.completion_tokens);
   console.log('chat ok:', JSON.stringify(chat.choices[0].message.content));
 
+  // Streaming: the SDK's SSE parser assembles the same kind of answer, usage last.
+  const stream = await client.chat.completions.create({
+    model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 30,
+    stream: true, stream_options: { include_usage: true },
+  });
+  let streamed = '';
+  let streamUsage = null;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) streamed += c.delta.content || '';
+    if (chunk.usage) streamUsage = chunk.usage;
+  }
+  assert.ok(streamed.length > 0);
+  assert.equal(streamUsage.completion_tokens, Math.ceil(Buffer.byteLength(streamed) / 4));
+  console.log('stream ok:', JSON.stringify(streamed));
+
   // withResponse exposes the headers the SDK saw.
   const { response } = await client.chat.completions
     .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })
