@@ -8,14 +8,22 @@
 namespace floodgate::sim {
 
 void Stats::Window::add(TimePoint now, std::int64_t tokens_charged) {
-  const TimePoint horizon = now - std::chrono::seconds(60);
-  while (!events.empty() && events.front().first <= horizon) {
-    tokens -= events.front().second;
-    events.pop_front();
+  const std::int64_t ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  while (!buckets.empty() && buckets.front().ms <= ms - 60'000) {
+    requests -= buckets.front().requests;
+    tokens -= buckets.front().tokens;
+    buckets.pop_front();
   }
-  events.emplace_back(now, tokens_charged);
+  if (!buckets.empty() && buckets.back().ms >= ms) {  // same millisecond (or a clock step back)
+    ++buckets.back().requests;
+    buckets.back().tokens += tokens_charged;
+  } else {
+    buckets.push_back({ms, 1, tokens_charged});
+  }
+  ++requests;
   tokens += tokens_charged;
-  max_requests = std::max(max_requests, static_cast<std::int64_t>(events.size()));
+  max_requests = std::max(max_requests, requests);
   max_tokens = std::max(max_tokens, tokens);
 }
 

@@ -4,9 +4,10 @@
 // admitted requests and tokens in any 60-second window. Tests use it to prove a client
 // never exceeded a limit.
 //
-// The window maxima are exact: every admission is kept (time, tokens) for 60 s, and the
-// maximum over all windows is reached by a window ending at an admission, so checking
-// the window (t - 60 s, t] at each admission finds it.
+// The window maxima are exact at millisecond resolution: admissions are kept for 60 s in
+// per-millisecond buckets (count, tokens), and the maximum over all windows is reached by
+// a window ending at an admission, so checking the window (t - 60 s, t] at each admission
+// finds it. Memory stays bounded (at most 60,000 buckets) at any request rate.
 
 #include <cstdint>
 #include <deque>
@@ -43,7 +44,13 @@ class Stats {
 
  private:
   struct Window {
-    std::deque<std::pair<TimePoint, std::int64_t>> events;
+    struct Bucket {
+      std::int64_t ms;
+      std::int64_t requests;
+      std::int64_t tokens;
+    };
+    std::deque<Bucket> buckets;
+    std::int64_t requests = 0;
     std::int64_t tokens = 0;
     std::int64_t max_requests = 0;
     std::int64_t max_tokens = 0;

@@ -364,3 +364,29 @@ TEST(Simulator, StreamedChatIsServerSentEventsWithTheSameContent) {
 
 }  // namespace
 }  // namespace floodgate::sim
+
+namespace floodgate::sim {
+namespace {
+
+TEST(Stats, SixtySecondWindowMaximaBothSidesOfTheEdge) {
+  Stats stats;
+  const TimePoint t0 = TimePoint{} + std::chrono::hours(1000);
+  Outcome o;
+  o.status = 200;
+  o.model = "m";
+  o.admitted = true;
+  o.tokens_charged = 10;
+  stats.record(o, t0);
+  stats.record(o, t0 + std::chrono::milliseconds(59'999));  // still inside (t0, t0 + 60 s)
+  EXPECT_EQ(stats.to_json()["max_requests_60s"], 2);
+  stats.record(o, t0 + std::chrono::milliseconds(60'000));  // t0 has left the window
+  stats.record(o, t0 + std::chrono::milliseconds(60'000));  // same millisecond
+  const json j = stats.to_json();
+  EXPECT_EQ(j["max_requests_60s"], 3);
+  EXPECT_EQ(j["max_tokens_60s"], 30);
+  EXPECT_EQ(j["models"]["m"]["max_requests_60s"], 3);
+  EXPECT_EQ(j["admitted"], 4);
+}
+
+}  // namespace
+}  // namespace floodgate::sim
