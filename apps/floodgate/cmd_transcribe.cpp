@@ -8,13 +8,17 @@
 // Resume: every answered chunk is in an engine output file under OUTDIR/.floodgate/; a
 // re-run reads them back and sends only what is missing, and skips the files the
 // results table already has as ok (keyed by path + size + mtime + options).
+#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -30,7 +34,6 @@
 #include "floodgate/audio/chunk_dir.hpp"
 #include "floodgate/audio/job.hpp"
 #include "floodgate/audio/merge.hpp"
-#include "floodgate/audio/probe.hpp"
 #include "floodgate/audio/split.hpp"
 #include "floodgate/core/batch_io.hpp"
 #include "floodgate/core/duration.hpp"
@@ -151,8 +154,9 @@ struct FileJob {
   std::string key;
   audio::AudioInfo info;
   std::vector<audio::Chunk> chunks;
-  std::optional<audio::ChunkDir> dir;
+  fs::path chunk_folder;  // where its chunks are, when split
   audio::ResultRow row;
+  bool planned = false;   // waiting for the helper's report
   bool needs_sending = false;
   std::string transcript_name;
 };
@@ -195,6 +199,64 @@ std::map<std::string, audio::ResultRow> previous_results(const fs::path& outdir)
   return rows;
 }
 
+// The helper program that probes and splits (floodgate-audio, beside this binary, or
+// $FLOODGATE_AUDIO_HELPER).
+std::string helper_path() {
+  if (const char* env = std::getenv("FLOODGATE_AUDIO_HELPER"); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path helper = ec ? fs::path("floodgate-audio") : self.parent_path() / "floodgate-audio";
+  if (!ec && !fs::exists(helper)) {
+    throw Error("the audio helper " + helper.string() + " is missing (it is built and installed with floodgate)",
+                exit_code::internal);
+  }
+  return helper.string();
+}
+
+// Runs `floodgate-audio plan` and hands every line it prints to `on_plan`, as it comes.
+template <class OnPlan>
+void run_planner(const fs::path& list, const fs::path& root, const audio::SplitOptions& split, double min_seconds,
+                 OnPlan&& on_plan) {
+  const std::string helper = helper_path();
+  std::vector<std::string> args = {helper, "plan", "--list", list.string(), "--chunk-root", root.string(),
+                                   "--max-chunk-seconds", std::to_string(split.max_chunk.count()),
+                                   "--max-chunk-bytes", std::to_string(split.max_chunk_bytes),
+                                   "--min-seconds", std::to_string(min_seconds)};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int fds[2];
+  if (::pipe(fds) != 0) throw Error("cannot create a pipe for the audio helper", exit_code::internal);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    throw Error("cannot start the audio helper " + helper + ": " + std::strerror(rc), exit_code::internal);
+  }
+  std::FILE* out = ::fdopen(fds[0], "r");
+  char* line = nullptr;
+  std::size_t cap = 0;
+  ssize_t n = 0;
+  while (out != nullptr && (n = ::getline(&line, &cap, out)) > 0) {
+    auto plan = audio::plan_from_json(std::string_view(line, static_cast<std::size_t>(n)));
+    if (plan) on_plan(*plan);
+  }
+  std::free(line);
+  if (out != nullptr) std::fclose(out);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw Error("the audio helper failed (" + helper + ", status " + std::to_string(status) + ")", exit_code::internal);
+  }
+}
+
 int transcribe(const TranscribeFlags& f) {
   const auto wall_start = std::chrono::steady_clock::now();
   audio::TranscribeOptions defaults;
@@ -226,7 +288,9 @@ int transcribe(const TranscribeFlags& f) {
   }
   const std::size_t stale = audio::remove_stale_chunk_dirs(tmp_root);
   auto say = [&](const std::string& text) {
-    if (!f.quiet) std::fprintf(stderr, "floodgate transcribe: %s\n", text.c_str());
+    if (!f.quiet || text.find("file(s):") != std::string::npos) {
+      std::fprintf(stderr, "floodgate transcribe: %s\n", text.c_str());
+    }
   };
   if (stale > 0) say("removed " + std::to_string(stale) + " chunk folder(s) left by an interrupted run");
 
@@ -238,9 +302,10 @@ int transcribe(const TranscribeFlags& f) {
   std::map<std::string, int> stem_count;
   for (const auto& in : inputs) ++stem_count[in.path.stem().string()];
 
-  // ---- plan: probe, skip, split --------------------------------------------------------
+  // ---- plan: probe, skip, split (in the helper process) ---------------------------------
   std::vector<FileJob> jobs;
   jobs.reserve(inputs.size());
+  std::string plan_list;
   for (const auto& in : inputs) {
     FileJob job;
     job.input = in;
@@ -256,47 +321,51 @@ int transcribe(const TranscribeFlags& f) {
                           std::string(audio::transcript_extension(in.options.response_format));
     if (auto prev = done_before.find(job.key); prev != done_before.end()) {
       job.row = prev->second;
-      jobs.push_back(std::move(job));
-      continue;
-    }
-    auto info = audio::probe(in.path);
-    if (!info) {
-      job.row.status = "error";
-      job.row.error = std::string(audio::to_string(info.error().code)) + ": " + info.error().message;
-      jobs.push_back(std::move(job));
-      continue;
-    }
-    job.info = *info;
-    job.row.duration_seconds = info->duration.count();
-    if (info->duration.count() < f.min_seconds) {
-      job.row.status = "skipped";
-      job.row.error = "shorter than --min-seconds";
-      jobs.push_back(std::move(job));
-      continue;
-    }
-    if (audio::needs_split(*info, split)) {
-      auto dir = audio::ChunkDir::create(tmp_root, stem);
-      if (!dir) throw Error(dir.error().message, exit_code::internal);
-      job.dir.emplace(std::move(dir.value()));
-      auto result = audio::split_audio(in.path, *info, job.dir->path(), split);
-      if (!result) {
-        job.row.status = "error";
-        job.row.error = std::string(audio::to_string(result.error().code)) + ": " + result.error().message;
-        job.dir.reset();
-        jobs.push_back(std::move(job));
-        continue;
-      }
-      job.chunks = std::move(result->chunks);
     } else {
-      audio::Chunk whole;
-      whole.path = in.path;
-      whole.duration = info->duration;
-      whole.size_bytes = info->size_bytes;
-      job.chunks.push_back(whole);
+      plan_list += std::to_string(jobs.size()) + "\t" + fs::absolute(in.path, sec).string() + "\n";
+      job.planned = true;
     }
-    job.row.chunks = job.chunks.size();
-    job.needs_sending = true;
     jobs.push_back(std::move(job));
+  }
+  auto chunk_dir = audio::ChunkDir::create(tmp_root, "job");
+  if (!chunk_dir) throw Error(chunk_dir.error().message, exit_code::internal);
+  if (!plan_list.empty()) {
+    const fs::path list = chunk_dir->path() / "plan.tsv";
+    write_atomically(list, plan_list);
+    run_planner(list, chunk_dir->path(), split, f.min_seconds, [&](const audio::FilePlan& plan) {
+      if (plan.index >= jobs.size()) return;
+      FileJob& job = jobs[plan.index];
+      job.planned = false;
+      if (plan.error) {
+        job.row.status = "error";
+        job.row.error = std::string(audio::to_string(plan.error->code)) + ": " + plan.error->message;
+        return;
+      }
+      job.info = plan.info;
+      job.row.duration_seconds = plan.info.duration.count();
+      if (plan.info.duration.count() < f.min_seconds) {
+        job.row.status = "skipped";
+        job.row.error = "shorter than --min-seconds";
+        return;
+      }
+      if (plan.split) {
+        job.chunks = plan.chunks;
+        job.chunk_folder = chunk_dir->path() / std::to_string(plan.index);
+      } else {
+        audio::Chunk whole;
+        whole.path = job.input.path;
+        whole.duration = plan.info.duration;
+        whole.size_bytes = plan.info.size_bytes;
+        job.chunks.push_back(whole);
+      }
+      job.row.chunks = job.chunks.size();
+      job.needs_sending = true;
+    });
+    for (auto& job : jobs) {
+      if (!job.planned) continue;
+      job.row.status = "error";
+      job.row.error = "internal: the audio helper did not report on this file";
+    }
   }
 
   // ---- send: one engine run (or, with --carry-prompt, one per chunk position) ----------
@@ -459,7 +528,7 @@ int transcribe(const TranscribeFlags& f) {
         ++ok;
       }
     }
-    j.dir.reset();  // chunk files are no longer needed
+    if (!j.chunk_folder.empty()) fs::remove_all(j.chunk_folder, ec);  // its chunks are no longer needed
   }
   std::string jsonl;
   std::string csv = audio::result_csv_header() + "\n";
@@ -476,12 +545,18 @@ int transcribe(const TranscribeFlags& f) {
   }
 
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-  char line[320];
+  // Peak memory of this process (the uploads) and of the audio helper (FFmpeg), apart.
+  rusage self{};
+  rusage children{};
+  ::getrusage(RUSAGE_SELF, &self);
+  ::getrusage(RUSAGE_CHILDREN, &children);
+  char line[512];
   std::snprintf(line, sizeof line,
                 "%zu file(s): %zu ok, %zu failed, %zu skipped, %zu pending; %llu request(s) sent; %.1f min of audio in "
-                "%.1f s (%.1f min of audio per wall minute); results in %s",
+                "%.1f s (%.1f min of audio per wall minute); peak RSS %.1f MiB (audio helper %.1f MiB); results in %s",
                 jobs.size(), ok, failed, skipped, pending, static_cast<unsigned long long>(sent_total),
                 audio_seconds / 60.0, wall_s, wall_s > 0 ? audio_seconds / wall_s : 0.0,
+                static_cast<double>(self.ru_maxrss) / 1024.0, static_cast<double>(children.ru_maxrss) / 1024.0,
                 (outdir / "results.jsonl").c_str());
   say(line);
   if (engine_exit != exit_code::ok) return engine_exit;

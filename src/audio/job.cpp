@@ -273,6 +273,77 @@ std::optional<ResultRow> parse_result_jsonl(std::string_view line) {
   }
 }
 
+std::string plan_to_json(const FilePlan& p) {
+  json j = {{"index", p.index}};
+  if (p.error) {
+    j["error"] = {{"code", std::string(to_string(p.error->code))}, {"message", p.error->message}};
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  j["info"] = {{"container", p.info.container},
+               {"codec", p.info.codec},
+               {"duration", p.info.duration.count()},
+               {"start_time", p.info.start_time.count()},
+               {"size_bytes", p.info.size_bytes},
+               {"sample_rate_hz", p.info.sample_rate_hz},
+               {"channels", p.info.channels},
+               {"bit_rate", p.info.bit_rate},
+               {"stream_index", p.info.stream_index}};
+  j["split"] = p.split;
+  json chunks = json::array();
+  for (const Chunk& c : p.chunks) {
+    chunks.push_back({{"index", c.index},
+                      {"path", c.path.string()},
+                      {"offset", c.offset.count()},
+                      {"duration", c.duration.count()},
+                      {"size_bytes", c.size_bytes}});
+  }
+  j["chunks"] = std::move(chunks);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::optional<FilePlan> plan_from_json(std::string_view line) {
+  const json j = json::parse(line, nullptr, false);
+  if (!j.is_object() || !j.contains("index")) return std::nullopt;
+  try {
+    FilePlan p;
+    p.index = j.at("index").get<std::size_t>();
+    if (j.contains("error")) {
+      AudioError e;
+      e.message = j["error"].value("message", std::string());
+      const std::string code = j["error"].value("code", std::string());
+      for (AudioErrc c : {AudioErrc::not_found, AudioErrc::unreadable, AudioErrc::empty, AudioErrc::not_audio,
+                          AudioErrc::corrupt, AudioErrc::unsupported, AudioErrc::write_failed, AudioErrc::internal}) {
+        if (to_string(c) == code) e.code = c;
+      }
+      p.error = std::move(e);
+      return p;
+    }
+    const json& i = j.at("info");
+    p.info.container = i.value("container", std::string());
+    p.info.codec = i.value("codec", std::string());
+    p.info.duration = Seconds(i.value("duration", 0.0));
+    p.info.start_time = Seconds(i.value("start_time", 0.0));
+    p.info.size_bytes = i.value("size_bytes", std::uint64_t{0});
+    p.info.sample_rate_hz = i.value("sample_rate_hz", 0);
+    p.info.channels = i.value("channels", 0);
+    p.info.bit_rate = i.value("bit_rate", std::int64_t{0});
+    p.info.stream_index = i.value("stream_index", 0);
+    p.split = j.value("split", false);
+    for (const json& c : j.at("chunks")) {
+      Chunk chunk;
+      chunk.index = c.at("index").get<std::size_t>();
+      chunk.path = c.at("path").get<std::string>();
+      chunk.offset = Seconds(c.at("offset").get<double>());
+      chunk.duration = Seconds(c.at("duration").get<double>());
+      chunk.size_bytes = c.value("size_bytes", std::uint64_t{0});
+      p.chunks.push_back(std::move(chunk));
+    }
+    return p;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
 std::string iso8601_utc(std::chrono::system_clock::time_point t) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);

@@ -163,3 +163,48 @@ TEST(Iso8601, Utc) {
 
 }  // namespace
 }  // namespace floodgate::audio
+
+namespace floodgate::audio {
+namespace {
+
+TEST(FilePlan, JsonRoundTripForSplitFilesAndErrors) {
+  FilePlan p;
+  p.index = 7;
+  p.info.container = "mp3";
+  p.info.codec = "mp3";
+  p.info.duration = Seconds(1234.5);
+  p.info.size_bytes = 99;
+  p.info.sample_rate_hz = 44100;
+  p.info.channels = 2;
+  p.split = true;
+  Chunk c;
+  c.index = 1;
+  c.path = "/tmp/x/chunk-0001.mp3";
+  c.offset = Seconds(599.75);
+  c.duration = Seconds(600.25);
+  c.size_bytes = 1000;
+  p.chunks = {c};
+  const auto back = plan_from_json(plan_to_json(p));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->index, 7U);
+  EXPECT_FALSE(back->error);
+  EXPECT_EQ(back->info.container, "mp3");
+  EXPECT_DOUBLE_EQ(back->info.duration.count(), 1234.5);
+  EXPECT_EQ(back->info.channels, 2);
+  ASSERT_EQ(back->chunks.size(), 1U);
+  EXPECT_EQ(back->chunks[0].path, c.path);
+  EXPECT_DOUBLE_EQ(back->chunks[0].offset.count(), 599.75);
+
+  FilePlan e;
+  e.index = 3;
+  e.error = AudioError{AudioErrc::corrupt, "x.mp3: truncated"};
+  const auto eback = plan_from_json(plan_to_json(e));
+  ASSERT_TRUE(eback && eback->error);
+  EXPECT_EQ(eback->error->code, AudioErrc::corrupt);
+  EXPECT_EQ(eback->error->message, "x.mp3: truncated");
+  EXPECT_FALSE(plan_from_json("{}"));
+  EXPECT_FALSE(plan_from_json("garbage"));
+}
+
+}  // namespace
+}  // namespace floodgate::audio

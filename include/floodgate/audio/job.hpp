@@ -21,6 +21,8 @@
 
 #include "floodgate/audio/error.hpp"
 #include "floodgate/audio/merge.hpp"
+#include "floodgate/audio/probe.hpp"
+#include "floodgate/audio/split.hpp"
 
 namespace floodgate::audio {
 
@@ -92,6 +94,18 @@ struct ResultRow {
 [[nodiscard]] std::string result_csv(const ResultRow& row);
 // Parses a line written by result_jsonl (for resume); nullopt when malformed.
 [[nodiscard]] std::optional<ResultRow> parse_result_jsonl(std::string_view line);
+
+// The planning of one file, as the helper `floodgate-audio plan` reports it (one JSON line
+// per file): the probe's result or its error, and the chunks when the file was split.
+struct FilePlan {
+  std::size_t index = 0;
+  std::optional<AudioError> error;
+  AudioInfo info;
+  bool split = false;
+  std::vector<Chunk> chunks;  // empty unless split
+};
+[[nodiscard]] std::string plan_to_json(const FilePlan& plan);
+[[nodiscard]] std::optional<FilePlan> plan_from_json(std::string_view line);
 
 // "2026-11-22T18:04:05.123Z"
 [[nodiscard]] std::string iso8601_utc(std::chrono::system_clock::time_point t);
