@@ -4,7 +4,10 @@
 #include <curl/curl.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
+#include <vector>
 #include <cstring>
 #include <regex>
 #include <string>
@@ -197,6 +200,20 @@ TEST(SimHttp, LatencyFixed) {
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(sim.post("/v1/chat/completions", kChat).status, 200);
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 190ms);
+}
+
+TEST(SimHttp, PeakConcurrencyCountsRequestsInFlight) {
+  SimProcess sim({"--latency", "fixed:400ms"});
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 6; ++i) {
+    clients.emplace_back([&] { ok += sim.post("/v1/chat/completions", kChat).status == 200; });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(ok.load(), 6);
+  const auto stats = sim.stats();
+  EXPECT_EQ(stats["peak_concurrency"], 6);
+  EXPECT_EQ(stats["in_flight"], 1);  // the stats request itself
 }
 
 TEST(SimHttp, SigtermStopsCleanlyAndFlushesTheLedger) {
