@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -11,7 +13,8 @@ namespace floodgate::audio {
 namespace {
 
 std::filesystem::path make_tree() {
-  const auto root = std::filesystem::path(::testing::TempDir()) / "floodgate-job-test";
+  // One folder per test process: ctest runs the tests of this file in parallel.
+  const auto root = std::filesystem::path(::testing::TempDir()) / ("floodgate-job-test-" + std::to_string(::getpid()));
   std::filesystem::remove_all(root);
   std::filesystem::create_directories(root / "b" / "deeper");
   std::filesystem::create_directories(root / ".floodgate-tmp");

@@ -224,3 +224,33 @@ TEST(Transcribe, ResumeSendsOnlyTheChunksThatFailed) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Transcribe, CarryPromptSendsEachChunkOnceInOrder) {
+  TempDir tmp("carry");
+  const fs::path src = audio::testing::fixture("tone.mp3");  // 30 s: 3 chunks of 10 s
+  SimProcess sim;
+  const int rc = transcribe(sim, {src.string(), "-o", (tmp.path / "out").string(), "--max-chunk-seconds", "10",
+                                  "--carry-prompt", "--response-format", "vtt"},
+                            tmp.path / "log.txt");
+  ASSERT_EQ(rc, 0) << slurp(tmp.path / "log.txt");
+  const auto row = results_by_name(tmp.path / "out").at("tone.mp3");
+  ASSERT_EQ(row["chunks"], 3);
+  const auto sent = transcription_lines(sim);
+  ASSERT_EQ(sent.size(), 3U);
+  // One round per chunk position: chunk k+1 is sent only after chunk k was answered,
+  // so the ledger's times are in chunk order and the bodies all differ.
+  std::set<std::string> bodies;
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    bodies.insert(sent[i]["body_sha256"].get<std::string>());
+    if (i > 0) {
+      EXPECT_LE(sent[i - 1]["ts"].get<std::string>(), sent[i]["ts"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(bodies.size(), 3U);
+  const std::string vtt = slurp(tmp.path / "out" / row["transcript"].get<std::string>());
+  EXPECT_EQ(vtt.rfind("WEBVTT\n\n", 0), 0U);
+}
+
+}  // namespace
