@@ -33,6 +33,9 @@ BudgetGate::BudgetGate(BudgetLimits limits, const PriceTable& prices, std::uint6
       day_(utc_day(now)) {}
 
 Admission BudgetGate::admit(const Request& request) {
+  // One attempt of a request is in flight at a time: a reservation still held for this id
+  // belongs to an admission that was never sent (e.g. the breaker closed): give it back.
+  release(request);
   const Charge worst = worst_case_charge(prices_, request, default_completion_tokens_);
   {
     const std::lock_guard lock(mutex_);

@@ -52,6 +52,7 @@ DailyLedger::DailyLedger(const std::string& path) {
   }
   sqlite3_busy_timeout(db_, 5000);
   exec(db_, "PRAGMA journal_mode=WAL", path);
+  exec(db_, "PRAGMA synchronous=NORMAL", path);  // WAL: durable at checkpoints, no fsync per call
   exec(db_,
        "CREATE TABLE IF NOT EXISTS daily_spend(day TEXT PRIMARY KEY, cost_usd REAL NOT NULL DEFAULT 0,"
        " tokens INTEGER NOT NULL DEFAULT 0)",

@@ -167,6 +167,12 @@ TEST(BudgetGate, ReservesSettlesAndWritesTheLedger) {
   EXPECT_NEAR(gate.budget().spent_usd(), 4.0, 1e-9);
   EXPECT_NEAR(ledger->spent_usd(utc_day(now)), 6.0, 1e-9);
   EXPECT_EQ(gate.admit(chat_request("c", "m", 4, 1)), Admission::exhausted);  // 2 + 4 + 4 > 9
+  // Admitting the same request again (its first admission never sent) does not reserve twice.
+  BudgetGate again(BudgetLimits{.max_cost_usd = 10.0, .max_tokens = {}, .daily_budget_usd = {}}, t, 16);
+  EXPECT_EQ(again.admit(chat_request("x", "m", 6, 2)), Admission::admitted);
+  EXPECT_EQ(again.admit(chat_request("x", "m", 6, 2)), Admission::admitted);
+  EXPECT_NEAR(again.budget().reserved_usd(), 6.0, 1e-9);
+  EXPECT_EQ(again.budget().in_flight(), 1u);
   EXPECT_TRUE(gate.unpriced_models().empty());
   (void)gate.admit(chat_request("d", "nope", 1, 1));
   EXPECT_EQ(gate.unpriced_models(), (std::set<std::string>{"nope"}));
