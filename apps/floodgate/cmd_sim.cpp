@@ -22,6 +22,7 @@ struct SimFlags {
   std::int64_t rpm = -1, tpm = -1, rpd = -1, tpd = -1;
   std::vector<std::string> extra_models;
   std::string latency = "none";
+  std::string token_charge = "exact";
   std::string faults = "500,502,503,reset,stall,truncated,slow-first-byte";
   std::string stall = "30s";
   std::string slow_first_byte = "2s";
@@ -52,6 +53,7 @@ int run(SimFlags& f) {
   if (f.quota_tokens >= 0) o.quota_tokens = f.quota_tokens;
   if (f.quota_usd >= 0) o.quota_usd = f.quota_usd;
   o.latency = sim::parse_latency(f.latency);
+  o.token_charge = sim::parse_token_charge(f.token_charge);
   o.faults = sim::parse_fault_list(f.faults);
   o.stall = duration_flag(f.stall, "--stall-seconds");
   o.slow_first_byte = duration_flag(f.slow_first_byte, "--slow-first-byte");
@@ -99,6 +101,12 @@ void register_sim(CLI::App& app, int& exit_code) {
   cmd->add_option("--default-max-tokens", o.default_max_tokens,
                   "Completion tokens charged per choice when a chat request sets no max_tokens")
       ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--token-charge", f.token_charge,
+                  "How prompt tokens are counted: exact (the model's tokenizer, OpenAI's chat accounting) or "
+                  "bytes (ceil(bytes/4) per string, a server whose count differs from the client's)")
+      ->group(limits)
+      ->check(CLI::IsMember({"exact", "bytes"}))
       ->capture_default_str();
   cmd->add_option("--quota-tokens", f.quota_tokens,
                   "Total tokens the account may spend; then every request gets 429 insufficient_quota")

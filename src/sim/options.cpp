@@ -107,6 +107,16 @@ LatencyModel parse_latency(const std::string& spec) {
   return model;
 }
 
+const char* to_string(TokenCharge charge) noexcept {
+  return charge == TokenCharge::bytes ? "bytes" : "exact";
+}
+
+TokenCharge parse_token_charge(const std::string& text) {
+  if (text == "exact") return TokenCharge::exact;
+  if (text == "bytes") return TokenCharge::bytes;
+  throw Error("unknown --token-charge '" + text + "' (expected exact or bytes)");
+}
+
 const char* to_string(FaultKind kind) noexcept {
   switch (kind) {
     case FaultKind::none: return "";

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "floodgate/core/duration.hpp"
+#include "floodgate/tokens/encoding.hpp"
+#include "floodgate/tokens/model_map.hpp"
 #include "sim/content.hpp"
 #include "sim/token_estimate.hpp"
 
@@ -18,6 +20,13 @@ namespace {
 using nlohmann::json;
 using ojson = nlohmann::ordered_json;  // response bodies keep the real API's key order
 using std::chrono::nanoseconds;
+
+// The encoder the prompt is counted with: null for --token-charge bytes; otherwise the
+// model's encoding by OpenAI's published families, o200k_base for unknown names.
+const tokens::Encoding* prompt_encoding(const SimOptions& options, const std::string& model) {
+  if (options.token_charge == TokenCharge::bytes) return nullptr;
+  return &tokens::Encoding::get(tokens::builtin_encoding_for_model(model).value_or(tokens::EncodingId::o200k_base));
+}
 
 constexpr std::string_view kChatPath = "/v1/chat/completions";
 constexpr std::string_view kEmbeddingsPath = "/v1/embeddings";
@@ -604,7 +613,7 @@ Reply Simulator::chat(Context& ctx, const json& request) {
     }
   }
   const bool stream = request.contains("stream") && request["stream"].is_boolean() && request["stream"].get<bool>();
-  const std::int64_t prompt_tokens = estimate_chat_prompt_tokens(request);
+  const std::int64_t prompt_tokens = estimate_chat_prompt_tokens(request, prompt_encoding(options_, ctx.model));
   const std::int64_t charge = prompt_tokens + max_tokens.value_or(options_.default_max_tokens) * n;
   if (auto refused = gate(ctx, charge, false)) return *refused;
 
@@ -692,7 +701,7 @@ Reply Simulator::embeddings(Context& ctx, const json& request) {
     return error(ctx, 400, "Missing required parameter: 'input'.", "invalid_request_error", "input",
                  "missing_required_parameter");
   }
-  const std::int64_t tokens = estimate_embedding_input_tokens(*input);
+  const std::int64_t tokens = estimate_embedding_input_tokens(*input, prompt_encoding(options_, ctx.model));
   if (tokens < 0) {
     return error(ctx, 400, "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
                  "invalid_request_error", nullptr, nullptr);

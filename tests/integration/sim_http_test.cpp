@@ -38,8 +38,10 @@ TEST(SimHttp, PrintsBaseUrlAndAnswersChat) {
   EXPECT_GT(models.json()["data"].size(), 5u);
 }
 
+// The arithmetic below uses the bytes charge ("hello there" = 3 + 4 + 3 = 10 prompt tokens);
+// exact counting is checked in estimate_vs_sim_test.cpp.
 TEST(SimHttp, StatsAndLedgerSeeEveryRequestAndNeverTheKey) {
-  SimProcess sim;
+  SimProcess sim({"--token-charge", "bytes"});
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(sim.post("/v1/chat/completions", kChat, {"x-client-request-id: id-" + std::to_string(i)}).status, 200);
   }
@@ -59,7 +61,7 @@ TEST(SimHttp, StatsAndLedgerSeeEveryRequestAndNeverTheKey) {
 }
 
 TEST(SimHttp, RequestAndTokenLimitsPerModelWithHeaders) {
-  SimProcess sim({"--rpm", "3", "--tpm", "70"});
+  SimProcess sim({"--rpm", "3", "--tpm", "70", "--token-charge", "bytes"});
   // gpt-4o-mini: 30 tokens each → the third is refused on tokens (60 + 30 > 70).
   const HttpResult a = sim.post("/v1/chat/completions", kChat);
   ASSERT_EQ(a.status, 200);
@@ -164,7 +166,7 @@ TEST(SimHttp, EveryFaultKindOnTheWire) {
     EXPECT_EQ(sim.ledger().at(0)["fault"], status);
   }
   {
-    SimProcess sim({"--fault-rate", "1", "--faults", "truncated"});
+    SimProcess sim({"--fault-rate", "1", "--faults", "truncated", "--token-charge", "bytes"});
     const HttpResult r = sim.post("/v1/chat/completions", kChat);
     EXPECT_EQ(r.status, 200);
     EXPECT_TRUE(r.json().is_discarded()) << r.body;

@@ -10,6 +10,7 @@
 
 #include "sim/audio_info.hpp"
 #include "sim/content.hpp"
+#include "floodgate/tokens/encoding.hpp"
 #include "sim/token_estimate.hpp"
 
 namespace floodgate::sim {
@@ -91,6 +92,25 @@ TEST(TokenEstimate, ChatAndEmbeddings) {
   EXPECT_EQ(estimate_embedding_input_tokens(nlohmann::json::parse(R"([1,2,3])")), 3);
   EXPECT_EQ(estimate_embedding_input_tokens(nlohmann::json::parse(R"([{"a":1}])")), -1);
   EXPECT_EQ(estimate_embedding_input_tokens(nlohmann::json::parse(R"([])")), -1);
+}
+
+TEST(TokenEstimate, ExactFollowsOpenAisChatAccounting) {
+  const auto& enc = floodgate::tokens::Encoding::get(floodgate::tokens::EncodingId::o200k_base);
+  const auto n = [&](std::string_view s) { return static_cast<std::int64_t>(enc.count(s)); };
+  const auto request = nlohmann::json::parse(R"({"messages":[
+      {"role":"system","content":"Réponds en français, s'il te plaît."},
+      {"role":"user","name":"ana","content":[{"type":"text","text":"日本語のテキスト"},{"type":"image_url","image_url":{"url":"x"}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"42"}]})");
+  const std::int64_t expected = 3 + (3 + n("system") + n("Réponds en français, s'il te plaît.")) +
+                                (3 + n("user") + 1 + n("ana") + n("日本語のテキスト") + 85) +
+                                (3 + n("tool") + n("call_1") + n("42"));
+  EXPECT_EQ(estimate_chat_prompt_tokens(request, &enc), expected);
+  EXPECT_NE(estimate_chat_prompt_tokens(request, &enc), estimate_chat_prompt_tokens(request));  // differs from bytes/4
+  const auto with_tools = nlohmann::json::parse(
+      R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]})");
+  EXPECT_EQ(estimate_chat_prompt_tokens(with_tools, &enc),
+            3 + 3 + n("user") + n("hi") + n(with_tools["tools"].dump()));
+  EXPECT_EQ(estimate_embedding_input_tokens(nlohmann::json::parse(R"(["Grüße",[1,2,3]])"), &enc), n("Grüße") + 3);
 }
 
 std::string wav(std::uint32_t sample_rate, std::uint16_t channels, std::uint32_t samples) {

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "floodgate/core/duration.hpp"
+#include "floodgate/tokens/encoding.hpp"
+#include "floodgate/core/error.hpp"
 #include "sim/simulator.hpp"
 
 namespace floodgate::sim {
@@ -14,6 +16,12 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
+
+// The exact charge of kChat under OpenAI's chat accounting: priming 3 + message 3 + role + content.
+std::int64_t hello_prompt_tokens() {
+  const auto& enc = floodgate::tokens::Encoding::get(floodgate::tokens::EncodingId::o200k_base);  // gpt-4o-mini
+  return static_cast<std::int64_t>(3 + 3 + enc.count("user") + enc.count("hello there"));
+}
 
 std::string header(const Reply& r, const std::string& name) {
   for (const auto& [k, v] : r.headers) {
@@ -58,7 +66,8 @@ TEST(Simulator, ChatAnswerIsDeterministicWithCorrectUsage) {
   const json ja = json::parse(a.body), jb = json::parse(b.body);
   EXPECT_EQ(ja["choices"], jb["choices"]);
   EXPECT_NE(ja["id"], jb["id"]);
-  EXPECT_EQ(ja["usage"]["prompt_tokens"], 3 + 4 + 3);  // "hello there" = 11 bytes = 3 tokens
+  EXPECT_EQ(ja["usage"]["prompt_tokens"], hello_prompt_tokens());
+  EXPECT_EQ(hello_prompt_tokens(), 9);  // "user" 1 token, "hello there" 2 tokens in o200k_base
   EXPECT_EQ(ja["usage"]["completion_tokens"].get<int>(),
             static_cast<int>((ja["choices"][0]["message"]["content"].get<std::string>().size() + 3) / 4));
   EXPECT_LE(ja["usage"]["completion_tokens"].get<int>(), 20);
@@ -104,7 +113,9 @@ TEST(Simulator, RequestLimit429BodyAndRetryAfter) {
 }
 
 TEST(Simulator, TokenLimit429AndRequestTooLarge) {
-  Fixture f(limited(0, 100));
+  SimOptions o = limited(0, 100);
+  o.token_charge = TokenCharge::bytes;  // the numbers below are bytes charges
+  Fixture f(o);
   ASSERT_EQ(f.post("/v1/chat/completions", kChat).status, 200);  // 30 tokens
   ASSERT_EQ(f.post("/v1/chat/completions", kChat).status, 200);
   ASSERT_EQ(f.post("/v1/chat/completions", kChat).status, 200);
@@ -225,7 +236,8 @@ TEST(Simulator, Embeddings) {
   const json j = json::parse(r.body);
   ASSERT_EQ(j["data"].size(), 2u);
   EXPECT_EQ(j["data"][1]["embedding"].size(), 8u);
-  EXPECT_EQ(j["usage"]["prompt_tokens"], 3);
+  const auto& cl100k = floodgate::tokens::Encoding::get(floodgate::tokens::EncodingId::cl100k_base);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], cl100k.count("abcd") + cl100k.count("efghijkl"));
   const json d = json::parse(f.post("/v1/embeddings", R"({"model":"text-embedding-3-small","input":"abcd","dimensions":4,"encoding_format":"base64"})").body);
   EXPECT_EQ(d["data"][0]["embedding"].get<std::string>().size(), 24u);  // 16 bytes → 24 base64 chars
   EXPECT_EQ(f.post("/v1/embeddings", R"({"model":"text-embedding-3-small","input":"a","dimensions":9})").status, 400);
@@ -327,6 +339,21 @@ TEST(Simulator, TranscriptionFormatsAndHeaders) {
 namespace floodgate::sim {
 namespace {
 
+TEST(Simulator, TokenChargeBytesKeepsTheOldApproximation) {
+  SimOptions o;
+  o.token_charge = TokenCharge::bytes;
+  Fixture f(o);
+  const Reply r = f.post("/v1/chat/completions", kChat);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["usage"]["prompt_tokens"], 3 + 4 + 3);  // "hello there" = 11 bytes = 3 tokens
+  const Reply e = f.post("/v1/embeddings", R"({"model":"text-embedding-3-small","input":["abcd","efghijkl"]})");
+  ASSERT_EQ(e.status, 200) << e.body;
+  EXPECT_EQ(json::parse(e.body)["usage"]["prompt_tokens"], 1 + 2);
+  EXPECT_EQ(parse_token_charge("bytes"), TokenCharge::bytes);
+  EXPECT_EQ(parse_token_charge("exact"), TokenCharge::exact);
+  EXPECT_THROW((void)parse_token_charge("words"), Error);
+}
+
 TEST(Simulator, StreamedChatIsServerSentEventsWithTheSameContent) {
   Fixture f;
   const std::string streamed_body =
@@ -357,7 +384,7 @@ TEST(Simulator, StreamedChatIsServerSentEventsWithTheSameContent) {
     }
   }
   EXPECT_TRUE(done);
-  EXPECT_EQ(usage["prompt_tokens"], 10);
+  EXPECT_EQ(usage["prompt_tokens"], hello_prompt_tokens());
   EXPECT_EQ(usage["completion_tokens"].get<std::size_t>(), (content.size() + 3) / 4);
   EXPECT_EQ(f.post("/v1/chat/completions", streamed_body).body.size(), r.body.size());  // same request, same stream
 }

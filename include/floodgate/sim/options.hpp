@@ -47,6 +47,17 @@ enum class FaultKind { none, http_500, http_502, http_503, reset, stall, truncat
 // Parses "500,502,503,reset,stall,truncated,slow-first-byte"; throws floodgate::Error.
 std::vector<FaultKind> parse_fault_list(const std::string& list);
 
+// How the simulator counts prompt tokens (docs/sim.md, "Token charge"):
+//   exact: the model's BPE encoding (floodgate::tokens) under OpenAI's documented chat
+//          accounting, implemented in src/sim/token_estimate.cpp (the judge's own formula);
+//   bytes: ceil(bytes / 4) per string, to test a client against a server whose count
+//          differs from its own estimate.
+enum class TokenCharge { exact, bytes };
+
+[[nodiscard]] const char* to_string(TokenCharge charge) noexcept;
+// Parses "exact" or "bytes"; throws floodgate::Error.
+TokenCharge parse_token_charge(const std::string& text);
+
 struct SimOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
@@ -62,6 +73,7 @@ struct SimOptions {
 
   int embedding_dim_override = 0;      // >0: every embedding model has this dimension
   std::int64_t default_max_tokens = 0; // charged per choice when a chat request sets no max_tokens
+  TokenCharge token_charge = TokenCharge::exact;  // how prompt tokens are counted
 
   LatencyModel latency;
   std::uint64_t seed = 42;
