@@ -1,10 +1,12 @@
 // How far floodgate's exact prompt estimate is from what the simulator charges.
-// The simulator (src/sim, an independent judge) charges prompt tokens with its own model,
-// ceil(bytes / 4) per text plus 4 per message and 3 for priming, and reserves
-// max_tokens x n on top; floodgate's estimate counts the prompt exactly with BPE (see
-// docs/tokens.md). For every request of the given Batch-API JSONL files (and one chat
-// request per line of a text file passed with --lines), prints per file: requests, the sum
-// of both prompt counts, the mean and the largest |difference| per request, and the
+// The simulator (src/sim, an independent judge) charges prompt tokens with its own chat
+// accounting formula (docs/sim.md): by default (--token-charge exact) counted with the
+// model's BPE encoder, or (--token-charge bytes) ceil(bytes / 4) per text plus 4 per
+// message; it reserves max_tokens x n on top. floodgate's estimate counts the prompt
+// exactly with BPE (docs/tokens.md). For every request of the given Batch-API JSONL files
+// (and one chat request per line of a text file passed with --lines), prints per file:
+// requests, the sum of the prompt counts (floodgate, sim exact, sim bytes), the mean and
+// the largest |difference| per request against the sim's default (exact) charge, and the
 // largest difference as a share of the request's completion allowance.
 // Usage: estimate_vs_sim [--lines TEXT] [FILE.jsonl...]
 #include <algorithm>
@@ -16,7 +18,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "floodgate/tokens/encoding.hpp"
 #include "floodgate/tokens/estimate.hpp"
+#include "floodgate/tokens/model_map.hpp"
 #include "sim/token_estimate.hpp"
 
 namespace {
@@ -26,15 +30,22 @@ using Json = nlohmann::json;
 
 struct Stats {
   std::size_t requests = 0;
-  double ours = 0, sim = 0, sum_abs = 0, max_abs = 0, max_share_of_allowance = 0;
+  double ours = 0, sim = 0, sim_bytes = 0, sum_abs = 0, max_abs = 0, max_share_of_allowance = 0;
 };
 
 void add(Stats& s, const Json& body, Endpoint endpoint) {
   const std::string text = body.dump();
   const auto est = floodgate::tokens::estimate_request(endpoint, text);
-  const double sim = endpoint == Endpoint::embeddings
-                         ? static_cast<double>(floodgate::sim::estimate_embedding_input_tokens(body.at("input")))
-                         : static_cast<double>(floodgate::sim::estimate_chat_prompt_tokens(body));
+  const auto& encoding = floodgate::tokens::Encoding::get(
+      floodgate::tokens::builtin_encoding_for_model(body.value("model", std::string()))
+          .value_or(floodgate::tokens::EncodingId::o200k_base));
+  const auto charge = [&](const floodgate::tokens::Encoding* enc) {
+    return endpoint == Endpoint::embeddings
+               ? static_cast<double>(floodgate::sim::estimate_embedding_input_tokens(body.at("input"), enc))
+               : static_cast<double>(floodgate::sim::estimate_chat_prompt_tokens(body, enc));
+  };
+  const double sim = charge(&encoding);
+  s.sim_bytes += charge(nullptr);
   const double diff = std::fabs(static_cast<double>(est.prompt_tokens) - sim);
   ++s.requests;
   s.ours += static_cast<double>(est.prompt_tokens);
@@ -47,8 +58,10 @@ void add(Stats& s, const Json& body, Endpoint endpoint) {
 }
 
 void print(const std::string& name, const Stats& s) {
-  std::printf("%-28s requests %5zu  prompt tokens: floodgate %9.0f  sim %9.0f (%+.1f%%)  |diff| mean %.1f max %.0f  max |diff|/allowance %.3f\n",
-              name.c_str(), s.requests, s.ours, s.sim, 100.0 * (s.sim - s.ours) / std::max(1.0, s.ours),
+  std::printf("%-28s requests %5zu  prompt tokens: floodgate %9.0f  sim exact %9.0f (%+.2f%%)  sim bytes %9.0f (%+.1f%%)"
+              "  |diff| mean %.2f max %.0f  max |diff|/allowance %.3f\n",
+              name.c_str(), s.requests, s.ours, s.sim, 100.0 * (s.sim - s.ours) / std::max(1.0, s.ours), s.sim_bytes,
+              100.0 * (s.sim_bytes - s.ours) / std::max(1.0, s.ours),
               s.sum_abs / std::max<double>(1, static_cast<double>(s.requests)), s.max_abs, s.max_share_of_allowance);
 }
 
