@@ -1,7 +1,11 @@
 // Request cost estimation: the formula is documented in estimate.hpp and docs/tokens.md.
 
+#include <simdjson.h>
+
 #include <algorithm>
+#include <array>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "floodgate/tokens/estimate.hpp"
 
@@ -153,6 +157,114 @@ std::uint64_t completion_allowance(Endpoint endpoint, const Json& body, std::uin
   return per_choice * choices;
 }
 
+// The fast path for the common chat shape: every message an object of string fields, no
+// tools/functions/response_format/text and no repeated keys. It reads the body with
+// simdjson's reused per-thread parser instead of building an nlohmann DOM (the largest
+// per-request cost of `floodgate run`'s exact estimate) and returns exactly what the
+// general path returns for such a body (tests/tokens/estimate_test.cpp compares them);
+// anything else returns nullopt and takes the general path.
+std::optional<std::uint64_t> plain_number(simdjson::dom::element v) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::UINT64: return v.get_uint64().value_unsafe();
+    case simdjson::dom::element_type::INT64: return static_cast<std::uint64_t>(std::max<std::int64_t>(0, v.get_int64().value_unsafe()));
+    case simdjson::dom::element_type::DOUBLE: return static_cast<std::uint64_t>(std::max(0.0, v.get_double().value_unsafe()));
+    default: return std::nullopt;
+  }
+}
+
+// Remembers up to N keys of one object; false on a repeat or when full (the caller falls back).
+template <std::size_t N>
+struct KeySet {
+  std::array<std::string_view, N> keys{};
+  std::size_t size = 0;
+  bool insert(std::string_view k) noexcept {
+    if (size == N) return false;
+    for (std::size_t i = 0; i < size; ++i) {
+      if (keys[i] == k) return false;
+    }
+    keys[size++] = k;
+    return true;
+  }
+};
+
+const Encoding& encoding_for(const EstimateOptions& options, std::optional<std::string_view> model) {
+  if (options.encoding != nullptr) return *options.encoding;
+  EncodingId id = options.default_encoding;
+  if (model) id = options.models ? options.models->lookup_or(*model, id) : builtin_encoding_for_model(*model).value_or(id);
+  return Encoding::get(id);
+}
+
+std::optional<RequestEstimate> estimate_plain_chat(std::string_view body_json, const EstimateOptions& options) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(body_json.data(), body_json.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
+  simdjson::dom::object body;
+  if (root.get_object().get(body) != simdjson::SUCCESS) return std::nullopt;
+  KeySet<64> top;
+  std::optional<std::string_view> model;
+  std::optional<simdjson::dom::array> messages;
+  std::array<std::optional<std::uint64_t>, 3> max_keys{};  // max_completion_tokens, max_tokens, max_output_tokens
+  std::uint64_t n = 1;
+  std::uint64_t best_of = 1;
+  for (const auto field : body) {
+    const std::string_view key = field.key;
+    if (!top.insert(key)) return std::nullopt;
+    if (key == "messages") {
+      simdjson::dom::array a;
+      if (field.value.get_array().get(a) != simdjson::SUCCESS) return std::nullopt;
+      messages = a;
+    } else if (key == "tools" || key == "functions" || key == "response_format" || key == "text") {
+      return std::nullopt;
+    } else if (key == "model") {
+      std::string_view m;
+      if (field.value.get_string().get(m) == simdjson::SUCCESS) model = m;
+    } else if (key == "max_completion_tokens") {
+      max_keys[0] = plain_number(field.value);
+    } else if (key == "max_tokens") {
+      max_keys[1] = plain_number(field.value);
+    } else if (key == "max_output_tokens") {
+      max_keys[2] = plain_number(field.value);
+    } else if (key == "n") {
+      n = plain_number(field.value).value_or(1);
+    } else if (key == "best_of") {
+      best_of = plain_number(field.value).value_or(1);
+    }
+  }
+  const Encoding& enc = encoding_for(options, model);
+  RequestEstimate e;
+  std::uint64_t prompt = kReplyPrimingTokens;
+  if (messages) {
+    for (const simdjson::dom::element m : *messages) {
+      simdjson::dom::object fields;
+      if (m.get_object().get(fields) != simdjson::SUCCESS) return std::nullopt;
+      prompt += kTokensPerMessage;
+      KeySet<16> seen;
+      for (const auto field : fields) {
+        std::string_view text;
+        if (!seen.insert(field.key) || field.value.get_string().get(text) != simdjson::SUCCESS) return std::nullopt;
+        if (field.key == "name") {
+          prompt += kTokensPerName + enc.count(text);
+        } else if (field.key == "type" && text == "message") {
+          // Responses API item marker, not sent to the model.
+        } else {
+          prompt += enc.count(text);  // content, role, tool_call_id, ...
+        }
+      }
+    }
+  }
+  std::uint64_t per_choice = options.default_completion_tokens;
+  for (const auto& v : max_keys) {
+    if (v) {
+      per_choice = *v;
+      break;
+    }
+  }
+  e.prompt_tokens = prompt;
+  e.completion_allowance_tokens = per_choice * std::max<std::uint64_t>({1, n, best_of});
+  e.total_tokens = e.prompt_tokens + e.completion_allowance_tokens;
+  return e;
+}
+
 }  // namespace
 
 std::uint64_t prompt_tokens(Endpoint endpoint, std::string_view body_json, const Encoding& encoding) {
@@ -162,6 +274,9 @@ std::uint64_t prompt_tokens(Endpoint endpoint, std::string_view body_json, const
 }
 
 RequestEstimate estimate_request(Endpoint endpoint, std::string_view body_json, const EstimateOptions& options) {
+  if (endpoint == Endpoint::chat_completions) {
+    if (auto fast = estimate_plain_chat(body_json, options)) return *fast;
+  }
   RequestEstimate e;
   Json body = Json::parse(body_json, nullptr, /*allow_exceptions=*/false);
   const Encoding* enc = options.encoding;

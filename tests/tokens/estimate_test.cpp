@@ -1,6 +1,9 @@
 // Request estimates: the cookbook's chat formula, embeddings shapes, allowances.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "floodgate/tokens/estimate.hpp"
 
 namespace floodgate::tokens {
@@ -21,6 +24,48 @@ TEST(Estimate, ChatFollowsTheCookbook) {
   EXPECT_EQ(e.completion_allowance_tokens, 200u);
   EXPECT_EQ(e.total_tokens, 224u);
   EXPECT_TRUE(e.body_parsed);
+}
+
+TEST(Estimate, ChatFastPathMatchesTheGeneralPath) {
+  // estimate_request reads plain chat bodies with simdjson; prompt_tokens() always builds
+  // the nlohmann DOM. Both must agree on plain bodies and on the ones that fall back.
+  const std::vector<std::string> bodies = {
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to number 1."}]})",
+      R"({"messages":[{"role":"system","content":"Be brief.\n\u00e9t\u00e9"},{"role":"user","content":"x","name":"ann"}]})",
+      R"({"messages":[{"type":"message","role":"user","content":"hi"}]})",
+      R"({"messages":[]})",
+      R"({"model":"gpt-4o"})",
+      R"({"messages":[{"role":"user","content":"a","content":"bbbb bbbb"}]})",   // repeated key: last wins
+      R"({"messages":[{"role":"user","content":"a"}],"messages":[{"role":"user","content":"two words"}]})",
+      R"({"messages":[{"role":"user","content":[{"type":"text","text":"parts"}]}]})",
+      R"({"messages":[{"role":"user","content":null,"tool_calls":[{"id":"c1"}]}]})",
+      R"({"messages":"not a list"})",
+      R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function"}]})",
+      R"({"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}})",
+      R"([{"role":"user","content":"hi"}])",
+  };
+  EstimateOptions fixed;
+  fixed.encoding = &o200k();
+  for (const auto& body : bodies) {
+    EXPECT_EQ(estimate_request(Endpoint::chat_completions, body, fixed).prompt_tokens,
+              prompt_tokens(Endpoint::chat_completions, body, o200k()))
+        << body;
+  }
+  EXPECT_EQ(estimate_request(Endpoint::chat_completions, bodies[5], fixed).prompt_tokens, 3 + 3 + 1 + o200k().count("bbbb bbbb"));
+}
+
+TEST(Estimate, ChatFastPathAllowance) {
+  EstimateOptions o;
+  o.default_completion_tokens = 77;
+  const auto allowance = [&](const char* body) { return estimate_request(Endpoint::chat_completions, body, o).completion_allowance_tokens; };
+  EXPECT_EQ(allowance(R"({"messages":[]})"), 77u);
+  EXPECT_EQ(allowance(R"({"messages":[],"max_tokens":10,"max_completion_tokens":20})"), 20u);
+  EXPECT_EQ(allowance(R"({"messages":[],"max_completion_tokens":"x","max_tokens":10})"), 10u);
+  EXPECT_EQ(allowance(R"({"messages":[],"max_tokens":-5})"), 0u);
+  EXPECT_EQ(allowance(R"({"messages":[],"max_tokens":12.7})"), 12u);
+  EXPECT_EQ(allowance(R"({"messages":[],"max_tokens":10,"n":3,"best_of":2})"), 30u);
+  EXPECT_EQ(allowance(R"({"messages":[],"max_tokens":10,"n":"3"})"), 10u);
+  EXPECT_EQ(allowance(R"({"messages":[],"max_tokens":10,"max_tokens":4})"), 4u);  // repeated: last wins
 }
 
 TEST(Estimate, ModelPicksTheEncoding) {
