@@ -117,7 +117,12 @@ struct Transport::Impl {
       }
       const auto colon = line.find(':');
       if (colon == std::string_view::npos) return size * n;
-      t->response.headers.emplace_back(lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
+      // One string per name and value, lowered in place (ASCII; no locale call per byte).
+      if (t->response.headers.empty()) t->response.headers.reserve(16);
+      std::string& name = t->response.headers.emplace_back(trim(line.substr(0, colon)), trim(line.substr(colon + 1))).first;
+      for (char& c : name) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
     } catch (...) {
       return 0;
     }
