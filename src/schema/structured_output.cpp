@@ -269,6 +269,23 @@ struct AnswerChecker::Impl {
   std::map<std::string, std::string, std::less<>> broken;                   // schema -> why unusable
 };
 
+namespace {
+
+// False when every "refusal" key in the body is followed by null (what OpenAI and the
+// simulator send on every ordinary answer), so plain answers skip the JSON parse; true
+// (parse and look) on anything else.
+bool may_carry_refusal(std::string_view body) noexcept {
+  constexpr std::string_view key = "\"refusal\"";
+  for (auto pos = body.find(key); pos != std::string_view::npos; pos = body.find(key, pos + key.size())) {
+    std::size_t i = pos + key.size();
+    while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r' || body[i] == ':')) ++i;
+    if (body.substr(i, 4) != "null") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 AnswerChecker::AnswerChecker(std::optional<std::string> fixed_schema_json) : impl_(std::make_unique<Impl>()) {
   if (fixed_schema_json) impl_->fixed.emplace(*fixed_schema_json);
 }
@@ -279,8 +296,7 @@ Verdict AnswerChecker::check(std::string_view request_body, std::string_view res
   if (impl_->fixed) return check_chat_answer(response_body, &*impl_->fixed, false);
   // Fast path for plain requests: nothing to check unless the body asks for a format or the
   // answer carries a refusal (both are visible as plain substrings).
-  if (request_body.find("\"response_format\"") == std::string_view::npos &&
-      response_body.find("\"refusal\"") == std::string_view::npos) {
+  if (request_body.find("\"response_format\"") == std::string_view::npos && !may_carry_refusal(response_body)) {
     return {};
   }
   const auto format = requested_format(request_body);

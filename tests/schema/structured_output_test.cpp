@@ -101,6 +101,11 @@ TEST(AnswerChecker, PerLineResponseFormat) {
   const std::string text_line = R"({"model":"m"})";
   EXPECT_TRUE(checker.check(text_line, chat({{"content", "free text"}})).ok());
   EXPECT_EQ(checker.check(text_line, chat({{"refusal", "no"}})).kind, ErrorKind::refusal);
+  // Null refusals (every ordinary answer) are skipped without a parse; a real one still counts.
+  EXPECT_TRUE(checker.check(text_line, chat({{"content", "hi"}, {"refusal", nullptr}})).ok());
+  EXPECT_TRUE(checker.check(text_line, R"({"choices":[{"message":{"content":"hi","refusal" : null}}]})").ok());
+  EXPECT_EQ(checker.check(text_line, R"({"choices":[{"message":{"refusal":"no"}}],"x":{"refusal":null}})").kind, ErrorKind::refusal);
+  EXPECT_EQ(checker.check(text_line, R"({"x":{"refusal":null},"choices":[{"message":{"refusal": "no"}}]})").kind, ErrorKind::refusal);
 }
 
 TEST(AnswerChecker, FixedSchemaAppliesToEveryLine) {
