@@ -163,24 +163,22 @@ class NullSink final : public Sink {
   void close() override {}
 };
 
-// Adds up the cost and usage of every row and prints one line when the run closes.
-class CostTally final : public Sink {
+// Adds up the cost and usage of every attempt that got an answer (a re-asked invalid answer
+// is paid for too), fed by the engine's settle hook; printed once when the run closes.
+class AttemptCost {
  public:
-  CostTally(const cost::PriceTable& prices, bool quiet) : prices_(prices), quiet_(quiet) {}
-  void write(const Outcome& outcome, const RowContext& context) override {
-    if (outcome.usage.total_tokens == 0 && outcome.usage.prompt_tokens == 0) return;
-    const std::string model(context.model);
+  explicit AttemptCost(const cost::PriceTable& prices) : prices_(prices) {}
+  void add(const std::string& model, const Usage& usage) {
+    if (usage.total_tokens == 0 && usage.prompt_tokens == 0) return;
     if (prices_.find(model) == nullptr) {
       unpriced_ = true;
       return;
     }
-    total_usd_ += cost::actual_charge(prices_, model, outcome.usage).cost_usd;
-    cached_ += outcome.usage.cached_tokens;
-    reasoning_ += outcome.usage.reasoning_tokens;
+    total_usd_ += cost::actual_charge(prices_, model, usage).cost_usd;
+    cached_ += usage.cached_tokens;
+    reasoning_ += usage.reasoning_tokens;
   }
-  void flush() override {}
-  void close() override {
-    if (quiet_) return;
+  void print() const {
     std::fprintf(stderr, "cost: $%.4f (prices as of %s)%s; cached prompt tokens %llu, reasoning tokens %llu\n",
                  total_usd_, prices_.as_of().empty() ? "?" : prices_.as_of().c_str(),
                  unpriced_ ? ", some models unpriced" : "", static_cast<unsigned long long>(cached_),
@@ -189,11 +187,25 @@ class CostTally final : public Sink {
 
  private:
   const cost::PriceTable& prices_;
-  bool quiet_;
   double total_usd_ = 0;
   std::uint64_t cached_ = 0;
   std::uint64_t reasoning_ = 0;
   bool unpriced_ = false;
+};
+
+// Prints the attempts' cost when the sinks close (after the last outcome).
+class CostLine final : public Sink {
+ public:
+  CostLine(std::shared_ptr<const AttemptCost> tally, bool quiet) : tally_(std::move(tally)), quiet_(quiet) {}
+  void write(const Outcome&, const RowContext&) override {}
+  void flush() override {}
+  void close() override {
+    if (!quiet_) tally_->print();
+  }
+
+ private:
+  std::shared_ptr<const AttemptCost> tally_;
+  bool quiet_;
 };
 
 // ---- engine hooks, used when EngineOptions has them ------------------------------------------
@@ -370,7 +382,8 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
     add_sink(wrap(std::move(errors)), f.errors_path);
   }
   if (!counting) add_sink(wrap(std::make_unique<NullSink>()), "");  // checks and counts for a .jsonl output
-  add_sink(std::make_unique<CostTally>(run->prices, quiet), "");
+  auto attempt_cost = std::make_shared<AttemptCost>(run->prices);
+  add_sink(std::make_unique<CostLine>(attempt_cost, quiet), "");
   counts().active = true;
 
   if (table_input) {
@@ -417,6 +430,11 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
       throw Error("--max-cost, --max-tokens and --daily-budget need an engine with admission hooks (not in this build)");
     }
   }
+  // Every attempt's usage, whether or not a budget is set: the cost line counts what was paid.
+  o.settle = [attempt_cost, budget_settle = std::move(o.settle)](const Request& r, const Usage& u) {
+    attempt_cost->add(r.model, u);
+    if (budget_settle) budget_settle(r, u);
+  };
 }
 
 int finish_run_table_options(int exit_code, bool quiet) {

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -193,6 +194,7 @@ TEST_F(TablesRun, FiveHundredRowsToCsvAndSqliteWithTheSchemasColumnsEveryRowOnce
 TEST_F(TablesRun, InjectedSchemaViolationsAreCaughtAndReAsked) {
   SimProcess sim({"--invalid-content-rate", "0.3", "--seed", "7"});
   auto args = table_args(dir.file("out.csv"));
+  args.erase(std::find(args.begin(), args.end(), "-q"));  // keep the closing cost line
   args.insert(args.end(), {"--retry-invalid", "4", "--errors", dir.file("failed.csv")});
   const int rc = run_floodgate(sim, args, dir.file("run.log"));
   ASSERT_TRUE(rc == 0 || rc == 1) << rc << "\n" << slurp(dir.file("run.log"));
@@ -215,6 +217,10 @@ TEST_F(TablesRun, InjectedSchemaViolationsAreCaughtAndReAsked) {
     EXPECT_NE(validator.validate(r.at("content")), "");  // what was caught is really invalid
     attempts += std::stoull(r.at("attempts"));
   }
+  double final_rows_usd = 0;
+  for (const auto* t : {&ok, &failed}) {
+    for (const auto& r : t->rows) final_rows_usd += std::stod(r.at("cost_usd"));
+  }
   // With 30% invalid answers about 150 first answers are invalid; re-asking 4 times leaves
   // about 500 * 0.3^5 ≈ 1 failure. Without re-asking there would be ~150.
   EXPECT_LT(failed.rows.size(), 15u);
@@ -225,6 +231,15 @@ TEST_F(TablesRun, InjectedSchemaViolationsAreCaughtAndReAsked) {
     if (e.value("path", "") == "/v1/chat/completions" && e.value("status", 0) == 200) ++chat_200;
   }
   EXPECT_EQ(chat_200, attempts);
+  // Re-asked answers are paid for: the closing cost line counts every answered attempt, not
+  // only each row's last one (rows' own cost_usd columns hold their final attempt).
+  const std::string log = slurp(dir.file("run.log"));
+  const auto at = log.find("cost: $");
+  ASSERT_NE(at, std::string::npos) << log;
+  const double run_usd = std::stod(log.substr(at + 7));
+  const double ratio = static_cast<double>(attempts) / 500.0;
+  EXPECT_GT(run_usd, final_rows_usd * (1.0 + (ratio - 1.0) / 2)) << "attempts " << attempts << ", rows $" << final_rows_usd;
+  EXPECT_LT(run_usd, final_rows_usd * ratio * 1.5) << "attempts " << attempts << ", rows $" << final_rows_usd;
 }
 
 TEST_F(TablesRun, MaxTokensBudgetStopsWithinOneWorstCaseAndResumes) {
