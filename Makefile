@@ -6,6 +6,11 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
+# ccache hits across checkouts in different folders (CI clones afresh each time): paths are
+# taken relative to the checkout, and the build folder's path is left out of the hash.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
+
 .PHONY: all deps configure build test demo bench sanitize fuzz clean
 
 all: build
