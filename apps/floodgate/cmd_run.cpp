@@ -22,6 +22,7 @@ struct RunFlags {
   bool overwrite = false;
   std::string endpoint;
   bool ordered = false;
+  bool ignore_pause = false;
   EngineFlags engine;
 };
 
@@ -38,6 +39,7 @@ int run(const RunFlags& f) {
   }
 
   o.ordered = f.ordered;
+  o.ignore_pause = f.ignore_pause;
   apply_engine_flags(f.engine, o);
 
   apply_run_table_options(o, f.engine.default_completion_tokens, f.engine.quiet);  // tables, schema, cost, budgets
@@ -79,7 +81,10 @@ void register_run(CLI::App& app, int& exit_code) {
       "  floodgate run prompts.jsonl -o out.jsonl --endpoint /v1/chat/completions --limits limits.json\n"
       "  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 floodgate run in.jsonl -o out.jsonl\n\n"
       "Exit codes: 0 all succeeded, 1 some lines failed, 2 usage error, 3 insufficient_quota (resumable),\n"
-      "4 budget reached (resumable), 5 interrupted (resumable), 6 paused until a limit resets (resumable).");
+      "4 budget reached (resumable), 5 interrupted (resumable), 6 paused until a limit resets (resumable).\n\n"
+      "A model the provider paused (a 429 asking to wait beyond --max-server-wait, e.g. a daily limit)\n"
+      "is remembered in the journal: a re-run before that time sends nothing for it (exit 6 again)\n"
+      "while other models go on, unless --ignore-pause is given.");
   cmd->add_option("input", f->input, "requests, one JSON object per line; - for stdin")->required();
   cmd->add_option("-o,--output", f->output, "where results go (Batch API output format); - for stdout (needs --journal)")->required();
   cmd->add_option("--journal", f->journal, "the resume journal (default: OUTPUT.journal)");
@@ -87,6 +92,8 @@ void register_run(CLI::App& app, int& exit_code) {
   cmd->add_option("--endpoint", f->endpoint, "where bare request bodies go, e.g. /v1/chat/completions");
 
   cmd->add_flag("--ordered", f->ordered, "write output lines in input order (bounded reorder buffer)");
+  cmd->add_flag("--ignore-pause", f->ignore_pause,
+                "send to models an earlier run paused (a daily limit's retry-after) even before the pause ends");
   add_engine_flags(cmd, f->engine);
   add_run_table_options(cmd);  // --template, --schema, --prices, --max-cost ... (run_tables_options.cpp)
   cmd->callback([f, &exit_code] { exit_code = run(*f); });

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <random>
@@ -67,6 +68,16 @@ std::string thousands(std::uint64_t v) {
     out.push_back(digits[i]);
   }
   return out;
+}
+
+// "2026-11-23 03:12 UTC", rounded up to the minute (a time to wait for, never early).
+std::string format_utc(std::chrono::system_clock::time_point t) {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::ceil<std::chrono::minutes>(t));
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char when[64];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
+  return when;
 }
 
 std::atomic<Engine*> g_signal_engine{nullptr};
@@ -151,8 +162,18 @@ struct Engine::Impl {
   bool interrupted = false;
   std::optional<TimePoint> paused_until;
   std::string paused_model;
+  // Paused models (this run's 429s, or recorded by an earlier run): for the stop reason.
+  struct PauseNote {
+    std::chrono::system_clock::time_point until;
+    std::string reason;
+    bool recorded = false;  // from the journal: nothing was sent for the model this run
+    std::uint64_t left = 0;  // requests left for a re-run because of it
+  };
+  std::map<std::string, PauseNote, std::less<>> pauses;
 
-  std::vector<std::string> base_headers;
+  // Header lines shared by every request (built once, never copied per request).
+  std::shared_ptr<const std::vector<std::string>> base_headers;  // credentials
+  std::shared_ptr<const std::vector<std::string>> json_headers;  // credentials + Content-Type
   std::string run_nonce;
   std::map<Endpoint, std::string> urls;
   std::size_t lookahead = 0;
@@ -220,6 +241,8 @@ struct Engine::Impl {
 
     if (output_is_file && journal_exists) reconcile_output();
 
+    load_recorded_pauses();
+
     const bool resume = journal->count() > 0;
     journal->for_each_key([this](std::string_view key) { done_keys.insert(key); });
     sink = make_jsonl_sink(opt.output_path, resume ? OpenMode::append : OpenMode::truncate, opt.fsync);
@@ -229,15 +252,72 @@ struct Engine::Impl {
     }
 
     // Headers shared by every request. The key is only ever placed here.
-    if (!opt.credentials.api_key.empty()) base_headers.push_back("Authorization: Bearer " + opt.credentials.api_key);
-    if (!opt.credentials.organization.empty()) base_headers.push_back("OpenAI-Organization: " + opt.credentials.organization);
-    if (!opt.credentials.project.empty()) base_headers.push_back("OpenAI-Project: " + opt.credentials.project);
+    std::vector<std::string> shared;
+    if (!opt.credentials.api_key.empty()) shared.push_back("Authorization: Bearer " + opt.credentials.api_key);
+    if (!opt.credentials.organization.empty()) shared.push_back("OpenAI-Organization: " + opt.credentials.organization);
+    if (!opt.credentials.project.empty()) shared.push_back("OpenAI-Project: " + opt.credentials.project);
+    base_headers = std::make_shared<const std::vector<std::string>>(shared);
+    shared.emplace_back("Content-Type: application/json");
+    json_headers = std::make_shared<const std::vector<std::string>>(std::move(shared));
     std::random_device rd;
     run_nonce = hex64((static_cast<std::uint64_t>(rd()) << 32) ^ rd()).substr(0, 12);
     for (Endpoint e : {Endpoint::chat_completions, Endpoint::embeddings, Endpoint::audio_transcriptions, Endpoint::completions,
                        Endpoint::responses}) {
       urls[e] = join_url(opt.base_url, endpoint_path(e));
     }
+  }
+
+  // A pause an earlier run recorded (the provider asked to wait hours for a model) still in
+  // force suspends the model's lane from the start: nothing is sent for it, its requests
+  // are left for a re-run, other models go on, and the run ends with exit code 6.
+  void load_recorded_pauses() {
+    const auto wall_now = std::chrono::system_clock::now();
+    for (Journal::Pause& p : journal->pauses()) {
+      if (p.until <= wall_now) {
+        journal->clear_pause(p.model);
+        continue;
+      }
+      if (opt.ignore_pause) {
+        progress->message("warning", "model \"" + p.model + "\" was paused until " + format_utc(p.until) + " by " + p.reason +
+                                         "; sending anyway (--ignore-pause)");
+        journal->clear_pause(p.model);
+        continue;
+      }
+      Lane& lane = lane_for(p.model);
+      const TimePoint until = start + duration_cast<Duration>(p.until - wall_now);
+      lane.limiter->pause_until(until);
+      lane.suspended = true;
+      lane.suspended_until = until;
+      pauses[p.model] = PauseNote{p.until, std::move(p.reason), true, 0};
+    }
+  }
+
+  // The requests queued on a suspended lane are left for a re-run (unwritten, so resumable).
+  void abandon_suspended(Lane& lane, TimePoint now) {
+    if (lane.queue.empty()) return;
+    PauseNote& note = pauses[lane.model];
+    if (note.recorded && note.left == 0) {
+      progress->message("warning", pause_text(lane.model, note));
+    }
+    if (!paused_until || lane.suspended_until > *paused_until) {
+      paused_until = lane.suspended_until;
+      paused_model = lane.model;
+    }
+    while (!lane.queue.empty()) {
+      Item* item = lane.queue.front();
+      lane.queue.pop_front();
+      ++note.left;
+      abandon(item, now);
+    }
+  }
+
+  [[nodiscard]] static std::string pause_text(const std::string& model, const PauseNote& note) {
+    if (note.recorded) {
+      return "model \"" + model + "\" paused until " + format_utc(note.until) + " by " + note.reason +
+             "; nothing sent for it; re-run after that or pass --ignore-pause";
+    }
+    return "model \"" + model + "\" may resume after " + format_utc(note.until) + ", paused by " + note.reason +
+           "; re-run after that to resume";
   }
 
   // After a crash the output may hold lines the journal has not committed yet (written,
@@ -482,12 +562,12 @@ struct Engine::Impl {
     http::HttpRequest hr;
     hr.tag = item->seq;
     hr.url = urls[item->req.endpoint];
-    hr.headers = base_headers;
     hr.headers.push_back("x-client-request-id: " + item->client_request_id);
     if (item->multipart) {
+      hr.common_headers = base_headers;
       hr.mime = http::make_mime_builder(item->multipart);  // curl sets the multipart Content-Type
     } else {
-      hr.headers.emplace_back("Content-Type: application/json");
+      hr.common_headers = json_headers;
       // A non-owning view: the item outlives its transfer (cancel_all() runs before any
       // in-flight item is dropped).
       hr.body = std::shared_ptr<const std::string>(std::shared_ptr<const std::string>{}, &item->req.body);
@@ -511,7 +591,10 @@ struct Engine::Impl {
     lane_cursor = (lane_cursor + 1) % n;
     for (std::size_t k = 0; k < n; ++k) {
       Lane& lane = *order[(lane_cursor + k) % n];
-      if (lane.suspended) continue;
+      if (lane.suspended) {
+        abandon_suspended(lane, now);
+        continue;
+      }
       while (!lane.queue.empty()) {
         if (in_flight.size() >= opt.max_in_flight) return wake;
         if (lane.next_try > now) {
@@ -717,6 +800,13 @@ struct Engine::Impl {
           paused_until = until;
           paused_model = lane.model;
         }
+        // Remembered in the journal: a re-run before `until` sends nothing for the model.
+        const auto wall_until = std::chrono::system_clock::now() + duration_cast<std::chrono::system_clock::duration>(d.delay);
+        const std::string reason = std::string(d.delay >= std::chrono::hours(1) ? "the provider's daily limit" : "the provider's rate limit") +
+                                   " (a 429 asked to wait " + format_duration(duration_cast<std::chrono::seconds>(d.delay)) + ")";
+        journal->set_pause(Journal::Pause{lane.model, wall_until, reason});
+        PauseNote& note = pauses[lane.model];
+        if (note.until < wall_until) note = PauseNote{wall_until, reason, false, note.left};
         progress->message("warning", "the server asks to wait " + format_duration(d.delay) + " for model \"" + lane.model +
                                          "\" (beyond the retry horizon): no more requests for it in this run; re-run after that to resume");
         lane.queue.push_front(item);  // stays unfinished: resumable
@@ -913,11 +1003,13 @@ struct Engine::Impl {
       summary.stop_reason = "budget: " + (opt.budget_reason ? opt.budget_reason() : std::string("reached"));
     } else if (paused_until) {
       summary.exit_code = exit_code::paused;
-      const auto wall_resume = std::chrono::system_clock::now() + duration_cast<std::chrono::system_clock::duration>(*paused_until - end);
-      const std::time_t t = std::chrono::system_clock::to_time_t(wall_resume);
-      char when[64];
-      std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
-      summary.stop_reason = "paused: model \"" + paused_model + "\" may resume after " + when;
+      summary.stop_reason = "paused:";
+      const char* sep = " ";
+      for (const auto& [model, note] : pauses) {
+        if (note.left == 0 && note.recorded) continue;  // a recorded pause of a model this input did not need
+        summary.stop_reason += sep + pause_text(model, note);
+        sep = "; ";
+      }
     } else if (summary.failed > 0) {
       summary.exit_code = exit_code::some_failed;
     } else {

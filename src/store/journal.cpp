@@ -45,6 +45,7 @@ Journal::Journal(const std::string& path, const std::string& run_identity) : pat
         " total_tokens INTEGER NOT NULL,"
         " output_written INTEGER NOT NULL,"
         " finished_at REAL NOT NULL) WITHOUT ROWID");
+    exec("CREATE TABLE IF NOT EXISTS pauses(model TEXT PRIMARY KEY, until_unix_ms INTEGER NOT NULL, reason TEXT NOT NULL)");
     auto existing = meta("run_identity");
     if (!existing) {
       set_meta("run_identity", run_identity);
@@ -179,6 +180,53 @@ void Journal::remove(const std::vector<std::string>& keys) {
   }
   sqlite3_finalize(st);
   exec("COMMIT");
+}
+
+void Journal::set_pause(const Pause& pause) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO pauses(model,until_unix_ms,reason) VALUES(?,?,?)", -1, &st, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "pause"), exit_code::internal);
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(pause.until.time_since_epoch()).count();
+  bind_text(st, 1, pause.model);
+  sqlite3_bind_int64(st, 2, static_cast<sqlite3_int64>(ms));
+  bind_text(st, 3, pause.reason);
+  const int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) throw Error(sqlite_error(db_, "pause"), exit_code::internal);
+}
+
+void Journal::clear_pause(std::string_view model) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "DELETE FROM pauses WHERE model=?", -1, &st, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "pause"), exit_code::internal);
+  }
+  bind_text(st, 1, model);
+  const int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) throw Error(sqlite_error(db_, "pause"), exit_code::internal);
+}
+
+std::vector<Journal::Pause> Journal::pauses() {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT model,until_unix_ms,reason FROM pauses ORDER BY model", -1, &st, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "pause"), exit_code::internal);
+  }
+  std::vector<Pause> out;
+  auto text = [st](int col) {
+    const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, col));
+    return std::string(t != nullptr ? t : "", static_cast<std::size_t>(sqlite3_column_bytes(st, col)));
+  };
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    Pause p;
+    p.model = text(0);
+    p.until = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds(sqlite3_column_int64(st, 1))));
+    p.reason = text(2);
+    out.push_back(std::move(p));
+  }
+  sqlite3_finalize(st);
+  return out;
 }
 
 void Journal::set_meta(const std::string& key, const std::string& value) {

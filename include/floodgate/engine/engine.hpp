@@ -59,6 +59,9 @@ struct EngineOptions {
   std::size_t lookahead = 0;             // requests read ahead; 0 = max(1024, 8 x max_in_flight)
   Duration checkpoint_interval = std::chrono::milliseconds(200);
   bool fsync = false;                    // fdatasync the output at every checkpoint
+  // A model paused by an earlier run (journaled: the provider asked to wait beyond
+  // retry.max_server_wait) gets nothing sent before the pause ends; true sends anyway.
+  bool ignore_pause = false;
 
   http::TransportOptions transport;
   Estimator estimator;                   // null: conservative_estimator()

@@ -10,8 +10,12 @@
 //     stored on creation; opening with a different identity throws, so resuming against a
 //     different input is caught instead of silently skipping the wrong lines.
 // Invalid input lines without a custom_id are journaled under the key "@line:<N>".
+// Pauses: a model the provider told us to leave alone until a wall-clock time (a 429 whose
+// retry-after is beyond --max-server-wait, e.g. a daily limit) is remembered here, so a
+// re-run sends nothing for it before that time instead of collecting the same 429s.
 // Not thread-safe: used from the engine's thread.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,7 +61,19 @@ class Journal {
   // Removes rows (used by reconciliation when the output lost them).
   void remove(const std::vector<std::string>& keys);
 
-  // Free-form metadata (e.g. "paused_until").
+  // A model paused until a wall-clock time. set_pause() replaces the model's pause and is
+  // written at once (one statement, not batched with outcomes); pauses() lists them all,
+  // expired ones included (the caller decides; clear_pause() forgets one).
+  struct Pause {
+    std::string model;
+    std::chrono::system_clock::time_point until;
+    std::string reason;  // for messages, e.g. "the provider's daily limit (a 429 asked to wait 5h)"
+  };
+  void set_pause(const Pause& pause);
+  void clear_pause(std::string_view model);
+  [[nodiscard]] std::vector<Pause> pauses();
+
+  // Free-form metadata.
   void set_meta(const std::string& key, const std::string& value);
   [[nodiscard]] std::optional<std::string> meta(const std::string& key);
 

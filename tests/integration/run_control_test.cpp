@@ -1,0 +1,199 @@
+// `floodgate run`'s control flow against `floodgate sim`: a pause remembered across runs
+// (daily limit), --ordered output across an interrupted run and its resume, --max-wait,
+// and a per-model --limits file. Jobs are short (high limits, small counts); the sim's
+// stats and ledger are the judge.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/sim_process.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using floodgate::test::SimProcess;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("fg_ctl_" + std::to_string(::getpid()) + "_" + std::to_string(Clock::now().time_since_epoch().count()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+json chat_line(const std::string& id, const std::string& model, int i) {
+  return {{"custom_id", id},
+          {"method", "POST"},
+          {"url", "/v1/chat/completions"},
+          {"body", {{"model", model}, {"messages", {{{"role", "user"}, {"content", "Say something about " + std::to_string(i)}}}}, {"max_tokens", 8}}}};
+}
+
+// `floodgate run ARGS` as a child process (stdout and stderr to `log`).
+class RunProcess {
+ public:
+  RunProcess(const std::vector<std::string>& args, const std::string& api_key, const fs::path& log) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      ::setenv("OPENAI_API_KEY", api_key.c_str(), 1);
+      ::unsetenv("OPENAI_BASE_URL");
+      std::vector<std::string> all = {FLOODGATE_BIN, "run"};
+      all.insert(all.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~RunProcess() {
+    if (pid_ > 0 && !done_) {
+      ::kill(pid_, SIGKILL);
+      (void)wait(std::chrono::seconds(10));
+    }
+  }
+  RunProcess(const RunProcess&) = delete;
+  RunProcess& operator=(const RunProcess&) = delete;
+  void signal(int sig) const { ::kill(pid_, sig); }
+  // The exit code, 128+signal when killed, or -1 on timeout.
+  int wait(std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        done_ = true;
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -2;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool done_ = false;
+};
+
+std::vector<std::string> run_args(const SimProcess& sim, const fs::path& in, const fs::path& out, const std::vector<std::string>& extra) {
+  std::vector<std::string> a = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--quiet"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+int run_to_end(const SimProcess& sim, const fs::path& in, const fs::path& out, const std::vector<std::string>& extra, const fs::path& log) {
+  RunProcess p(run_args(sim, in, out, extra), sim.api_key(), log);
+  return p.wait(std::chrono::seconds(60));
+}
+
+std::vector<json> read_output(const fs::path& out) {
+  std::vector<json> lines;
+  std::ifstream f(out);
+  std::string line;
+  while (std::getline(f, line)) {
+    if (!line.empty()) lines.push_back(json::parse(line));
+  }
+  return lines;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::int64_t model_requests(const SimProcess& sim, const std::string& model) {
+  const json stats = sim.stats();
+  return stats["models"].contains(model) ? stats["models"][model]["requests"].get<std::int64_t>() : 0;
+}
+
+std::size_t count_prefix(const std::vector<json>& lines, char prefix) {
+  return static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [&](const json& l) {
+    return l["custom_id"].is_string() && l["custom_id"].get<std::string>()[0] == prefix;
+  }));
+}
+
+// ---- 1. a pause is remembered ----------------------------------------------------------------
+
+TEST(RunControl, DailyPauseIsRememberedAcrossRunsUnlessIgnored) {
+  TempDir dir;
+  const fs::path cfg = dir.path / "sim.json";
+  std::ofstream(cfg) << R"({"models":{"gpt-4o-mini":{"rpd":20}}})";
+  SimProcess sim({"--config", cfg.string()});
+  // m* lines go to the daily-limited model, n* lines to an unlimited one, interleaved.
+  const fs::path in = dir.path / "in.jsonl";
+  {
+    std::ofstream f(in);
+    for (int i = 0; i < 30; ++i) {
+      f << chat_line("m" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
+      f << chat_line("n" + std::to_string(i), "gpt-4.1-nano", i).dump() << "\n";
+    }
+  }
+  const fs::path out = dir.path / "out.jsonl";
+
+  // Run 1: the 21st request of gpt-4o-mini is told to wait ~72 min: exit 6, the rest go on.
+  ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "2"}, dir.path / "log1"), 6) << slurp(dir.path / "log1");
+  auto lines = read_output(out);
+  EXPECT_EQ(count_prefix(lines, 'm'), 20u);
+  EXPECT_EQ(count_prefix(lines, 'n'), 30u);
+  EXPECT_NE(slurp(dir.path / "log1").find("may resume after"), std::string::npos) << slurp(dir.path / "log1");
+
+  // Lose the n* lines from the output: reconciliation forgets them, so run 2 has work for the
+  // other model and shows it goes on while the paused one gets nothing.
+  {
+    std::ofstream f(out, std::ios::trunc);
+    for (const auto& l : lines) {
+      if (l["custom_id"].get<std::string>()[0] == 'm') f << l.dump() << "\n";
+    }
+  }
+  const std::int64_t mini_before = model_requests(sim, "gpt-4o-mini");
+  const std::int64_t nano_before = model_requests(sim, "gpt-4.1-nano");
+
+  // Run 2, at once: nothing sent for gpt-4o-mini, exit 6 again with the reason.
+  ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "2"}, dir.path / "log2"), 6) << slurp(dir.path / "log2");
+  const std::string log2 = slurp(dir.path / "log2");
+  EXPECT_NE(log2.find("model \"gpt-4o-mini\" paused until"), std::string::npos) << log2;
+  EXPECT_NE(log2.find("nothing sent"), std::string::npos) << log2;
+  EXPECT_NE(log2.find("--ignore-pause"), std::string::npos) << log2;
+  EXPECT_EQ(model_requests(sim, "gpt-4o-mini"), mini_before) << "a remembered pause must send nothing";
+  EXPECT_EQ(model_requests(sim, "gpt-4.1-nano"), nano_before + 30);
+  lines = read_output(out);
+  EXPECT_EQ(count_prefix(lines, 'm'), 20u);
+  EXPECT_EQ(count_prefix(lines, 'n'), 30u);
+
+  // Run 3 with --ignore-pause: it does send (and the sim, still over its daily limit, pauses
+  // it again).
+  ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "2", "--ignore-pause"}, dir.path / "log3"), 6) << slurp(dir.path / "log3");
+  EXPECT_GT(model_requests(sim, "gpt-4o-mini"), mini_before);
+  EXPECT_EQ(read_output(out).size(), 50u);
+}
+
+}  // namespace
