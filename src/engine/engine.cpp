@@ -22,6 +22,7 @@
 #include "floodgate/limit/limiter_set.hpp"
 #include "floodgate/limit/rate_limit_headers.hpp"
 #include "floodgate/store/journal.hpp"
+#include "floodgate/store/output_order.hpp"
 
 namespace floodgate::engine {
 namespace {
@@ -78,6 +79,15 @@ std::string format_utc(std::chrono::system_clock::time_point t) {
   char when[64];
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
   return when;
+}
+
+// The journal key read_input() gives an input line: its custom_id the first time the id is
+// seen, else "@line:N" (a bad line without a usable id, a duplicate id). `ids` holds the
+// ids seen so far. Used to restore input order in a resumed --ordered output.
+std::string input_line_key(const ParsedLine& p, std::uint64_t line_no, CustomIdSet& ids) {
+  const std::string& id = p.request ? p.request->custom_id : p.custom_id;
+  if (!id.empty() && ids.insert(id)) return id;
+  return "@line:" + std::to_string(line_no);
 }
 
 std::atomic<Engine*> g_signal_engine{nullptr};
@@ -160,6 +170,7 @@ struct Engine::Impl {
   bool quota_stop = false;
   bool budget_stop = false;
   bool interrupted = false;
+  bool resumed_output = false;  // OUTPUT held rows of an earlier run at start
   std::optional<TimePoint> paused_until;
   std::string paused_model;
   // Paused models (this run's 429s, or recorded by an earlier run): for the stop reason.
@@ -244,6 +255,7 @@ struct Engine::Impl {
     load_recorded_pauses();
 
     const bool resume = journal->count() > 0;
+    resumed_output = resume && output_is_file;
     journal->for_each_key([this](std::string_view key) { done_keys.insert(key); });
     sink = make_jsonl_sink(opt.output_path, resume ? OpenMode::append : OpenMode::truncate, opt.fsync);
     if (resume) {
@@ -922,6 +934,37 @@ struct Engine::Impl {
     return s;
   }
 
+  // One run writes --ordered rows in input order, but a resumed run appends after the rows
+  // of earlier runs. At its end (the sink closed, the journal committed) the output is put
+  // back in input order by an atomic rewrite; see store/output_order.hpp. Not after a
+  // second Ctrl-C (stop at once); the next --ordered run does it.
+  void restore_input_order() {
+    if (opt.input_path == "-") {
+      progress->message("warning", "--ordered: the input is stdin, so the rows of earlier runs cannot be put back in input order");
+      return;
+    }
+    LineReader in(opt.input_path);
+    CustomIdSet ids;
+    auto next_key = [&](std::string& key) {
+      std::string_view line;
+      while (in.next(line)) {
+        if (is_blank_line(line)) continue;
+        key = input_line_key(parse_input_line(line, in.line_no(), opt.input), in.line_no(), ids);
+        return true;
+      }
+      return false;
+    };
+    try {
+      const ReorderStats r = reorder_output(opt.output_path, next_key);
+      if (r.rewritten) {
+        progress->message("info", "--ordered: " + opt.output_path + " rewritten in input order (" + thousands(r.lines) +
+                                      " lines, rows of earlier runs included)");
+      }
+    } catch (const Error& e) {
+      progress->message("warning", std::string(e.what()) + "; the output keeps every row, in completion order across runs");
+    }
+  }
+
   // ---- the loop -----------------------------------------------------------------------------
 
   RunSummary run() {
@@ -983,6 +1026,7 @@ struct Engine::Impl {
     progress->update(progress_state(end), end, true);
     progress->finish();  // before the sinks close: some print a closing line
     sink->close();
+    if (opt.ordered && resumed_output && !stop_now) restore_input_order();
     for (auto& s : opt.extra_sinks) s->close();
 
     summary.wall_seconds = std::chrono::duration<double>(end - start).count();

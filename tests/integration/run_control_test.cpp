@@ -196,4 +196,68 @@ TEST(RunControl, DailyPauseIsRememberedAcrossRunsUnlessIgnored) {
   EXPECT_EQ(read_output(out).size(), 50u);
 }
 
+// ---- 2. --ordered across an interrupted run ---------------------------------------------------
+
+// The key each input line is written under: its custom_id, or "@line:N" for a line without
+// a usable one (a bad line, a duplicate id).
+std::string output_key(const json& l) {
+  if (l["custom_id"].is_string()) return l["custom_id"].get<std::string>();
+  return "@line:" + std::to_string(l["error"]["line"].get<std::uint64_t>());
+}
+
+TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
+  TempDir dir;
+  SimProcess sim({"--rpm", "60000", "--latency", "random:1ms-30ms"});
+  const int n = 300;
+  const fs::path in = dir.path / "in.jsonl";
+  std::vector<std::string> expected;
+  {
+    std::ofstream f(in);
+    for (int i = 0; i < n; ++i) {
+      const std::string id = "q" + std::to_string(i);
+      f << chat_line(id, "gpt-4o-mini", i).dump() << "\n";
+      expected.push_back(id);
+      if (i == 40) {  // line 42: not JSON
+        f << "not json\n";
+        expected.push_back("@line:42");
+      }
+      if (i == 200) {  // line 203: a duplicate custom_id
+        f << chat_line("q7", "gpt-4o-mini", 7).dump() << "\n";
+        expected.push_back("@line:203");
+      }
+    }
+  }
+  const fs::path out = dir.path / "out.jsonl";
+  const std::vector<std::string> flags = {"--ordered", "--max-in-flight", "16"};
+  auto wait_for_lines = [&](std::size_t count) {
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (Clock::now() < deadline && read_output(out).size() < count) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  {  // Run 1: Ctrl-C part way.
+    RunProcess p(run_args(sim, in, out, flags), sim.api_key(), dir.path / "log1");
+    wait_for_lines(60);
+    p.signal(SIGINT);
+    ASSERT_EQ(p.wait(std::chrono::seconds(20)), 5) << slurp(dir.path / "log1");
+  }
+  const std::size_t after_first = read_output(out).size();
+  ASSERT_LT(after_first, expected.size());
+  {  // Run 2: a resume killed -9 part way.
+    RunProcess p(run_args(sim, in, out, flags), sim.api_key(), dir.path / "log2");
+    wait_for_lines(after_first + 60);
+    p.signal(SIGKILL);
+    ASSERT_EQ(p.wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  }
+  ASSERT_LT(read_output(out).size(), expected.size());
+  // Run 3 finishes the job: every key once, in input order.
+  const int rc = run_to_end(sim, in, out, flags, dir.path / "log3");  // 1 when it wrote an invalid line
+  ASSERT_TRUE(rc == 0 || rc == 1) << rc << slurp(dir.path / "log3");
+  const auto lines = read_output(out);
+  std::vector<std::string> got;
+  for (const auto& l : lines) got.push_back(output_key(l));
+  EXPECT_EQ(got, expected);
+  // The journal still agrees with the rewritten output: a further run finds nothing to do.
+  ASSERT_EQ(run_to_end(sim, in, out, flags, dir.path / "log4"), 0) << slurp(dir.path / "log4");
+  EXPECT_EQ(read_output(out).size(), expected.size());
+}
+
 }  // namespace
