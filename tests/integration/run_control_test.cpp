@@ -260,4 +260,107 @@ TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
   EXPECT_EQ(read_output(out).size(), expected.size());
 }
 
+// ---- 3. --max-wait and --limits FILE ----------------------------------------------------------
+
+TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) {
+  TempDir dir;
+  SimProcess sim;
+  const fs::path in = dir.path / "in.jsonl";
+  const int n = 8;
+  {
+    std::ofstream f(in);
+    for (int i = 0; i < n; ++i) f << chat_line("q" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
+  }
+  const fs::path out = dir.path / "out.jsonl";
+  // 60/min admits one request a second; a head of the lane gives up after 300 ms.
+  ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "60", "--max-wait", "300ms"}, dir.path / "log"), 1) << slurp(dir.path / "log");
+  const auto lines = read_output(out);
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(n));
+  std::map<std::string, int> seen;
+  int ok = 0;
+  int waited = 0;
+  for (const auto& l : lines) {
+    ++seen[l["custom_id"].get<std::string>()];
+    if (l["error"].is_null()) {
+      ++ok;
+      continue;
+    }
+    EXPECT_EQ(l["error"]["code"], "max_wait") << l.dump();
+    EXPECT_NE(l["error"]["message"].get<std::string>().find("--max-wait"), std::string::npos) << l.dump();
+    ++waited;
+  }
+  for (int i = 0; i < n; ++i) EXPECT_EQ(seen["q" + std::to_string(i)], 1);
+  EXPECT_GE(ok, 2) << "requests after a max_wait failure still go";
+  EXPECT_GE(waited, 3);
+  // A request that gave up waiting was never sent.
+  EXPECT_EQ(sim.stats()["requests"].get<int>(), ok);
+}
+
+// Milliseconds since the epoch of a ledger timestamp "2026-11-22T17:58:38.857Z".
+std::int64_t ledger_ms(const std::string& ts) {
+  std::tm tm{};
+  int ms = 0;
+  if (std::sscanf(ts.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+    ADD_FAILURE() << "bad ledger timestamp " << ts;
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(::timegm(&tm)) * 1000 + ms;
+}
+
+// The most timestamps (sorted) within any window of `window_ms`.
+std::size_t max_in_window(const std::vector<std::int64_t>& ts, std::int64_t window_ms) {
+  std::size_t best = 0;
+  std::size_t lo = 0;
+  for (std::size_t hi = 0; hi < ts.size(); ++hi) {
+    while (ts[hi] - ts[lo] >= window_ms) ++lo;
+    best = std::max(best, hi - lo + 1);
+  }
+  return best;
+}
+
+TEST(RunControl, LimitsFilePacesEachModelUnderItsOwnLimit) {
+  TempDir dir;
+  const fs::path sim_cfg = dir.path / "sim.json";
+  std::ofstream(sim_cfg) << R"({"models":{"gpt-4o-mini":{"rpm":6000},"gpt-4.1-nano":{"rpm":1200}}})";
+  SimProcess sim({"--config", sim_cfg.string()});
+  const fs::path limits = dir.path / "limits.json";
+  std::ofstream(limits) << R"({"models":{"gpt-4o-mini":{"rpm":6000},"gpt-4.1-nano":{"rpm":1200}}})";
+  const fs::path in = dir.path / "in.jsonl";
+  const int mini = 300;
+  const int nano = 60;
+  {
+    std::ofstream f(in);
+    for (int i = 0; i < mini; ++i) {
+      f << chat_line("m" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
+      if (i % 5 == 0) f << chat_line("n" + std::to_string(i / 5), "gpt-4.1-nano", i).dump() << "\n";
+    }
+  }
+  const fs::path out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--limits", limits.string()}, dir.path / "log"), 0) << slurp(dir.path / "log");
+  EXPECT_EQ(read_output(out).size(), static_cast<std::size_t>(mini + nano));
+
+  std::map<std::string, std::vector<std::int64_t>> ts;
+  for (const auto& e : sim.ledger()) {
+    if (e["status"] != 200) continue;
+    ts[e["model"].get<std::string>()].push_back(ledger_ms(e["ts"].get<std::string>()));
+  }
+  for (auto& [model, v] : ts) std::sort(v.begin(), v.end());
+  ASSERT_EQ(ts["gpt-4o-mini"].size(), static_cast<std::size_t>(mini));
+  ASSERT_EQ(ts["gpt-4.1-nano"].size(), static_cast<std::size_t>(nano));
+  // Each model at its own pace: a 1 s burst plus 1 s of pace is 2 x limit/60 in any second
+  // (10% for the sim's stamping jitter); spans at least (n - burst) / rate.
+  const auto& m = ts["gpt-4o-mini"];
+  const auto& nn = ts["gpt-4.1-nano"];
+  EXPECT_LE(max_in_window(nn, 1000), 44u);
+  EXPECT_GE(nn.back() - nn.front(), 1700) << "gpt-4.1-nano: 60 requests at 20/s (burst 20) take about 2 s";
+  EXPECT_LE(max_in_window(m, 1000), 220u);
+  EXPECT_GE(m.back() - m.front(), 1700) << "gpt-4o-mini: 300 requests at 100/s (burst 100) take about 2 s";
+  // Not held to the slower model's pace: some second holds more than nano's ceiling.
+  EXPECT_GT(max_in_window(m, 1000), 60u);
+  const json stats = sim.stats();
+  EXPECT_EQ(stats["by_status"].value("429", 0), 0) << stats.dump();
+}
+
 }  // namespace
