@@ -37,7 +37,12 @@ AudioResult<ChunkDir> ChunkDir::create(const std::filesystem::path& root, std::s
   if (ec) return AudioError{AudioErrc::write_failed, "cannot create " + root.string() + ": " + ec.message()};
   for (int attempt = 0; attempt < 100; ++attempt) {
     std::string name = std::string(kPrefix) + std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
-    if (!tag.empty()) name += "-" + safe_tag(tag);
+    if (!tag.empty()) {
+      // Two appends, not "-" + safe_tag(tag): GCC 12 at -O3 flags that operator+ with a false
+      // -Wrestrict (GCC bug 105329), which breaks the Release build under -Werror.
+      name += '-';
+      name += safe_tag(tag);
+    }
     std::filesystem::path dir = root / name;
     if (!std::filesystem::create_directory(dir, ec)) {
       if (ec) return AudioError{AudioErrc::write_failed, "cannot create " + dir.string() + ": " + ec.message()};
