@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <initializer_list>
 #include <mutex>
 #include <unordered_map>
 
@@ -18,15 +20,14 @@ struct EasyDeleter {
 struct MultiDeleter {
   void operator()(CURLM* m) const noexcept { curl_multi_cleanup(m); }
 };
-struct SlistDeleter {
-  void operator()(curl_slist* s) const noexcept { curl_slist_free_all(s); }
+struct UrlDeleter {
+  void operator()(CURLU* u) const noexcept { curl_url_cleanup(u); }
 };
 struct MimeDeleter {
   void operator()(curl_mime* m) const noexcept { curl_mime_free(m); }
 };
 using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
 using MultiPtr = std::unique_ptr<CURLM, MultiDeleter>;
-using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
 using MimePtr = std::unique_ptr<curl_mime, MimeDeleter>;
 
 // curl_global_init once per process, before any handle.
@@ -79,10 +80,22 @@ std::optional<std::string_view> HttpResponse::header(std::string_view lowercase_
   return std::nullopt;
 }
 
-// One transfer in flight: owns everything libcurl points into until it finishes.
+// What a transfer sends as its body; a pooled handle is reconfigured from scratch only when
+// this changes between two uses (the common case, JSON after JSON, sets a few options).
+enum class BodyKind : std::uint8_t { none, bytes, mime, get };
+
+// One transfer: owns everything libcurl points into until it finishes. Transfers are pooled
+// with their easy handle, which keeps the options that never change (callbacks, timeouts,
+// user data), so a request costs a handful of setopt calls and no allocation for headers.
 struct Transfer {
   EasyPtr easy;
-  SlistPtr headers;
+  BodyKind kind = BodyKind::none;
+  long timeout_ms = -1;
+  // The request's header lines, linked for libcurl without copying: nodes point into
+  // `common` (shared, immutable) and `own`.
+  std::shared_ptr<const std::vector<std::string>> common;
+  std::vector<std::string> own;
+  std::vector<curl_slist> nodes;
   MimePtr mime;
   std::shared_ptr<const std::string> body;
   HttpResponse response;
@@ -90,12 +103,68 @@ struct Transfer {
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
 
+// Proxy settings read from the environment once, the way libcurl reads them for every
+// transfer (five getenv calls each): [scheme]_proxy (http_proxy in lower case only, as
+// libcurl does), then all_proxy / ALL_PROXY, and no_proxy / NO_PROXY. Handing them to each
+// handle explicitly keeps libcurl's behaviour and skips the lookups.
+struct ProxyEnv {
+  std::string http;
+  std::string https;
+  std::string no_proxy;
+
+  static std::string first(std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+      const char* v = std::getenv(n);
+      if (v != nullptr && *v != '\0') return v;
+    }
+    return {};
+  }
+  static ProxyEnv from_environment() {
+    ProxyEnv p;
+    const std::string all = first({"all_proxy", "ALL_PROXY"});
+    p.http = first({"http_proxy"});
+    if (p.http.empty()) p.http = all;
+    p.https = first({"https_proxy", "HTTPS_PROXY"});
+    if (p.https.empty()) p.https = all;
+    p.no_proxy = first({"no_proxy", "NO_PROXY"});
+    return p;
+  }
+  [[nodiscard]] const std::string& for_url(std::string_view url) const noexcept {
+    return url.size() >= 6 && (url[4] == 's' || url[4] == 'S') ? https : http;
+  }
+};
+
 struct Transport::Impl {
   TransportOptions options;
   MultiPtr multi;
+  // Each distinct URL parsed once (a job has a handful); libcurl copies the parsed form per
+  // transfer instead of parsing the text again (CURLOPT_CURLU).
+  // Declared before the transfers, so it outlives every handle pointing at it.
+  std::unordered_map<std::string, std::unique_ptr<CURLU, UrlDeleter>> parsed_urls;
   std::unordered_map<Transfer*, std::unique_ptr<Transfer>> live;
-  std::vector<EasyPtr> idle_handles;  // reset and reused: no allocation per request
+  std::vector<std::unique_ptr<Transfer>> idle;  // configured and reused: no setup per request
   std::vector<HttpResponse> failed;   // failed before they were started, reported by poll()
+  ProxyEnv proxy = ProxyEnv::from_environment();
+  // Sent with every request as ordinary header lines: libcurl would otherwise format
+  // User-Agent and Accept-Encoding anew for each transfer (aprintf, thousands of
+  // instructions each).
+  std::string user_agent_line;
+  std::string accept_encoding_line;
+
+  // The parsed URL, or null when libcurl rejects it (then the text goes to CURLOPT_URL and
+  // the transfer fails with libcurl's own message) or the cache is full.
+  CURLU* parsed_url(const std::string& url) {
+    auto it = parsed_urls.find(url);
+    if (it != parsed_urls.end()) return it->second.get();
+    // URLs that vary per request: bounded, and never evicted (a transfer in flight may
+    // point at any entry); the rest go as text.
+    if (parsed_urls.size() >= 64) return nullptr;
+    std::unique_ptr<CURLU, UrlDeleter> u(curl_url());
+    if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+      return nullptr;
+    }
+    return parsed_urls.emplace(url, std::move(u)).first->second.get();
+  }
 
   static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
     auto* t = static_cast<Transfer*>(user);
@@ -154,22 +223,111 @@ struct Transport::Impl {
     return 0;
   }
 
-  EasyPtr take_handle() {
-    if (!idle_handles.empty()) {
-      EasyPtr e = std::move(idle_handles.back());
-      idle_handles.pop_back();
-      curl_easy_reset(e.get());
-      return e;
+  // Options that stay the same for every use of a handle.
+  void configure(Transfer& t) {
+    CURL* e = t.easy.get();
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buffer);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+    const long idle_s = std::max<long>(1, static_cast<long>(options.idle_timeout.count() / 1000));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, idle_s);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, options.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, options.http2 ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    // Decode whatever libcurl can (gzip, br, zstd); the request header itself is one of
+    // our own lines, which libcurl then does not repeat.
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, proxy.no_proxy.c_str());
+    if (options.debug_trace) {
+      curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, &Impl::on_debug);
+      curl_easy_setopt(e, CURLOPT_DEBUGDATA, this);
+      curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     }
-    EasyPtr e(curl_easy_init());
-    if (!e) throw Error("libcurl: cannot create a transfer handle", 70);
-    return e;
+    t.kind = BodyKind::none;
+    t.timeout_ms = -1;
+  }
+
+  std::unique_ptr<Transfer> take_transfer(BodyKind kind) {
+    std::unique_ptr<Transfer> t;
+    if (!idle.empty()) {
+      t = std::move(idle.back());
+      idle.pop_back();
+      // Another body kind: start from libcurl's defaults so no option of the last use leaks.
+      if (t->kind != kind) {
+        curl_easy_reset(t->easy.get());
+        configure(*t);
+      }
+      t->response = HttpResponse{};
+      t->error_buffer[0] = '\0';
+      return t;
+    }
+    t = std::make_unique<Transfer>();
+    t->easy.reset(curl_easy_init());
+    if (!t->easy) throw Error("libcurl: cannot create a transfer handle", 70);
+    configure(*t);
+    return t;
+  }
+
+  void recycle(std::unique_ptr<Transfer> t) {
+    t->mime.reset();
+    t->body.reset();
+    t->common.reset();
+    t->own.clear();
+    if (idle.size() < 1024) idle.push_back(std::move(t));
+  }
+
+  // Links the request's header lines for libcurl: no copies, no allocation once warm.
+  void link_headers(Transfer& t) {
+    static const std::string kNoExpect = "Expect:";  // no 100-continue round trip for big bodies
+    t.nodes.clear();
+    t.nodes.reserve((t.common ? t.common->size() : 0) + t.own.size() + 3);
+    auto add = [&t](const std::string& line) {
+      // libcurl only reads the lines; curl_slist's member is not const for historical reasons.
+      t.nodes.push_back(curl_slist{const_cast<char*>(line.c_str()), nullptr});
+    };
+    if (t.common) {
+      for (const auto& h : *t.common) add(h);
+    }
+    for (const auto& h : t.own) add(h);
+    add(user_agent_line);
+    add(accept_encoding_line);
+    add(kNoExpect);
+    for (std::size_t i = 0; i + 1 < t.nodes.size(); ++i) t.nodes[i].next = &t.nodes[i + 1];
   }
 };
+
+namespace {
+
+// What libcurl can decode, as its own CURLOPT_ACCEPT_ENCODING "" would announce it.
+std::string accept_encoding_value() {
+  const curl_version_info_data* v = curl_version_info(CURLVERSION_NOW);
+  std::string out;
+  auto add = [&out](const char* e) {
+    if (!out.empty()) out += ", ";
+    out += e;
+  };
+  if ((v->features & CURL_VERSION_LIBZ) != 0) {
+    add("deflate");
+    add("gzip");
+  }
+  if ((v->features & CURL_VERSION_BROTLI) != 0) add("br");
+  if ((v->features & CURL_VERSION_ZSTD) != 0) add("zstd");
+  return out.empty() ? std::string("identity") : out;
+}
+
+}  // namespace
 
 Transport::Transport(TransportOptions options) : impl_(std::make_unique<Impl>()) {
   global_init();
   impl_->options = std::move(options);
+  impl_->user_agent_line = "User-Agent: " + impl_->options.user_agent;
+  impl_->accept_encoding_line = "Accept-Encoding: " + accept_encoding_value();
   impl_->multi.reset(curl_multi_init());
   if (!impl_->multi) throw Error("libcurl: cannot create the multi handle", 70);
   CURLM* m = impl_->multi.get();
@@ -181,51 +339,30 @@ Transport::~Transport() { cancel_all(); }
 
 void Transport::submit(HttpRequest request) {
   Impl& im = *impl_;
-  auto t = std::make_unique<Transfer>();
-  t->easy = im.take_handle();
+  const BodyKind kind = request.mime ? BodyKind::mime : request.body ? BodyKind::bytes : BodyKind::get;
+  std::unique_ptr<Transfer> t = im.take_transfer(kind);
   CURL* e = t->easy.get();
   t->response.tag = request.tag;
   t->body = std::move(request.body);
+  t->common = std::move(request.common_headers);
+  t->own = std::move(request.headers);
 
-  curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error_buffer);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-  curl_easy_setopt(e, CURLOPT_USERAGENT, im.options.user_agent.c_str());
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(im.options.connect_timeout.count()));
-  const auto total = request.total_timeout.value_or(im.options.total_timeout);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(total.count()));
-  const long idle_s = std::max<long>(1, static_cast<long>(im.options.idle_timeout.count() / 1000));
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, idle_s);
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, im.options.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, im.options.http2 ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode (gzip, br, zstd)
-  if (im.options.debug_trace) {
-    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, &Impl::on_debug);
-    curl_easy_setopt(e, CURLOPT_DEBUGDATA, impl_.get());
-    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  if (CURLU* u = im.parsed_url(request.url)) {
+    curl_easy_setopt(e, CURLOPT_CURLU, u);
+  } else {
+    curl_easy_setopt(e, CURLOPT_CURLU, nullptr);
+    curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
   }
-
-  curl_slist* list = nullptr;
-  for (const auto& h : request.headers) {
-    curl_slist* next = curl_slist_append(list, h.c_str());
-    if (next == nullptr) {
-      curl_slist_free_all(list);
-      throw Error("libcurl: out of memory building headers", 70);
-    }
-    list = next;
+  curl_easy_setopt(e, CURLOPT_PROXY, im.proxy.for_url(request.url).c_str());
+  const long total_ms = static_cast<long>(request.total_timeout.value_or(im.options.total_timeout).count());
+  if (total_ms != t->timeout_ms) {
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
+    t->timeout_ms = total_ms;
   }
-  list = curl_slist_append(list, "Expect:");  // no 100-continue round trip for big bodies
-  t->headers.reset(list);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+  im.link_headers(*t);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->nodes.data());
 
-  if (request.mime) {
+  if (kind == BodyKind::mime) {
     t->mime.reset(request.mime(e));
     if (!t->mime) {
       // Reported as a finished failed exchange by the next poll(), never sent.
@@ -234,16 +371,18 @@ void Transport::submit(HttpRequest request) {
       r.error = TransportError::other;
       r.error_message = "cannot build the multipart body (is the file still readable?)";
       im.failed.push_back(std::move(r));
-      im.idle_handles.push_back(std::move(t->easy));
+      t->kind = BodyKind::none;  // half set up: reset on the next use
+      im.recycle(std::move(t));
       return;
     }
     curl_easy_setopt(e, CURLOPT_MIMEPOST, t->mime.get());
-  } else if (t->body) {
+  } else if (kind == BodyKind::bytes) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body->data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->body->size()));
   } else {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   }
+  t->kind = kind;
 
   t->started = std::chrono::steady_clock::now();
   if (curl_multi_add_handle(im.multi.get(), e) != CURLM_OK) throw Error("libcurl: cannot add a transfer", 70);
@@ -310,7 +449,7 @@ std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpR
     curl_multi_remove_handle(m, e);
     finished.push_back(std::move(r));
     ++count;
-    if (im.idle_handles.size() < 1024) im.idle_handles.push_back(std::move(t->easy));
+    im.recycle(std::move(t));
   }
   return count;
 }

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "floodgate/http/multipart_body.hpp"
 #include "floodgate/http/transport.hpp"
 #include "support/sim_process.hpp"
 
@@ -123,6 +126,107 @@ TEST(Transport, TraceRedactsTheAuthorizationHeader) {
   EXPECT_EQ(out[0].status, 200);
   EXPECT_NE(trace.find("[redacted]"), std::string::npos);
   EXPECT_EQ(trace.find(sim.api_key()), std::string::npos);
+}
+
+
+// Pooled handles are reused across body kinds (JSON, GET, multipart) without an option of
+// one use leaking into the next; shared header lines are sent like the request's own.
+TEST(Transport, ReusedHandlesSwitchBetweenPostGetAndMultipart) {
+  SimProcess sim({"--rpm", "100000"});
+  TransportOptions o;
+  o.max_connections = 1;
+  Transport t(o);
+  auto common = std::make_shared<const std::vector<std::string>>(
+      std::vector<std::string>{"Authorization: Bearer " + sim.api_key(), "Content-Type: application/json"});
+  const std::string audio_path = ::testing::TempDir() + "transport_reuse.mp3";
+  {
+    std::ofstream f(audio_path, std::ios::binary);
+    f << std::string(16000, '\x55');  // 1 s at the simulator's 128 kbit/s estimate
+  }
+  for (int round = 0; round < 3; ++round) {
+    HttpRequest post;
+    post.tag = 1;
+    post.url = sim.base_url() + "/chat/completions";
+    post.common_headers = common;
+    post.headers = {"x-client-request-id: reuse-" + std::to_string(round)};
+    post.body = std::make_shared<const std::string>(kBody);
+    t.submit(std::move(post));
+    auto a = collect(t, 1);
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].status, 200) << a[0].body;
+    EXPECT_NE(a[0].body.find("\"chat.completion\""), std::string::npos) << a[0].body;
+
+    HttpRequest get;
+    get.tag = 2;
+    get.url = sim.base_url() + "/models";
+    get.headers = {"Authorization: Bearer " + sim.api_key()};
+    t.submit(std::move(get));
+    auto b = collect(t, 1);
+    ASSERT_EQ(b.size(), 1u);
+    EXPECT_EQ(b[0].status, 200) << b[0].body;
+    EXPECT_NE(b[0].body.find("\"list\""), std::string::npos) << b[0].body;  // GET, not a re-sent POST
+
+    HttpRequest upload;  // multipart, streamed from a file
+    upload.tag = 4;
+    upload.url = sim.base_url() + "/audio/transcriptions";
+    upload.common_headers = std::make_shared<const std::vector<std::string>>(std::vector<std::string>{"Authorization: Bearer " + sim.api_key()});
+    auto spec = std::make_shared<MultipartSpec>();
+    spec->file_path = audio_path;
+    spec->fields = {{"model", "whisper-1"}};
+    upload.mime = make_mime_builder(spec);
+    t.submit(std::move(upload));
+    auto d = collect(t, 1);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].status, 200) << d[0].body;
+    EXPECT_NE(d[0].body.find("\"text\""), std::string::npos) << d[0].body;
+
+    HttpRequest bad;  // the same URL without the shared Authorization line: refused
+    bad.tag = 3;
+    bad.url = sim.base_url() + "/chat/completions";
+    bad.headers = {"Content-Type: application/json"};
+    bad.body = std::make_shared<const std::string>(kBody);
+    t.submit(std::move(bad));
+    auto c = collect(t, 1);
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_EQ(c[0].status, 401) << c[0].body;  // no header of an earlier use leaked in
+  }
+  EXPECT_EQ(t.in_flight(), 0u);
+  std::remove(audio_path.c_str());
+}
+
+// Proxies come from the environment, read once per Transport the way libcurl reads them:
+// a plain-http URL goes to http_proxy unless no_proxy names its host.
+TEST(Transport, HttpProxyAndNoProxyFromTheEnvironment) {
+  SimProcess sim;
+  const std::string proxy = sim.base_url().substr(0, sim.base_url().find("/v1"));
+  const std::string target = "http://floodgate-test.invalid/v1/models";  // resolvable only through the proxy
+  ::setenv("http_proxy", proxy.c_str(), 1);
+  ::unsetenv("no_proxy");
+  ::unsetenv("NO_PROXY");
+  {
+    Transport t;
+    HttpRequest r;
+    r.url = target;
+    r.headers = {"Authorization: Bearer " + sim.api_key()};
+    t.submit(std::move(r));
+    auto out = collect(t, 1);
+    ASSERT_EQ(out.size(), 1u);
+    // The simulator (as the proxy) answered: an HTTP status, not a name-resolution failure.
+    EXPECT_EQ(out[0].error, TransportError::none) << out[0].error_message;
+    EXPECT_GT(out[0].status, 0);
+  }
+  ::setenv("no_proxy", "floodgate-test.invalid", 1);
+  {
+    Transport t;
+    HttpRequest r;
+    r.url = target;
+    t.submit(std::move(r));
+    auto out = collect(t, 1);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].error, TransportError::connection);  // direct: .invalid does not resolve
+  }
+  ::unsetenv("http_proxy");
+  ::unsetenv("no_proxy");
 }
 
 }  // namespace

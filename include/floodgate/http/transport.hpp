@@ -59,7 +59,10 @@ using MimeBuilder = std::function<curl_mime*(CURL* easy)>;
 struct HttpRequest {
   std::uint64_t tag = 0;                      // returned with the response
   std::string url;
-  std::vector<std::string> headers;           // "Name: value"
+  // "Name: value" lines shared by many requests (credentials, Content-Type): built once by
+  // the caller and never copied per request; sent before `headers`.
+  std::shared_ptr<const std::vector<std::string>> common_headers;
+  std::vector<std::string> headers;           // "Name: value", this request's own
   std::shared_ptr<const std::string> body;    // bytes to POST (Content-Type set by the caller)
   MimeBuilder mime;                           // or a multipart body (takes precedence)
   std::optional<std::chrono::milliseconds> total_timeout;  // overrides the option for this one
