@@ -3,7 +3,8 @@
 // silences into chunks; every file or chunk becomes one request of an engine run (same
 // limiter, retries, breaker and journal as `floodgate run`), uploaded as multipart
 // streamed from disk; the chunks' transcripts are merged in order into one transcript
-// per input, and a results table (JSONL and CSV) gets one row per input.
+// per input, and a results table (results.jsonl and results.csv in OUTDIR, and --table
+// FILE: a SQLite table by its extension) gets one row per input.
 //
 // Resume: every answered chunk is in an engine output file under OUTDIR/.floodgate/; a
 // re-run reads them back and sends only what is missing, and skips the files the
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +43,8 @@
 #include "floodgate/core/exit_codes.hpp"
 #include "floodgate/engine/engine.hpp"
 #include "floodgate/store/sink.hpp"
+#include "floodgate/store/sqlite_table.hpp"
+#include "floodgate/store/table_sink.hpp"
 
 namespace floodgate::cli {
 namespace {
@@ -61,6 +65,7 @@ struct TranscribeFlags {
   double max_chunk_seconds = 600;
   bool carry_prompt = false;
   bool force = false;
+  std::string table;  // an extra copy of the results table, format by extension
   // engine
   std::string api_key;
   std::string base_url;
@@ -197,6 +202,42 @@ std::map<std::string, audio::ResultRow> previous_results(const fs::path& outdir)
     }
   }
   return rows;
+}
+
+// The results table as SQLite: table `results`, one row per input keyed by file_key()
+// (PRIMARY KEY), numbers typed; re-runs upsert, so a resumed job never duplicates a row.
+void write_sqlite_results(const std::string& path, const std::vector<audio::ResultRow>& rows, bool truncate) {
+  static const std::vector<TableColumn> columns = {
+      {"key", "TEXT"},     {"filename", "TEXT"}, {"duration_seconds", "REAL"},      {"size_bytes", "INTEGER"},
+      {"chunks", "INTEGER"}, {"status", "TEXT"}, {"error", "TEXT"},                 {"transcription_seconds", "REAL"},
+      {"transcribed_at", "TEXT"}, {"model", "TEXT"}, {"text", "TEXT"},              {"transcript", "TEXT"}};
+  auto text = [](const std::string& v) {
+    TableCell c;
+    if (!v.empty()) {
+      c.type = TableCell::Type::text;
+      c.text = v;
+    }
+    return c;
+  };
+  auto real = [](double v) {
+    TableCell c;
+    c.type = TableCell::Type::real;
+    c.real = std::round(v * 1000) / 1000;
+    return c;
+  };
+  auto integer = [](std::uint64_t v) {
+    TableCell c;
+    c.type = TableCell::Type::integer;
+    c.integer = static_cast<std::int64_t>(v);
+    return c;
+  };
+  SqliteTable table(path, "results", columns, truncate ? OpenMode::truncate : OpenMode::append);
+  for (const auto& r : rows) {
+    table.upsert({text(r.key), text(r.filename), real(r.duration_seconds), integer(r.size_bytes), integer(r.chunks),
+                  text(r.status), text(r.error), real(r.transcription_seconds), text(r.transcribed_at), text(r.model),
+                  text(r.text), text(r.transcript)});
+  }
+  table.close();
 }
 
 // The helper program that probes and splits (floodgate-audio, beside this binary, or
@@ -538,6 +579,23 @@ int transcribe(const TranscribeFlags& f) {
   }
   write_atomically(outdir / "results.jsonl", jsonl);
   write_atomically(outdir / "results.csv", csv);
+  if (!f.table.empty()) {
+    switch (output_format_of(f.table)) {
+      case OutputFormat::sqlite: {
+        std::vector<audio::ResultRow> rows;
+        rows.reserve(jobs.size());
+        for (const auto& j : jobs) rows.push_back(j.row);
+        write_sqlite_results(f.table, rows, f.force);
+        break;
+      }
+      case OutputFormat::csv:
+        write_atomically(f.table, csv);
+        break;
+      case OutputFormat::jsonl:
+        write_atomically(f.table, jsonl);
+        break;
+    }
+  }
   // Everything answered is now in transcripts and the table: the engine files can go,
   // unless a re-run still needs the answers of a partly transcribed file.
   if (pending == 0 && chunk_failures == 0 && engine_exit == exit_code::ok) {
@@ -577,7 +635,8 @@ void register_transcribe(CLI::App& app, int& exit_code) {
       "job goes on. Files over 24 MB or longer than --max-chunk-seconds are split at silences into\n"
       "chunks (packet copy, no re-encoding where the container allows), sent in parallel, and the\n"
       "transcripts merged in order (srt/vtt/verbose_json timestamps shifted). Uploads stream from\n"
-      "disk. OUTDIR gets one transcript per input (.txt .srt .vtt .json) and results.jsonl/.csv.\n"
+      "disk. OUTDIR gets one transcript per input (.txt .srt .vtt .json) and results.jsonl/.csv\n"
+      "(--table results.sqlite adds a SQLite table).\n"
       "Re-running the same command resumes: answered chunks are not sent again.\n\n"
       "Examples:\n"
       "  floodgate transcribe recordings/ -o transcripts/ --response-format srt --language en\n"
@@ -596,7 +655,10 @@ void register_transcribe(CLI::App& app, int& exit_code) {
   cmd->add_flag("--carry-prompt", f->carry_prompt,
                 "pass the end of chunk k's text as the prompt of chunk k+1; this serialises each file's chunks "
                 "(files still go in parallel)");
-  cmd->add_flag("--force", f->force, "start over: forget earlier answers and results in OUTDIR");
+  cmd->add_flag("--force", f->force, "start over: forget earlier answers and results in OUTDIR (and --table's rows)");
+  cmd->add_option("--table", f->table,
+                  "also write the results table here, by extension: .sqlite/.sqlite3/.db (SQLite table `results`, "
+                  "one row per input keyed by `key`; re-runs update rows, never duplicate them), .csv or .jsonl");
   cmd->add_option("--api-key", f->api_key, "API key (default: $OPENAI_API_KEY); never logged");
   cmd->add_option("--base-url", f->base_url, "API base URL (default: $OPENAI_BASE_URL or https://api.openai.com/v1)");
   cmd->add_option("--org", f->org, "OpenAI-Organization header (default: $OPENAI_ORG_ID)");

@@ -6,16 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "floodgate/store/sqlite_table.hpp"
 #include "floodgate/store/table_sink.hpp"
 
 namespace floodgate::store_detail {
 
-struct Cell {
-  enum class Type { null, integer, real, text } type = Type::null;
-  std::int64_t integer = 0;
-  double real = 0;
-  std::string text;
-};
+using Cell = TableCell;  // one value of a row (sqlite_table.hpp)
 
 class Flattener {
  public:

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -79,6 +80,69 @@ std::vector<nlohmann::json> transcription_lines(const SimProcess& sim) {
   return out;
 }
 
+// The SQLite results table (--table x.sqlite), read back with the sqlite3 API: the declared
+// columns (name -> type) and the rows (column -> value as JSON: null, number or string).
+struct SqliteTableDump {
+  std::vector<std::pair<std::string, std::string>> columns;
+  std::vector<nlohmann::json> rows;
+};
+
+SqliteTableDump read_sqlite_results(const fs::path& path) {
+  SqliteTableDump out;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    ADD_FAILURE() << "cannot open " << path;
+    return out;
+  }
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, "PRAGMA table_info(results)", -1, &st, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      out.columns.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 1)),
+                               reinterpret_cast<const char*>(sqlite3_column_text(st, 2)));
+    }
+  }
+  sqlite3_finalize(st);
+  if (sqlite3_prepare_v2(db, "SELECT * FROM results", -1, &st, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      nlohmann::json row = nlohmann::json::object();
+      for (int i = 0; i < sqlite3_column_count(st); ++i) {
+        const std::string name = sqlite3_column_name(st, i);
+        switch (sqlite3_column_type(st, i)) {
+          case SQLITE_INTEGER: row[name] = sqlite3_column_int64(st, i); break;
+          case SQLITE_FLOAT: row[name] = sqlite3_column_double(st, i); break;
+          case SQLITE_TEXT: row[name] = reinterpret_cast<const char*>(sqlite3_column_text(st, i)); break;
+          default: row[name] = nullptr; break;
+        }
+      }
+      out.rows.push_back(std::move(row));
+    }
+  } else {
+    ADD_FAILURE() << "no results table in " << path << ": " << sqlite3_errmsg(db);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+// Every row of the SQLite table once, and equal to the row results.jsonl has for that file.
+void expect_sqlite_matches_jsonl(const fs::path& db, const fs::path& outdir) {
+  const auto jsonl = results_by_name(outdir);
+  const auto table = read_sqlite_results(db);
+  ASSERT_EQ(table.rows.size(), jsonl.size());
+  std::set<std::string> seen;
+  for (const auto& row : table.rows) {
+    const std::string name = fs::path(row["filename"].get<std::string>()).filename().string();
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(seen.insert(name).second) << "row twice";
+    ASSERT_EQ(jsonl.count(name), 1U);
+    const auto& expected = jsonl.at(name);
+    for (const auto& [column, value] : row.items()) {
+      EXPECT_EQ(value, expected.at(column)) << column;
+    }
+  }
+}
+
 struct Cue {
   int number;
   double start;
@@ -110,7 +174,9 @@ TEST(Transcribe, FolderOfGoodAndBadAudioSplitSentOnceMergedInOrder) {
   }
   SimProcess sim;
   const fs::path out = tmp.path / "out";
-  const int rc = transcribe(sim, {in.string(), "-o", out.string(), "--max-chunk-seconds", "10", "--response-format", "srt"},
+  const fs::path db = tmp.path / "results.sqlite";
+  const int rc = transcribe(sim, {in.string(), "-o", out.string(), "--max-chunk-seconds", "10", "--response-format", "srt",
+                                  "--table", db.string()},
                             tmp.path / "log.txt");
   EXPECT_EQ(rc, 1) << slurp(tmp.path / "log.txt");  // some files failed (the bad ones)
 
@@ -121,6 +187,14 @@ TEST(Transcribe, FolderOfGoodAndBadAudioSplitSentOnceMergedInOrder) {
   EXPECT_EQ(rows.at("truncated.mp3")["error"].get<std::string>().rfind("corrupt:", 0), 0U);
   EXPECT_EQ(rows.at("text.mp3")["error"].get<std::string>().rfind("not_audio:", 0), 0U);
   EXPECT_TRUE(fs::exists(out / "results.csv"));
+
+  // The SQLite table: the columns, typed, keyed; one row per file, as in results.jsonl.
+  const std::vector<std::pair<std::string, std::string>> columns = {
+      {"key", "TEXT"},       {"filename", "TEXT"},    {"duration_seconds", "REAL"}, {"size_bytes", "INTEGER"},
+      {"chunks", "INTEGER"}, {"status", "TEXT"},      {"error", "TEXT"},            {"transcription_seconds", "REAL"},
+      {"transcribed_at", "TEXT"}, {"model", "TEXT"},  {"text", "TEXT"},             {"transcript", "TEXT"}};
+  EXPECT_EQ(read_sqlite_results(db).columns, columns);
+  expect_sqlite_matches_jsonl(db, out);
 
   std::size_t chunks = 0;
   for (const char* name : {"speech.mp3", "speech.m4a", "speech.ogg", "tone.wav"}) {
@@ -200,7 +274,9 @@ TEST(Transcribe, ResumeSendsOnlyTheChunksThatFailed) {
   fs::copy_file(audio::testing::fixture("tone.wav"), in / "tone.wav");  // 30 s
   fs::copy_file(audio::testing::fixture("long.flac"), in / "long.flac");  // ~60 s
   const fs::path out = tmp.path / "out";
-  const std::vector<std::string> args = {in.string(), "-o", out.string(), "--max-chunk-seconds", "10", "--max-attempts", "1"};
+  const fs::path db = tmp.path / "results.db";
+  const std::vector<std::string> args = {in.string(), "-o", out.string(), "--max-chunk-seconds", "10", "--max-attempts", "1",
+                                         "--table", db.string()};
   std::size_t first_ok = 0;
   std::size_t total_chunks = 0;
   {
@@ -211,16 +287,19 @@ TEST(Transcribe, ResumeSendsOnlyTheChunksThatFailed) {
     for (const auto& [name, row] : results_by_name(out)) total_chunks += row["chunks"].get<std::size_t>();
     ASSERT_GT(first_ok, 0U);
     ASSERT_LT(first_ok, total_chunks);
+    expect_sqlite_matches_jsonl(db, out);  // the failed files' rows (status error) are there too
   }
   SimProcess healthy;
   const int rc = transcribe(healthy, args, tmp.path / "log2.txt");
   EXPECT_EQ(rc, 0) << slurp(tmp.path / "log2.txt");
   EXPECT_EQ(transcription_lines(healthy).size(), total_chunks - first_ok);
   for (const auto& [name, row] : results_by_name(out)) EXPECT_EQ(row["status"], "ok") << name;
+  expect_sqlite_matches_jsonl(db, out);  // updated in place: still one row per file, now ok
   // A third run has nothing left to send.
   const int rc3 = transcribe(healthy, args, tmp.path / "log3.txt");
   EXPECT_EQ(rc3, 0) << slurp(tmp.path / "log3.txt");
   EXPECT_EQ(transcription_lines(healthy).size(), total_chunks - first_ok);
+  expect_sqlite_matches_jsonl(db, out);
 }
 
 }  // namespace
