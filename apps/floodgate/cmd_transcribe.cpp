@@ -33,12 +33,12 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "engine_flags.hpp"
 #include "floodgate/audio/chunk_dir.hpp"
 #include "floodgate/audio/job.hpp"
 #include "floodgate/audio/merge.hpp"
 #include "floodgate/audio/split.hpp"
 #include "floodgate/core/batch_io.hpp"
-#include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
 #include "floodgate/engine/engine.hpp"
@@ -66,34 +66,19 @@ struct TranscribeFlags {
   bool carry_prompt = false;
   bool force = false;
   std::string table;  // an extra copy of the results table, format by extension
-  // engine
-  std::string api_key;
-  std::string base_url;
-  std::string org;
-  std::string project;
-  double rpm = 0;
-  double rpd = 0;
-  std::string limits = "auto";
-  std::size_t max_in_flight = 16;
-  int max_attempts = 6;
-  std::string connect_timeout = "10s";
-  std::string timeout = "10m";
-  std::string idle_timeout = "2m";
-  bool quiet = false;
-  std::string log_format = "text";
-  bool no_http2 = false;
+  // The engine flags of `floodgate run` (engine_flags.hpp), with transcribe's defaults:
+  // see transcribe_engine_defaults().
+  EngineFlags engine;
 };
 
-std::string env_or(const char* name, const std::string& flag) {
-  if (!flag.empty()) return flag;
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::string(v) : std::string();
-}
-
-std::chrono::milliseconds ms_flag(const std::string& text, const char* flag) {
-  auto d = parse_duration(text);
-  if (!d) throw Error(std::string("bad duration for ") + flag + ": \"" + text + "\" (e.g. 500ms, 10s, 2m)");
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+// Where transcribe's engine defaults differ from run's: fewer uploads in flight (each one
+// holds a connection and a file open), and the byte-count estimate (transcriptions cost no
+// model tokens, so loading a BPE table would only cost memory).
+EngineFlags transcribe_engine_defaults() {
+  EngineFlags e;
+  e.max_in_flight = 16;
+  e.estimate = "bytes";
+  return e;
 }
 
 // One chunk's answer, from this run (the collector sink) or an earlier one (output files).
@@ -310,6 +295,12 @@ int transcribe(const TranscribeFlags& f) {
   defaults.temperature = f.temperature;
   defaults.timestamp_granularities = f.timestamp_granularities;
   if (f.max_chunk_seconds < 10) throw Error("--max-chunk-seconds must be at least 10");
+  {
+    engine::EngineOptions check;  // bad engine flags fail now, before any file is probed
+    apply_engine_flags(f.engine, check);
+  }
+  const bool quiet = f.engine.quiet;
+  const bool json_log = f.engine.log_format == "json";
 
   audio::SplitOptions split;
   split.max_chunk = Seconds(f.max_chunk_seconds);
@@ -329,7 +320,7 @@ int transcribe(const TranscribeFlags& f) {
   }
   const std::size_t stale = audio::remove_stale_chunk_dirs(tmp_root);
   auto say = [&](const std::string& text) {
-    if (!f.quiet || text.find("file(s):") != std::string::npos) {
+    if (!quiet || text.find("file(s):") != std::string::npos) {
       std::fprintf(stderr, "floodgate transcribe: %s\n", text.c_str());
     }
   };
@@ -463,40 +454,14 @@ int transcribe(const TranscribeFlags& f) {
     o.input_path = requests.string();
     o.output_path = responses.string();
     o.overwrite = true;
-    o.base_url = env_or("OPENAI_BASE_URL", f.base_url);
-    if (o.base_url.empty()) o.base_url = "https://api.openai.com/v1";
-    o.credentials.api_key = env_or("OPENAI_API_KEY", f.api_key);
-    o.credentials.organization = env_or("OPENAI_ORG_ID", f.org);
-    o.credentials.project = env_or("OPENAI_PROJECT_ID", f.project);
-    if (o.credentials.api_key.empty() && o.base_url.find("api.openai.com") != std::string::npos) {
-      throw Error("no API key: set OPENAI_API_KEY or pass --api-key");
-    }
-    if (f.limits != "auto") o.limits = limit::load_limits_config(f.limits);
-    limit::Limits flag_limits;
-    flag_limits.requests_per_minute = f.rpm;
-    flag_limits.requests_per_day = f.rpd;
-    o.limits.defaults = flag_limits.or_else(o.limits.defaults);
-    o.max_in_flight = f.max_in_flight;
-    o.retry.max_attempts = f.max_attempts;
-    o.transport.connect_timeout = ms_flag(f.connect_timeout, "--connect-timeout");
-    o.transport.total_timeout = ms_flag(f.timeout, "--timeout");
-    o.transport.idle_timeout = ms_flag(f.idle_timeout, "--idle-timeout");
-    o.transport.http2 = !f.no_http2;
-    o.transport.max_connections = static_cast<long>(f.max_in_flight) + 8;
-    o.estimator = engine::conservative_estimator();
-    o.progress.quiet = f.quiet;
-    if (f.log_format == "json") {
-      o.progress.format = engine::LogFormat::json;
-    } else if (f.log_format != "text") {
-      throw Error("--log-format must be text or json");
-    }
+    apply_engine_flags(f.engine, o);
     o.extra_sinks.push_back(std::make_unique<Collector>(answers));
     engine::Engine eng(std::move(o));
     engine::SignalGuard guard(eng);
     last_summary = eng.run();
     engine_exit = last_summary.exit_code == exit_code::some_failed ? exit_code::ok : last_summary.exit_code;
-    if (!f.quiet || last_summary.exit_code > exit_code::some_failed) {
-      std::fputs(engine::format_summary(last_summary, f.log_format == "json").c_str(), stderr);
+    if (!quiet || last_summary.exit_code > exit_code::some_failed) {
+      std::fputs(engine::format_summary(last_summary, json_log).c_str(), stderr);
     }
   }
 
@@ -659,21 +624,10 @@ void register_transcribe(CLI::App& app, int& exit_code) {
   cmd->add_option("--table", f->table,
                   "also write the results table here, by extension: .sqlite/.sqlite3/.db (SQLite table `results`, "
                   "one row per input keyed by `key`; re-runs update rows, never duplicate them), .csv or .jsonl");
-  cmd->add_option("--api-key", f->api_key, "API key (default: $OPENAI_API_KEY); never logged");
-  cmd->add_option("--base-url", f->base_url, "API base URL (default: $OPENAI_BASE_URL or https://api.openai.com/v1)");
-  cmd->add_option("--org", f->org, "OpenAI-Organization header (default: $OPENAI_ORG_ID)");
-  cmd->add_option("--project", f->project, "OpenAI-Project header (default: $OPENAI_PROJECT_ID)");
-  cmd->add_option("--rpm", f->rpm, "requests per minute (0 = learn from headers)");
-  cmd->add_option("--rpd", f->rpd, "requests per day");
-  cmd->add_option("--limits", f->limits, "auto or a limits JSON file (as for run)")->capture_default_str();
-  cmd->add_option("--max-in-flight", f->max_in_flight, "most uploads in flight at once")->capture_default_str();
-  cmd->add_option("--max-attempts", f->max_attempts, "attempts per chunk, the first included")->capture_default_str();
-  cmd->add_option("--connect-timeout", f->connect_timeout, "")->capture_default_str();
-  cmd->add_option("--timeout", f->timeout, "per attempt, upload included")->capture_default_str();
-  cmd->add_option("--idle-timeout", f->idle_timeout, "")->capture_default_str();
-  cmd->add_flag("-q,--quiet", f->quiet, "no progress, only errors and the summary of failures");
-  cmd->add_option("--log-format", f->log_format, "text or json")->capture_default_str();
-  cmd->add_flag("--no-http2", f->no_http2, "use HTTP/1.1 only");
+  // The same engine flags as `floodgate run` (a chunk is one request), with transcribe's defaults.
+  // With --quiet, transcribe still prints its one-line summary of the files.
+  f->engine = transcribe_engine_defaults();
+  add_engine_flags(cmd, f->engine);
   cmd->callback([f, &exit_code] { exit_code = transcribe(*f); });
 }
 

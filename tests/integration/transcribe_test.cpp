@@ -333,3 +333,29 @@ TEST(Transcribe, CarryPromptSendsEachChunkOnceInOrder) {
 }
 
 }  // namespace
+
+namespace {
+
+// transcribe takes the engine flags of `floodgate run` (engine_flags.hpp): flags that only
+// run had before work, and a bad value stops the job before any file is probed or sent.
+TEST(Transcribe, TakesTheEngineFlagsOfRun) {
+  TempDir tmp("flags");
+  const fs::path src = audio::testing::fixture("speech.mp3");  // one upload (under 600 s)
+  SimProcess sim;
+  const fs::path bad = tmp.path / "bad";
+  EXPECT_EQ(transcribe(sim, {src.string(), "-o", bad.string(), "--max-wait", "soon"}, tmp.path / "log1.txt"), 2);
+  EXPECT_NE(slurp(tmp.path / "log1.txt").find("--max-wait"), std::string::npos) << slurp(tmp.path / "log1.txt");
+  EXPECT_FALSE(fs::exists(bad));  // nothing planned, nothing written
+  EXPECT_TRUE(transcription_lines(sim).empty());
+
+  const fs::path out = tmp.path / "out";
+  const int rc = transcribe(sim, {src.string(), "-o", out.string(), "--tpm", "1000000", "--rpd", "100000", "--burst", "2s",
+                                  "--max-wait", "1m", "--max-server-wait", "1m", "--breaker-threshold", "5",
+                                  "--estimate", "exact", "--max-in-flight", "4"},
+                            tmp.path / "log2.txt");
+  ASSERT_EQ(rc, 0) << slurp(tmp.path / "log2.txt");
+  EXPECT_EQ(results_by_name(out).at("speech.mp3")["status"], "ok");
+  EXPECT_EQ(transcription_lines(sim).size(), 1U);
+}
+
+}  // namespace
