@@ -90,22 +90,28 @@ bool Reader::next(Record& record) {
       if (!too_large) field.push_back(ch);
     };
     bool done = false;
+    // Outside quotes, the end of input or of a line ends the field and the record, and a
+    // delimiter ends the field. Returns false for any other character.
+    auto at_boundary = [&](int ch) {
+      if (ch == EOF) {
+        done = true;
+      } else if (ch == '\n' || ch == '\r') {
+        if (ch == '\r' && peek() == '\n') get();
+        ++line_;
+        done = true;
+      } else if (ch != delim) {
+        return false;
+      }
+      end_field();
+      return true;
+    };
     while (!done) {
       c = get();
       switch (state) {
         case State::start:
         case State::unquoted:
-          if (c == EOF) {
-            end_field();
-            done = true;
-          } else if (c == delim) {
-            end_field();
-          } else if (c == '\n' || c == '\r') {
-            if (c == '\r' && peek() == '\n') get();
-            ++line_;
-            end_field();
-            done = true;
-          } else if (c == '"' && state == State::start) {
+          if (at_boundary(c)) break;
+          if (c == '"' && state == State::start) {
             state = State::quoted;
           } else {
             add(static_cast<char>(c));  // a quote inside an unquoted field is kept as text
@@ -133,23 +139,12 @@ bool Reader::next(Record& record) {
           }
           break;
         case State::after_quote:
-          if (c == EOF) {
-            end_field();
-            done = true;
-          } else if (c == delim) {
-            end_field();
-          } else if (c == '\n' || c == '\r') {
-            if (c == '\r' && peek() == '\n') get();
-            ++line_;
-            end_field();
-            done = true;
-          } else {
-            if (record.error.empty()) {
-              record.error = "unexpected character after a closing quote on line " + std::to_string(line_);
-            }
-            add(static_cast<char>(c));
-            state = State::unquoted;
+          if (at_boundary(c)) break;
+          if (record.error.empty()) {
+            record.error = "unexpected character after a closing quote on line " + std::to_string(line_);
           }
+          add(static_cast<char>(c));
+          state = State::unquoted;
           break;
       }
     }

@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -135,6 +136,25 @@ asio::awaitable<bool> write_reply(tcp::socket& socket, const Reply& reply, bool 
   co_return !ec;
 }
 
+// Reads the rest of a request's body in chunks of kChunkBytes (into `chunk`), so no body is
+// ever held whole by this loop, handing each to on_chunk(std::string_view), which returns
+// false to stop early (a body over the limit). Returns false when reading failed.
+template <class OnChunk>
+asio::awaitable<bool> read_body(tcp::socket& socket, beast::flat_buffer& buffer, http::request_parser<http::buffer_body>& parser,
+                                char* chunk, OnChunk on_chunk) {
+  boost::system::error_code ec;
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = kChunkBytes;
+    co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return false;
+    const std::size_t n = kChunkBytes - parser.get().body().size;
+    if (!on_chunk(std::string_view(chunk, n))) break;
+  }
+  co_return true;
+}
+
 asio::awaitable<void> session(tcp::socket socket, Server& server) {
   Simulator& sim = server.sim;
   sim.stats().connection_opened();
@@ -195,30 +215,21 @@ asio::awaitable<void> session(tcp::socket socket, Server& server) {
     }
 
     Reply reply;
-    bool read_failed = false;
     bool over_limit = false;
     const std::uint64_t limit = sim.options().max_body_bytes;
     if (Simulator::is_upload(head)) {
       std::unique_ptr<Upload> upload = sim.begin_upload(head, reply);
       std::uint64_t read_bytes = 0;
-      while (!parser.is_done()) {
-        parser.get().body().data = chunk.get();
-        parser.get().body().size = kChunkBytes;
-        co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) {
-          read_failed = true;
-          break;
-        }
-        const std::size_t n = kChunkBytes - parser.get().body().size;
-        read_bytes += n;
+      const bool read_ok = co_await read_body(socket, buffer, parser, chunk.get(), [&](std::string_view data) {
+        read_bytes += data.size();
         if (read_bytes > limit) {
           over_limit = true;
-          break;
+          return false;
         }
-        if (upload) upload->feed(std::string_view(chunk.get(), n));
-      }
-      if (read_failed) break;
+        if (upload) upload->feed(data);
+        return true;
+      });
+      if (!read_ok) break;
       if (over_limit) {
         reply = sim.too_large(head, read_bytes);
       } else if (upload) {
@@ -226,24 +237,16 @@ asio::awaitable<void> session(tcp::socket socket, Server& server) {
       }
     } else {
       body.clear();
-      while (!parser.is_done()) {
-        parser.get().body().data = chunk.get();
-        parser.get().body().size = kChunkBytes;
-        co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) {
-          read_failed = true;
-          break;
-        }
-        const std::size_t n = kChunkBytes - parser.get().body().size;
-        if (body.size() + n > limit) {
+      const bool read_ok = co_await read_body(socket, buffer, parser, chunk.get(), [&](std::string_view data) {
+        if (body.size() + data.size() > limit) {
           over_limit = true;
-          body.resize(body.size() + n);
-          break;
+          body.resize(body.size() + data.size());  // only its size is reported
+          return false;
         }
-        body.append(chunk.get(), n);
-      }
-      if (read_failed) break;
+        body.append(data);
+        return true;
+      });
+      if (!read_ok) break;
       reply = over_limit ? sim.too_large(head, body.size()) : sim.handle(head, body);
     }
     const bool again = keep_alive && !reply.close && !over_limit;
