@@ -91,7 +91,8 @@ void register_run(CLI::App& app, int& exit_code) {
   cmd->add_flag("--overwrite", f->overwrite, "start over: delete an existing OUTPUT and its journal first");
   cmd->add_option("--endpoint", f->endpoint, "where bare request bodies go, e.g. /v1/chat/completions");
 
-  cmd->add_flag("--ordered", f->ordered, "write output lines in input order (bounded reorder buffer)");
+  cmd->add_flag("--ordered", f->ordered,
+                "write output lines in input order (bounded reorder buffer); a resumed run rewrites OUTPUT in input order at its end");
   cmd->add_flag("--ignore-pause", f->ignore_pause,
                 "send to models an earlier run paused (a daily limit's retry-after) even before the pause ends");
   add_engine_flags(cmd, f->engine);
