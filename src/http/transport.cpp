@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <mutex>
 #include <unordered_map>
@@ -74,10 +75,27 @@ TransportError classify_curl(CURLcode code) noexcept {
 }  // namespace
 
 std::optional<std::string_view> HttpResponse::header(std::string_view lowercase_name) const noexcept {
-  for (const auto& [name, value] : headers) {
-    if (name == lowercase_name) return std::string_view(value);
+  for (std::size_t i = 0; i < header_spans.size(); ++i) {
+    if (header_name(i) == lowercase_name) return header_value(i);
   }
   return std::nullopt;
+}
+
+void HttpResponse::add_header(std::string_view name, std::string_view value) {
+  if (header_bytes.empty()) {
+    header_bytes.reserve(1024);
+    header_spans.reserve(24);
+  }
+  HeaderSpan span;
+  span.name_at = static_cast<std::uint32_t>(header_bytes.size());
+  span.name_size = static_cast<std::uint32_t>(name.size());
+  span.value_at = static_cast<std::uint32_t>(span.name_at + name.size());
+  span.value_size = static_cast<std::uint32_t>(value.size());
+  header_bytes.resize(span.value_at + value.size());
+  char* out = header_bytes.data() + span.name_at;
+  for (char c : name) *out++ = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  std::memcpy(out, value.data(), value.size());
+  header_spans.push_back(span);
 }
 
 // What a transfer sends as its body; a pooled handle is reconfigured from scratch only when
@@ -181,17 +199,14 @@ struct Transport::Impl {
     const std::string_view line(data, size * n);
     try {
       if (line.starts_with("HTTP/")) {
-        t->response.headers.clear();  // a new response (after 100-continue or a redirect)
+        // A new response (after 100-continue or a redirect).
+        t->response.header_bytes.clear();
+        t->response.header_spans.clear();
         return size * n;
       }
       const auto colon = line.find(':');
       if (colon == std::string_view::npos) return size * n;
-      // One string per name and value, lowered in place (ASCII; no locale call per byte).
-      if (t->response.headers.empty()) t->response.headers.reserve(16);
-      std::string& name = t->response.headers.emplace_back(trim(line.substr(0, colon)), trim(line.substr(colon + 1))).first;
-      for (char& c : name) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-      }
+      t->response.add_header(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
     } catch (...) {
       return 0;
     }

@@ -182,32 +182,48 @@ RateLimitHeaders parse_rate_limit_headers(const HeaderLookup& get,
   return h;
 }
 
-RateLimitHeaders parse_rate_limit_headers(std::span<const std::pair<std::string, std::string>> headers,
-                                          std::optional<std::chrono::system_clock::time_point> wall_now) {
-  // One pass over the response's headers (often 15-20) picks out the eight that matter;
-  // the lookups below then compare against these only.
-  static constexpr std::array<std::string_view, 8> kNames = {
-      "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
-      "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
-      "retry-after-ms", "retry-after"};
-  std::array<std::optional<std::string_view>, kNames.size()> found;
-  for (const auto& [name, value] : headers) {
+namespace {
+
+// One pass over the response's headers (often 15-20) picks out the eight that matter;
+// the lookups then compare against these only.
+constexpr std::array<std::string_view, 8> kRateLimitNames = {
+    "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
+    "retry-after-ms", "retry-after"};
+
+template <class Pairs>
+RateLimitHeaders parse_pairs(const Pairs& headers, std::optional<std::chrono::system_clock::time_point> wall_now) {
+  std::array<std::optional<std::string_view>, kRateLimitNames.size()> found;
+  for (const auto& [name_s, value_s] : headers) {
+    const std::string_view name(name_s);
     if (name.size() < 11 || (name[0] != 'x' && name[0] != 'X' && name[0] != 'r' && name[0] != 'R')) continue;
-    for (std::size_t i = 0; i < kNames.size(); ++i) {
-      if (!found[i] && iequals(name, kNames[i])) {
-        found[i] = std::string_view(value);
+    for (std::size_t i = 0; i < kRateLimitNames.size(); ++i) {
+      if (!found[i] && name.size() == kRateLimitNames[i].size() && iequals(name, kRateLimitNames[i])) {
+        found[i] = std::string_view(value_s);
         break;
       }
     }
   }
   return parse_rate_limit_headers(
       [&](std::string_view name) -> std::optional<std::string_view> {
-        for (std::size_t i = 0; i < kNames.size(); ++i) {
-          if (kNames[i] == name) return found[i];
+        for (std::size_t i = 0; i < kRateLimitNames.size(); ++i) {
+          if (kRateLimitNames[i] == name) return found[i];
         }
         return std::nullopt;
       },
       wall_now);
+}
+
+}  // namespace
+
+RateLimitHeaders parse_rate_limit_headers(std::span<const std::pair<std::string, std::string>> headers,
+                                          std::optional<std::chrono::system_clock::time_point> wall_now) {
+  return parse_pairs(headers, wall_now);
+}
+
+RateLimitHeaders parse_rate_limit_headers(std::span<const std::pair<std::string_view, std::string_view>> headers,
+                                          std::optional<std::chrono::system_clock::time_point> wall_now) {
+  return parse_pairs(headers, wall_now);
 }
 
 }  // namespace floodgate::limit

@@ -80,13 +80,31 @@ struct HttpResponse {
   int status = 0;  // 0 when no response was received
   TransportError error = TransportError::none;
   std::string error_message;  // empty when error == none
-  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names, final response only
+  // The final response's header lines, names lower-cased and values trimmed, kept in one
+  // buffer (two allocations per response rather than two per header line).
+  struct HeaderSpan {
+    std::uint32_t name_at = 0;
+    std::uint32_t name_size = 0;
+    std::uint32_t value_at = 0;
+    std::uint32_t value_size = 0;
+  };
+  std::string header_bytes;
+  std::vector<HeaderSpan> header_spans;
   std::string body;
   std::chrono::nanoseconds elapsed{0};
   std::string http_version;  // "1.1", "2"
 
   // The first header with this lower-case name.
   [[nodiscard]] std::optional<std::string_view> header(std::string_view lowercase_name) const noexcept;
+  [[nodiscard]] std::size_t header_count() const noexcept { return header_spans.size(); }
+  [[nodiscard]] std::string_view header_name(std::size_t i) const noexcept {
+    return std::string_view(header_bytes).substr(header_spans[i].name_at, header_spans[i].name_size);
+  }
+  [[nodiscard]] std::string_view header_value(std::size_t i) const noexcept {
+    return std::string_view(header_bytes).substr(header_spans[i].value_at, header_spans[i].value_size);
+  }
+  // Adds a header line (name lower-cased, both trimmed by the caller).
+  void add_header(std::string_view name, std::string_view value);
 };
 
 class Transport {

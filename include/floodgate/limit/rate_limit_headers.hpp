@@ -56,6 +56,9 @@ using HeaderLookup = std::function<std::optional<std::string_view>(std::string_v
 [[nodiscard]] RateLimitHeaders parse_rate_limit_headers(
     std::span<const std::pair<std::string, std::string>> headers,
     std::optional<std::chrono::system_clock::time_point> wall_now = std::nullopt);
+[[nodiscard]] RateLimitHeaders parse_rate_limit_headers(
+    std::span<const std::pair<std::string_view, std::string_view>> headers,
+    std::optional<std::chrono::system_clock::time_point> wall_now = std::nullopt);
 
 // A non-negative integer header value ("4999", " 12 ", "100.0"); nullopt for "-1",
 // negatives, garbage or overflow. Exposed for tests and fuzzing.
