@@ -185,6 +185,7 @@ struct Engine::Impl {
   // Header lines shared by every request (built once, never copied per request).
   std::shared_ptr<const std::vector<std::string>> base_headers;  // credentials
   std::shared_ptr<const std::vector<std::string>> json_headers;  // credentials + Content-Type
+  std::vector<std::pair<std::string_view, std::string_view>> header_views;  // of the response at hand
   std::string run_nonce;
   std::map<Endpoint, std::string> urls;
   std::size_t lookahead = 0;
@@ -694,7 +695,9 @@ struct Engine::Impl {
     Item* item = f.item;
     Lane& lane = *f.lane;
 
-    const auto rl = limit::parse_rate_limit_headers(r.headers);
+    header_views.clear();  // reused: no allocation per response
+    for (std::size_t i = 0; i < r.header_count(); ++i) header_views.emplace_back(r.header_name(i), r.header_value(i));
+    const auto rl = limit::parse_rate_limit_headers(header_views);
     lane.limiter->observe(rl, now);
 
     Outcome o;
