@@ -9,19 +9,18 @@
 // Resume: every answered chunk is in an engine output file under OUTDIR/.floodgate/; a
 // re-run reads them back and sends only what is missing, and skips the files the
 // results table already has as ok (keyed by path + size + mtime + options).
-#include <spawn.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -239,52 +238,109 @@ std::string helper_path() {
   return helper.string();
 }
 
-// Runs `floodgate-audio plan` and hands every line it prints to `on_plan`, as it comes.
-template <class OnPlan>
-void run_planner(const fs::path& list, const fs::path& root, const audio::SplitOptions& split, double min_seconds,
-                 OnPlan&& on_plan) {
+// Planning runs in the FFmpeg helper, and never beside the uploads: transcribe exec()s
+// `floodgate-audio plan --exec <this command>`, which probes and splits every file into
+// a plan file and exec()s this same command line back (same pid, same terminal). So the
+// ~30 MiB FFmpeg process and this process are never resident at the same time (a spawned
+// helper would add this process's ~11 MiB to the job's peak, and its wait gains nothing:
+// the engine starts only when every file is planned). The chunk folder, locked all along,
+// is handed over by descriptor (ChunkDir::release_for_exec / adopt) through these
+// variables, which the second run reads and clears.
+constexpr const char* kPlanDirEnv = "FLOODGATE_AUDIO_PLAN_DIR";
+constexpr const char* kPlanLockFdEnv = "FLOODGATE_AUDIO_PLAN_LOCK_FD";
+constexpr const char* kPlannerPeakEnv = "FLOODGATE_AUDIO_PLANNER_PEAK_KIB";  // set by the helper
+constexpr const char* kStartedEnv = "FLOODGATE_AUDIO_STARTED_NS";  // steady_clock: the job's wall time
+
+struct Handover {
+  fs::path dir;
+  int lock_fd = -1;
+  long planner_peak_kib = 0;
+  std::optional<std::chrono::steady_clock::time_point> started;
+};
+
+std::optional<Handover> take_handover() {
+  std::optional<Handover> h;
+  const char* dir = std::getenv(kPlanDirEnv);
+  const char* fd = std::getenv(kPlanLockFdEnv);
+  const char* peak = std::getenv(kPlannerPeakEnv);
+  if (dir != nullptr && fd != nullptr) {
+    h = Handover{dir, std::atoi(fd), peak != nullptr ? std::atol(peak) : 0, std::nullopt};
+    if (const char* started = std::getenv(kStartedEnv); started != nullptr) {
+      h->started = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(std::atoll(started)));
+    }
+  }
+  ::unsetenv(kStartedEnv);
+  ::unsetenv(kPlanDirEnv);
+  ::unsetenv(kPlanLockFdEnv);
+  ::unsetenv(kPlannerPeakEnv);
+  return h;
+}
+
+// This command line as it was started (argv, from /proc/self/cmdline).
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  if (args.empty()) throw Error("cannot read /proc/self/cmdline", exit_code::internal);
+  return args;
+}
+
+// Replaces this process with the helper, which plans every file of `list` into `plans`
+// (chunks under the chunk folder) and then runs this command again. Returns only when the
+// helper cannot be started (then throws).
+[[noreturn]] void exec_planner(const fs::path& list, const fs::path& plans, audio::ChunkDir& chunk_dir,
+                               const audio::SplitOptions& split, double min_seconds,
+                               std::chrono::steady_clock::time_point started) {
   const std::string helper = helper_path();
-  std::vector<std::string> args = {helper, "plan", "--list", list.string(), "--chunk-root", root.string(),
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find this program (/proc/self/exe): " + ec.message(), exit_code::internal);
+  const fs::path dir = chunk_dir.path();
+  std::vector<std::string> args = {helper, "plan", "--list", list.string(), "--chunk-root", dir.string(),
                                    "--max-chunk-seconds", std::to_string(split.max_chunk.count()),
                                    "--max-chunk-bytes", std::to_string(split.max_chunk_bytes),
-                                   "--min-seconds", std::to_string(min_seconds)};
+                                   "--min-seconds", std::to_string(min_seconds), "--out", plans.string(),
+                                   "--exec", self.string()};
+  const auto command = own_command_line();
+  args.insert(args.end(), command.begin() + 1, command.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  int fds[2];
-  if (::pipe(fds) != 0) throw Error("cannot create a pipe for the audio helper", exit_code::internal);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  posix_spawn_file_actions_addclose(&actions, fds[1]);
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    throw Error("cannot start the audio helper " + helper + ": " + std::strerror(rc), exit_code::internal);
+  const int lock_fd = chunk_dir.release_for_exec();
+  ::setenv(kPlanDirEnv, dir.c_str(), 1);
+  ::setenv(kPlanLockFdEnv, std::to_string(lock_fd).c_str(), 1);
+  const auto started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count();
+  ::setenv(kStartedEnv, std::to_string(started_ns).c_str(), 1);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::execv(helper.c_str(), argv.data());
+  const int err = errno;
+  ::unsetenv(kPlanDirEnv);
+  ::unsetenv(kPlanLockFdEnv);
+  ::unsetenv(kStartedEnv);
+  if (auto back = audio::ChunkDir::adopt(dir, lock_fd)) chunk_dir = std::move(*back);
+  throw Error("cannot start the audio helper " + helper + ": " + std::strerror(err), exit_code::internal);
+}
+
+// This process's peak resident memory (VmHWM: since its last exec, so without the helper's).
+double own_peak_mib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
   }
-  std::FILE* out = ::fdopen(fds[0], "r");
-  char* line = nullptr;
-  std::size_t cap = 0;
-  ssize_t n = 0;
-  while (out != nullptr && (n = ::getline(&line, &cap, out)) > 0) {
-    auto plan = audio::plan_from_json(std::string_view(line, static_cast<std::size_t>(n)));
-    if (plan) on_plan(*plan);
-  }
-  std::free(line);
-  if (out != nullptr) std::fclose(out);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    throw Error("the audio helper failed (" + helper + ", status " + std::to_string(status) + ")", exit_code::internal);
-  }
+  return 0;
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 int transcribe(const TranscribeFlags& f) {
-  const auto wall_start = std::chrono::steady_clock::now();
+  const auto handover = take_handover();  // set when the helper has just planned this job
+  const auto wall_start = handover && handover->started ? *handover->started : std::chrono::steady_clock::now();
   audio::TranscribeOptions defaults;
   defaults.model = f.model;
   defaults.language = f.language;
@@ -359,40 +415,51 @@ int transcribe(const TranscribeFlags& f) {
     }
     jobs.push_back(std::move(job));
   }
-  auto chunk_dir = audio::ChunkDir::create(tmp_root, "job");
+  auto chunk_dir = handover ? audio::ChunkDir::adopt(handover->dir, handover->lock_fd)
+                            : audio::ChunkDir::create(tmp_root, "job");
   if (!chunk_dir) throw Error(chunk_dir.error().message, exit_code::internal);
   if (!plan_list.empty()) {
     const fs::path list = chunk_dir->path() / "plan.tsv";
-    write_atomically(list, plan_list);
-    run_planner(list, chunk_dir->path(), split, f.min_seconds, [&](const audio::FilePlan& plan) {
-      if (plan.index >= jobs.size()) return;
-      FileJob& job = jobs[plan.index];
+    const fs::path plans = chunk_dir->path() / "plans.jsonl";
+    if (!handover) {
+      write_atomically(list, plan_list);
+      exec_planner(list, plans, *chunk_dir, split, f.min_seconds, wall_start);  // comes back as a new run of this command
+    }
+    if (slurp(list) != plan_list) {
+      throw Error("the input files changed while the audio helper was planning them: run the command again");
+    }
+    std::ifstream plan_lines(plans);
+    std::string plan_line;
+    while (std::getline(plan_lines, plan_line)) {
+      const auto plan = audio::plan_from_json(plan_line);
+      if (!plan || plan->index >= jobs.size()) continue;
+      FileJob& job = jobs[plan->index];
       job.planned = false;
-      if (plan.error) {
+      if (plan->error) {
         job.row.status = "error";
-        job.row.error = std::string(audio::to_string(plan.error->code)) + ": " + plan.error->message;
-        return;
+        job.row.error = std::string(audio::to_string(plan->error->code)) + ": " + plan->error->message;
+        continue;
       }
-      job.info = plan.info;
-      job.row.duration_seconds = plan.info.duration.count();
-      if (plan.info.duration.count() < f.min_seconds) {
+      job.info = plan->info;
+      job.row.duration_seconds = plan->info.duration.count();
+      if (plan->info.duration.count() < f.min_seconds) {
         job.row.status = "skipped";
         job.row.error = "shorter than --min-seconds";
-        return;
+        continue;
       }
-      if (plan.split) {
-        job.chunks = plan.chunks;
-        job.chunk_folder = chunk_dir->path() / std::to_string(plan.index);
+      if (plan->split) {
+        job.chunks = plan->chunks;
+        job.chunk_folder = chunk_dir->path() / std::to_string(plan->index);
       } else {
         audio::Chunk whole;
         whole.path = job.input.path;
-        whole.duration = plan.info.duration;
-        whole.size_bytes = plan.info.size_bytes;
+        whole.duration = plan->info.duration;
+        whole.size_bytes = plan->info.size_bytes;
         job.chunks.push_back(whole);
       }
       job.row.chunks = job.chunks.size();
       job.needs_sending = true;
-    });
+    }
     for (auto& job : jobs) {
       if (!job.planned) continue;
       job.row.status = "error";
@@ -569,17 +636,13 @@ int transcribe(const TranscribeFlags& f) {
 
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   // Peak memory of this process (the uploads) and of the audio helper (FFmpeg), apart.
-  rusage self{};
-  rusage children{};
-  ::getrusage(RUSAGE_SELF, &self);
-  ::getrusage(RUSAGE_CHILDREN, &children);
   char line[512];
   std::snprintf(line, sizeof line,
                 "%zu file(s): %zu ok, %zu failed, %zu skipped, %zu pending; %llu request(s) sent; %.1f min of audio in "
                 "%.1f s (%.1f min of audio per wall minute); peak RSS %.1f MiB (audio helper %.1f MiB); results in %s",
                 jobs.size(), ok, failed, skipped, pending, static_cast<unsigned long long>(sent_total),
                 audio_seconds / 60.0, wall_s, wall_s > 0 ? audio_seconds / wall_s : 0.0,
-                static_cast<double>(self.ru_maxrss) / 1024.0, static_cast<double>(children.ru_maxrss) / 1024.0,
+                own_peak_mib(), handover ? static_cast<double>(handover->planner_peak_kib) / 1024.0 : 0.0,
                 (outdir / "results.jsonl").c_str());
   say(line);
   if (engine_exit != exit_code::ok) return engine_exit;

@@ -63,22 +63,42 @@ wall_s() { sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): \(.*\)/\1/p'
 
 echo "$FILES files of $MB MB ($total_mb MiB in all), $INFLIGHT in flight, sim latency $LATENCY, cores=$(nproc)"
 
+# Runs "$@" under /usr/bin/time -v (report in $1) with tree_rss.py sampling the process tree
+# beside it (JSON in $1.tree): ru_maxrss is the peak of the largest single process, the
+# sampler says whether processes of the tree were big at the same time.
+measured() {
+  local report=$1
+  shift
+  /usr/bin/time -v "$@" 2> "$report" &
+  local pid=$!
+  "$py" "$here/tree_rss.py" "$pid" 10 --without-root > "$report.tree" &
+  local sampler=$!
+  local rc=0
+  wait "$pid" || rc=$?
+  wait "$sampler" || true
+  [[ $rc == 0 ]] || { cat "$report" >&2; exit 1; }
+}
+tree_mib() { "$py" "$here/tree_rss.py" --summary "$1"; }  # the sampled simultaneous peak, per-process peaks
+
 start_sim
 rm -rf "$work/out"
-/usr/bin/time -v "$fg" transcribe "$work/audio" -o "$work/out" --base-url "$base" --api-key sk-bench \
-  --max-in-flight "$INFLIGHT" --quiet 2> "$work/time-fg.txt" || { cat "$work/time-fg.txt" >&2; exit 1; }
+measured "$work/time-fg.txt" "$fg" transcribe "$work/audio" -o "$work/out" --base-url "$base" --api-key sk-bench \
+  --max-in-flight "$INFLIGHT" --quiet
 fg_up=$(uploaded)
 echo "floodgate transcribe:           peak RSS $(peak_mib "$work/time-fg.txt") MiB, wall $(wall_s "$work/time-fg.txt"), $fg_up"
 echo "  of which, per process (getrusage):$(sed -n 's/.*\(peak RSS [0-9.]* MiB (audio helper [0-9.]* MiB)\).*/ \1/p' "$work/time-fg.txt")"
+echo "  whole tree, sampled every 10 ms: $(tree_mib "$work/time-fg.txt.tree")"
 
 start_sim
-/usr/bin/time -v "$py" "$here/peer_upload.py" "$work/audio" --base-url "$base" --concurrency "$INFLIGHT" --mode whole \
-  > "$work/py-whole.json" 2> "$work/time-whole.txt" || { cat "$work/time-whole.txt" >&2; exit 1; }
+measured "$work/time-whole.txt" "$py" "$here/peer_upload.py" "$work/audio" --base-url "$base" --concurrency "$INFLIGHT" \
+  --mode whole > "$work/py-whole.json"
 whole_up=$(uploaded)
 echo "python aiohttp, file read whole: peak RSS $(peak_mib "$work/time-whole.txt") MiB, wall $(wall_s "$work/time-whole.txt"), $whole_up"
+echo "  whole tree, sampled every 10 ms: $(tree_mib "$work/time-whole.txt.tree")"
 
 start_sim
-/usr/bin/time -v "$py" "$here/peer_upload.py" "$work/audio" --base-url "$base" --concurrency "$INFLIGHT" --mode file \
-  > "$work/py-file.json" 2> "$work/time-file.txt" || { cat "$work/time-file.txt" >&2; exit 1; }
+measured "$work/time-file.txt" "$py" "$here/peer_upload.py" "$work/audio" --base-url "$base" --concurrency "$INFLIGHT" \
+  --mode file > "$work/py-file.json"
 file_up=$(uploaded)
 echo "python aiohttp, open file:       peak RSS $(peak_mib "$work/time-file.txt") MiB, wall $(wall_s "$work/time-file.txt"), $file_up"
+echo "  whole tree, sampled every 10 ms: $(tree_mib "$work/time-file.txt.tree")"

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -89,6 +90,35 @@ void ChunkDir::remove() noexcept {
     ::close(lock_fd_);  // releases the lock
     lock_fd_ = -1;
   }
+}
+
+int ChunkDir::release_for_exec() noexcept {
+  const int fd = lock_fd_;
+  if (fd >= 0) {
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags >= 0) ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+  path_.clear();
+  lock_fd_ = -1;
+  return fd;
+}
+
+AudioResult<ChunkDir> ChunkDir::adopt(const std::filesystem::path& path, int lock_fd) {
+  const std::filesystem::path lock = path / kLockName;
+  struct stat held {};
+  struct stat named {};
+  if (lock_fd < 0 || ::fstat(lock_fd, &held) != 0 || ::stat(lock.c_str(), &named) != 0 ||
+      held.st_dev != named.st_dev || held.st_ino != named.st_ino) {
+    return AudioError{AudioErrc::write_failed, "cannot take over " + path.string() + ": descriptor " +
+                                                   std::to_string(lock_fd) + " is not its lock"};
+  }
+  // Our own lock (same open file description): taking it again succeeds at once.
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return AudioError{AudioErrc::write_failed, "cannot lock " + lock.string() + ": " + std::strerror(errno)};
+  }
+  const int flags = ::fcntl(lock_fd, F_GETFD);
+  if (flags >= 0) ::fcntl(lock_fd, F_SETFD, flags | FD_CLOEXEC);
+  return ChunkDir(path, lock_fd);
 }
 
 std::size_t remove_stale_chunk_dirs(const std::filesystem::path& root) noexcept {

@@ -1,5 +1,6 @@
 #include "floodgate/audio/chunk_dir.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +60,33 @@ TEST(ChunkDir, StaleDirectoriesOfACrashedRunAreRemovedLiveOnesKept) {
   EXPECT_EQ(after, 1U);
   EXPECT_EQ(remove_stale_chunk_dirs(root), 0U);
   EXPECT_EQ(remove_stale_chunk_dirs(root / "missing"), 0U);
+}
+
+TEST(ChunkDir, HandedOverAcrossExecStaysLockedAndIsTakenBack) {
+  const auto root = fresh_root("floodgate-chunkdir-c");
+  auto d = ChunkDir::create(root, "job");
+  ASSERT_TRUE(d.ok());
+  const std::filesystem::path p = d->path();
+  std::ofstream(p / "plan.jsonl") << "{}";
+  const int fd = d->release_for_exec();
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);  // survives exec
+  d = ChunkDir::create(root, "other");             // the released object no longer owns p
+  EXPECT_TRUE(std::filesystem::exists(p / "plan.jsonl"));
+  EXPECT_EQ(remove_stale_chunk_dirs(root), 0U);    // still locked: not stale
+
+  const int other_fd = d->release_for_exec();
+  EXPECT_FALSE(ChunkDir::adopt(p, other_fd).ok());  // another directory's lock
+  ::close(other_fd);
+  EXPECT_FALSE(ChunkDir::adopt(p, -1).ok());
+  {
+    auto back = ChunkDir::adopt(p, fd);
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(back->path(), p);
+    EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+    EXPECT_TRUE(std::filesystem::exists(p / "plan.jsonl"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(p));  // removed when the adopting object ends
 }
 
 }  // namespace

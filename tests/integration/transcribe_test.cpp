@@ -359,3 +359,40 @@ TEST(Transcribe, TakesTheEngineFlagsOfRun) {
 }
 
 }  // namespace
+
+namespace {
+
+// The FFmpeg helper runs instead of the uploading process, not beside it: transcribe
+// exec()s the helper, which exec()s transcribe back, so the two are never resident at once.
+// A wrapper helper records whose child it is: with exec, the parent of floodgate (the
+// shell); a spawned helper would be the child of floodgate.
+TEST(Transcribe, TheAudioHelperReplacesTheUploaderInsteadOfRunningBesideIt) {
+  TempDir tmp("exec");
+  const fs::path real = fs::path(FLOODGATE_BIN).parent_path() / "floodgate-audio";
+  const fs::path wrapper = tmp.path / "helper.sh";
+  const fs::path parents = tmp.path / "parents.txt";
+  {
+    std::ofstream w(wrapper);
+    w << "#!/bin/sh\ncat /proc/$PPID/comm >> '" << parents.string() << "'\nexec '" << real.string() << "' \"$@\"\n";
+  }
+  fs::permissions(wrapper, fs::perms::owner_all);
+  SimProcess sim;
+  const fs::path out = tmp.path / "out";
+  ASSERT_EQ(::setenv("FLOODGATE_AUDIO_HELPER", wrapper.c_str(), 1), 0);
+  const int rc = transcribe(sim, {audio::testing::fixture("tone.mp3").string(), "-o", out.string(),
+                                  "--max-chunk-seconds", "10"},
+                            tmp.path / "log.txt");
+  ::unsetenv("FLOODGATE_AUDIO_HELPER");
+  ASSERT_EQ(rc, 0) << slurp(tmp.path / "log.txt");
+  EXPECT_EQ(results_by_name(out).at("tone.mp3")["chunks"], 3);  // planned and split by the helper
+  EXPECT_EQ(transcription_lines(sim).size(), 3U);
+  const std::string who = slurp(parents);
+  EXPECT_FALSE(who.empty());  // the wrapper ran
+  EXPECT_EQ(who.find("floodgate"), std::string::npos) << who;
+  // The summary reports the helper's own peak, handed over across exec.
+  const std::string log = slurp(tmp.path / "log.txt");
+  EXPECT_EQ(log.find("(audio helper 0.0 MiB)"), std::string::npos) << log;
+  EXPECT_NE(log.find("(audio helper "), std::string::npos) << log;
+}
+
+}  // namespace

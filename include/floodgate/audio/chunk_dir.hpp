@@ -4,7 +4,9 @@
 // locked with flock() for as long as the ChunkDir lives; the destructor removes the
 // directory. After a crash the lock is released by the kernel, so the next run's
 // remove_stale_chunk_dirs() can tell a dead job's directory (lock free) from a live one
-// (lock held, by this or another process) and removes only the dead ones.
+// (lock held, by this or another process) and removes only the dead ones. A directory can
+// outlive an exec() of its process (release_for_exec / adopt), e.g. `floodgate transcribe`
+// -> `floodgate-audio plan` -> `floodgate transcribe`, locked all along.
 
 #include <filesystem>
 #include <string_view>
@@ -27,6 +29,14 @@ class ChunkDir {
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
   // Removes the directory now (the destructor does it otherwise).
   void remove() noexcept;
+
+  // Hands the directory to the program this process is about to exec(): the lock's file
+  // descriptor stays open (and locked) across exec, and this object forgets the directory
+  // (it neither removes it nor closes the lock). Returns the descriptor for adopt().
+  [[nodiscard]] int release_for_exec() noexcept;
+  // Takes back a directory handed over by release_for_exec() in an earlier program of this
+  // process; fails when `lock_fd` is not an open descriptor of path's lock file.
+  [[nodiscard]] static AudioResult<ChunkDir> adopt(const std::filesystem::path& path, int lock_fd);
 
  private:
   ChunkDir(std::filesystem::path path, int lock_fd) noexcept : path_(std::move(path)), lock_fd_(lock_fd) {}
