@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -92,8 +93,13 @@ void HttpResponse::add_header(std::string_view name, std::string_view value) {
   span.value_at = static_cast<std::uint32_t>(span.name_at + name.size());
   span.value_size = static_cast<std::uint32_t>(value.size());
   header_bytes.resize(span.value_at + value.size());
+  static constexpr auto kLower = [] {
+    std::array<char, 256> t{};
+    for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return t;
+  }();
   char* out = header_bytes.data() + span.name_at;
-  for (char c : name) *out++ = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  for (char c : name) *out++ = kLower[static_cast<unsigned char>(c)];
   std::memcpy(out, value.data(), value.size());
   header_spans.push_back(span);
 }

@@ -197,8 +197,11 @@ RateLimitHeaders parse_pairs(const Pairs& headers, std::optional<std::chrono::sy
   for (const auto& [name_s, value_s] : headers) {
     const std::string_view name(name_s);
     if (name.size() < 11 || (name[0] != 'x' && name[0] != 'X' && name[0] != 'r' && name[0] != 'R')) continue;
+    // Names usually arrive lower-cased (HTTP/2 requires it; the transport lowers them):
+    // compare bytes, and fold case only for a name that has capitals.
+    const bool folded = std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
     for (std::size_t i = 0; i < kRateLimitNames.size(); ++i) {
-      if (!found[i] && name.size() == kRateLimitNames[i].size() && iequals(name, kRateLimitNames[i])) {
+      if (!found[i] && name.size() == kRateLimitNames[i].size() && (folded ? name == kRateLimitNames[i] : iequals(name, kRateLimitNames[i]))) {
         found[i] = std::string_view(value_s);
         break;
       }
