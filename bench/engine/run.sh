@@ -5,7 +5,7 @@
 # today), measured in one run, with the ratios.
 #
 #   bench/engine/run.sh [BUILD_DIR]           (default build/)
-#   env: N=20000 requests per client, C=64 concurrency, DURATION=10s for wrk,
+#   env: N=100000 requests per client (start-up then weighs ~2%), C=64 concurrency, DURATION=10s for wrk,
 #        FLOODGATE_RUN_ARGS extra flags for `floodgate run` (default: --quiet),
 #        RSS_LINES=1000000 to also measure floodgate run's peak RSS on that many lines
 #        (0 = skip, the default); SIM_BIN another binary to run `sim` with (default: the same).
@@ -16,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 fg=$(cd "$build" && pwd)/apps/floodgate/floodgate
-N=${N:-20000}
+N=${N:-100000}
 C=${C:-64}
 DURATION=${DURATION:-10s}
 RSS_LINES=${RSS_LINES:-0}
@@ -48,10 +48,16 @@ echo "simulator: $base   N=$N  C=$C  cores=$(nproc)"
 
 "$py" "$here/gen_input.py" "$N" > "$work/input.jsonl"
 
+# The simulator's CPU time so far, in ms (utime + stime from /proc, clock ticks of 10 ms):
+# how much of the two cores the server itself took while each client ran.
+sim_cpu_ms() { awk '{ print ($14 + $15) * 10 }' "/proc/$sim_pid/stat"; }
+
 # 1. wrk: the ceiling.
+c0=$(sim_cpu_ms)
 wrk_out=$(wrk -t2 -c"$C" -d"$DURATION" -s "$here/wrk_post.lua" "$base/chat/completions")
 wrk_rps=$(echo "$wrk_out" | sed -n 's/.*"wrk_requests_per_s": \([0-9.]*\).*/\1/p')
-echo "wrk:              ${wrk_rps} req/s"
+wrk_n=$(echo "$wrk_out" | sed -n 's/.*"wrk_requests": \([0-9]*\).*/\1/p')
+echo "wrk:              ${wrk_rps} req/s   (simulator: $(awk -v c="$(( $(sim_cpu_ms) - c0 ))" -v n="$wrk_n" 'BEGIN { printf "%.1f", c * 1000 / n }') us CPU per request)"
 
 # 2. asyncio + aiohttp + semaphore.
 py_json=$("$py" "$here/peer_aiohttp.py" "$work/input.jsonl" "$work/out_py.jsonl" --base-url "$base" --concurrency "$C" || true)
@@ -61,15 +67,19 @@ echo "python aiohttp:   ${py_rps} req/s   ($py_json)"
 # 3. floodgate run, once it exists.
 fg_rps=""
 if "$fg" run --help > /dev/null 2>&1; then
+  c0=$(sim_cpu_ms)
   start=$(date +%s.%N)
   # shellcheck disable=SC2086
-  OPENAI_BASE_URL="$base" OPENAI_API_KEY=sk-bench /usr/bin/time -f '%M' -o "$work/fg.rss" \
+  OPENAI_BASE_URL="$base" OPENAI_API_KEY=sk-bench /usr/bin/time -f '%M %U %S' -o "$work/fg.rss" \
     "$fg" run "$work/input.jsonl" -o "$work/out_fg.jsonl" --max-in-flight "$C" ${FLOODGATE_RUN_ARGS:---quiet} \
     > "$work/fg.log" 2>&1 || { echo "floodgate run failed:"; tail -n 20 "$work/fg.log"; }
   end=$(date +%s.%N)
   lines=$(wc -l < "$work/out_fg.jsonl" 2> /dev/null || echo 0)
   fg_rps=$(awk -v n="$N" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / (e - s) }')
-  echo "floodgate run:    ${fg_rps} req/s   (output lines: $lines of $N, peak RSS $(cat "$work/fg.rss") KB, wall time incl. start-up)"
+  read -r fg_rss fg_user fg_sys < "$work/fg.rss"
+  sim_us=$(awk -v c="$(( $(sim_cpu_ms) - c0 ))" -v n="$N" 'BEGIN { printf "%.1f", c * 1000 / n }')
+  fg_cpu_us=$(awk -v n="$N" -v u="$fg_user" -v s="$fg_sys" 'BEGIN { printf "%.1f", (u + s) * 1e6 / n }')
+  echo "floodgate run:    ${fg_rps} req/s   (output lines: $lines of $N, peak RSS ${fg_rss} KB, ${fg_cpu_us} us CPU per request, simulator ${sim_us} us; wall time incl. start-up)"
 else
   echo "floodgate run:    (no 'run' command in this build yet: skipped)"
 fi
