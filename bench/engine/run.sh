@@ -8,7 +8,8 @@
 #   env: N=100000 requests per client (start-up then weighs ~2%), C=64 concurrency, DURATION=10s for wrk,
 #        FLOODGATE_RUN_ARGS extra flags for `floodgate run` (default: --quiet),
 #        RSS_LINES=1000000 to also measure floodgate run's peak RSS on that many lines
-#        (0 = skip, the default); SIM_BIN another binary to run `sim` with (default: the same).
+#        (0 = skip, the default); SIM_BIN another binary to run `sim` with (default: the same);
+#        SIM_THREADS the simulator's threads (default 0 = one per core; 1 leaves a core to the client).
 # Needs: wrk, /usr/bin/time, Debian's /usr/bin/python3 with python3-aiohttp.
 # Targets (issue 3): floodgate >= 10,000 req/s, >= 2x the Python script, >= 0.6x wrk.
 set -euo pipefail
@@ -22,6 +23,7 @@ DURATION=${DURATION:-10s}
 RSS_LINES=${RSS_LINES:-0}
 py=/usr/bin/python3
 sim_bin=${SIM_BIN:-$fg}
+SIM_THREADS=${SIM_THREADS:-0}
 
 [[ -x "$fg" ]] || { echo "run.sh: no floodgate binary at $fg (build first)" >&2; exit 2; }
 command -v wrk > /dev/null || { echo "run.sh: wrk is not installed (scripts/install-deps)" >&2; exit 2; }
@@ -36,7 +38,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The simulator: no limits, no latency, no faults; its base URL is its first line.
-"$sim_bin" sim --port 0 --latency none --fault-rate 0 > "$work/sim.out" 2> "$work/sim.err" &
+"$sim_bin" sim --port 0 --latency none --fault-rate 0 --threads "$SIM_THREADS" > "$work/sim.out" 2> "$work/sim.err" &
 sim_pid=$!
 for _ in $(seq 1 100); do
   [[ -s "$work/sim.out" ]] && break
