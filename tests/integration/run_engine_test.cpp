@@ -20,11 +20,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/run_process.hpp"
 #include "support/sim_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using floodgate::test::RunProcess;
 using floodgate::test::SimProcess;
 using Clock = std::chrono::steady_clock;
 
@@ -56,60 +58,6 @@ fs::path write_input(const fs::path& dir, int n, int max_tokens = 16, const std:
   }
   return p;
 }
-
-// A running `floodgate run`.
-class RunProcess {
- public:
-  RunProcess(const std::vector<std::string>& args, const std::string& api_key, const fs::path& stderr_path) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 2);
-        ::dup2(fd, 1);
-      }
-      ::setenv("OPENAI_API_KEY", api_key.c_str(), 1);
-      ::unsetenv("OPENAI_BASE_URL");
-      std::vector<char*> argv;
-      std::string bin = FLOODGATE_BIN;
-      argv.push_back(bin.data());
-      std::string run = "run";
-      argv.push_back(run.data());
-      std::vector<std::string> copy = args;
-      for (auto& a : copy) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(bin.c_str(), argv.data());
-      ::_exit(127);
-    }
-  }
-  ~RunProcess() {
-    if (pid_ > 0 && !done_) {
-      ::kill(pid_, SIGKILL);
-      wait(std::chrono::seconds(10));
-    }
-  }
-  void signal(int sig) const { ::kill(pid_, sig); }
-  // Exit code, or -1 on timeout, or 128+signal.
-  int wait(std::chrono::seconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (Clock::now() < deadline) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        done_ = true;
-        if (WIFEXITED(status)) return WEXITSTATUS(status);
-        if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-        return -2;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool done_ = false;
-};
 
 std::vector<std::string> run_args(const SimProcess& sim, const fs::path& in, const fs::path& out, std::vector<std::string> extra) {
   std::vector<std::string> a = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--quiet"};

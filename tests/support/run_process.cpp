@@ -1,0 +1,56 @@
+#include "support/run_process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+namespace floodgate::test {
+
+RunProcess::RunProcess(const std::vector<std::string>& args, const std::string& api_key, const std::filesystem::path& log) {
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::setenv("OPENAI_API_KEY", api_key.c_str(), 1);
+    ::unsetenv("OPENAI_BASE_URL");
+    std::vector<std::string> all = {FLOODGATE_BIN, "run"};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+}
+
+RunProcess::~RunProcess() {
+  if (pid_ > 0 && !done_) {
+    ::kill(pid_, SIGKILL);
+    (void)wait(std::chrono::seconds(10));
+  }
+}
+
+void RunProcess::signal(int sig) const { ::kill(pid_, sig); }
+
+int RunProcess::wait(std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      done_ = true;
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -2;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+}  // namespace floodgate::test

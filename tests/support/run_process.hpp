@@ -1,0 +1,37 @@
+#pragma once
+// RunProcess: runs `floodgate run ARGS...` as a child process for one integration test.
+//
+//   floodgate::test::RunProcess p({"in.jsonl", "-o", "out.jsonl", "--base-url", url}, key, log);
+//   p.signal(SIGINT);                        // Ctrl-C, SIGKILL for a crash ...
+//   int rc = p.wait(std::chrono::seconds(20));  // exit code, 128+signal, or -1 on timeout
+//
+// stdout and stderr go to `log`; OPENAI_API_KEY is set to `api_key` and OPENAI_BASE_URL
+// is unset in the child. The binary is FLOODGATE_BIN. The destructor kills (SIGKILL) and
+// reaps a child that is still running, so no test leaves one behind.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace floodgate::test {
+
+class RunProcess {
+ public:
+  RunProcess(const std::vector<std::string>& args, const std::string& api_key, const std::filesystem::path& log);
+  ~RunProcess();
+  RunProcess(const RunProcess&) = delete;
+  RunProcess& operator=(const RunProcess&) = delete;
+
+  void signal(int sig) const;
+  // The exit code, 128+signal when killed by one, or -1 when still running after `limit`.
+  int wait(std::chrono::seconds limit);
+
+ private:
+  pid_t pid_ = -1;
+  bool done_ = false;
+};
+
+}  // namespace floodgate::test
