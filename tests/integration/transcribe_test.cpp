@@ -396,3 +396,43 @@ TEST(Transcribe, TheAudioHelperReplacesTheUploaderInsteadOfRunningBesideIt) {
 }
 
 }  // namespace
+
+namespace {
+
+// Files added to a folder while the helper plans it: the transcribe that the helper execs
+// back sees another list than the one planned and stops, rather than pairing plans with
+// the wrong files; the next run plans everything afresh.
+TEST(Transcribe, InputsThatChangeWhilePlanningStopTheJobCleanly) {
+  TempDir tmp("changed");
+  const fs::path in = tmp.path / "in";
+  fs::create_directories(in);
+  fs::copy_file(audio::testing::fixture("tone.mp3"), in / "b.mp3");
+  const fs::path real = fs::path(FLOODGATE_BIN).parent_path() / "floodgate-audio";
+  const fs::path wrapper = tmp.path / "helper.sh";
+  {
+    std::ofstream w(wrapper);
+    w << "#!/bin/sh\ncp '" << audio::testing::fixture("tone.mp3").string() << "' '" << (in / "a.mp3").string()
+      << "'\nexec '" << real.string() << "' \"$@\"\n";
+  }
+  fs::permissions(wrapper, fs::perms::owner_all);
+  SimProcess sim;
+  const fs::path out = tmp.path / "out";
+  ASSERT_EQ(::setenv("FLOODGATE_AUDIO_HELPER", wrapper.c_str(), 1), 0);
+  const int rc = transcribe(sim, {in.string(), "-o", out.string()}, tmp.path / "log1.txt");
+  ::unsetenv("FLOODGATE_AUDIO_HELPER");
+  EXPECT_EQ(rc, 2) << slurp(tmp.path / "log1.txt");
+  EXPECT_NE(slurp(tmp.path / "log1.txt").find("changed while"), std::string::npos) << slurp(tmp.path / "log1.txt");
+  EXPECT_TRUE(transcription_lines(sim).empty());
+
+  ASSERT_EQ(transcribe(sim, {in.string(), "-o", out.string()}, tmp.path / "log2.txt"), 0) << slurp(tmp.path / "log2.txt");
+  const auto rows = results_by_name(out);
+  ASSERT_EQ(rows.size(), 2U);
+  for (const auto& [name, row] : rows) EXPECT_EQ(row["status"], "ok") << name;
+  EXPECT_EQ(transcription_lines(sim).size(), 2U);
+  std::size_t leftovers = 0;  // the stopped run's chunk folder was removed too
+  std::error_code ec;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(out / ".floodgate-tmp", ec)) ++leftovers;
+  EXPECT_EQ(leftovers, 0U);
+}
+
+}  // namespace
