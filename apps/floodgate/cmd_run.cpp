@@ -22,7 +22,6 @@ struct RunFlags {
   bool overwrite = false;
   std::string endpoint;
   bool ordered = false;
-  bool ignore_pause = false;
   EngineFlags engine;
 };
 
@@ -39,7 +38,6 @@ int run(const RunFlags& f) {
   }
 
   o.ordered = f.ordered;
-  o.ignore_pause = f.ignore_pause;
   apply_engine_flags(f.engine, o);
 
   apply_run_table_options(o, f.engine.default_completion_tokens, f.engine.quiet);  // tables, schema, cost, budgets
@@ -93,8 +91,6 @@ void register_run(CLI::App& app, int& exit_code) {
 
   cmd->add_flag("--ordered", f->ordered,
                 "write output lines in input order (bounded reorder buffer); a resumed run rewrites OUTPUT in input order at its end");
-  cmd->add_flag("--ignore-pause", f->ignore_pause,
-                "send to models an earlier run paused (a daily limit's retry-after) even before the pause ends");
   add_engine_flags(cmd, f->engine);
   add_run_table_options(cmd);  // --template, --schema, --prices, --max-cost ... (run_tables_options.cpp)
   cmd->callback([f, &exit_code] { exit_code = run(*f); });

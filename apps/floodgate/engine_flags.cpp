@@ -62,6 +62,8 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_option("--breaker-threshold", f.breaker_threshold, "consecutive 429s that pause all sending")->capture_default_str();
   cmd->add_option("--breaker-max-open", f.breaker_max_open, "longest pause of the circuit breaker")->capture_default_str();
   cmd->add_flag("--fsync", f.fsync, "fdatasync the output at every checkpoint (survive power loss, slower)");
+  cmd->add_flag("--ignore-pause", f.ignore_pause,
+                "send to models an earlier run paused (a daily limit's retry-after, kept in the journal) even before the pause ends");
   cmd->add_flag("--no-http2", f.no_http2, "use HTTP/1.1 only");
   cmd->add_flag("--trace-http", f.trace_http, "print each exchange's headers to stderr (Authorization redacted)");
   cmd->add_flag("-q,--quiet", f.quiet, "no progress, no summary (errors only)");
@@ -95,6 +97,7 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   o.retry.max_server_wait = duration_flag(f.max_server_wait, "--max-server-wait");
   if (!f.max_wait.empty()) o.max_wait = duration_flag(f.max_wait, "--max-wait");
   o.fsync = f.fsync;
+  o.ignore_pause = f.ignore_pause;
   o.breaker.threshold = f.breaker_threshold;
   o.breaker.max_open = duration_flag(f.breaker_max_open, "--breaker-max-open");
 

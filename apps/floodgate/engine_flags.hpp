@@ -37,6 +37,7 @@ struct EngineFlags {
   bool quiet = false;
   std::string log_format = "text";
   bool fsync = false;
+  bool ignore_pause = false;
   bool no_http2 = false;
   bool trace_http = false;
 };
