@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <latch>
 #include <thread>
 #include <vector>
 #include <cstring>
@@ -205,11 +206,18 @@ TEST(SimHttp, LatencyFixed) {
 }
 
 TEST(SimHttp, PeakConcurrencyCountsRequestsInFlight) {
-  SimProcess sim({"--latency", "fixed:400ms"});
+  // Six requests that must overlap: they start together (a latch) and each is held 1.5 s,
+  // far longer than starting a thread and connecting takes even on a loaded machine (with
+  // 400 ms the test failed once at load ~8).
+  SimProcess sim({"--latency", "fixed:1500ms"});
   std::vector<std::thread> clients;
   std::atomic<int> ok{0};
+  std::latch ready(6);
   for (int i = 0; i < 6; ++i) {
-    clients.emplace_back([&] { ok += sim.post("/v1/chat/completions", kChat).status == 200; });
+    clients.emplace_back([&] {
+      ready.arrive_and_wait();
+      ok += sim.post("/v1/chat/completions", kChat).status == 200;
+    });
   }
   for (auto& c : clients) c.join();
   EXPECT_EQ(ok.load(), 6);
