@@ -436,3 +436,73 @@ TEST(Transcribe, InputsThatChangeWhilePlanningStopTheJobCleanly) {
 }
 
 }  // namespace
+
+namespace {
+
+// --table by extension: .csv and .jsonl are copies of the whole results table (also after a
+// resume that sent nothing), and --force starts over: everything is sent again and the
+// SQLite table holds the new rows only, still one per file.
+TEST(Transcribe, TableAsCsvJsonlAndSqliteAndForceStartsOver) {
+  TempDir tmp("tables");
+  const fs::path in = tmp.path / "in";
+  fs::create_directories(in);
+  fs::copy_file(audio::testing::fixture("speech.mp3"), in / "speech.mp3");
+  fs::copy_file(audio::testing::fixture("tone.wav"), in / "tone.wav");
+  const fs::path out = tmp.path / "out";
+  SimProcess sim;
+
+  const fs::path csv = tmp.path / "t.csv";
+  ASSERT_EQ(transcribe(sim, {in.string(), "-o", out.string(), "--table", csv.string()}, tmp.path / "log1.txt"), 0)
+      << slurp(tmp.path / "log1.txt");
+  const std::size_t sent_first = transcription_lines(sim).size();
+  ASSERT_GE(sent_first, 2U);
+  EXPECT_EQ(slurp(csv), slurp(out / "results.csv"));
+  const std::string csv_text = slurp(csv);
+  EXPECT_EQ(csv_text.rfind("filename,", 0), 0U) << csv_text.substr(0, 200);
+  for (const char* name : {"speech.mp3", "tone.wav"}) {
+    const auto first = csv_text.find(name);
+    ASSERT_NE(first, std::string::npos) << name;
+    EXPECT_EQ(csv_text.find(name, first + 1), std::string::npos) << name << " twice";
+  }
+
+  // A resumed run sends nothing and still writes every row.
+  const fs::path jsonl = tmp.path / "t.jsonl";
+  ASSERT_EQ(transcribe(sim, {in.string(), "-o", out.string(), "--table", jsonl.string()}, tmp.path / "log2.txt"), 0)
+      << slurp(tmp.path / "log2.txt");
+  EXPECT_EQ(transcription_lines(sim).size(), sent_first);
+  std::ifstream lines(jsonl);
+  std::string line;
+  std::set<std::string> names;
+  while (std::getline(lines, line)) {
+    const auto row = nlohmann::json::parse(line);
+    EXPECT_EQ(row["status"], "ok") << line;
+    EXPECT_TRUE(names.insert(fs::path(row["filename"].get<std::string>()).filename().string()).second) << line;
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"speech.mp3", "tone.wav"}));
+
+  // SQLite: a resumed run fills it from the results; --force empties it (a left-over row
+  // goes) and the job is transcribed again.
+  const fs::path db = tmp.path / "t.sqlite";
+  ASSERT_EQ(transcribe(sim, {in.string(), "-o", out.string(), "--table", db.string()}, tmp.path / "log3.txt"), 0)
+      << slurp(tmp.path / "log3.txt");
+  EXPECT_EQ(transcription_lines(sim).size(), sent_first);
+  ASSERT_EQ(read_sqlite_results(db).rows.size(), 2U);
+  {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(h, "INSERT INTO results(key, filename, status) VALUES('left-over', '/elsewhere/old.mp3', 'ok')",
+                           nullptr, nullptr, &err),
+              SQLITE_OK)
+        << (err != nullptr ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(h);
+  }
+  ASSERT_EQ(read_sqlite_results(db).rows.size(), 3U);
+  ASSERT_EQ(transcribe(sim, {in.string(), "-o", out.string(), "--table", db.string(), "--force"}, tmp.path / "log4.txt"), 0)
+      << slurp(tmp.path / "log4.txt");
+  EXPECT_EQ(transcription_lines(sim).size(), 2 * sent_first);  // all sent again
+  expect_sqlite_matches_jsonl(db, out);
+}
+
+}  // namespace
