@@ -23,62 +23,29 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/files.hpp"
 #include "support/run_process.hpp"
 #include "support/sim_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using floodgate::test::complete_lines;
+using floodgate::test::read_jsonl;
+using floodgate::test::run_args;
+using floodgate::test::run_to_end;
 using floodgate::test::RunProcess;
+using floodgate::test::slurp;
+using floodgate::test::TempDir;
 using floodgate::test::SimProcess;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("fg_ctl_" + std::to_string(::getpid()) + "_" + std::to_string(Clock::now().time_since_epoch().count()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 json chat_line(const std::string& id, const std::string& model, int i) {
   return {{"custom_id", id},
           {"method", "POST"},
           {"url", "/v1/chat/completions"},
           {"body", {{"model", model}, {"messages", {{{"role", "user"}, {"content", "Say something about " + std::to_string(i)}}}}, {"max_tokens", 8}}}};
-}
-
-std::vector<std::string> run_args(const SimProcess& sim, const fs::path& in, const fs::path& out, const std::vector<std::string>& extra) {
-  std::vector<std::string> a = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--quiet"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
-}
-
-int run_to_end(const SimProcess& sim, const fs::path& in, const fs::path& out, const std::vector<std::string>& extra, const fs::path& log) {
-  RunProcess p(run_args(sim, in, out, extra), sim.api_key(), log);
-  return p.wait(std::chrono::seconds(60));
-}
-
-std::vector<json> read_output(const fs::path& out) {
-  std::vector<json> lines;
-  std::ifstream f(out);
-  std::string line;
-  while (std::getline(f, line)) {
-    if (!line.empty()) lines.push_back(json::parse(line));
-  }
-  return lines;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 std::int64_t model_requests(const SimProcess& sim, const std::string& model) {
@@ -95,7 +62,7 @@ std::size_t count_prefix(const std::vector<json>& lines, char prefix) {
 // ---- 1. a pause is remembered ----------------------------------------------------------------
 
 TEST(RunControl, DailyPauseIsRememberedAcrossRunsUnlessIgnored) {
-  TempDir dir;
+  TempDir dir("ctl");
   const fs::path cfg = dir.path / "sim.json";
   std::ofstream(cfg) << R"({"models":{"gpt-4o-mini":{"rpd":20}}})";
   SimProcess sim({"--config", cfg.string()});
@@ -112,7 +79,7 @@ TEST(RunControl, DailyPauseIsRememberedAcrossRunsUnlessIgnored) {
 
   // Run 1: the 21st request of gpt-4o-mini is told to wait ~72 min: exit 6, the rest go on.
   ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "2"}, dir.path / "log1"), 6) << slurp(dir.path / "log1");
-  auto lines = read_output(out);
+  auto lines = read_jsonl(out);
   EXPECT_EQ(count_prefix(lines, 'm'), 20u);
   EXPECT_EQ(count_prefix(lines, 'n'), 30u);
   EXPECT_NE(slurp(dir.path / "log1").find("may resume after"), std::string::npos) << slurp(dir.path / "log1");
@@ -136,7 +103,7 @@ TEST(RunControl, DailyPauseIsRememberedAcrossRunsUnlessIgnored) {
   EXPECT_NE(log2.find("--ignore-pause"), std::string::npos) << log2;
   EXPECT_EQ(model_requests(sim, "gpt-4o-mini"), mini_before) << "a remembered pause must send nothing";
   EXPECT_EQ(model_requests(sim, "gpt-4.1-nano"), nano_before + 30);
-  lines = read_output(out);
+  lines = read_jsonl(out);
   EXPECT_EQ(count_prefix(lines, 'm'), 20u);
   EXPECT_EQ(count_prefix(lines, 'n'), 30u);
 
@@ -144,7 +111,7 @@ TEST(RunControl, DailyPauseIsRememberedAcrossRunsUnlessIgnored) {
   // it again).
   ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "2", "--ignore-pause"}, dir.path / "log3"), 6) << slurp(dir.path / "log3");
   EXPECT_GT(model_requests(sim, "gpt-4o-mini"), mini_before);
-  EXPECT_EQ(read_output(out).size(), 50u);
+  EXPECT_EQ(read_jsonl(out).size(), 50u);
 }
 
 // ---- 2. --ordered across an interrupted run ---------------------------------------------------
@@ -157,7 +124,7 @@ std::string output_key(const json& l) {
 }
 
 TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
-  TempDir dir;
+  TempDir dir("ctl");
   SimProcess sim({"--rpm", "60000", "--latency", "random:1ms-30ms"});
   const int n = 300;
   const fs::path in = dir.path / "in.jsonl";
@@ -182,7 +149,7 @@ TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
   const std::vector<std::string> flags = {"--ordered", "--max-in-flight", "16"};
   auto wait_for_lines = [&](std::size_t count) {
     const auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (Clock::now() < deadline && read_output(out).size() < count) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    while (Clock::now() < deadline && complete_lines(out) < count) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   };
   {  // Run 1: Ctrl-C part way.
     RunProcess p(run_args(sim, in, out, flags), sim.api_key(), dir.path / "log1");
@@ -190,7 +157,7 @@ TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
     p.signal(SIGINT);
     ASSERT_EQ(p.wait(std::chrono::seconds(20)), 5) << slurp(dir.path / "log1");
   }
-  const std::size_t after_first = read_output(out).size();
+  const std::size_t after_first = read_jsonl(out).size();
   ASSERT_LT(after_first, expected.size());
   {  // Run 2: a resume killed -9 part way.
     RunProcess p(run_args(sim, in, out, flags), sim.api_key(), dir.path / "log2");
@@ -198,23 +165,23 @@ TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
     p.signal(SIGKILL);
     ASSERT_EQ(p.wait(std::chrono::seconds(10)), 128 + SIGKILL);
   }
-  ASSERT_LT(read_output(out).size(), expected.size());
+  ASSERT_LT(read_jsonl(out).size(), expected.size());
   // Run 3 finishes the job: every key once, in input order.
   const int rc = run_to_end(sim, in, out, flags, dir.path / "log3");  // 1 when it wrote an invalid line
   ASSERT_TRUE(rc == 0 || rc == 1) << rc << slurp(dir.path / "log3");
-  const auto lines = read_output(out);
+  const auto lines = read_jsonl(out);
   std::vector<std::string> got;
   for (const auto& l : lines) got.push_back(output_key(l));
   EXPECT_EQ(got, expected);
   // The journal still agrees with the rewritten output: a further run finds nothing to do.
   ASSERT_EQ(run_to_end(sim, in, out, flags, dir.path / "log4"), 0) << slurp(dir.path / "log4");
-  EXPECT_EQ(read_output(out).size(), expected.size());
+  EXPECT_EQ(read_jsonl(out).size(), expected.size());
 }
 
 // ---- 3. --max-wait and --limits FILE ----------------------------------------------------------
 
 TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) {
-  TempDir dir;
+  TempDir dir("ctl");
   SimProcess sim;
   const fs::path in = dir.path / "in.jsonl";
   const int n = 8;
@@ -225,7 +192,7 @@ TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) 
   const fs::path out = dir.path / "out.jsonl";
   // 60/min admits one request a second; a head of the lane gives up after 300 ms.
   ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "60", "--max-wait", "300ms"}, dir.path / "log"), 1) << slurp(dir.path / "log");
-  const auto lines = read_output(out);
+  const auto lines = read_jsonl(out);
   ASSERT_EQ(lines.size(), static_cast<std::size_t>(n));
   std::map<std::string, int> seen;
   int ok = 0;
@@ -272,7 +239,7 @@ std::size_t max_in_window(const std::vector<std::int64_t>& ts, std::int64_t wind
 }
 
 TEST(RunControl, LimitsFilePacesEachModelUnderItsOwnLimit) {
-  TempDir dir;
+  TempDir dir("ctl");
   const fs::path sim_cfg = dir.path / "sim.json";
   std::ofstream(sim_cfg) << R"({"models":{"gpt-4o-mini":{"rpm":6000},"gpt-4.1-nano":{"rpm":1200}}})";
   SimProcess sim({"--config", sim_cfg.string()});
@@ -290,7 +257,7 @@ TEST(RunControl, LimitsFilePacesEachModelUnderItsOwnLimit) {
   }
   const fs::path out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {"--limits", limits.string()}, dir.path / "log"), 0) << slurp(dir.path / "log");
-  EXPECT_EQ(read_output(out).size(), static_cast<std::size_t>(mini + nano));
+  EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(mini + nano));
 
   std::map<std::string, std::vector<std::int64_t>> ts;
   for (const auto& e : sim.ledger()) {

@@ -20,27 +20,22 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/files.hpp"
 #include "support/run_process.hpp"
 #include "support/sim_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using floodgate::test::complete_lines;
+using floodgate::test::read_jsonl;
+using floodgate::test::run_args;
+using floodgate::test::run_to_end;
 using floodgate::test::RunProcess;
+using floodgate::test::slurp;
+using floodgate::test::TempDir;
 using floodgate::test::SimProcess;
 using Clock = std::chrono::steady_clock;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("fg_run_" + std::to_string(::getpid()) + "_" + std::to_string(Clock::now().time_since_epoch().count()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // Writes `n` chat requests (distinct bodies) and returns the path.
 fs::path write_input(const fs::path& dir, int n, int max_tokens = 16, const std::string& name = "in.jsonl") {
@@ -57,36 +52,6 @@ fs::path write_input(const fs::path& dir, int n, int max_tokens = 16, const std:
     f << line.dump() << "\n";
   }
   return p;
-}
-
-std::vector<std::string> run_args(const SimProcess& sim, const fs::path& in, const fs::path& out, std::vector<std::string> extra) {
-  std::vector<std::string> a = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--quiet"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
-}
-
-int run_to_end(const SimProcess& sim, const fs::path& in, const fs::path& out, std::vector<std::string> extra, const fs::path& log,
-               std::chrono::seconds limit = std::chrono::seconds(60)) {
-  RunProcess p(run_args(sim, in, out, std::move(extra)), sim.api_key(), log);
-  return p.wait(limit);
-}
-
-std::vector<nlohmann::json> read_output(const fs::path& out) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream f(out);
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.empty()) continue;
-    lines.push_back(nlohmann::json::parse(line));
-  }
-  return lines;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 // Every q0..q(n-1) exactly once, and nothing else.
@@ -109,14 +74,14 @@ std::int64_t count_429(const nlohmann::json& stats) {
 }
 
 TEST(RunIntegration, RpmBoundJobStaysUnderTheLimitWithNo429s) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "6000"});
   const auto in = write_input(dir.path, 300);
   const auto out = dir.path / "out.jsonl";
   const auto t0 = Clock::now();
   ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "6000"}, dir.path / "log"), 0) << slurp(dir.path / "log");
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  expect_each_id_once(read_output(out), 300, true);
+  expect_each_id_once(read_jsonl(out), 300, true);
   const auto stats = sim.stats();
   EXPECT_EQ(count_429(stats), 0) << stats.dump();
   EXPECT_LE(stats["max_requests_60s"].get<std::int64_t>(), 6000);
@@ -125,12 +90,12 @@ TEST(RunIntegration, RpmBoundJobStaysUnderTheLimitWithNo429s) {
 }
 
 TEST(RunIntegration, TpmBoundJobStaysUnderTheLimitWithNo429s) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--tpm", "60000"});
   const auto in = write_input(dir.path, 120, 16);
   const auto out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {"--tpm", "60000"}, dir.path / "log"), 0) << slurp(dir.path / "log");
-  expect_each_id_once(read_output(out), 120, true);
+  expect_each_id_once(read_jsonl(out), 120, true);
   const auto stats = sim.stats();
   EXPECT_EQ(count_429(stats), 0) << stats.dump();
   EXPECT_LE(stats["max_tokens_60s"].get<std::int64_t>(), 60000);
@@ -138,24 +103,24 @@ TEST(RunIntegration, TpmBoundJobStaysUnderTheLimitWithNo429s) {
 }
 
 TEST(RunIntegration, LearnedLimitsKeep429sUnderOnePercent) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "6000", "--tpm", "10000000"});
   const auto in = write_input(dir.path, 300);
   const auto out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {"--limits", "auto"}, dir.path / "log"), 0) << slurp(dir.path / "log");
-  expect_each_id_once(read_output(out), 300, true);
+  expect_each_id_once(read_jsonl(out), 300, true);
   const auto stats = sim.stats();
   EXPECT_LT(static_cast<double>(count_429(stats)), 0.01 * 300) << stats.dump();
   EXPECT_LE(stats["max_requests_60s"].get<std::int64_t>(), 6000);
 }
 
 TEST(RunIntegration, InjectedFaultsEveryIdOnceAndNoResendAfterSuccess) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "60000", "--fault-rate", "0.05", "--faults", "500,502,503,reset,truncated", "--seed", "7"});
   const auto in = write_input(dir.path, 300);
   const auto out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "60000", "--max-attempts", "10"}, dir.path / "log"), 0) << slurp(dir.path / "log");
-  expect_each_id_once(read_output(out), 300, true);
+  expect_each_id_once(read_jsonl(out), 300, true);
   // The ledger, in order: once a body got a clean 200, it is never sent again.
   std::set<std::string> succeeded;
   int faults = 0;
@@ -171,7 +136,7 @@ TEST(RunIntegration, InjectedFaultsEveryIdOnceAndNoResendAfterSuccess) {
 }
 
 TEST(RunIntegration, KillNineThenResumeIsExactlyOnce) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "60000", "--latency", "fixed:40ms"});
   const int n = 400;
   const int in_flight = 8;
@@ -181,14 +146,14 @@ TEST(RunIntegration, KillNineThenResumeIsExactlyOnce) {
     RunProcess p(run_args(sim, in, out, {"--max-in-flight", std::to_string(in_flight)}), sim.api_key(), dir.path / "log1");
     // Wait until part of the job is done, then kill -9.
     const auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (Clock::now() < deadline && read_output(out).size() < 60) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (Clock::now() < deadline && complete_lines(out) < 60) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     p.signal(SIGKILL);
     EXPECT_EQ(p.wait(std::chrono::seconds(10)), 128 + SIGKILL);
   }
   // Simulate a torn last line as a crash mid-write would leave it.
   { std::ofstream(out, std::ios::app) << R"({"id":"batch_req_torn","custom_id":"q)"; }
   ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", std::to_string(in_flight)}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
-  expect_each_id_once(read_output(out), n, true);
+  expect_each_id_once(read_jsonl(out), n, true);
   std::map<std::string, int> sent;
   for (const auto& e : sim.ledger()) ++sent[e["body_sha256"].get<std::string>()];
   int resent = 0;
@@ -197,14 +162,14 @@ TEST(RunIntegration, KillNineThenResumeIsExactlyOnce) {
 }
 
 TEST(RunIntegration, InsufficientQuotaStopsWithExit3AndResumes) {
-  TempDir dir;
+  TempDir dir("run");
   const int n = 200;
   const auto in = write_input(dir.path, n);
   const auto out = dir.path / "out.jsonl";
   {
     SimProcess sim({"--rpm", "60000", "--quota-tokens", "2000"});
     ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "4"}, dir.path / "log1"), 3) << slurp(dir.path / "log1");
-    const auto partial = read_output(out);
+    const auto partial = read_jsonl(out);
     EXPECT_LT(partial.size(), static_cast<std::size_t>(n));
     for (const auto& l : partial) EXPECT_TRUE(l["error"].is_null()) << "quota refusals are not written: " << l.dump();
     const auto stats = sim.stats();
@@ -214,11 +179,11 @@ TEST(RunIntegration, InsufficientQuotaStopsWithExit3AndResumes) {
   }
   SimProcess sim2({"--rpm", "60000"});  // the quota was raised
   ASSERT_EQ(run_to_end(sim2, in, out, {"--max-in-flight", "4"}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
-  expect_each_id_once(read_output(out), n, true);
+  expect_each_id_once(read_jsonl(out), n, true);
 }
 
 TEST(RunIntegration, BadInputLinesBecomeErrorLinesAndTheJobGoesOn) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "60000"});
   const fs::path in = dir.path / "in.jsonl";
   {
@@ -233,7 +198,7 @@ TEST(RunIntegration, BadInputLinesBecomeErrorLinesAndTheJobGoesOn) {
   }
   const auto out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log"), 1) << slurp(dir.path / "log");
-  const auto lines = read_output(out);
+  const auto lines = read_jsonl(out);
   ASSERT_EQ(lines.size(), 6u);
   std::map<std::uint64_t, nlohmann::json> errors_by_line;
   int ok = 0;
@@ -253,11 +218,11 @@ TEST(RunIntegration, BadInputLinesBecomeErrorLinesAndTheJobGoesOn) {
   for (const auto& [line, l] : errors_by_line) EXPECT_EQ(l["error"]["code"], "invalid_input");
   // A re-run finds everything done and writes nothing twice.
   ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
-  EXPECT_EQ(read_output(out).size(), 6u);
+  EXPECT_EQ(read_jsonl(out).size(), 6u);
 }
 
 TEST(RunIntegration, SigintDrainsInFlightThenResumes) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "60000", "--latency", "fixed:300ms"});
   const int n = 160;
   const auto in = write_input(dir.path, n);
@@ -265,21 +230,21 @@ TEST(RunIntegration, SigintDrainsInFlightThenResumes) {
   {
     RunProcess p(run_args(sim, in, out, {"--max-in-flight", "16"}), sim.api_key(), dir.path / "log1");
     const auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (Clock::now() < deadline && read_output(out).size() < 20) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (Clock::now() < deadline && complete_lines(out) < 20) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     p.signal(SIGINT);
     EXPECT_EQ(p.wait(std::chrono::seconds(20)), 5) << slurp(dir.path / "log1");
   }
   // Drained: every request the sim answered is in the output.
-  const auto partial = read_output(out);
+  const auto partial = read_jsonl(out);
   EXPECT_LT(partial.size(), static_cast<std::size_t>(n));
   EXPECT_EQ(static_cast<std::size_t>(sim.ledger().size()), partial.size());
   ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "16"}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
-  expect_each_id_once(read_output(out), n, true);
+  expect_each_id_once(read_jsonl(out), n, true);
   EXPECT_EQ(sim.ledger().size(), static_cast<std::size_t>(n));  // nothing sent twice
 }
 
 TEST(RunIntegration, ApiKeyNeverAppearsInOutputsOrLogs) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "60000"}, SimProcess::Options{.ledger = true, .api_key = "sk-very-secret-key-123"});
   const auto in = write_input(dir.path, 5);
   const auto out = dir.path / "out.jsonl";
@@ -302,12 +267,12 @@ TEST(RunIntegration, ApiKeyNeverAppearsInOutputsOrLogs) {
 }
 
 TEST(RunIntegration, OrderedKeepsInputOrder) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "60000", "--latency", "random:1ms-40ms"});
   const auto in = write_input(dir.path, 200);
   const auto out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {"--ordered", "--max-in-flight", "32"}, dir.path / "log"), 0) << slurp(dir.path / "log");
-  const auto lines = read_output(out);
+  const auto lines = read_jsonl(out);
   ASSERT_EQ(lines.size(), 200u);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(lines[static_cast<std::size_t>(i)]["custom_id"], "q" + std::to_string(i));
 }
@@ -337,7 +302,7 @@ void write_wav(const fs::path& p) {
 }
 
 TEST(RunIntegration, TranscriptionLinesAreStreamedAsMultipart) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "60000"});
   const fs::path wav = dir.path / "clip.wav";
   write_wav(wav);
@@ -359,7 +324,7 @@ TEST(RunIntegration, TranscriptionLinesAreStreamedAsMultipart) {
   const auto out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log"), 1) << slurp(dir.path / "log");
   int ok = 0;
-  for (const auto& l : read_output(out)) {
+  for (const auto& l : read_jsonl(out)) {
     if (l["custom_id"] == "gone") {
       EXPECT_EQ(l["error"]["code"], "invalid_input");
     } else {
@@ -375,12 +340,12 @@ TEST(RunIntegration, TranscriptionLinesAreStreamedAsMultipart) {
 }
 
 TEST(RunIntegration, DailyLimitBeyondTheHorizonPausesWithExit6AndStaysResumable) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpd", "20"});
   const auto in = write_input(dir.path, 40);
   const auto out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "2"}, dir.path / "log"), 6) << slurp(dir.path / "log");
-  const auto lines = read_output(out);
+  const auto lines = read_jsonl(out);
   EXPECT_EQ(lines.size(), 20u);
   for (const auto& l : lines) EXPECT_TRUE(l["error"].is_null()) << l.dump();
   const std::string log = slurp(dir.path / "log");
@@ -390,21 +355,21 @@ TEST(RunIntegration, DailyLimitBeyondTheHorizonPausesWithExit6AndStaysResumable)
 }
 
 TEST(RunIntegration, RequestThatCanNeverFitFailsAtOnce) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim;
   const auto in = write_input(dir.path, 5, 500);
   const auto out = dir.path / "out.jsonl";
   const auto t0 = Clock::now();
   ASSERT_EQ(run_to_end(sim, in, out, {"--tpm", "100"}, dir.path / "log"), 1) << slurp(dir.path / "log");
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(20));
-  const auto lines = read_output(out);
+  const auto lines = read_jsonl(out);
   ASSERT_EQ(lines.size(), 5u);
   for (const auto& l : lines) EXPECT_EQ(l["error"]["code"], "cannot_fit") << l.dump();
   EXPECT_EQ(sim.stats()["requests"].get<int>(), 0);
 }
 
 TEST(RunIntegration, SecondSigintStopsAtOnceAndResumeFinishes) {
-  TempDir dir;
+  TempDir dir("run");
   SimProcess sim({"--rpm", "60000", "--latency", "fixed:2s"});
   const int n = 40;
   const auto in = write_input(dir.path, n);
@@ -422,9 +387,9 @@ TEST(RunIntegration, SecondSigintStopsAtOnceAndResumeFinishes) {
   }
   // Whatever was written is whole lines (read_output parses every line); the aborted
   // requests were not written.
-  EXPECT_LT(read_output(out).size(), static_cast<std::size_t>(n));
+  EXPECT_LT(read_jsonl(out).size(), static_cast<std::size_t>(n));
   ASSERT_EQ(run_to_end(sim, in, out, {"--max-in-flight", "40"}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
-  expect_each_id_once(read_output(out), n, true);
+  expect_each_id_once(read_jsonl(out), n, true);
 }
 
 }  // namespace

@@ -24,12 +24,15 @@
 
 #include "floodgate/csv/csv.hpp"
 #include "floodgate/schema/structured_output.hpp"
+#include "support/files.hpp"
 #include "support/sim_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using floodgate::test::SimProcess;
+using floodgate::test::slurp;
+using floodgate::test::TempDir;
 using nlohmann::json;
 
 const char* kSchema = R"({"type":"object","properties":{
@@ -38,29 +41,7 @@ const char* kSchema = R"({"type":"object","properties":{
   "keywords":{"type":"array","items":{"type":"string"}}},
   "required":["label","score","keywords"]})";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("fg_tables_" + std::to_string(::getpid()) + "_" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
 void write_file(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // A CSV of `n` rows with commas, quotes, line breaks and UTF-8 in its text column.
 std::string make_table(int n) {
@@ -154,7 +135,7 @@ class TablesRun : public ::testing::Test {
             "--model", "gpt-4o-mini", "--schema", dir.file("schema.json"), "--id-column", "id",
             "--max-completion-tokens", "64", "-q", "-o", out};
   }
-  TempDir dir;
+  TempDir dir{"tables"};
 };
 
 TEST_F(TablesRun, FiveHundredRowsToCsvAndSqliteWithTheSchemasColumnsEveryRowOnce) {

@@ -23,26 +23,16 @@
 #include "floodgate/audio/merge.hpp"
 #include "floodgate/audio/probe.hpp"
 #include "floodgate/audio/split.hpp"
+#include "support/files.hpp"
 #include "support/sim_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using floodgate::test::SimProcess;
+using floodgate::test::slurp;
+using floodgate::test::TempDir;
 namespace audio = floodgate::audio;
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::path(::testing::TempDir()) / ("fg_transcribe_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // Runs floodgate transcribe; returns its exit code. Output goes to OUTDIR/../log.txt.
 int transcribe(const SimProcess& sim, const std::vector<std::string>& args, const fs::path& log) {
@@ -52,13 +42,6 @@ int transcribe(const SimProcess& sim, const std::vector<std::string>& args, cons
   cmd += " > '" + log.string() + "' 2>&1";
   const int status = std::system(cmd.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::map<std::string, nlohmann::json> results_by_name(const fs::path& outdir) {
@@ -166,7 +149,7 @@ std::vector<Cue> read_srt(const std::string& text) {
 }
 
 TEST(Transcribe, FolderOfGoodAndBadAudioSplitSentOnceMergedInOrder) {
-  TempDir tmp("folder");
+  TempDir tmp("transcribe_folder");
   const fs::path in = tmp.path / "in";
   fs::create_directories(in);
   for (const char* name : {"speech.mp3", "speech.m4a", "speech.ogg", "tone.wav", "empty.mp3", "truncated.mp3", "text.mp3"}) {
@@ -234,7 +217,7 @@ TEST(Transcribe, FolderOfGoodAndBadAudioSplitSentOnceMergedInOrder) {
 }
 
 TEST(Transcribe, ChunkTranscriptsAreJoinedInChunkOrder) {
-  TempDir tmp("order");
+  TempDir tmp("transcribe_order");
   const fs::path src = audio::testing::fixture("tone.mp3");  // 30 s, no silence: cut at 10 s and 20 s
   SimProcess sim;
   // The whole file, split by transcribe.
@@ -268,7 +251,7 @@ TEST(Transcribe, ChunkTranscriptsAreJoinedInChunkOrder) {
 }
 
 TEST(Transcribe, ResumeSendsOnlyTheChunksThatFailed) {
-  TempDir tmp("resume");
+  TempDir tmp("transcribe_resume");
   const fs::path in = tmp.path / "in";
   fs::create_directories(in);
   fs::copy_file(audio::testing::fixture("tone.wav"), in / "tone.wav");  // 30 s
@@ -307,7 +290,7 @@ TEST(Transcribe, ResumeSendsOnlyTheChunksThatFailed) {
 namespace {
 
 TEST(Transcribe, CarryPromptSendsEachChunkOnceInOrder) {
-  TempDir tmp("carry");
+  TempDir tmp("transcribe_carry");
   const fs::path src = audio::testing::fixture("tone.mp3");  // 30 s: 3 chunks of 10 s
   SimProcess sim;
   const int rc = transcribe(sim, {src.string(), "-o", (tmp.path / "out").string(), "--max-chunk-seconds", "10",
@@ -339,7 +322,7 @@ namespace {
 // transcribe takes the engine flags of `floodgate run` (engine_flags.hpp): flags that only
 // run had before work, and a bad value stops the job before any file is probed or sent.
 TEST(Transcribe, TakesTheEngineFlagsOfRun) {
-  TempDir tmp("flags");
+  TempDir tmp("transcribe_flags");
   const fs::path src = audio::testing::fixture("speech.mp3");  // one upload (under 600 s)
   SimProcess sim;
   const fs::path bad = tmp.path / "bad";
@@ -367,7 +350,7 @@ namespace {
 // A wrapper helper records whose child it is: with exec, the parent of floodgate (the
 // shell); a spawned helper would be the child of floodgate.
 TEST(Transcribe, TheAudioHelperReplacesTheUploaderInsteadOfRunningBesideIt) {
-  TempDir tmp("exec");
+  TempDir tmp("transcribe_exec");
   const fs::path real = fs::path(FLOODGATE_BIN).parent_path() / "floodgate-audio";
   const fs::path wrapper = tmp.path / "helper.sh";
   const fs::path parents = tmp.path / "parents.txt";
@@ -403,7 +386,7 @@ namespace {
 // back sees another list than the one planned and stops, rather than pairing plans with
 // the wrong files; the next run plans everything afresh.
 TEST(Transcribe, InputsThatChangeWhilePlanningStopTheJobCleanly) {
-  TempDir tmp("changed");
+  TempDir tmp("transcribe_changed");
   const fs::path in = tmp.path / "in";
   fs::create_directories(in);
   fs::copy_file(audio::testing::fixture("tone.mp3"), in / "b.mp3");
@@ -443,7 +426,7 @@ namespace {
 // resume that sent nothing), and --force starts over: everything is sent again and the
 // SQLite table holds the new rows only, still one per file.
 TEST(Transcribe, TableAsCsvJsonlAndSqliteAndForceStartsOver) {
-  TempDir tmp("tables");
+  TempDir tmp("transcribe_tables");
   const fs::path in = tmp.path / "in";
   fs::create_directories(in);
   fs::copy_file(audio::testing::fixture("speech.mp3"), in / "speech.mp3");

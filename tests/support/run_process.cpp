@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "support/sim_process.hpp"
+
 namespace floodgate::test {
 
 RunProcess::RunProcess(const std::vector<std::string>& args, const std::string& api_key, const std::filesystem::path& log) {
@@ -51,6 +53,19 @@ int RunProcess::wait(std::chrono::seconds limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return -1;
+}
+
+std::vector<std::string> run_args(const SimProcess& sim, const std::filesystem::path& in, const std::filesystem::path& out,
+                                  const std::vector<std::string>& extra) {
+  std::vector<std::string> a = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--quiet"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+int run_to_end(const SimProcess& sim, const std::filesystem::path& in, const std::filesystem::path& out,
+               const std::vector<std::string>& extra, const std::filesystem::path& log, std::chrono::seconds limit) {
+  RunProcess p(run_args(sim, in, out, extra), sim.api_key(), log);
+  return p.wait(limit);
 }
 
 }  // namespace floodgate::test

@@ -8,6 +8,9 @@
 // stdout and stderr go to `log`; OPENAI_API_KEY is set to `api_key` and OPENAI_BASE_URL
 // is unset in the child. The binary is FLOODGATE_BIN. The destructor kills (SIGKILL) and
 // reaps a child that is still running, so no test leaves one behind.
+//
+//   run_to_end(sim, in, out, {"--max-in-flight", "8"}, log)   // `run IN -o OUT --base-url
+//                                                             //  <sim> --quiet EXTRA...`, waited for
 
 #include <sys/types.h>
 
@@ -17,6 +20,8 @@
 #include <vector>
 
 namespace floodgate::test {
+
+class SimProcess;
 
 class RunProcess {
  public:
@@ -33,5 +38,14 @@ class RunProcess {
   pid_t pid_ = -1;
   bool done_ = false;
 };
+
+// The arguments of `floodgate run IN -o OUT --base-url <sim> --quiet EXTRA...`.
+[[nodiscard]] std::vector<std::string> run_args(const SimProcess& sim, const std::filesystem::path& in,
+                                                const std::filesystem::path& out, const std::vector<std::string>& extra);
+
+// Runs that command against `sim` with its key and waits up to `limit`: the exit code.
+int run_to_end(const SimProcess& sim, const std::filesystem::path& in, const std::filesystem::path& out,
+               const std::vector<std::string>& extra, const std::filesystem::path& log,
+               std::chrono::seconds limit = std::chrono::seconds(60));
 
 }  // namespace floodgate::test

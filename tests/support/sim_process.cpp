@@ -1,5 +1,7 @@
 #include "support/sim_process.hpp"
 
+#include "support/files.hpp"
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -212,13 +214,7 @@ nlohmann::json SimProcess::stats() const {
 std::vector<nlohmann::json> SimProcess::ledger() const {
   if (ledger_path_.empty()) return {};
   if (pid_ > 0) http_request("POST", root_url() + "/_sim/flush", "", {}, std::chrono::seconds(10));
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(ledger_path_);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
-  }
-  return lines;
+  return read_jsonl(ledger_path_);
 }
 
 long SimProcess::rss_kib() const {
