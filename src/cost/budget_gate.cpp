@@ -49,30 +49,25 @@ Admission BudgetGate::admit(const Request& request) {
   return a;
 }
 
+std::optional<Charge> BudgetGate::take_reserved(const std::string& custom_id) {
+  const std::lock_guard lock(mutex_);
+  const auto it = reserved_.find(custom_id);
+  if (it == reserved_.end()) return std::nullopt;
+  const Charge reserved = it->second;
+  reserved_.erase(it);
+  return reserved;
+}
+
 void BudgetGate::settle(const Request& request, const Usage& usage) {
-  Charge reserved;
-  {
-    const std::lock_guard lock(mutex_);
-    const auto it = reserved_.find(request.custom_id);
-    if (it == reserved_.end()) return;
-    reserved = it->second;
-    reserved_.erase(it);
-  }
+  const auto reserved = take_reserved(request.custom_id);
+  if (!reserved) return;
   const Charge actual = actual_charge(prices_, request.model, usage);
-  budget_.settle(reserved, actual);
+  budget_.settle(*reserved, actual);
   if (ledger_ && (actual.cost_usd > 0 || actual.tokens > 0)) ledger_->add(day_, actual.cost_usd, actual.tokens);
 }
 
 void BudgetGate::release(const Request& request) {
-  Charge reserved;
-  {
-    const std::lock_guard lock(mutex_);
-    const auto it = reserved_.find(request.custom_id);
-    if (it == reserved_.end()) return;
-    reserved = it->second;
-    reserved_.erase(it);
-  }
-  budget_.release(reserved);
+  if (const auto reserved = take_reserved(request.custom_id)) budget_.release(*reserved);
 }
 
 std::set<std::string> BudgetGate::unpriced_models() const {

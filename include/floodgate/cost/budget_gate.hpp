@@ -58,6 +58,9 @@ class BudgetGate {
   mutable std::mutex mutex_;
   std::map<std::string, Charge, std::less<>> reserved_;  // by custom_id
   std::set<std::string> unpriced_;
+
+  // Removes and returns the reservation held for `custom_id`, if any.
+  std::optional<Charge> take_reserved(const std::string& custom_id);
 };
 
 }  // namespace floodgate::cost
