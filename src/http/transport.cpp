@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
@@ -38,9 +37,18 @@ void global_init() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// ASCII lower case by table (header names; no locale lookup per byte).
+constexpr auto kLower = [] {
+  std::array<char, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return t;
+}();
+
+char ascii_lower(char c) noexcept { return kLower[static_cast<unsigned char>(c)]; }
+
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = ascii_lower(c);
   return out;
 }
 
@@ -93,13 +101,8 @@ void HttpResponse::add_header(std::string_view name, std::string_view value) {
   span.value_at = static_cast<std::uint32_t>(span.name_at + name.size());
   span.value_size = static_cast<std::uint32_t>(value.size());
   header_bytes.resize(span.value_at + value.size());
-  static constexpr auto kLower = [] {
-    std::array<char, 256> t{};
-    for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    return t;
-  }();
   char* out = header_bytes.data() + span.name_at;
-  for (char c : name) *out++ = kLower[static_cast<unsigned char>(c)];
+  for (char c : name) *out++ = ascii_lower(c);
   std::memcpy(out, value.data(), value.size());
   header_spans.push_back(span);
 }

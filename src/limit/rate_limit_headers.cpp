@@ -199,9 +199,9 @@ RateLimitHeaders parse_pairs(const Pairs& headers, std::optional<std::chrono::sy
     if (name.size() < 11 || (name[0] != 'x' && name[0] != 'X' && name[0] != 'r' && name[0] != 'R')) continue;
     // Names usually arrive lower-cased (HTTP/2 requires it; the transport lowers them):
     // compare bytes, and fold case only for a name that has capitals.
-    const bool folded = std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    const bool lower_case = std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
     for (std::size_t i = 0; i < kRateLimitNames.size(); ++i) {
-      if (!found[i] && name.size() == kRateLimitNames[i].size() && (folded ? name == kRateLimitNames[i] : iequals(name, kRateLimitNames[i]))) {
+      if (!found[i] && name.size() == kRateLimitNames[i].size() && (lower_case ? name == kRateLimitNames[i] : iequals(name, kRateLimitNames[i]))) {
         found[i] = std::string_view(value_s);
         break;
       }
