@@ -89,16 +89,14 @@ echo "floodgate transcribe:           peak RSS $(peak_mib "$work/time-fg.txt") M
 echo "  of which, per process (getrusage):$(sed -n 's/.*\(peak RSS [0-9.]* MiB (audio helper [0-9.]* MiB)\).*/ \1/p' "$work/time-fg.txt")"
 echo "  whole tree, sampled every 10 ms: $(tree_mib "$work/time-fg.txt.tree")"
 
-start_sim
-measured "$work/time-whole.txt" "$py" "$here/peer_upload.py" "$work/audio" --base-url "$base" --concurrency "$INFLIGHT" \
-  --mode whole > "$work/py-whole.json"
-whole_up=$(uploaded)
-echo "python aiohttp, file read whole: peak RSS $(peak_mib "$work/time-whole.txt") MiB, wall $(wall_s "$work/time-whole.txt"), $whole_up"
-echo "  whole tree, sampled every 10 ms: $(tree_mib "$work/time-whole.txt.tree")"
-
-start_sim
-measured "$work/time-file.txt" "$py" "$here/peer_upload.py" "$work/audio" --base-url "$base" --concurrency "$INFLIGHT" \
-  --mode file > "$work/py-file.json"
-file_up=$(uploaded)
-echo "python aiohttp, open file:       peak RSS $(peak_mib "$work/time-file.txt") MiB, wall $(wall_s "$work/time-file.txt"), $file_up"
-echo "  whole tree, sampled every 10 ms: $(tree_mib "$work/time-file.txt.tree")"
+# One Python peer against a fresh simulator: MODE (whole|file) and the label to print.
+peer() {
+  local mode=$1 label=$2
+  start_sim
+  measured "$work/time-$mode.txt" "$py" "$here/peer_upload.py" "$work/audio" --base-url "$base" --concurrency "$INFLIGHT" \
+    --mode "$mode" > "$work/py-$mode.json"
+  echo "$label peak RSS $(peak_mib "$work/time-$mode.txt") MiB, wall $(wall_s "$work/time-$mode.txt"), $(uploaded)"
+  echo "  whole tree, sampled every 10 ms: $(tree_mib "$work/time-$mode.txt.tree")"
+}
+peer whole "python aiohttp, file read whole:"
+peer file "python aiohttp, open file:      "
