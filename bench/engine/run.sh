@@ -9,7 +9,10 @@
 #        FLOODGATE_RUN_ARGS extra flags for `floodgate run` (default: --quiet),
 #        RSS_LINES=1000000 to also measure floodgate run's peak RSS on that many lines
 #        (0 = skip, the default); SIM_BIN another binary to run `sim` with (default: the same);
-#        SIM_THREADS the simulator's threads (default 0 = one per core; 1 leaves a core to the client).
+#        SIM_THREADS the simulator's threads (default 0 = one per core; 1 leaves a core to the client),
+#        PIN=1 (the default on 2+ cores) gives each side a core of its own: the simulator runs with
+#        one thread on the last core, every client (wrk, Python, floodgate) on core 0; PIN=0 lets
+#        them share all cores (then a client that uses less CPU leaves more of it to the server).
 # Needs: wrk, /usr/bin/time, Debian's /usr/bin/python3 with python3-aiohttp.
 # Targets (issue 3): floodgate >= 10,000 req/s, >= 2x the Python script, >= 0.6x wrk.
 set -euo pipefail
@@ -24,6 +27,15 @@ RSS_LINES=${RSS_LINES:-0}
 py=/usr/bin/python3
 sim_bin=${SIM_BIN:-$fg}
 SIM_THREADS=${SIM_THREADS:-0}
+PIN=${PIN:-$([[ $(nproc) -ge 2 ]] && echo 1 || echo 0)}
+sim_pin=()
+client_pin=()
+if [[ "$PIN" == 1 ]]; then
+  command -v taskset > /dev/null || { echo "run.sh: PIN=1 needs taskset (util-linux)" >&2; exit 2; }
+  SIM_THREADS=1
+  sim_pin=(taskset -c "$(( $(nproc) - 1 ))")
+  client_pin=(taskset -c 0)
+fi
 
 [[ -x "$fg" ]] || { echo "run.sh: no floodgate binary at $fg (build first)" >&2; exit 2; }
 command -v wrk > /dev/null || { echo "run.sh: wrk is not installed (scripts/install-deps)" >&2; exit 2; }
@@ -38,7 +50,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The simulator: no limits, no latency, no faults; its base URL is its first line.
-"$sim_bin" sim --port 0 --latency none --fault-rate 0 --threads "$SIM_THREADS" > "$work/sim.out" 2> "$work/sim.err" &
+"${sim_pin[@]}" "$sim_bin" sim --port 0 --latency none --fault-rate 0 --threads "$SIM_THREADS" > "$work/sim.out" 2> "$work/sim.err" &
 sim_pid=$!
 for _ in $(seq 1 100); do
   [[ -s "$work/sim.out" ]] && break
@@ -46,7 +58,7 @@ for _ in $(seq 1 100); do
 done
 base=$(head -n 1 "$work/sim.out")
 [[ "$base" == http* ]] || { echo "run.sh: the simulator did not start:" >&2; cat "$work/sim.err" >&2; exit 1; }
-echo "simulator: $base   N=$N  C=$C  cores=$(nproc)"
+echo "simulator: $base   N=$N  C=$C  cores=$(nproc)  pinned=$PIN (simulator threads: $SIM_THREADS)"
 
 "$py" "$here/gen_input.py" "$N" > "$work/input.jsonl"
 
@@ -56,13 +68,13 @@ sim_cpu_ms() { awk '{ print ($14 + $15) * 10 }' "/proc/$sim_pid/stat"; }
 
 # 1. wrk: the ceiling.
 c0=$(sim_cpu_ms)
-wrk_out=$(wrk -t2 -c"$C" -d"$DURATION" -s "$here/wrk_post.lua" "$base/chat/completions")
+wrk_out=$("${client_pin[@]}" wrk -t2 -c"$C" -d"$DURATION" -s "$here/wrk_post.lua" "$base/chat/completions")
 wrk_rps=$(echo "$wrk_out" | sed -n 's/.*"wrk_requests_per_s": \([0-9.]*\).*/\1/p')
 wrk_n=$(echo "$wrk_out" | sed -n 's/.*"wrk_requests": \([0-9]*\).*/\1/p')
 echo "wrk:              ${wrk_rps} req/s   (simulator: $(awk -v c="$(( $(sim_cpu_ms) - c0 ))" -v n="$wrk_n" 'BEGIN { printf "%.1f", c * 1000 / n }') us CPU per request)"
 
 # 2. asyncio + aiohttp + semaphore.
-py_json=$("$py" "$here/peer_aiohttp.py" "$work/input.jsonl" "$work/out_py.jsonl" --base-url "$base" --concurrency "$C" || true)
+py_json=$("${client_pin[@]}" "$py" "$here/peer_aiohttp.py" "$work/input.jsonl" "$work/out_py.jsonl" --base-url "$base" --concurrency "$C" || true)
 py_rps=$(echo "$py_json" | sed -n 's/.*"requests_per_s": \([0-9.]*\).*/\1/p')
 echo "python aiohttp:   ${py_rps} req/s   ($py_json)"
 
@@ -72,7 +84,7 @@ if "$fg" run --help > /dev/null 2>&1; then
   c0=$(sim_cpu_ms)
   start=$(date +%s.%N)
   # shellcheck disable=SC2086
-  OPENAI_BASE_URL="$base" OPENAI_API_KEY=sk-bench /usr/bin/time -f '%M %U %S' -o "$work/fg.rss" \
+  OPENAI_BASE_URL="$base" OPENAI_API_KEY=sk-bench "${client_pin[@]}" /usr/bin/time -f '%M %U %S' -o "$work/fg.rss" \
     "$fg" run "$work/input.jsonl" -o "$work/out_fg.jsonl" --max-in-flight "$C" ${FLOODGATE_RUN_ARGS:---quiet} \
     > "$work/fg.log" 2>&1 || { echo "floodgate run failed:"; tail -n 20 "$work/fg.log"; }
   end=$(date +%s.%N)
