@@ -129,6 +129,28 @@ TEST(Transport, TraceRedactsTheAuthorizationHeader) {
 }
 
 
+// A body over libcurl's 1 MiB threshold goes without "Expect: 100-continue" (which would cost
+// a round trip, or a second's wait with servers that never send 100), while small bodies
+// carry no extra header line at all.
+TEST(Transport, BigBodiesAreSentWithoutExpect100Continue) {
+  SimProcess sim;
+  std::string trace;
+  TransportOptions o;
+  o.debug_trace = [&trace](std::string_view s) { trace.append(s); };
+  Transport t(o);
+  HttpRequest big = chat(sim, 1);
+  big.body = std::make_shared<const std::string>(R"({"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":")" +
+                                                 std::string(2 * 1024 * 1024, 'a') + "\"}]}");
+  t.submit(std::move(big));
+  auto out = collect(t, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_NE(out[0].status, 0) << out[0].error_message;  // answered (200, or 400 for the context length)
+  EXPECT_NE(trace.find("Content-Length: 2097"), std::string::npos);  // the big request is in the trace
+  EXPECT_EQ(trace.find("100-continue"), std::string::npos);
+  EXPECT_EQ(trace.find("100 Continue"), std::string::npos);
+}
+
+
 // Pooled handles are reused across body kinds (JSON, GET, multipart) without an option of
 // one use leaking into the next; shared header lines are sent like the request's own.
 TEST(Transport, ReusedHandlesSwitchBetweenPostGetAndMultipart) {
