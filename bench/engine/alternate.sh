@@ -4,7 +4,9 @@
 # binary's requests/s, its ratio to the wrk run just before, and its CPU per request.
 #
 #   bench/engine/alternate.sh BIN_A [BIN_B ...]      e.g. build/apps/floodgate/floodgate /tmp/old/floodgate
-#   env: ROUNDS=5 N=100000 C=64 WRK_SECONDS=4 SIM_THREADS=0 SIM_BIN (default BIN_A)
+#   env: ROUNDS=5 N=100000 C=64 WRK_SECONDS=4 SIM_THREADS=0 SIM_BIN (default BIN_A),
+#        PIN=1 (the default on 2+ cores): simulator with one thread on the last core, wrk and
+#        floodgate on core 0, as in run.sh; PIN=0 lets everything share the cores.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +16,15 @@ N=${N:-100000}
 C=${C:-64}
 WRK_SECONDS=${WRK_SECONDS:-4}
 SIM_THREADS=${SIM_THREADS:-0}
+PIN=${PIN:-$([[ $(nproc) -ge 2 ]] && echo 1 || echo 0)}
+sim_pin=()
+client_pin=()
+if [[ "$PIN" == 1 ]]; then
+  command -v taskset > /dev/null || { echo "alternate.sh: PIN=1 needs taskset (util-linux)" >&2; exit 2; }
+  SIM_THREADS=1
+  sim_pin=(taskset -c "$(( $(nproc) - 1 ))")
+  client_pin=(taskset -c 0)
+fi
 sim_bin=${SIM_BIN:-$1}
 command -v wrk > /dev/null || { echo "alternate.sh: wrk is not installed (scripts/install-deps)" >&2; exit 2; }
 
@@ -25,21 +36,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$sim_bin" sim --port 0 --latency none --fault-rate 0 --threads "$SIM_THREADS" > "$work/sim.out" 2> "$work/sim.err" &
+"${sim_pin[@]}" "$sim_bin" sim --port 0 --latency none --fault-rate 0 --threads "$SIM_THREADS" > "$work/sim.out" 2> "$work/sim.err" &
 sim_pid=$!
 for _ in $(seq 1 100); do [[ -s "$work/sim.out" ]] && break; sleep 0.1; done
 base=$(head -n 1 "$work/sim.out")
 [[ "$base" == http* ]] || { echo "alternate.sh: the simulator did not start" >&2; cat "$work/sim.err" >&2; exit 1; }
 /usr/bin/python3 "$here/gen_input.py" "$N" > "$work/in.jsonl"
-echo "simulator $base (threads $SIM_THREADS), N=$N, C=$C, $ROUNDS rounds, load $(cut -d' ' -f1 /proc/loadavg)"
+echo "simulator $base (threads $SIM_THREADS, pinned $PIN), N=$N, C=$C, $ROUNDS rounds, load $(cut -d' ' -f1 /proc/loadavg)"
 
 for round in $(seq 1 "$ROUNDS"); do
-  wrk_rps=$(wrk -t2 -c"$C" -d"${WRK_SECONDS}s" -s "$here/wrk_post.lua" "$base/chat/completions" |
+  wrk_rps=$("${client_pin[@]}" wrk -t2 -c"$C" -d"${WRK_SECONDS}s" -s "$here/wrk_post.lua" "$base/chat/completions" |
     sed -n 's/.*"wrk_requests_per_s": \([0-9.]*\).*/\1/p')
   for bin in "$@"; do
     rm -f "$work"/out.jsonl*
     start=$(date +%s.%N)
-    OPENAI_BASE_URL="$base" OPENAI_API_KEY=sk-bench /usr/bin/time -f '%U %S' -o "$work/time" \
+    OPENAI_BASE_URL="$base" OPENAI_API_KEY=sk-bench "${client_pin[@]}" /usr/bin/time -f '%U %S' -o "$work/time" \
       "$bin" run "$work/in.jsonl" -o "$work/out.jsonl" --max-in-flight "$C" --quiet > /dev/null 2>&1
     end=$(date +%s.%N)
     read -r user sys < "$work/time"
