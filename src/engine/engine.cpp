@@ -1143,13 +1143,28 @@ std::string format_summary(const RunSummary& s, bool json) {
   }
   std::snprintf(buf, sizeof buf, "  wall time     %.2f s\n", s.wall_seconds);
   out += buf;
-  std::snprintf(buf, sizeof buf, "  requests/min  %s average over the run (limit %s/min in any 60 s); %s attempts, %s retries, %s answered 429\n",
-                thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), limit_or_dash(s.limits.requests_per_minute).c_str(),
-                thousands(s.attempts).c_str(), thousands(s.retries).c_str(), thousands(s.http_429).c_str());
-  out += buf;
-  std::snprintf(buf, sizeof buf, "  tokens/min    %s average over the run (limit %s/min)\n", thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str(),
-                limit_or_dash(s.limits.tokens_per_minute).c_str());
-  out += buf;
+  if (s.wall_seconds >= 60.0) {
+    std::snprintf(buf, sizeof buf, "  requests/min  %s average over the run (limit %s/min in any 60 s); %s attempts, %s retries, %s answered 429\n",
+                  thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), limit_or_dash(s.limits.requests_per_minute).c_str(),
+                  thousands(s.attempts).c_str(), thousands(s.retries).c_str(), thousands(s.http_429).c_str());
+    out += buf;
+    std::snprintf(buf, sizeof buf, "  tokens/min    %s average over the run (limit %s/min)\n", thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str(),
+                  limit_or_dash(s.limits.tokens_per_minute).c_str());
+    out += buf;
+  } else {
+    // A run shorter than a minute: its per-minute average extrapolates a burst the limiter
+    // allowed (within the burst tolerance) and can read above the limit, although no 60 s
+    // window held more than the run's whole count. Say what was sent.
+    std::snprintf(buf, sizeof buf,
+                  "  requests      %s in %.1f s, so at most that many in any 60 s (limit %s/min; %s/min if sustained); %s attempts, %s retries, %s answered 429\n",
+                  thousands(s.attempts).c_str(), s.wall_seconds, limit_or_dash(s.limits.requests_per_minute).c_str(),
+                  thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), thousands(s.attempts).c_str(), thousands(s.retries).c_str(),
+                  thousands(s.http_429).c_str());
+    out += buf;
+    std::snprintf(buf, sizeof buf, "  tokens/min    at most %s in any 60 s (limit %s/min; %s/min if sustained)\n", thousands(s.tokens_total).c_str(),
+                  limit_or_dash(s.limits.tokens_per_minute).c_str(), thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str());
+    out += buf;
+  }
   std::snprintf(buf, sizeof buf, "  tokens        %s (prompt %s, completion %s)\n", thousands(s.tokens_total).c_str(),
                 thousands(s.tokens_prompt).c_str(), thousands(s.tokens_completion).c_str());
   out += buf;

@@ -137,5 +137,31 @@ TEST(Summary, JsonCarriesCountsAndExitCode) {
   EXPECT_NE(text.find("succeeded     8"), std::string::npos);
 }
 
+// A run shorter than a minute reports what it sent, not a per-minute average that reads above
+// the limit after a permitted burst; a longer run reports the average against the limit.
+TEST(Summary, ShortRunsSayWhatWasSentInsteadOfAnAverageAboveTheLimit) {
+  RunSummary s;
+  s.total_lines = 300;
+  s.succeeded = 300;
+  s.attempts = 300;
+  s.tokens_total = 30386;
+  s.wall_seconds = 2.82;
+  s.achieved_rpm = 6383.0;
+  s.achieved_tpm = 646510.0;
+  s.limits.requests_per_minute = 5000;
+  s.limits.tokens_per_minute = 2000000;
+  const std::string short_run = format_summary(s, false);
+  EXPECT_NE(short_run.find("requests      300 in 2.8 s, so at most that many in any 60 s (limit 5,000/min; 6,383/min if sustained)"),
+            std::string::npos)
+      << short_run;
+  EXPECT_NE(short_run.find("tokens/min    at most 30,386 in any 60 s (limit 2,000,000/min; 646,510/min if sustained)"), std::string::npos) << short_run;
+  EXPECT_EQ(short_run.find("average over the run"), std::string::npos) << short_run;
+
+  s.wall_seconds = 120.0;
+  s.achieved_rpm = 4950.0;
+  const std::string long_run = format_summary(s, false);
+  EXPECT_NE(long_run.find("requests/min  4,950 average over the run (limit 5,000/min in any 60 s)"), std::string::npos) << long_run;
+}
+
 }  // namespace
 }  // namespace floodgate::engine
