@@ -22,6 +22,7 @@ struct RunFlags {
   bool overwrite = false;
   std::string endpoint;
   bool ordered = false;
+  bool retry_failed = false;
   EngineFlags engine;
 };
 
@@ -38,6 +39,7 @@ int run(const RunFlags& f) {
   }
 
   o.ordered = f.ordered;
+  o.retry_failed = f.retry_failed;
   apply_engine_flags(f.engine, o);
 
   apply_run_table_options(o, f.engine.default_completion_tokens, f.engine.quiet);  // tables, schema, cost, budgets
@@ -82,7 +84,10 @@ void register_run(CLI::App& app, int& exit_code) {
       "4 budget reached (resumable), 5 interrupted (resumable), 6 paused until a limit resets (resumable).\n\n"
       "A model the provider paused (a 429 asking to wait beyond --max-server-wait, e.g. a daily limit)\n"
       "is remembered in the journal: a re-run before that time sends nothing for it (exit 6 again)\n"
-      "while other models go on, unless --ignore-pause is given.");
+      "while other models go on, unless --ignore-pause is given.\n\n"
+      "Lines that failed (after their last attempt, or at once for a 4xx) count as done: a re-run\n"
+      "does not send them again unless --retry-failed is given, e.g. after fixing the base URL or\n"
+      "once an outage is over. Their error lines then leave OUTPUT before they are sent again.");
   cmd->add_option("input", f->input, "requests, one JSON object per line; - for stdin")->required();
   cmd->add_option("-o,--output", f->output, "where results go (Batch API output format); - for stdout (needs --journal)")->required();
   cmd->add_option("--journal", f->journal, "the resume journal (default: OUTPUT.journal)");
@@ -91,6 +96,9 @@ void register_run(CLI::App& app, int& exit_code) {
 
   cmd->add_flag("--ordered", f->ordered,
                 "write output lines in input order (bounded reorder buffer); a resumed run rewrites OUTPUT in input order at its end");
+  cmd->add_flag("--retry-failed", f->retry_failed,
+                "send again the lines an earlier run finished with an error (their error lines leave OUTPUT first); "
+                "note that answers that failed --schema were paid for");
   add_engine_flags(cmd, f->engine);
   add_run_table_options(cmd);  // --template, --schema, --prices, --max-cost ... (run_tables_options.cpp)
   cmd->callback([f, &exit_code] { exit_code = run(*f); });

@@ -252,6 +252,7 @@ struct Engine::Impl {
     journal = std::make_unique<Journal>(opt.journal_path, identity);
 
     if (output_is_file && journal_exists) reconcile_output();
+    if (opt.retry_failed) forget_failures(output_is_file && journal_exists);
 
     load_recorded_pauses();
 
@@ -381,6 +382,25 @@ struct Engine::Impl {
       journal->remove(missing);
     }
     summary.reconciled_output_lines = adopted;
+  }
+
+  // --retry-failed: the output loses its error lines first, then the journal their rows. A
+  // crash in between leaves journal rows whose lines are gone, which the next run's
+  // reconcile_output() forgets as well: either way those lines are sent again, once.
+  void forget_failures(bool have_output) {
+    if (opt.output_path == "-") {
+      throw Error("--retry-failed rewrites the output file, so it needs -o FILE (not stdout)");
+    }
+    if (!have_output) return;  // nothing recorded yet: every line is sent anyway
+    const std::vector<std::string> failed = drop_failed_lines(opt.output_path);
+    if (failed.empty()) {
+      progress->message("info", "--retry-failed: no failed lines in " + opt.output_path);
+      return;
+    }
+    journal->remove(failed);
+    progress->message("info", "--retry-failed: " + thousands(failed.size()) + " failed lines removed from " + opt.output_path +
+                                  " and the journal; they are sent again");
+    summary.retried_failed_lines = failed.size();
   }
 
   // ---- reading ------------------------------------------------------------------------------
@@ -1122,7 +1142,8 @@ std::string format_summary(const RunSummary& s, bool json) {
            ",\"achieved_tpm\":" + std::to_string(s.achieved_tpm) + ",\"limits\":{\"rpm\":" + std::to_string(s.limits.requests_per_minute) +
            ",\"tpm\":" + std::to_string(s.limits.tokens_per_minute) + ",\"rpd\":" + std::to_string(s.limits.requests_per_day) +
            ",\"tpd\":" + std::to_string(s.limits.tokens_per_day) + "},\"breaker_opened\":" + std::to_string(s.breaker_opened) +
-           ",\"reconciled_output_lines\":" + std::to_string(s.reconciled_output_lines) + "}\n";
+           ",\"reconciled_output_lines\":" + std::to_string(s.reconciled_output_lines) +
+           ",\"retried_failed_lines\":" + std::to_string(s.retried_failed_lines) + "}\n";
     return out;
   }
   std::string out = "floodgate run summary\n";
@@ -1170,6 +1191,10 @@ std::string format_summary(const RunSummary& s, bool json) {
   out += buf;
   if (s.breaker_opened > 0) {
     std::snprintf(buf, sizeof buf, "  breaker       opened %s times\n", thousands(s.breaker_opened).c_str());
+    out += buf;
+  }
+  if (s.retried_failed_lines > 0) {
+    std::snprintf(buf, sizeof buf, "  retried       %s lines that failed in an earlier run (--retry-failed)\n", thousands(s.retried_failed_lines).c_str());
     out += buf;
   }
   if (s.reconciled_output_lines > 0) {

@@ -28,7 +28,7 @@ struct Entry {
 };
 
 [[noreturn]] void fail(const std::string& what, const std::string& path) {
-  throw Error("--ordered: " + what + " \"" + path + "\": " + std::strerror(errno));
+  throw Error("rewriting the output: " + what + " \"" + path + "\": " + std::strerror(errno));
 }
 
 class Fd {
@@ -89,6 +89,28 @@ void copy_in_order(int src, const std::vector<Entry>& entries, const std::vector
   write_all(out.get(), buf.data(), buf.size(), tmp);
   if (::fdatasync(out.get()) != 0) fail("cannot sync", tmp);
   if (::close(out.release()) != 0) fail("cannot close", tmp);
+}
+
+
+// Replaces `path` by the copy of its lines at `order` (a crash leaves either file whole).
+void rewrite_with(const std::string& path, const std::vector<Entry>& entries, const std::vector<std::uint32_t>& order, const char* suffix) {
+  const std::string tmp = path + suffix;
+  Fd src(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (src.get() < 0) fail("cannot open", path);
+  struct stat st {};
+  if (::fstat(src.get(), &st) != 0) fail("cannot stat", path);
+  try {
+    copy_in_order(src.get(), entries, order, tmp, st.st_mode & 07777);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename over", path);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+  // Make the rename itself durable.
+  const std::string dir = std::filesystem::path(path).parent_path().empty() ? std::string(".") : std::filesystem::path(path).parent_path().string();
+  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.get() >= 0) (void)::fsync(d.get());
 }
 
 }  // namespace
@@ -153,25 +175,41 @@ ReorderStats reorder_output(const std::string& path, const std::function<bool(st
   if (in_order) return stats;
 
   // 3. Copy in that order, then replace the file in one rename.
-  const std::string tmp = path + ".reorder.tmp";
-  Fd src(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (src.get() < 0) fail("cannot open", path);
-  struct stat st {};
-  if (::fstat(src.get(), &st) != 0) fail("cannot stat", path);
-  try {
-    copy_in_order(src.get(), entries, order, tmp, st.st_mode & 07777);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename over", path);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
-  }
-  // Make the rename itself durable.
-  const std::string dir = std::filesystem::path(path).parent_path().empty() ? std::string(".") : std::filesystem::path(path).parent_path().string();
-  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.get() >= 0) (void)::fsync(d.get());
+  rewrite_with(path, entries, order, ".reorder.tmp");
   stats.rewritten = true;
   return stats;
+}
+
+std::vector<std::string> drop_failed_lines(const std::string& path) {
+  std::vector<Entry> entries;  // the lines kept
+  std::vector<std::string> dropped;
+  {
+    LineReader reader(path);
+    std::string_view line;
+    std::uint64_t offset = 0;
+    while (reader.next(line)) {
+      const std::uint64_t end = reader.bytes_read();
+      Entry e;
+      e.offset = offset;
+      e.length = static_cast<std::uint32_t>(end - offset);
+      offset = end;
+      if (is_blank_line(line)) continue;
+      auto info = read_output_line(line);
+      if (info && info->error != ErrorKind::none) {
+        Outcome o;
+        o.custom_id = std::move(info->custom_id);
+        o.line_no = info->line_no;
+        dropped.push_back(Journal::key_of(o));
+        continue;
+      }
+      entries.push_back(e);
+    }
+  }
+  if (dropped.empty()) return dropped;
+  std::vector<std::uint32_t> order(entries.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  rewrite_with(path, entries, order, ".retry.tmp");
+  return dropped;
 }
 
 }  // namespace floodgate

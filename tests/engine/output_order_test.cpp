@@ -1,4 +1,5 @@
-// reorder_output(): a JSONL output appended to by several runs, put back in input order.
+// reorder_output(): a JSONL output appended to by several runs, put back in input order;
+// drop_failed_lines(): its error lines removed for --retry-failed.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -83,6 +84,33 @@ TEST(ReorderOutput, LeavesAnOrderedFileUntouched) {
   EXPECT_EQ(r.unclaimed, 0u);
   EXPECT_EQ(f.text(), text);
   EXPECT_EQ(std::filesystem::last_write_time(f.path), before);
+}
+
+// drop_failed_lines(): error lines leave (their keys returned in file order); successes and
+// foreign lines stay in their order; a file without errors is left untouched.
+TEST(DropFailedLines, RemovesErrorLinesOnlyAndReturnsTheirKeys) {
+  TempFile f("drop");
+  Outcome timeout;
+  timeout.custom_id = "b";
+  timeout.error = ErrorKind::timeout;
+  timeout.error_message = "timeout: no answer";
+  {
+    std::ofstream out(f.path, std::ios::binary);
+    // a success, a timeout, a foreign line, a bad input line, a blank line, a success
+    out << ok_line("a") << format_output_line(timeout) << "not an output line\n" << bad_line(4) << "\n" << ok_line("c");
+  }
+  const std::string expected_kept = ok_line("a") + "not an output line\n" + ok_line("c");  // blank lines go too
+  const auto dropped = drop_failed_lines(f.path.string());
+  ASSERT_EQ(dropped.size(), 2u);
+  EXPECT_EQ(dropped[0], "b");
+  EXPECT_EQ(dropped[1], "@line:4");
+  EXPECT_EQ(f.text(), expected_kept);
+  EXPECT_FALSE(std::filesystem::exists(f.path.string() + ".retry.tmp"));
+
+  const auto before = std::filesystem::last_write_time(f.path);
+  EXPECT_TRUE(drop_failed_lines(f.path.string()).empty());
+  EXPECT_EQ(std::filesystem::last_write_time(f.path), before);
+  EXPECT_EQ(f.text(), expected_kept);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // `floodgate run`'s control flow against `floodgate sim`: a pause remembered across runs
 // (daily limit), --ordered output across an interrupted run and its resume, --max-wait,
-// and a per-model --limits file. Jobs are short (high limits, small counts); the sim's
+// --retry-failed, and a per-model --limits file. Jobs are short (high limits, small counts); the sim's
 // stats and ledger are the judge.
 #include <fcntl.h>
 #include <signal.h>
@@ -212,6 +212,55 @@ TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) 
   EXPECT_GE(waited, 3);
   // A request that gave up waiting was never sent.
   EXPECT_EQ(sim.stats()["requests"].get<int>(), ok);
+}
+
+// ---- --retry-failed ---------------------------------------------------------------------------
+
+// Lines that failed count as done: a plain re-run sends nothing. --retry-failed sends exactly
+// the failed lines again (a second server sees only them), and the output then holds each
+// custom_id once, the earlier error lines gone.
+TEST(RunControl, RetryFailedSendsOnlyTheFailedLinesAgainAndKeepsEachIdOnce) {
+  TempDir dir("ctl");
+  const fs::path in = dir.path / "in.jsonl";
+  const int n = 20;
+  {
+    std::ofstream f(in);
+    for (int i = 0; i < n; ++i) f << chat_line("r" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
+  }
+  const fs::path out = dir.path / "out.jsonl";
+  std::size_t failed_first = 0;
+  {
+    SimProcess flaky({"--fault-rate", "0.5", "--faults", "500", "--seed", "7"});
+    ASSERT_EQ(run_to_end(flaky, in, out, {"--max-attempts", "1"}, dir.path / "log1"), 1) << slurp(dir.path / "log1");
+    const auto lines = read_jsonl(out);
+    ASSERT_EQ(lines.size(), static_cast<std::size_t>(n));
+    for (const auto& l : lines) failed_first += l["error"].is_null() ? 0 : 1;
+    ASSERT_GT(failed_first, 0u);
+    ASSERT_LT(failed_first, static_cast<std::size_t>(n));
+  }
+  SimProcess healthy;
+  // A plain re-run: everything is done, nothing is sent, the errors stay.
+  EXPECT_EQ(run_to_end(healthy, in, out, {}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  EXPECT_EQ(healthy.stats()["requests"].get<int>(), 0);
+  EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(n));
+
+  // --retry-failed: exactly the failed lines go out, and all succeed.
+  ASSERT_EQ(run_to_end(healthy, in, out, {"--retry-failed"}, dir.path / "log3"), 0) << slurp(dir.path / "log3");
+  EXPECT_EQ(healthy.stats()["requests"].get<std::size_t>(), failed_first);
+  const auto lines = read_jsonl(out);
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(n));
+  std::map<std::string, int> seen;
+  for (const auto& l : lines) {
+    ++seen[l["custom_id"].get<std::string>()];
+    EXPECT_TRUE(l["error"].is_null()) << l.dump();
+  }
+  for (int i = 0; i < n; ++i) EXPECT_EQ(seen["r" + std::to_string(i)], 1) << "r" << i;
+  EXPECT_FALSE(fs::exists(out.string() + ".retry.tmp"));
+
+  // Nothing failed any more: a second --retry-failed sends nothing and keeps the file.
+  ASSERT_EQ(run_to_end(healthy, in, out, {"--retry-failed"}, dir.path / "log4"), 0) << slurp(dir.path / "log4");
+  EXPECT_EQ(healthy.stats()["requests"].get<std::size_t>(), failed_first);
+  EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(n));
 }
 
 // Milliseconds since the epoch of a ledger timestamp "2026-11-22T17:58:38.857Z".

@@ -56,6 +56,10 @@ struct EngineOptions {
   std::size_t max_in_flight = 64;
   std::optional<Duration> max_wait;      // longest wait at the head of a lane for admission
   bool ordered = false;                  // output in input order (bounded reorder buffer)
+  // A resumed run sends again the lines an earlier run finished with an error (connection
+  // errors, timeouts, 5xx after the last attempt, 4xx, schema violations, ...): their error
+  // lines leave the output (rewritten whole, fsynced, renamed) and the journal first.
+  bool retry_failed = false;
   std::size_t lookahead = 0;             // requests read ahead; 0 = max(1024, 8 x max_in_flight)
   Duration checkpoint_interval = std::chrono::milliseconds(200);
   bool fsync = false;                    // fdatasync the output at every checkpoint
@@ -105,6 +109,7 @@ struct RunSummary {
   std::uint64_t tokens_completion = 0;
   std::uint64_t tokens_total = 0;
   std::uint64_t reconciled_output_lines = 0;  // output lines adopted into the journal at start
+  std::uint64_t retried_failed_lines = 0;     // --retry-failed: earlier error lines sent again
   double wall_seconds = 0;
   double achieved_rpm = 0;              // attempts per minute over the wall time
   double achieved_tpm = 0;

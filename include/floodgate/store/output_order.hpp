@@ -1,5 +1,6 @@
 #pragma once
-// Restoring input order in a JSONL output that several runs appended to.
+// Rewriting a JSONL output that several runs appended to: restoring input order, and
+// dropping error lines before they are sent again.
 //
 // One run of `floodgate run --ordered` writes its rows in input order, but a resumed run
 // can only append: after a Ctrl-C, a kill -9 or a pause, the rows of the second run follow
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace floodgate {
 
@@ -30,5 +32,11 @@ struct ReorderStats {
 // the end. Throws floodgate::Error when the file cannot be read or the copy cannot be
 // written (the original is then untouched and the temporary file removed).
 ReorderStats reorder_output(const std::string& path, const std::function<bool(std::string& key)>& next_key);
+
+// For `floodgate run --retry-failed`: rewrites the output without its error lines (every
+// line whose "error" is not null), the same way (a copy, fsynced, renamed over `path`), and
+// returns the journal keys of the lines it dropped, in file order. Success lines and lines
+// that are not output lines stay, in their order. A file without error lines is untouched.
+std::vector<std::string> drop_failed_lines(const std::string& path);
 
 }  // namespace floodgate
