@@ -48,6 +48,9 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_option("--max-in-flight", f.max_in_flight, "most requests in flight at once")->capture_default_str();
   cmd->add_option("--max-attempts", f.max_attempts, "attempts per request, the first included")->capture_default_str();
   cmd->add_option("--max-wait", f.max_wait, "fail a request that waits longer than this for admission (e.g. 10m)");
+  cmd->add_option("--unreachable-after", f.unreachable_after,
+                  "stop (exit 7, resumable) when the API has never answered and connecting has failed for this long (0 = never)")
+      ->capture_default_str();
   cmd->add_option("--max-server-wait", f.max_server_wait,
                   "a retry-after longer than this pauses the model and ends the run (exit 6, resumable)")
       ->capture_default_str();
@@ -95,6 +98,7 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   o.max_in_flight = f.max_in_flight;
   o.retry.max_attempts = f.max_attempts;
   o.retry.max_server_wait = duration_flag(f.max_server_wait, "--max-server-wait");
+  o.unreachable_after = f.unreachable_after == "0" ? Duration{0} : duration_flag(f.unreachable_after, "--unreachable-after");
   if (!f.max_wait.empty()) o.max_wait = duration_flag(f.max_wait, "--max-wait");
   o.fsync = f.fsync;
   o.ignore_pause = f.ignore_pause;

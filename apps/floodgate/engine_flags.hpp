@@ -27,6 +27,7 @@ struct EngineFlags {
   int max_attempts = 6;
   std::string max_wait;
   std::string max_server_wait = "15m";
+  std::string unreachable_after = "10s";
   std::uint64_t default_completion_tokens = 4096;
   std::string estimate = "exact";
   std::string connect_timeout = "10s";

@@ -169,6 +169,16 @@ struct Engine::Impl {
   bool stop_now = false;
   bool quota_stop = false;
   bool budget_stop = false;
+  // Before the first HTTP answer: the connection failures in a row and when they began.
+  bool answered_once = false;
+  std::uint64_t connect_failures = 0;
+  std::optional<TimePoint> first_connect_failure;
+  std::string last_connect_error;
+  bool unreachable_stop = false;
+  // Lines whose attempts all failed to connect before any answer: held unfinished until the
+  // verdict. An answer finishes them as failed (as usual); the unreachable stop leaves them
+  // unsent, so a run against a wrong URL records nothing.
+  std::vector<std::pair<Item*, Outcome>> parked;
   bool interrupted = false;
   bool resumed_output = false;  // OUTPUT held rows of an earlier run at start
   std::optional<TimePoint> paused_until;
@@ -728,6 +738,11 @@ struct Engine::Impl {
     o.status_code = r.status;
     if (auto rid = r.header("x-request-id")) o.request_id = std::string(*rid);
 
+    if (r.error == http::TransportError::none && !answered_once) {
+      answered_once = true;
+      for (auto& [parked_item, parked_outcome] : parked) finish(parked_item, std::move(parked_outcome), now);
+      parked.clear();
+    }
     if (r.error != http::TransportError::none) {
       o.error = r.error == http::TransportError::timeout ? ErrorKind::timeout : ErrorKind::connection;
       o.error_message = std::string(r.error == http::TransportError::timeout ? "timeout: " : "connection error: ") + r.error_message;
@@ -798,6 +813,17 @@ struct Engine::Impl {
       breaker.on_other_failure(now);
     }
 
+    if (!answered_once && r.error == http::TransportError::connection && !unreachable_stop && opt.unreachable_after > Duration{0}) {
+      ++connect_failures;
+      if (!first_connect_failure) first_connect_failure = now;
+      last_connect_error = o.error_message;
+      check_unreachable(now);
+    }
+    if (unreachable_stop && o.error == ErrorKind::connection) {
+      abandon(item, now);
+      return;
+    }
+
     if (o.error == ErrorKind::insufficient_quota) {
       if (!quota_stop) {
         progress->message("error", "429 insufficient_quota: the account is out of quota (check the plan and billing details). "
@@ -815,6 +841,10 @@ struct Engine::Impl {
       }
       if (static_cast<int>(item->attempts) >= opt.retry.max_attempts) {
         o.error_message = o.error_message + " (after " + std::to_string(item->attempts) + " attempts)";
+        if (!answered_once && o.error == ErrorKind::connection && opt.unreachable_after > Duration{0}) {
+          parked.emplace_back(item, std::move(o));  // finished or left unsent by the verdict
+          return;
+        }
         finish(item, std::move(o), now);
         return;
       }
@@ -871,6 +901,25 @@ struct Engine::Impl {
 
   // ---- stopping -----------------------------------------------------------------------------
 
+  // No answer yet, and connecting has failed for --unreachable-after (8 attempts at least, or
+  // fewer when nothing else is left to try): a wrong URL or a server that is down. Stop, and
+  // leave every unfinished line unsent instead of failing it.
+  void check_unreachable(TimePoint now) {
+    if (answered_once || unreachable_stop || !first_connect_failure || opt.unreachable_after <= Duration{0}) return;
+    if (now - *first_connect_failure < opt.unreachable_after) return;
+    const bool nothing_else = in_flight.empty() && retry_at.empty() && input_done &&
+                              std::all_of(lanes.begin(), lanes.end(), [](const auto& l) { return l.second.queue.empty(); });
+    if (connect_failures < 8 && !nothing_else) return;
+    unreachable_stop = true;
+    stop_admitting = true;
+    progress->message("error", "cannot reach " + opt.base_url + ": " + last_connect_error + " (" + thousands(connect_failures) +
+                                   " attempts in a row over " + format_duration(duration_cast<std::chrono::seconds>(now - *first_connect_failure)) +
+                                   ", no answer yet). Stopped; no line was recorded as failed. Check --base-url / OPENAI_BASE_URL "
+                                   "and the network, then re-run the same command to resume.");
+    for (auto& [item, outcome] : parked) abandon(item, now);
+    parked.clear();
+  }
+
   void drain_pipe() {
     char buf[64];
     while (::read(wake_pipe[0], buf, sizeof buf) > 0) {
@@ -911,6 +960,8 @@ struct Engine::Impl {
     }
     for (auto& [t, item] : retry_at) left.push_back(item);
     retry_at.clear();
+    for (auto& [item, outcome] : parked) left.push_back(item);  // awaiting the unreachable verdict
+    parked.clear();
     std::sort(left.begin(), left.end(), [](const Item* a, const Item* b) { return a->seq < b->seq; });
     for (Item* item : left) abandon(item, now);
   }
@@ -951,7 +1002,11 @@ struct Engine::Impl {
       if (snap.learning) s.note = "learning limits";
     }
     if (stop_admitting) {
-      s.note = interrupted ? "interrupted: draining" : quota_stop ? "insufficient_quota: draining" : budget_stop ? "budget reached: draining" : "draining";
+      s.note = interrupted        ? "interrupted: draining"
+               : quota_stop       ? "insufficient_quota: draining"
+               : budget_stop      ? "budget reached: draining"
+               : unreachable_stop ? "unreachable: draining"
+                                  : "draining";
     }
     if (paused_until) s.note = "model \"" + paused_model + "\" paused for " + format_duration(*paused_until - now);
     return s;
@@ -998,6 +1053,7 @@ struct Engine::Impl {
     for (;;) {
       TimePoint now = clock.now();
       check_stop(now);
+      check_unreachable(now);
       if (stop_admitting && !queued_abandoned) {
         abandon_queued(now);
         queued_abandoned = true;
@@ -1062,6 +1118,9 @@ struct Engine::Impl {
     if (interrupted) {
       summary.exit_code = exit_code::interrupted;
       summary.stop_reason = "interrupted";
+    } else if (unreachable_stop) {
+      summary.exit_code = exit_code::unreachable;
+      summary.stop_reason = "unreachable: no answer from " + opt.base_url;
     } else if (quota_stop) {
       summary.exit_code = exit_code::insufficient_quota;
       summary.stop_reason = "insufficient_quota";

@@ -1,9 +1,12 @@
 // `floodgate run`'s control flow against `floodgate sim`: a pause remembered across runs
 // (daily limit), --ordered output across an interrupted run and its resume, --max-wait,
-// --retry-failed, and a per-model --limits file. Jobs are short (high limits, small counts); the sim's
+// --retry-failed, an unreachable API (exit 7), and a per-model --limits file. Jobs are short (high limits, small counts); the sim's
 // stats and ledger are the judge.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -261,6 +264,59 @@ TEST(RunControl, RetryFailedSendsOnlyTheFailedLinesAgainAndKeepsEachIdOnce) {
   ASSERT_EQ(run_to_end(healthy, in, out, {"--retry-failed"}, dir.path / "log4"), 0) << slurp(dir.path / "log4");
   EXPECT_EQ(healthy.stats()["requests"].get<std::size_t>(), failed_first);
   EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(n));
+}
+
+// ---- an API that never answers ----------------------------------------------------------------
+
+// A port nothing listens on (bound, read, closed): connecting to it is refused.
+int closed_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ADD_FAILURE() << "cannot bind a loopback socket";
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A wrong base URL: the run stops with exit 7 once connecting has failed for
+// --unreachable-after, records nothing (no line is failed, although some used up their
+// attempts), and the same command against a live server then sends every line once.
+TEST(RunControl, UnreachableApiStopsWithExit7AndRecordsNothing) {
+  TempDir dir("ctl");
+  const fs::path in = dir.path / "in.jsonl";
+  const int n = 12;
+  {
+    std::ofstream f(in);
+    for (int i = 0; i < n; ++i) f << chat_line("u" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
+  }
+  const fs::path out = dir.path / "out.jsonl";
+  const std::string dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
+  {
+    RunProcess p({in.string(), "-o", out.string(), "--base-url", dead, "--unreachable-after", "1s", "--max-attempts", "2"},
+                 "sk-test-floodgate", dir.path / "log1");
+    ASSERT_EQ(p.wait(std::chrono::seconds(60)), 7) << slurp(dir.path / "log1");
+  }
+  const std::string log = slurp(dir.path / "log1");
+  EXPECT_NE(log.find("cannot reach " + dead), std::string::npos) << log;
+  EXPECT_NE(log.find("not done      12"), std::string::npos) << log;
+  EXPECT_EQ(log.find("sk-test-floodgate"), std::string::npos);  // the cause, never the key
+  EXPECT_TRUE(read_jsonl(out).empty()) << slurp(out);
+
+  SimProcess sim;
+  ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  EXPECT_EQ(sim.stats()["requests"].get<int>(), n);
+  const auto lines = read_jsonl(out);
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(n));
+  std::map<std::string, int> seen;
+  for (const auto& l : lines) {
+    ++seen[l["custom_id"].get<std::string>()];
+    EXPECT_TRUE(l["error"].is_null()) << l.dump();
+  }
+  for (int i = 0; i < n; ++i) EXPECT_EQ(seen["u" + std::to_string(i)], 1) << "u" << i;
 }
 
 // Milliseconds since the epoch of a ledger timestamp "2026-11-22T17:58:38.857Z".

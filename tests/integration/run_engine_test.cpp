@@ -255,9 +255,11 @@ TEST(RunIntegration, ApiKeyNeverAppearsInOutputsOrLogs) {
   EXPECT_EQ(slurp(dir.path / "log").find("sk-very-secret-key-123"), std::string::npos);
   EXPECT_NE(slurp(dir.path / "log").find("[redacted]"), std::string::npos);
   EXPECT_EQ(slurp(out).find("sk-very-secret-key-123"), std::string::npos);
-  // A failing run (connection refused) names the cause, not the key.
+  // A failing run (connection refused) names the cause, not the key. (--unreachable-after 0:
+  // record the failures instead of stopping with exit 7 and nothing recorded.)
   const auto out2 = dir.path / "out2.jsonl";
-  std::vector<std::string> bad = {in.string(), "-o", out2.string(), "--base-url", "http://127.0.0.1:9/v1", "--max-attempts", "1"};
+  std::vector<std::string> bad = {in.string(), "-o", out2.string(), "--base-url", "http://127.0.0.1:9/v1", "--max-attempts", "1",
+                                  "--unreachable-after", "0"};
   RunProcess p2(bad, sim.api_key(), dir.path / "log2");
   EXPECT_EQ(p2.wait(std::chrono::seconds(30)), 1);
   EXPECT_EQ(slurp(dir.path / "log2").find("sk-very-secret-key-123"), std::string::npos);

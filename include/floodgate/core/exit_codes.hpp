@@ -10,5 +10,6 @@ inline constexpr int insufficient_quota = 3;  // the account is out of quota: st
 inline constexpr int budget = 4;              // --max-cost / --max-tokens / --daily-budget reached: resumable
 inline constexpr int interrupted = 5;         // SIGINT/SIGTERM: drained and stopped, resumable
 inline constexpr int paused = 6;              // a limit resets beyond the horizon (e.g. daily): resumable later
+inline constexpr int unreachable = 7;         // the API never answered (wrong URL, server down): stopped, resumable
 inline constexpr int internal = 70;           // a bug: please report it
 }  // namespace floodgate::exit_code

@@ -55,6 +55,12 @@ struct EngineOptions {
   limit::BreakerOptions breaker;
   std::size_t max_in_flight = 64;
   std::optional<Duration> max_wait;      // longest wait at the head of a lane for admission
+  // A run that has not had a single HTTP answer yet, whose attempts have failed to connect
+  // for this long (8 attempts at least, none answered), stops with exit code 7 instead of
+  // retrying every line --max-attempts times: a wrong base URL or a server that is down.
+  // Lines not finished stay unsent (resumable). Once any answer came, connection errors
+  // are retried as usual. Zero turns the check off.
+  Duration unreachable_after = std::chrono::seconds(10);
   bool ordered = false;                  // output in input order (bounded reorder buffer)
   // A resumed run sends again the lines an earlier run finished with an error (connection
   // errors, timeouts, 5xx after the last attempt, 4xx, schema violations, ...): their error
