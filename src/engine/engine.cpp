@@ -813,7 +813,9 @@ struct Engine::Impl {
       breaker.on_other_failure(now);
     }
 
-    if (!answered_once && r.error == http::TransportError::connection && !unreachable_stop && opt.unreachable_after > Duration{0}) {
+    // Every transport failure but a timeout is ErrorKind::connection (refused, DNS, TLS, reset):
+    // counted with the same test that parks a line below, so a parked line always has a verdict.
+    if (!answered_once && o.error == ErrorKind::connection && !unreachable_stop && opt.unreachable_after > Duration{0}) {
       ++connect_failures;
       if (!first_connect_failure) first_connect_failure = now;
       last_connect_error = o.error_message;
