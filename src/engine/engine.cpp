@@ -266,7 +266,9 @@ struct Engine::Impl {
 
     load_recorded_pauses();
 
-    const bool resume = journal->count() > 0;
+    // A --retry-failed run that removed every recorded row still appends: the output keeps
+    // its other lines.
+    const bool resume = journal->count() > 0 || summary.retried_failed_lines > 0;
     resumed_output = resume && output_is_file;
     journal->for_each_key([this](std::string_view key) { done_keys.insert(key); });
     sink = make_jsonl_sink(opt.output_path, resume ? OpenMode::append : OpenMode::truncate, opt.fsync);
@@ -401,7 +403,9 @@ struct Engine::Impl {
     if (opt.output_path == "-") {
       throw Error("--retry-failed rewrites the output file, so it needs -o FILE (not stdout)");
     }
-    if (!have_output) return;  // nothing recorded yet: every line is sent anyway
+    // Nothing recorded yet, or the output is gone (reconcile_output() then emptied the
+    // journal): every line is sent anyway.
+    if (!have_output || !std::filesystem::exists(opt.output_path)) return;
     const std::vector<std::string> failed = drop_failed_lines(opt.output_path);
     if (failed.empty()) {
       progress->message("info", "--retry-failed: no failed lines in " + opt.output_path);
@@ -813,15 +817,18 @@ struct Engine::Impl {
       breaker.on_other_failure(now);
     }
 
-    // Every transport failure but a timeout is ErrorKind::connection (refused, DNS, TLS, reset):
-    // counted with the same test that parks a line below, so a parked line always has a verdict.
-    if (!answered_once && o.error == ErrorKind::connection && !unreachable_stop && opt.unreachable_after > Duration{0}) {
+    // Evidence that the API cannot be reached: a connection that failed (refused, DNS, TLS,
+    // reset) or an attempt that timed out (a blackholed host, a server that never answers),
+    // not a local failure such as an unreadable upload. The same test parks a line below,
+    // so a parked line always has a verdict.
+    const bool no_contact = r.error == http::TransportError::connection || r.error == http::TransportError::timeout;
+    if (!answered_once && no_contact && !unreachable_stop && opt.unreachable_after > Duration{0}) {
       ++connect_failures;
       if (!first_connect_failure) first_connect_failure = now;
       last_connect_error = o.error_message;
       check_unreachable(now);
     }
-    if (unreachable_stop && o.error == ErrorKind::connection) {
+    if (unreachable_stop && no_contact) {
       abandon(item, now);
       return;
     }
@@ -843,7 +850,7 @@ struct Engine::Impl {
       }
       if (static_cast<int>(item->attempts) >= opt.retry.max_attempts) {
         o.error_message = o.error_message + " (after " + std::to_string(item->attempts) + " attempts)";
-        if (!answered_once && o.error == ErrorKind::connection && opt.unreachable_after > Duration{0}) {
+        if (!answered_once && no_contact && opt.unreachable_after > Duration{0}) {
           parked.emplace_back(item, std::move(o));  // finished or left unsent by the verdict
           return;
         }
@@ -909,15 +916,19 @@ struct Engine::Impl {
   void check_unreachable(TimePoint now) {
     if (answered_once || unreachable_stop || !first_connect_failure || opt.unreachable_after <= Duration{0}) return;
     if (now - *first_connect_failure < opt.unreachable_after) return;
-    const bool nothing_else = in_flight.empty() && retry_at.empty() && input_done &&
+    // Nothing else can add evidence: nothing in flight, waiting or queued, and no more input
+    // (read to the end, or blocked by the look-ahead, which parked lines and --ordered holes
+    // can fill).
+    const bool reading_blocked = input_done || items.size() + reorder.size() >= lookahead;
+    const bool nothing_else = in_flight.empty() && retry_at.empty() && reading_blocked &&
                               std::all_of(lanes.begin(), lanes.end(), [](const auto& l) { return l.second.queue.empty(); });
     if (connect_failures < 8 && !nothing_else) return;
     unreachable_stop = true;
     stop_admitting = true;
     progress->message("error", "cannot reach " + opt.base_url + ": " + last_connect_error + " (" + thousands(connect_failures) +
                                    " attempts in a row over " + format_duration(duration_cast<std::chrono::seconds>(now - *first_connect_failure)) +
-                                   ", no answer yet). Stopped; no line was recorded as failed. Check --base-url / OPENAI_BASE_URL "
-                                   "and the network, then re-run the same command to resume.");
+                                   ", no answer yet). Stopped; the lines that could not be sent were not recorded. Check --base-url / "
+                                   "OPENAI_BASE_URL and the network, then re-run the same command to resume.");
     for (auto& [item, outcome] : parked) abandon(item, now);
     parked.clear();
   }
@@ -969,7 +980,7 @@ struct Engine::Impl {
   }
 
   [[nodiscard]] bool stuck_on_suspended() const {
-    if (!paused_until || !in_flight.empty()) return false;
+    if (!paused_until || !in_flight.empty() || !parked.empty()) return false;  // parked: the unreachable verdict decides
     if (!input_done && items.size() + reorder.size() < lookahead) return false;
     for (const auto& [name, lane] : lanes) {
       if (!lane.suspended && !lane.queue.empty()) return false;
@@ -1238,12 +1249,11 @@ std::string format_summary(const RunSummary& s, bool json) {
     // allowed (within the burst tolerance) and can read above the limit, although no 60 s
     // window held more than the run's whole count. Say what was sent.
     std::snprintf(buf, sizeof buf,
-                  "  requests      %s in %.1f s, so at most that many in any 60 s (limit %s/min; %s/min if sustained); %s attempts, %s retries, %s answered 429\n",
+                  "  requests      %s attempts in %.1f s, so at most that many in any 60 s (limit %s/min; %s/min if sustained); %s retries, %s answered 429\n",
                   thousands(s.attempts).c_str(), s.wall_seconds, limit_or_dash(s.limits.requests_per_minute).c_str(),
-                  thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), thousands(s.attempts).c_str(), thousands(s.retries).c_str(),
-                  thousands(s.http_429).c_str());
+                  thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), thousands(s.retries).c_str(), thousands(s.http_429).c_str());
     out += buf;
-    std::snprintf(buf, sizeof buf, "  tokens/min    at most %s in any 60 s (limit %s/min; %s/min if sustained)\n", thousands(s.tokens_total).c_str(),
+    std::snprintf(buf, sizeof buf, "  tokens/min    %s used in %.1f s (limit %s/min; %s/min if sustained)\n", thousands(s.tokens_total).c_str(), s.wall_seconds,
                   limit_or_dash(s.limits.tokens_per_minute).c_str(), thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str());
     out += buf;
   }

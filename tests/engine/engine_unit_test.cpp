@@ -151,10 +151,10 @@ TEST(Summary, ShortRunsSayWhatWasSentInsteadOfAnAverageAboveTheLimit) {
   s.limits.requests_per_minute = 5000;
   s.limits.tokens_per_minute = 2000000;
   const std::string short_run = format_summary(s, false);
-  EXPECT_NE(short_run.find("requests      300 in 2.8 s, so at most that many in any 60 s (limit 5,000/min; 6,383/min if sustained)"),
+  EXPECT_NE(short_run.find("requests      300 attempts in 2.8 s, so at most that many in any 60 s (limit 5,000/min; 6,383/min if sustained)"),
             std::string::npos)
       << short_run;
-  EXPECT_NE(short_run.find("tokens/min    at most 30,386 in any 60 s (limit 2,000,000/min; 646,510/min if sustained)"), std::string::npos) << short_run;
+  EXPECT_NE(short_run.find("tokens/min    30,386 used in 2.8 s (limit 2,000,000/min; 646,510/min if sustained)"), std::string::npos) << short_run;
   EXPECT_EQ(short_run.find("average over the run"), std::string::npos) << short_run;
 
   s.wall_seconds = 120.0;

@@ -264,6 +264,12 @@ TEST(RunControl, RetryFailedSendsOnlyTheFailedLinesAgainAndKeepsEachIdOnce) {
   ASSERT_EQ(run_to_end(healthy, in, out, {"--retry-failed"}, dir.path / "log4"), 0) << slurp(dir.path / "log4");
   EXPECT_EQ(healthy.stats()["requests"].get<std::size_t>(), failed_first);
   EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(n));
+
+  // The output deleted: every line runs again, --retry-failed or not (no error about the file).
+  fs::remove(out);
+  ASSERT_EQ(run_to_end(healthy, in, out, {"--retry-failed"}, dir.path / "log5"), 0) << slurp(dir.path / "log5");
+  EXPECT_EQ(healthy.stats()["requests"].get<std::size_t>(), failed_first + n);
+  EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(n));
 }
 
 // ---- an API that never answers ----------------------------------------------------------------
@@ -317,6 +323,40 @@ TEST(RunControl, UnreachableApiStopsWithExit7AndRecordsNothing) {
     EXPECT_TRUE(l["error"].is_null()) << l.dump();
   }
   for (int i = 0; i < n; ++i) EXPECT_EQ(seen["u" + std::to_string(i)], 1) << "u" << i;
+}
+
+// With --ordered, one sendable line followed by more unsendable ones than the look-ahead
+// holds: the parked line's hole stops the reading, which must not stop the verdict.
+TEST(RunControl, UnreachableVerdictComesWhenOrderedReadingIsBlocked) {
+  TempDir dir("ctl");
+  const fs::path in = dir.path / "in.jsonl";
+  {
+    std::ofstream f(in);
+    f << chat_line("v0", "gpt-4o-mini", 0).dump() << "\n";
+    for (int i = 0; i < 1100; ++i) f << "not json " << i << "\n";
+  }
+  const fs::path out = dir.path / "out.jsonl";
+  const std::string dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
+  RunProcess p({in.string(), "-o", out.string(), "--base-url", dead, "--ordered", "--unreachable-after", "1s", "--quiet"},
+               "sk-test-floodgate", dir.path / "log");
+  ASSERT_EQ(p.wait(std::chrono::seconds(60)), 7) << slurp(dir.path / "log");
+  for (const auto& l : read_jsonl(out)) EXPECT_NE(l["custom_id"], "v0") << "the parked line is not recorded";
+}
+
+// A server that accepts connections but never answers: attempts time out, which is no
+// answer either.
+TEST(RunControl, UnreachableCountsAttemptsThatTimeOut) {
+  TempDir dir("ctl");
+  SimProcess stalled({"--fault-rate", "1", "--faults", "stall", "--stall-seconds", "30s"});
+  const fs::path in = dir.path / "in.jsonl";
+  {
+    std::ofstream f(in);
+    for (int i = 0; i < 10; ++i) f << chat_line("t" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
+  }
+  const fs::path out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(stalled, in, out, {"--timeout", "200ms", "--unreachable-after", "1s"}, dir.path / "log"), 7) << slurp(dir.path / "log");
+  EXPECT_TRUE(read_jsonl(out).empty()) << slurp(out);
+  EXPECT_NE(slurp(dir.path / "log").find("cannot reach"), std::string::npos) << slurp(dir.path / "log");
 }
 
 // Milliseconds since the epoch of a ledger timestamp "2026-11-22T17:58:38.857Z".
