@@ -15,32 +15,12 @@ ROUNDS=${ROUNDS:-5}
 N=${N:-100000}
 C=${C:-64}
 WRK_SECONDS=${WRK_SECONDS:-4}
-SIM_THREADS=${SIM_THREADS:-0}
-PIN=${PIN:-$([[ $(nproc) -ge 2 ]] && echo 1 || echo 0)}
-sim_pin=()
-client_pin=()
-if [[ "$PIN" == 1 ]]; then
-  command -v taskset > /dev/null || { echo "alternate.sh: PIN=1 needs taskset (util-linux)" >&2; exit 2; }
-  SIM_THREADS=1
-  sim_pin=(taskset -c "$(( $(nproc) - 1 ))")
-  client_pin=(taskset -c 0)
-fi
 sim_bin=${SIM_BIN:-$1}
 command -v wrk > /dev/null || { echo "alternate.sh: wrk is not installed (scripts/install-deps)" >&2; exit 2; }
 
-work=$(mktemp -d)
-sim_pid=""
-cleanup() {
-  if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2> /dev/null || true; wait "$sim_pid" 2> /dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"${sim_pin[@]}" "$sim_bin" sim --port 0 --latency none --fault-rate 0 --threads "$SIM_THREADS" > "$work/sim.out" 2> "$work/sim.err" &
-sim_pid=$!
-for _ in $(seq 1 100); do [[ -s "$work/sim.out" ]] && break; sleep 0.1; done
-base=$(head -n 1 "$work/sim.out")
-[[ "$base" == http* ]] || { echo "alternate.sh: the simulator did not start" >&2; cat "$work/sim.err" >&2; exit 1; }
+# shellcheck source=bench/engine/common.sh
+source "$here/common.sh"
+start_sim
 /usr/bin/python3 "$here/gen_input.py" "$N" > "$work/in.jsonl"
 echo "simulator $base (threads $SIM_THREADS, pinned $PIN), N=$N, C=$C, $ROUNDS rounds, load $(cut -d' ' -f1 /proc/loadavg)"
 

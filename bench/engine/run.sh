@@ -26,38 +26,14 @@ DURATION=${DURATION:-10s}
 RSS_LINES=${RSS_LINES:-0}
 py=/usr/bin/python3
 sim_bin=${SIM_BIN:-$fg}
-SIM_THREADS=${SIM_THREADS:-0}
-PIN=${PIN:-$([[ $(nproc) -ge 2 ]] && echo 1 || echo 0)}
-sim_pin=()
-client_pin=()
-if [[ "$PIN" == 1 ]]; then
-  command -v taskset > /dev/null || { echo "run.sh: PIN=1 needs taskset (util-linux)" >&2; exit 2; }
-  SIM_THREADS=1
-  sim_pin=(taskset -c "$(( $(nproc) - 1 ))")
-  client_pin=(taskset -c 0)
-fi
 
 [[ -x "$fg" ]] || { echo "run.sh: no floodgate binary at $fg (build first)" >&2; exit 2; }
 command -v wrk > /dev/null || { echo "run.sh: wrk is not installed (scripts/install-deps)" >&2; exit 2; }
 "$py" -c "import aiohttp" 2> /dev/null || { echo "run.sh: $py has no aiohttp (apt-get install python3-aiohttp)" >&2; exit 2; }
 
-work=$(mktemp -d)
-sim_pid=""
-cleanup() {
-  if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2> /dev/null || true; wait "$sim_pid" 2> /dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The simulator: no limits, no latency, no faults; its base URL is its first line.
-"${sim_pin[@]}" "$sim_bin" sim --port 0 --latency none --fault-rate 0 --threads "$SIM_THREADS" > "$work/sim.out" 2> "$work/sim.err" &
-sim_pid=$!
-for _ in $(seq 1 100); do
-  [[ -s "$work/sim.out" ]] && break
-  sleep 0.1
-done
-base=$(head -n 1 "$work/sim.out")
-[[ "$base" == http* ]] || { echo "run.sh: the simulator did not start:" >&2; cat "$work/sim.err" >&2; exit 1; }
+# shellcheck source=bench/engine/common.sh
+source "$here/common.sh"
+start_sim
 echo "simulator: $base   N=$N  C=$C  cores=$(nproc)  pinned=$PIN (simulator threads: $SIM_THREADS)"
 
 "$py" "$here/gen_input.py" "$N" > "$work/input.jsonl"
