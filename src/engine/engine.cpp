@@ -223,6 +223,9 @@ struct Engine::Impl {
   void prepare() {
     if (opt.max_in_flight == 0) throw Error("--max-in-flight must be at least 1");
     if (opt.retry.max_attempts < 1) throw Error("--max-attempts must be at least 1");
+    if (opt.retry_failed && opt.output_path == "-") {
+      throw Error("--retry-failed rewrites the output file, so it needs -o FILE (not stdout)");
+    }
     if (!opt.estimator) opt.estimator = conservative_estimator();
     if (opt.journal_path.empty()) {
       if (opt.output_path == "-") throw Error("writing the output to stdout needs --journal PATH (the journal makes the job resumable)");
@@ -261,8 +264,10 @@ struct Engine::Impl {
     }
     journal = std::make_unique<Journal>(opt.journal_path, identity);
 
-    if (output_is_file && journal_exists) reconcile_output();
-    if (opt.retry_failed) forget_failures(output_is_file && journal_exists);
+    if (output_is_file && journal_exists) {
+      reconcile_output();
+      if (opt.retry_failed) forget_failures();
+    }
 
     load_recorded_pauses();
 
@@ -399,13 +404,9 @@ struct Engine::Impl {
   // --retry-failed: the output loses its error lines first, then the journal their rows. A
   // crash in between leaves journal rows whose lines are gone, which the next run's
   // reconcile_output() forgets as well: either way those lines are sent again, once.
-  void forget_failures(bool have_output) {
-    if (opt.output_path == "-") {
-      throw Error("--retry-failed rewrites the output file, so it needs -o FILE (not stdout)");
-    }
-    // Nothing recorded yet, or the output is gone (reconcile_output() then emptied the
-    // journal): every line is sent anyway.
-    if (!have_output || !std::filesystem::exists(opt.output_path)) return;
+  void forget_failures() {
+    // The output is gone (reconcile_output() then emptied the journal): every line is sent anyway.
+    if (!std::filesystem::exists(opt.output_path)) return;
     const std::vector<std::string> failed = drop_failed_lines(opt.output_path);
     if (failed.empty()) {
       progress->message("info", "--retry-failed: no failed lines in " + opt.output_path);

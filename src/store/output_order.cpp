@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -92,6 +93,32 @@ void copy_in_order(int src, const std::vector<Entry>& entries, const std::vector
 }
 
 
+// Calls on_line(entry, info) for each non-blank line of `path`: `entry` has the line's offset
+// and length, `info` its parse (nullopt: not an output line).
+template <class OnLine>
+void scan_output(const std::string& path, OnLine&& on_line) {
+  LineReader reader(path);
+  std::string_view line;
+  std::uint64_t offset = 0;
+  while (reader.next(line)) {
+    const std::uint64_t end = reader.bytes_read();
+    Entry e;
+    e.offset = offset;
+    e.length = static_cast<std::uint32_t>(end - offset);
+    offset = end;
+    if (is_blank_line(line)) continue;
+    on_line(e, read_output_line(line));
+  }
+}
+
+// The journal key of an output line (custom_id, or "@line:N").
+std::string journal_key(OutputLineInfo& info) {
+  Outcome o;
+  o.custom_id = std::move(info.custom_id);
+  o.line_no = info.line_no;
+  return Journal::key_of(o);
+}
+
 // Replaces `path` by the copy of its lines at `order` (a crash leaves either file whole).
 void rewrite_with(const std::string& path, const std::vector<Entry>& entries, const std::vector<std::uint32_t>& order, const char* suffix) {
   const std::string tmp = path + suffix;
@@ -120,29 +147,15 @@ ReorderStats reorder_output(const std::string& path, const std::function<bool(st
   // 1. Index the output's lines by key hash.
   std::vector<Entry> entries;
   std::uint64_t free_lines = 0;
-  {
-    LineReader reader(path);
-    std::string_view line;
-    std::uint64_t offset = 0;
-    while (reader.next(line)) {
-      const std::uint64_t end = reader.bytes_read();
-      Entry e;
-      e.offset = offset;
-      e.length = static_cast<std::uint32_t>(end - offset);
-      offset = end;
-      if (is_blank_line(line)) continue;
-      if (auto info = read_output_line(line)) {
-        Outcome o;
-        o.custom_id = std::move(info->custom_id);
-        o.line_no = info->line_no;
-        e.hash = CustomIdSet::hash(Journal::key_of(o));
-        ++free_lines;
-      } else {
-        e.state = Entry::State::foreign;  // kept, after the ordered lines
-      }
-      entries.push_back(e);
+  scan_output(path, [&](Entry e, std::optional<OutputLineInfo> info) {
+    if (info) {
+      e.hash = CustomIdSet::hash(journal_key(*info));
+      ++free_lines;
+    } else {
+      e.state = Entry::State::foreign;  // kept, after the ordered lines
     }
-  }
+    entries.push_back(e);
+  });
   stats.lines = entries.size();
 
   // 2. Claim lines in input order.
@@ -183,28 +196,13 @@ ReorderStats reorder_output(const std::string& path, const std::function<bool(st
 std::vector<std::string> drop_failed_lines(const std::string& path) {
   std::vector<Entry> entries;  // the lines kept
   std::vector<std::string> dropped;
-  {
-    LineReader reader(path);
-    std::string_view line;
-    std::uint64_t offset = 0;
-    while (reader.next(line)) {
-      const std::uint64_t end = reader.bytes_read();
-      Entry e;
-      e.offset = offset;
-      e.length = static_cast<std::uint32_t>(end - offset);
-      offset = end;
-      if (is_blank_line(line)) continue;
-      auto info = read_output_line(line);
-      if (info && info->error != ErrorKind::none) {
-        Outcome o;
-        o.custom_id = std::move(info->custom_id);
-        o.line_no = info->line_no;
-        dropped.push_back(Journal::key_of(o));
-        continue;
-      }
+  scan_output(path, [&](const Entry& e, std::optional<OutputLineInfo> info) {
+    if (info && info->error != ErrorKind::none) {
+      dropped.push_back(journal_key(*info));
+    } else {
       entries.push_back(e);
     }
-  }
+  });
   if (dropped.empty()) return dropped;
   std::vector<std::uint32_t> order(entries.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
