@@ -51,6 +51,14 @@ json chat_line(const std::string& id, const std::string& model, int i) {
           {"body", {{"model", model}, {"messages", {{{"role", "user"}, {"content", "Say something about " + std::to_string(i)}}}}, {"max_tokens", 8}}}};
 }
 
+// Writes `n` chat lines for gpt-4o-mini with custom_ids prefix0..prefix<n-1> to dir/in.jsonl.
+fs::path write_chat_input(const fs::path& dir, const std::string& prefix, int n) {
+  const fs::path in = dir / "in.jsonl";
+  std::ofstream f(in);
+  for (int i = 0; i < n; ++i) f << chat_line(prefix + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
+  return in;
+}
+
 std::int64_t model_requests(const SimProcess& sim, const std::string& model) {
   const json stats = sim.stats();
   return stats["models"].contains(model) ? stats["models"][model]["requests"].get<std::int64_t>() : 0;
@@ -186,12 +194,8 @@ TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
 TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) {
   TempDir dir("ctl");
   SimProcess sim;
-  const fs::path in = dir.path / "in.jsonl";
   const int n = 8;
-  {
-    std::ofstream f(in);
-    for (int i = 0; i < n; ++i) f << chat_line("q" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
-  }
+  const fs::path in = write_chat_input(dir.path, "q", n);
   const fs::path out = dir.path / "out.jsonl";
   // 60/min admits one request a second; a head of the lane gives up after 300 ms.
   ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "60", "--max-wait", "300ms"}, dir.path / "log"), 1) << slurp(dir.path / "log");
@@ -224,12 +228,8 @@ TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) 
 // custom_id once, the earlier error lines gone.
 TEST(RunControl, RetryFailedSendsOnlyTheFailedLinesAgainAndKeepsEachIdOnce) {
   TempDir dir("ctl");
-  const fs::path in = dir.path / "in.jsonl";
   const int n = 20;
-  {
-    std::ofstream f(in);
-    for (int i = 0; i < n; ++i) f << chat_line("r" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
-  }
+  const fs::path in = write_chat_input(dir.path, "r", n);
   const fs::path out = dir.path / "out.jsonl";
   std::size_t failed_first = 0;
   {
@@ -293,12 +293,8 @@ int closed_port() {
 // attempts), and the same command against a live server then sends every line once.
 TEST(RunControl, UnreachableApiStopsWithExit7AndRecordsNothing) {
   TempDir dir("ctl");
-  const fs::path in = dir.path / "in.jsonl";
   const int n = 12;
-  {
-    std::ofstream f(in);
-    for (int i = 0; i < n; ++i) f << chat_line("u" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
-  }
+  const fs::path in = write_chat_input(dir.path, "u", n);
   const fs::path out = dir.path / "out.jsonl";
   const std::string dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
   {
@@ -348,11 +344,7 @@ TEST(RunControl, UnreachableVerdictComesWhenOrderedReadingIsBlocked) {
 TEST(RunControl, UnreachableCountsAttemptsThatTimeOut) {
   TempDir dir("ctl");
   SimProcess stalled({"--fault-rate", "1", "--faults", "stall", "--stall-seconds", "30s"});
-  const fs::path in = dir.path / "in.jsonl";
-  {
-    std::ofstream f(in);
-    for (int i = 0; i < 10; ++i) f << chat_line("t" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
-  }
+  const fs::path in = write_chat_input(dir.path, "t", 10);
   const fs::path out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(stalled, in, out, {"--timeout", "200ms", "--unreachable-after", "1s"}, dir.path / "log"), 7) << slurp(dir.path / "log");
   EXPECT_TRUE(read_jsonl(out).empty()) << slurp(out);
