@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static constexpr const char* kPaths[] = {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/x"};
   const std::string_view path = kPaths[data[0] % 4];
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  floodgate::sim::RequestHead head{path == "/v1/models" ? "GET" : "POST", path, "Bearer sk-fuzz", "application/json", ""};
+  floodgate::sim::RequestHead head{path == "/v1/models" ? "GET" : "POST", path, "Bearer sk-fuzz", "application/json", "", ""};
   const floodgate::sim::Reply reply = sim->handle(head, body);
   switch (reply.status) {
     case 200: case 400: case 404: case 413: case 429: break;

@@ -1,6 +1,7 @@
 // `floodgate sim`: the OpenAI-compatible simulator. Flags → SimOptions → run_server.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,13 @@ struct SimFlags {
   std::string slow_first_byte = "2s";
   std::int64_t quota_tokens = -1;
   double quota_usd = -1;
+  // Per-model rules; set only when given, so that --config keeps its per-model values.
+  std::string charge;
+  std::int64_t default_allowance = -1;
+  bool refund_usage = false;
+  std::string window;
+  std::string quantum;
+  std::string dialect;
 };
 
 Duration duration_flag(const std::string& text, const char* flag) {
@@ -49,6 +57,24 @@ int run(SimFlags& f) {
     if (f.tpm >= 0) spec.limits.tokens_per_minute = f.tpm;
     if (f.rpd >= 0) spec.limits.requests_per_day = f.rpd;
     if (f.tpd >= 0) spec.limits.tokens_per_day = f.tpd;
+  }
+  std::optional<sim::WindowMode> window;
+  if (!f.window.empty()) window = sim::parse_window_mode(f.window);
+  std::optional<Duration> quantum;
+  if (!f.quantum.empty()) quantum = duration_flag(f.quantum, "--quantum");
+  if (quantum && *quantum <= Duration::zero()) throw Error("--quantum must be above zero");
+  std::optional<sim::Dialect> dialect;
+  if (!f.dialect.empty()) {
+    dialect = sim::parse_dialect(f.dialect);
+    o.dialect = *dialect;
+  }
+  for (auto& [name, spec] : o.models) {
+    if (!f.charge.empty()) sim::parse_charge_rule(f.charge, spec.charge);
+    if (f.default_allowance >= 0) spec.charge.default_allowance = f.default_allowance;
+    if (f.refund_usage) spec.charge.refund_usage = true;
+    if (window) spec.limits.window = *window;
+    if (quantum) spec.limits.quantum = *quantum;
+    if (dialect) spec.dialect = *dialect;
   }
   if (f.quota_tokens >= 0) o.quota_tokens = f.quota_tokens;
   if (f.quota_usd >= 0) o.quota_usd = f.quota_usd;
@@ -98,10 +124,31 @@ void register_sim(CLI::App& app, int& exit_code) {
       ->group(limits)
       ->check(CLI::ExistingFile);
   cmd->add_option("--model", f.extra_models, "Also accept this chat model name (repeatable)")->group(limits);
-  cmd->add_option("--default-max-tokens", o.default_max_tokens,
-                  "Completion tokens charged per choice when a chat request sets no max_tokens")
+  cmd->add_option("--window", f.window,
+                  "How limits are counted over time: bucket (starts full, refills continuously; default), rolling "
+                  "(strict 60 s / 24 h window of admitted charges) or quantized (rolling, and each per-minute "
+                  "limit also over every --quantum, e.g. 60,000/min as 1,000/s)")
       ->group(limits)
-      ->capture_default_str();
+      ->check(CLI::IsMember({"bucket", "rolling", "quantized"}));
+  cmd->add_option("--quantum", f.quantum, "The shorter period of --window quantized (default 1s)")->group(limits);
+  cmd->add_option("--charge", f.charge,
+                  "Admission token charge of chat requests: input+allowance (OpenAI; default), "
+                  "max(input,allowance), flat:N (N per request, Azure-like) or context[:N] (N, default 128000, "
+                  "per request without max_tokens, like older Azure)")
+      ->group(limits);
+  cmd->add_option("--default-max-tokens", f.default_allowance,
+                  "The allowance per choice when a chat request sets no max_tokens/max_completion_tokens "
+                  "(default 16, as observed on OpenAI)")
+      ->group(limits);
+  cmd->add_flag("--refund-usage", f.refund_usage,
+                "Correct each chat charge to the real usage (prompt + completion) once answered; default off "
+                "(OpenAI shows no visible correction)")
+      ->group(limits);
+  cmd->add_option("--dialect", f.dialect,
+                  "Wire dialect of every model: openai (default), azure (api-key auth, /openai/deployments/... "
+                  "URLs, remaining headers only), groq (per-day requests headers) or none (no rate-limit headers)")
+      ->group(limits)
+      ->check(CLI::IsMember({"openai", "azure", "groq", "none"}));
   cmd->add_option("--token-charge", f.token_charge,
                   "How prompt tokens are counted: exact (the model's tokenizer, OpenAI's chat accounting) or "
                   "bytes (ceil(bytes/4) per string, a server whose count differs from the client's)")

@@ -56,7 +56,10 @@ void Ledger::append(const LedgerEntry& e) {
   j["status"] = e.status;
   j["error_code"] = or_null(e.error_code);
   j["error_type"] = or_null(e.error_type);
+  j["admitted"] = e.admitted;
+  j["admitted_ms"] = e.admitted ? nlohmann::json(e.admitted_ms) : nlohmann::json(nullptr);
   j["tokens_charged"] = e.tokens_charged;
+  j["charge_at_admission"] = e.charge_at_admission;
   j["body_sha256"] = std::string(e.body_sha256);
   j["upload_bytes"] = e.upload_bytes;
   j["client_request_id"] = or_null(e.client_request_id);

@@ -5,7 +5,8 @@
 //
 // Line: {"ts":"2026-01-02T03:04:05.678Z","request_id":"req_...","method":"POST",
 //        "path":"/v1/chat/completions","model":"gpt-4o-mini","status":200,
-//        "error_code":null,"error_type":null,"tokens_charged":42,"body_sha256":"…",
+//        "error_code":null,"error_type":null,"admitted":true,"admitted_ms":123456789,
+//        "tokens_charged":42,"charge_at_admission":42,"body_sha256":"…",
 //        "upload_bytes":0,"client_request_id":"abc"|null,"fault":null}
 
 #include <condition_variable>
@@ -26,7 +27,10 @@ struct LedgerEntry {
   int status = 0;
   std::string_view error_code;
   std::string_view error_type;
-  std::int64_t tokens_charged = 0;
+  bool admitted = false;               // counted against the limits
+  std::int64_t admitted_ms = 0;        // admission instant, ms on the simulator's monotonic clock
+  std::int64_t tokens_charged = 0;     // counted against TPM/TPD (after any refund)
+  std::int64_t charge_at_admission = 0;
   std::string_view body_sha256;
   std::uint64_t upload_bytes = 0;
   std::string_view client_request_id;

@@ -3,16 +3,24 @@
 // does. It is deliberately independent of the client's limiter (src/limit): a judge that
 // shares the defendant's code proves nothing.
 //
-// Model: each of the four dimensions (requests/min, tokens/min, requests/day, tokens/day)
-// is a bucket of `limit` permits that starts full and refills continuously at
-// limit/period, like the real API ("remaining" creeps back up; "reset" is the time until
-// the bucket is full again). A request is admitted when every limited dimension holds its
-// cost (1 request, N tokens); then all are charged at once. Otherwise nothing is charged
-// and the answer names the dimension that needs the longest wait and that wait.
-// A cost above a per-minute/per-day limit can never fit ("Request too large").
+// Model: four dimensions (requests/min, tokens/min, requests/day, tokens/day), each counted
+// as ModelLimits::window says:
+//   bucket:    `limit` permits that start full and refill continuously at limit/period
+//              ("remaining" creeps back up; "reset" is the time until the bucket is full);
+//   rolling:   the charges admitted in the last period (60 s or 24 h) must stay within
+//              the limit ("remaining" = limit - that sum; "reset" = the time until the
+//              newest charge leaves the window);
+//   quantized: rolling, and every per-minute limit also holds over each `quantum`
+//              (limit × quantum / 60 s, at least 1; a single charge above that share
+//              fits an empty quantum). Headers show the per-minute figures only.
+// A request is admitted when every limited dimension holds its cost (1 request, N tokens);
+// then all are charged at once. Otherwise nothing is charged and the answer names the
+// dimension that needs the longest wait and that wait. A cost above a per-minute/per-day
+// limit can never fit ("Request too large").
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -40,6 +48,10 @@ struct RateHeaders {
   std::int64_t limit_tokens = kUnlimited;
   std::int64_t remaining_tokens = kUnlimited;
   std::chrono::nanoseconds reset_tokens{0};
+  // The per-day request figures (Groq's dialect sends these as its requests headers).
+  std::int64_t limit_requests_day = kUnlimited;
+  std::int64_t remaining_requests_day = kUnlimited;
+  std::chrono::nanoseconds reset_requests_day{0};
 };
 
 struct Admission {
@@ -62,16 +74,33 @@ class LimitTable {
   // Admits (and charges) or refuses one request costing `tokens` tokens.
   Admission admit(std::string_view api_key, std::string_view model, const ModelLimits& limits,
                   std::int64_t tokens, TimePoint now);
+  // Corrects the token charge of the request admitted at `admitted_at` by `delta_tokens`
+  // (negative: a refund down to the real usage). Bucket: the tokens go back (up to the
+  // limit); rolling/quantized: that admission's entry shrinks (nothing when it has left
+  // the window).
+  void settle(std::string_view api_key, std::string_view model, const ModelLimits& limits, TimePoint admitted_at,
+              std::int64_t delta_tokens, TimePoint now);
   // The header values without charging anything.
   RateHeaders peek(std::string_view api_key, std::string_view model, const ModelLimits& limits, TimePoint now);
 
  private:
-  struct Bucket {
-    double available = -1;  // < 0: not yet initialised (starts full)
+  // One dimension: a bucket, or a rolling window (plus its quantum window).
+  struct Window {
+    struct Entry {
+      TimePoint at;
+      double cost;
+    };
+    std::deque<Entry> entries;
+    double used = 0;
+  };
+  struct Dim {
+    double available = -1;  // bucket; < 0: not yet initialised (starts full)
     TimePoint last{};
+    Window window;          // rolling and quantized
+    Window quantum;         // quantized, per-minute dimensions
   };
   struct State {
-    Bucket dims[4];
+    Dim dims[4];
   };
   State& state_for(std::string_view api_key, std::string_view model);
 

@@ -77,6 +77,28 @@ void read_limits(const nlohmann::json& j, ModelLimits& limits) {
   if (j.contains("tpm")) limits.tokens_per_minute = j.at("tpm").get<std::int64_t>();
   if (j.contains("rpd")) limits.requests_per_day = j.at("rpd").get<std::int64_t>();
   if (j.contains("tpd")) limits.tokens_per_day = j.at("tpd").get<std::int64_t>();
+  if (j.contains("window")) limits.window = parse_window_mode(j.at("window").get<std::string>());
+  if (j.contains("quantum")) limits.quantum = duration_or_throw(j.at("quantum").get<std::string>(), "config quantum");
+}
+
+// The per-model keys besides the limits: "charge", "default_allowance", "refund_usage", "dialect".
+void read_model_rules(const nlohmann::json& j, ModelSpec& spec) {
+  if (j.contains("charge")) parse_charge_rule(j.at("charge").get<std::string>(), spec.charge);
+  if (j.contains("default_allowance")) spec.charge.default_allowance = j.at("default_allowance").get<std::int64_t>();
+  if (j.contains("refund_usage")) spec.charge.refund_usage = j.at("refund_usage").get<bool>();
+  if (j.contains("dialect")) spec.dialect = parse_dialect(j.at("dialect").get<std::string>());
+}
+
+std::int64_t count_or_throw(const std::string& text, const std::string& what) {
+  std::size_t used = 0;
+  long long value = -1;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || value < 0) throw Error("invalid token count '" + text + "' in " + what);
+  return value;
 }
 
 }  // namespace
@@ -105,6 +127,68 @@ LatencyModel parse_latency(const std::string& spec) {
     throw Error("invalid --latency '" + spec + "' (expected fixed:D, random:D-D or per-token:D)");
   }
   return model;
+}
+
+const char* to_string(WindowMode mode) noexcept {
+  switch (mode) {
+    case WindowMode::bucket: return "bucket";
+    case WindowMode::rolling: return "rolling";
+    case WindowMode::quantized: return "quantized";
+  }
+  return "";
+}
+
+WindowMode parse_window_mode(const std::string& text) {
+  for (const WindowMode mode : {WindowMode::bucket, WindowMode::rolling, WindowMode::quantized}) {
+    if (text == to_string(mode)) return mode;
+  }
+  throw Error("unknown --window '" + text + "' (expected bucket, rolling or quantized)");
+}
+
+void parse_charge_rule(const std::string& text, ChargeModel& charge) {
+  const std::string what = "--charge '" + text + "'";
+  if (text == "input+allowance") {
+    charge.rule = ChargeRule::input_plus_allowance;
+  } else if (text == "max(input,allowance)") {
+    charge.rule = ChargeRule::max_input_allowance;
+  } else if (text.rfind("flat:", 0) == 0) {
+    charge.rule = ChargeRule::flat;
+    charge.flat_tokens = count_or_throw(text.substr(5), what);
+  } else if (text == "context") {
+    charge.rule = ChargeRule::context;
+  } else if (text.rfind("context:", 0) == 0) {
+    charge.rule = ChargeRule::context;
+    charge.context_tokens = count_or_throw(text.substr(8), what);
+  } else {
+    throw Error("unknown " + what + " (expected input+allowance, max(input,allowance), flat:N, context or context:N)");
+  }
+}
+
+std::string to_string(const ChargeModel& charge) {
+  switch (charge.rule) {
+    case ChargeRule::input_plus_allowance: return "input+allowance";
+    case ChargeRule::max_input_allowance: return "max(input,allowance)";
+    case ChargeRule::flat: return "flat:" + std::to_string(charge.flat_tokens);
+    case ChargeRule::context: return "context:" + std::to_string(charge.context_tokens);
+  }
+  return "";
+}
+
+const char* to_string(Dialect dialect) noexcept {
+  switch (dialect) {
+    case Dialect::openai: return "openai";
+    case Dialect::azure: return "azure";
+    case Dialect::groq: return "groq";
+    case Dialect::none: return "none";
+  }
+  return "";
+}
+
+Dialect parse_dialect(const std::string& text) {
+  for (const Dialect d : {Dialect::openai, Dialect::azure, Dialect::groq, Dialect::none}) {
+    if (text == to_string(d)) return d;
+  }
+  throw Error("unknown --dialect '" + text + "' (expected openai, azure, groq or none)");
 }
 
 const char* to_string(TokenCharge charge) noexcept {
@@ -197,7 +281,10 @@ void apply_config_file(SimOptions& options, const std::string& path) {
     if (j.contains("default")) {
       ModelLimits base;
       read_limits(j.at("default"), base);
-      for (auto& [name, spec] : options.models) spec.limits = base;
+      for (auto& [name, spec] : options.models) {
+        spec.limits = base;
+        read_model_rules(j.at("default"), spec);
+      }
     }
     if (j.contains("models")) {
       for (const auto& [name, m] : j.at("models").items()) {
@@ -215,6 +302,7 @@ void apply_config_file(SimOptions& options, const std::string& path) {
           }
         }
         read_limits(m, spec.limits);
+        read_model_rules(m, spec);
         if (m.contains("embedding_dim")) spec.embedding_dim = m.at("embedding_dim").get<int>();
         if (m.contains("usd_per_1m_input")) spec.usd_per_1m_input = m.at("usd_per_1m_input").get<double>();
         if (m.contains("usd_per_1m_output")) spec.usd_per_1m_output = m.at("usd_per_1m_output").get<double>();

@@ -192,6 +192,7 @@ asio::awaitable<void> session(tcp::socket socket, Server& server) {
     head.authorization = field(http::field::authorization);
     head.content_type = field(http::field::content_type);
     head.client_request_id = named("x-client-request-id");
+    head.api_key = named("api-key");
     const bool keep_alive = req.keep_alive() && !server.stopping;
     std::optional<std::uint64_t> content_length;
     if (parser.content_length()) content_length = *parser.content_length();

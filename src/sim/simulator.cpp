@@ -52,6 +52,13 @@ constexpr const char* kQuota =
 constexpr const char* kAudioFormats =
     "Invalid file format. Supported formats: ['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', "
     "'webm']";
+// Azure OpenAI's shapes (as recorded in public bug reports; docs/sim.md, "Dialects").
+constexpr const char* kAzureDenied =
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an "
+    "active subscription and use a correct regional API endpoint for your resource.";
+constexpr const char* kAzureNoDeployment =
+    "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, "
+    "please wait a moment and try again.";
 constexpr const char* k502Html =
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
     "<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n";
@@ -59,6 +66,45 @@ constexpr const char* k502Html =
 std::string_view path_of(std::string_view target) {
   const std::size_t q = target.find('?');
   return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+// A request target in the OpenAI form (/v1/...) or one of Azure's:
+// /openai/deployments/{deployment}/chat/completions?api-version=... (the deployment names
+// the model) and /openai/v1/... (the model in the body).
+struct Route {
+  std::string path;            // the OpenAI path it maps to (/v1/...), else the path as sent
+  bool azure = false;
+  std::string deployment;      // Azure deployment form only
+  std::string api_version;     // ?api-version= value, if any
+};
+
+Route resolve(std::string_view target) {
+  Route route;
+  const std::string_view path = path_of(target);
+  route.path = std::string(path);
+  const std::string_view query = path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view{};
+  for (std::size_t at = 0; at <= query.size();) {
+    std::size_t end = query.find('&', at);
+    if (end == std::string_view::npos) end = query.size();
+    const std::string_view item = query.substr(at, end - at);
+    if (item.rfind("api-version=", 0) == 0) route.api_version = std::string(item.substr(12));
+    at = end + 1;
+  }
+  constexpr std::string_view kAzureV1 = "/openai/v1/";
+  constexpr std::string_view kDeployments = "/openai/deployments/";
+  if (path.rfind(kAzureV1, 0) == 0) {
+    route.azure = true;
+    route.path = "/v1/" + std::string(path.substr(kAzureV1.size()));
+  } else if (path.rfind(kDeployments, 0) == 0) {
+    route.azure = true;
+    const std::string_view rest = path.substr(kDeployments.size());
+    const std::size_t slash = rest.find('/');
+    if (slash != std::string_view::npos && slash > 0) {
+      route.deployment = std::string(rest.substr(0, slash));
+      route.path = "/v1/" + std::string(rest.substr(slash + 1));
+    }
+  }
+  return route;
 }
 
 bool is_known_path(std::string_view path) {
@@ -151,6 +197,18 @@ std::string stream_events(std::string_view id, long long created, const std::str
 
 }  // namespace
 
+std::int64_t admission_charge(const ChargeModel& charge, std::int64_t input_tokens,
+                              std::optional<std::int64_t> max_tokens, std::int64_t n) {
+  const std::int64_t allowance = max_tokens.value_or(charge.default_allowance) * n;
+  switch (charge.rule) {
+    case ChargeRule::input_plus_allowance: return input_tokens + allowance;
+    case ChargeRule::max_input_allowance: return std::max(input_tokens, allowance);
+    case ChargeRule::flat: return charge.flat_tokens;
+    case ChargeRule::context: return max_tokens ? input_tokens + allowance : charge.context_tokens;
+  }
+  return input_tokens + allowance;
+}
+
 // ---------------------------------------------------------------------------------------
 // Upload
 
@@ -190,9 +248,11 @@ void Upload::on_part_end() {
 // Simulator
 
 struct Simulator::Context {
-  Context(const RequestHead& h, std::string id) : head(h), path(path_of(h.target)), request_id(std::move(id)) {}
+  Context(const RequestHead& h, std::string id)
+      : head(h), route(resolve(h.target)), path(route.path), request_id(std::move(id)) {}
   const RequestHead& head;
-  std::string_view path;
+  Route route;
+  std::string_view path;  // the OpenAI form of the path (route.path)
   std::string request_id;
   std::string api_key;  // in memory only: never logged, never echoed
   bool authorized = false;
@@ -200,7 +260,9 @@ struct Simulator::Context {
   const ModelSpec* spec = nullptr;
   bool transcription = false;
   bool admitted = false;
-  std::int64_t tokens_charged = 0;
+  TimePoint admitted_at{};
+  std::int64_t tokens_charged = 0;       // counted against the limits (after any refund)
+  std::int64_t charge_at_admission = 0;  // taken when admitted
   std::optional<RateHeaders> rate;
   std::string body_sha256;
   std::uint64_t upload_bytes = 0;
@@ -242,7 +304,30 @@ const ModelSpec* Simulator::model_spec(const std::string& name) const {
 }
 
 bool Simulator::is_upload(const RequestHead& head) noexcept {
-  return path_of(head.target) == kTranscriptionsPath && head.method == "POST";
+  return resolve(head.target).path == kTranscriptionsPath && head.method == "POST";
+}
+
+std::string Simulator::api_version(const Context& ctx) {
+  return ctx.route.api_version.empty() ? "v1" : ctx.route.api_version;
+}
+
+// Whether `spec` is served on the route the request came by: Azure-dialect models on the
+// /openai/... routes only, the others on /v1/... only. An unknown model on an Azure route is Azure's DeploymentNotFound.
+std::optional<Reply> Simulator::check_served(Context& ctx) {
+  const bool azure_model = ctx.spec != nullptr && ctx.spec->dialect == Dialect::azure;
+  if (ctx.route.azure && !azure_model) {
+    ctx.spec = nullptr;
+    return azure_error(ctx, 404, "DeploymentNotFound", kAzureNoDeployment);
+  }
+  if (ctx.route.azure || !azure_model) return std::nullopt;
+  ctx.spec = nullptr;
+  return error(ctx, 404, "The model `" + ctx.model + "` does not exist or you do not have access to it.",
+               "invalid_request_error", nullptr, "model_not_found");
+}
+
+Dialect Simulator::dialect_of(const Context& ctx) const {
+  if (ctx.spec != nullptr) return ctx.spec->dialect;
+  return ctx.route.azure ? Dialect::azure : options_.dialect;
 }
 
 Reply Simulator::error(Context& ctx, int status, std::string_view message, std::string_view type,
@@ -256,7 +341,30 @@ Reply Simulator::error(Context& ctx, int status, std::string_view message, std::
   return reply;
 }
 
+std::optional<Reply> Simulator::azure_error(Context& ctx, int status, std::string_view code, std::string_view message) {
+  Reply reply;
+  reply.status = status;
+  reply.body = ojson{{"error", {{"code", std::string(code)}, {"message", std::string(message)}}}}.dump();
+  ctx.error_code = std::string(code);
+  finish(ctx, reply);
+  return reply;
+}
+
 std::optional<Reply> Simulator::authorize(Context& ctx) {
+  if (ctx.route.azure) {
+    // Azure: the key in an `api-key` header; a Bearer header is an Entra ID token, which
+    // the simulator does not issue, so it is refused like a wrong key.
+    std::string_view key = ctx.head.api_key;
+    while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
+    while (!key.empty() && key.back() == ' ') key.remove_suffix(1);
+    if (key.empty() || (!options_.api_keys.empty() &&
+                        std::find(options_.api_keys.begin(), options_.api_keys.end(), key) == options_.api_keys.end())) {
+      return azure_error(ctx, 401, "401", kAzureDenied);
+    }
+    ctx.api_key = std::string(key);
+    ctx.authorized = true;
+    return std::nullopt;
+  }
   std::string_view auth = ctx.head.authorization;
   constexpr std::string_view kBearer = "Bearer ";
   if (auth.size() < kBearer.size() || !std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char a, char b) {
@@ -279,9 +387,14 @@ std::optional<Reply> Simulator::authorize(Context& ctx) {
 
 void Simulator::finish(Context& ctx, Reply& reply) {
   auto& h = reply.headers;
+  const Dialect dialect = dialect_of(ctx);
   h.emplace_back("x-request-id", ctx.request_id);
-  h.emplace_back("openai-organization", options_.organization);
-  h.emplace_back("openai-version", "2020-10-01");
+  if (dialect == Dialect::azure) {
+    h.emplace_back("apim-request-id", ctx.request_id);
+  } else {
+    h.emplace_back("openai-organization", options_.organization);
+    h.emplace_back("openai-version", "2020-10-01");
+  }
   h.emplace_back("openai-processing-ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(reply.delay).count()));
   RateHeaders rate;
   if (ctx.rate) {
@@ -289,12 +402,30 @@ void Simulator::finish(Context& ctx, Reply& reply) {
   } else if (ctx.authorized && ctx.spec != nullptr) {
     rate = limits_.peek(ctx.api_key, ctx.model, ctx.spec->limits, clock_.now());
   }
-  h.emplace_back("x-ratelimit-limit-requests", std::to_string(rate.limit_requests));
-  if (!ctx.transcription) h.emplace_back("x-ratelimit-limit-tokens", std::to_string(rate.limit_tokens));
-  h.emplace_back("x-ratelimit-remaining-requests", std::to_string(rate.remaining_requests));
-  if (!ctx.transcription) h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(rate.remaining_tokens));
-  h.emplace_back("x-ratelimit-reset-requests", format_seconds_plain(rate.reset_requests));
-  if (!ctx.transcription) h.emplace_back("x-ratelimit-reset-tokens", format_seconds_plain(rate.reset_tokens));
+  const bool tokens = !ctx.transcription;
+  switch (dialect) {
+    case Dialect::openai:
+      h.emplace_back("x-ratelimit-limit-requests", std::to_string(rate.limit_requests));
+      if (tokens) h.emplace_back("x-ratelimit-limit-tokens", std::to_string(rate.limit_tokens));
+      h.emplace_back("x-ratelimit-remaining-requests", std::to_string(rate.remaining_requests));
+      if (tokens) h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(rate.remaining_tokens));
+      h.emplace_back("x-ratelimit-reset-requests", format_seconds_plain(rate.reset_requests));
+      if (tokens) h.emplace_back("x-ratelimit-reset-tokens", format_seconds_plain(rate.reset_tokens));
+      break;
+    case Dialect::azure:  // remaining only: no limit, no reset
+      h.emplace_back("x-ratelimit-remaining-requests", std::to_string(rate.remaining_requests));
+      if (tokens) h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(rate.remaining_tokens));
+      break;
+    case Dialect::groq:  // the requests headers are the per-day figures, the tokens ones per minute
+      h.emplace_back("x-ratelimit-limit-requests", std::to_string(rate.limit_requests_day));
+      if (tokens) h.emplace_back("x-ratelimit-limit-tokens", std::to_string(rate.limit_tokens));
+      h.emplace_back("x-ratelimit-remaining-requests", std::to_string(rate.remaining_requests_day));
+      if (tokens) h.emplace_back("x-ratelimit-remaining-tokens", std::to_string(rate.remaining_tokens));
+      h.emplace_back("x-ratelimit-reset-requests", format_seconds_plain(rate.reset_requests_day));
+      if (tokens) h.emplace_back("x-ratelimit-reset-tokens", format_seconds_plain(rate.reset_tokens));
+      break;
+    case Dialect::none: break;
+  }
 
   Outcome outcome;
   outcome.status = reply.status;
@@ -311,12 +442,15 @@ void Simulator::finish(Context& ctx, Reply& reply) {
     LedgerEntry e;
     e.request_id = ctx.request_id;
     e.method = ctx.head.method;
-    e.path = ctx.path;
+    e.path = path_of(ctx.head.target);  // as sent: an Azure deployment URL stays one
     e.model = ctx.model;
     e.status = reply.status;
     e.error_code = ctx.error_code;
     e.error_type = ctx.error_type;
+    e.admitted = ctx.admitted;
+    e.admitted_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.admitted_at.time_since_epoch()).count();
     e.tokens_charged = ctx.tokens_charged;
+    e.charge_at_admission = ctx.charge_at_admission;
     e.body_sha256 = ctx.body_sha256;
     e.upload_bytes = ctx.upload_bytes;
     e.client_request_id = ctx.head.client_request_id;
@@ -399,11 +533,14 @@ std::optional<Reply> Simulator::gate(Context& ctx, std::int64_t tokens, bool tra
     limits.tokens_per_minute = 0;
     limits.tokens_per_day = 0;
   }
-  const Admission a = limits_.admit(ctx.api_key, ctx.model, limits, tokens, clock_.now());
+  const TimePoint now = clock_.now();
+  const Admission a = limits_.admit(ctx.api_key, ctx.model, limits, tokens, now);
   ctx.rate = a.headers;
   if (a.admitted) {
     ctx.admitted = true;
+    ctx.admitted_at = now;
     ctx.tokens_charged = tokens;
+    ctx.charge_at_admission = tokens;
     return std::nullopt;
   }
   ctx.fault = FaultKind::none;  // a refused request is not also a fault
@@ -422,10 +559,23 @@ std::optional<Reply> Simulator::gate(Context& ctx, std::int64_t tokens, bool tra
               format_duration(a.retry_after) +
               ". Visit https://platform.openai.com/account/rate-limits to learn more.";
   }
+  const Dialect dialect = ctx.spec->dialect;
   Reply reply;
   reply.status = 429;
   reply.body = error_body(message, error_type(a.dimension), nullptr, "rate_limit_exceeded").dump();
-  if (!a.never_fits) {
+  if (dialect == Dialect::azure) {
+    const bool requests = a.dimension == LimitDimension::requests_per_minute || a.dimension == LimitDimension::requests_per_day;
+    const std::string operation = ctx.path == kEmbeddingsPath ? "Embeddings_Create" : ctx.transcription ? "Transcriptions_Create" : "ChatCompletions_Create";
+    const auto secs = std::chrono::ceil<std::chrono::seconds>(a.retry_after).count();
+    const std::string azure_message =
+        "Requests to the " + operation + " Operation under Azure OpenAI API version " + api_version(ctx) +
+        " have exceeded " + (requests ? "call" : "token") + " rate limit of your current OpenAI S0 pricing tier. " +
+        "Please retry after " + std::to_string(std::max<long long>(secs, 1)) +
+        " seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default "
+        "rate limit.";
+    reply.body = ojson{{"error", {{"code", "429"}, {"message", azure_message}}}}.dump();
+  }
+  if (!a.never_fits && dialect != Dialect::none) {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(a.retry_after).count();
     const auto secs = std::chrono::ceil<std::chrono::seconds>(a.retry_after).count();
     reply.headers.emplace_back("retry-after", std::to_string(std::max<long long>(secs, 1)));
@@ -438,7 +588,8 @@ std::optional<Reply> Simulator::gate(Context& ctx, std::int64_t tokens, bool tra
 }
 
 std::optional<Reply> Simulator::check_head(const RequestHead& head, std::optional<std::uint64_t> content_length) {
-  const std::string_view path = path_of(head.target);
+  const Route route = resolve(head.target);
+  const std::string_view path = route.path;
   if (is_known_path(path) && method_ok(head.method, path) && path.rfind("/_sim/", 0) != 0) {
     Context ctx(head, next_request_id());
     ctx.transcription = is_upload(head);
@@ -504,6 +655,9 @@ Reply Simulator::route(Context& ctx, std::string_view body) {
                  "invalid_request_error", nullptr, nullptr);
   }
   if (auto refused = authorize(ctx)) return *refused;
+  if (ctx.route.azure && !ctx.route.deployment.empty() && ctx.route.api_version.empty()) {
+    return *azure_error(ctx, 404, "404", "Resource not found");  // the deployment form needs ?api-version=
+  }
   if (path == kModelsPath || path.rfind("/v1/models/", 0) == 0) return models(ctx);
   if (path == kTranscriptionsPath) {
     return error(ctx, 400, "Invalid Content-Type header (" + std::string(ctx.head.content_type) +
@@ -516,10 +670,13 @@ Reply Simulator::route(Context& ctx, std::string_view body) {
     return error(ctx, 400, kBadJson, "invalid_request_error", nullptr, nullptr);
   }
   const auto model = request.find("model");
-  if (model == request.end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
+  if (!ctx.route.deployment.empty()) {
+    ctx.model = ctx.route.deployment;  // Azure: the deployment names the model; the body's is ignored
+  } else if (model == request.end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
     return error(ctx, 400, "you must provide a model parameter", "invalid_request_error", nullptr, nullptr);
+  } else {
+    ctx.model = model->get<std::string>();
   }
-  ctx.model = model->get<std::string>();
   if (path == kChatPath) return chat(ctx, request);
   return embeddings(ctx, request);
 }
@@ -567,6 +724,7 @@ Reply Simulator::chat(Context& ctx, const json& request) {
     }
   }
   ctx.spec = model_spec(ctx.model);
+  if (auto refused = check_served(ctx)) return *refused;
   if (ctx.spec == nullptr || ctx.spec->kind != ModelKind::chat) {
     const ModelSpec* spec = ctx.spec;
     ctx.spec = nullptr;
@@ -614,7 +772,7 @@ Reply Simulator::chat(Context& ctx, const json& request) {
   }
   const bool stream = request.contains("stream") && request["stream"].is_boolean() && request["stream"].get<bool>();
   const std::int64_t prompt_tokens = estimate_chat_prompt_tokens(request, prompt_encoding(options_, ctx.model));
-  const std::int64_t charge = prompt_tokens + max_tokens.value_or(options_.default_max_tokens) * n;
+  const std::int64_t charge = admission_charge(ctx.spec->charge, prompt_tokens, max_tokens, n);
   if (auto refused = gate(ctx, charge, false)) return *refused;
 
   // Built by hand (not through a JSON DOM): this is the simulator's hot path.
@@ -652,6 +810,13 @@ Reply Simulator::chat(Context& ctx, const json& request) {
     choices += R"("})";
   }
   spend(*ctx.spec, prompt_tokens, completion_tokens);
+  if (ctx.spec->charge.refund_usage) {
+    // The charge becomes the real usage once the answer is ready (here: at once; the
+    // latency only delays its delivery).
+    const std::int64_t usage = prompt_tokens + completion_tokens;
+    limits_.settle(ctx.api_key, ctx.model, ctx.spec->limits, ctx.admitted_at, usage - charge, clock_.now());
+    ctx.tokens_charged = usage;
+  }
   const auto created = std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch()).count();
   if (stream) {
@@ -707,6 +872,7 @@ Reply Simulator::embeddings(Context& ctx, const json& request) {
                  "invalid_request_error", nullptr, nullptr);
   }
   ctx.spec = model_spec(ctx.model);
+  if (auto refused = check_served(ctx)) return *refused;
   if (ctx.spec == nullptr || ctx.spec->kind != ModelKind::embedding) {
     ctx.spec = nullptr;
     return error(ctx, 404, "The model `" + ctx.model + "` does not exist or you do not have access to it.",
@@ -792,8 +958,9 @@ Reply Simulator::finish_upload(const RequestHead& head, Upload& upload) {
                  nullptr, nullptr);
   }
   std::string response_format = "json";
+  if (!ctx.route.deployment.empty()) ctx.model = ctx.route.deployment;
   for (const auto& [name, value] : upload.fields_) {
-    if (name == "model") ctx.model = value;
+    if (name == "model" && ctx.route.deployment.empty()) ctx.model = value;
     if (name == "response_format") response_format = value;
   }
   if (!upload.file_seen_) {
@@ -814,6 +981,7 @@ Reply Simulator::finish_upload(const RequestHead& head, Upload& upload) {
                  "invalid_request_error", "response_format", "invalid_value");
   }
   ctx.spec = model_spec(ctx.model);
+  if (auto refused = check_served(ctx)) return *refused;
   if (ctx.spec == nullptr || ctx.spec->kind != ModelKind::transcription) {
     ctx.spec = nullptr;
     return error(ctx, 404, "The model `" + ctx.model + "` does not exist or you do not have access to it.",

@@ -39,7 +39,12 @@ struct RequestHead {
   std::string_view authorization;
   std::string_view content_type;
   std::string_view client_request_id;  // x-client-request-id
+  std::string_view api_key;            // api-key (Azure's auth header)
 };
+
+// The tokens a chat request is charged at admission under `charge` (docs/sim.md).
+[[nodiscard]] std::int64_t admission_charge(const ChargeModel& charge, std::int64_t input_tokens,
+                                            std::optional<std::int64_t> max_tokens, std::int64_t n);
 
 struct Reply {
   int status = 200;
@@ -118,6 +123,10 @@ class Simulator {
   std::optional<Reply> gate(Context& ctx, std::int64_t tokens, bool transcription);
   void finish(Context& ctx, Reply& reply);
   std::optional<Reply> authorize(Context& ctx);
+  std::optional<Reply> azure_error(Context& ctx, int status, std::string_view code, std::string_view message);
+  std::optional<Reply> check_served(Context& ctx);
+  static std::string api_version(const Context& ctx);
+  [[nodiscard]] Dialect dialect_of(const Context& ctx) const;
   const ModelSpec* model_spec(const std::string& name) const;
   std::string next_request_id();
   FaultKind draw_fault();

@@ -342,5 +342,63 @@ TEST(SimHttp, UploadOver25MBIsRejectedWithoutBuffering) {
   EXPECT_LT(rss_after - rss_before, 16 * 1024) << "RSS grew from " << rss_before << " to " << rss_after << " KiB";
 }
 
+// The ledger lets a script find the busiest 60 s window per model: each admitted line has
+// its admission instant and its charge (the charge at admission kept apart under refunds).
+TEST(SimHttp, LedgerHasAdmissionTimeAndCharge) {
+  SimProcess sim({"--rpm", "2", "--token-charge", "bytes", "--refund-usage"});
+  const std::string no_max = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]})";
+  const std::string big = R"({"model":"gpt-4o-mini","max_tokens":500,"messages":[{"role":"user","content":"hello there"}]})";
+  ASSERT_EQ(sim.post("/v1/chat/completions", no_max).status, 200);
+  ASSERT_EQ(sim.post("/v1/chat/completions", big).status, 200);
+  ASSERT_EQ(sim.post("/v1/chat/completions", big).status, 429);
+  const auto ledger = sim.ledger();
+  ASSERT_EQ(ledger.size(), 3u);
+  EXPECT_EQ(ledger[0]["admitted"], true);
+  EXPECT_EQ(ledger[0]["charge_at_admission"], 10 + 16);  // the default allowance is 16
+  EXPECT_TRUE(ledger[0]["admitted_ms"].is_number_integer());
+  EXPECT_GE(ledger[1]["admitted_ms"].get<std::int64_t>(), ledger[0]["admitted_ms"].get<std::int64_t>());
+  EXPECT_EQ(ledger[1]["charge_at_admission"], 10 + 500);
+  EXPECT_LE(ledger[1]["tokens_charged"].get<int>(), 10 + 64);  // refunded to the usage (answers are 8-64 tokens)
+  EXPECT_EQ(ledger[2]["admitted"], false);
+  EXPECT_TRUE(ledger[2]["admitted_ms"].is_null());
+  EXPECT_EQ(ledger[2]["tokens_charged"], 0);
+}
+
+TEST(SimHttp, AzureDialectOnTheWire) {
+  SimProcess sim({"--dialect", "azure", "--rpm", "100", "--tpm", "10000", "--charge", "flat:16", "--window", "rolling"});
+  const std::string url = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21";
+  const std::string body = R"({"messages":[{"role":"user","content":"hello there"}]})";
+  const HttpResult ok = sim.post(url, body, {"Authorization:", "api-key: " + sim.api_key()});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.headers.at("x-ratelimit-remaining-tokens"), std::to_string(10'000 - 16));
+  EXPECT_EQ(ok.headers.at("x-ratelimit-remaining-requests"), "99");
+  EXPECT_EQ(ok.headers.count("x-ratelimit-limit-tokens"), 0u);
+  EXPECT_EQ(ok.headers.count("x-ratelimit-limit-requests"), 0u);
+  const HttpResult bearer = sim.post(url, body);
+  EXPECT_EQ(bearer.status, 401);
+  EXPECT_EQ(bearer.json()["error"]["code"], "401");
+  const auto ledger = sim.ledger();
+  ASSERT_EQ(ledger.size(), 2u);
+  EXPECT_EQ(ledger[0]["path"], "/openai/deployments/gpt-4o-mini/chat/completions");
+  EXPECT_EQ(ledger[0]["model"], "gpt-4o-mini");
+  EXPECT_EQ(ledger[0]["charge_at_admission"], 16);
+}
+
+TEST(SimHttp, GroqAndNoneDialectsOnTheWire) {
+  SimProcess groq({"--dialect", "groq", "--rpm", "30", "--rpd", "1000", "--tpm", "6000"});
+  const HttpResult g = groq.post("/v1/chat/completions", kChat);
+  ASSERT_EQ(g.status, 200) << g.body;
+  EXPECT_EQ(g.headers.at("x-ratelimit-limit-requests"), "1000");
+  EXPECT_EQ(g.headers.at("x-ratelimit-limit-tokens"), "6000");
+  SimProcess none({"--dialect", "none", "--rpm", "1"});
+  ASSERT_EQ(none.post("/v1/chat/completions", kChat).status, 200);
+  const HttpResult limited = none.post("/v1/chat/completions", kChat);
+  EXPECT_EQ(limited.status, 429);
+  for (const auto& [name, value] : limited.headers) {
+    EXPECT_EQ(name.rfind("x-ratelimit-", 0), std::string::npos) << name;
+    EXPECT_EQ(name.rfind("retry-after", 0), std::string::npos) << name;
+  }
+}
+
 }  // namespace
 }  // namespace floodgate::test

@@ -1,7 +1,11 @@
 // The simulator's request logic without sockets, on a ManualClock.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -39,7 +43,7 @@ struct Fixture {
   }
   Reply post(const std::string& path, const std::string& body, const std::string& key = "sk-a") {
     auth = key.empty() ? "" : "Bearer " + key;
-    RequestHead h{"POST", path, auth, "application/json", ""};
+    RequestHead h{"POST", path, auth, "application/json", "", ""};
     return sim->handle(h, body);
   }
   std::string auth;
@@ -188,7 +192,7 @@ TEST(Simulator, BadInputGetsTheRealErrors) {
   EXPECT_EQ(f.post("/v1/nope", "{}").status, 404);
   EXPECT_EQ(f.post("/v1/embeddings", R"({"model":"text-embedding-3-small"})").status, 400);
   EXPECT_EQ(f.post("/v1/embeddings", R"({"model":"text-embedding-3-small","input":[{"x":1}]})").status, 400);
-  const Reply large = f.sim->too_large(RequestHead{"POST", "/v1/chat/completions", "", "", ""}, 30'000'000);
+  const Reply large = f.sim->too_large(RequestHead{"POST", "/v1/chat/completions", "", "", "", ""}, 30'000'000);
   EXPECT_EQ(large.status, 413);
   EXPECT_EQ(json::parse(large.body)["error"]["message"], "Maximum content size limit (26214400) exceeded (30000000 bytes read)");
 }
@@ -301,7 +305,7 @@ std::string multipart(const std::string& filename, const std::string& file, cons
 }
 
 Reply upload(Fixture& f, const std::string& body) {
-  RequestHead h{"POST", "/v1/audio/transcriptions", "Bearer sk-a", "multipart/form-data; boundary=B", "cid"};
+  RequestHead h{"POST", "/v1/audio/transcriptions", "Bearer sk-a", "multipart/form-data; boundary=B", "cid", ""};
   Reply refusal;
   auto up = f.sim->begin_upload(h, refusal);
   if (!up) return refusal;
@@ -413,6 +417,271 @@ TEST(Stats, SixtySecondWindowMaximaBothSidesOfTheEdge) {
   EXPECT_EQ(j["max_tokens_60s"], 30);
   EXPECT_EQ(j["models"]["m"]["max_requests_60s"], 3);
   EXPECT_EQ(j["admitted"], 4);
+}
+
+}  // namespace
+}  // namespace floodgate::sim
+
+namespace floodgate::sim {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string kNoMax = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]})";
+
+std::string header_of(const Reply& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "<missing>";
+}
+
+bool has_header(const Reply& r, const std::string& name) {
+  return header_of(r, name) != "<missing>";
+}
+
+struct Sim {
+  ManualClock clock;
+  std::unique_ptr<Simulator> sim;
+  std::string auth;
+  std::string key;
+  explicit Sim(SimOptions o) {
+    if (o.models.empty()) o.models = default_models();
+    sim = std::make_unique<Simulator>(std::move(o), clock);
+  }
+  Reply post(const std::string& target, const std::string& body) {
+    auth = "Bearer sk-a";
+    return sim->handle(RequestHead{"POST", target, auth, "application/json", "", ""}, body);
+  }
+  Reply azure(const std::string& target, const std::string& body, const std::string& api_key = "sk-a",
+              const std::string& authorization = "") {
+    key = api_key;
+    auth = authorization;
+    return sim->handle(RequestHead{"POST", target, auth, "application/json", "", key}, body);
+  }
+};
+
+SimOptions tpm(std::int64_t tokens, std::int64_t rpm = 1000) {
+  SimOptions o;
+  o.models = default_models();
+  for (auto& [n, s] : o.models) {
+    s.limits.requests_per_minute = rpm;
+    s.limits.tokens_per_minute = tokens;
+  }
+  return o;
+}
+
+std::int64_t remaining_tokens(const Reply& r) { return std::stoll(header_of(r, "x-ratelimit-remaining-tokens")); }
+
+TEST(SimCharge, DefaultAllowanceIsSixteenWhenMaxTokensIsAbsent) {
+  Sim s(tpm(10'000));
+  const Reply r = s.post("/v1/chat/completions", kNoMax);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(remaining_tokens(r), 10'000 - (9 + 16));  // prompt 9 + 16
+  // n multiplies the allowance.
+  const Reply n3 = s.post("/v1/chat/completions",
+                          R"({"model":"gpt-4o-mini","n":3,"messages":[{"role":"user","content":"hello there"}]})");
+  EXPECT_EQ(remaining_tokens(r) - remaining_tokens(n3), 9 + 16 * 3);
+}
+
+TEST(SimCharge, TheAllowanceOverrideStillApplies) {
+  SimOptions o = tpm(10'000);
+  for (auto& [n, spec] : o.models) spec.charge.default_allowance = 4096;
+  Sim s(o);
+  EXPECT_EQ(remaining_tokens(s.post("/v1/chat/completions", kNoMax)), 10'000 - (9 + 4096));
+}
+
+TEST(SimCharge, EveryRule) {
+  const std::string with_max =
+      R"({"model":"gpt-4o-mini","max_tokens":100,"messages":[{"role":"user","content":"hello there"}]})";
+  const auto charge_of = [&](const std::string& rule, const std::string& body) {
+    SimOptions o = tpm(1'000'000);
+    for (auto& [n, spec] : o.models) parse_charge_rule(rule, spec.charge);
+    Sim s(o);
+    return 1'000'000 - remaining_tokens(s.post("/v1/chat/completions", body));
+  };
+  EXPECT_EQ(charge_of("input+allowance", with_max), 9 + 100);
+  EXPECT_EQ(charge_of("max(input,allowance)", with_max), 100);
+  EXPECT_EQ(charge_of("max(input,allowance)", kNoMax), 16);
+  EXPECT_EQ(charge_of("flat:16", with_max), 16);
+  EXPECT_EQ(charge_of("flat:648", kNoMax), 648);
+  EXPECT_EQ(charge_of("context:4096", kNoMax), 4096);
+  EXPECT_EQ(charge_of("context:4096", with_max), 9 + 100);
+  EXPECT_EQ(charge_of("context", kNoMax), 128'000);
+  ChargeModel bad;
+  EXPECT_THROW(parse_charge_rule("flat:", bad), Error);
+  EXPECT_THROW(parse_charge_rule("input", bad), Error);
+}
+
+TEST(SimCharge, EmbeddingsAreChargedTheirInputOnly) {
+  SimOptions o = tpm(10'000);
+  for (auto& [n, spec] : o.models) parse_charge_rule("flat:648", spec.charge);
+  Sim s(o);
+  const Reply r = s.post("/v1/embeddings", R"({"model":"text-embedding-3-small","input":"hello there"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(10'000 - remaining_tokens(r), json::parse(r.body)["usage"]["prompt_tokens"].get<std::int64_t>());
+}
+
+TEST(SimCharge, RefundUsageCorrectsTheChargeAfterTheAnswer) {
+  const std::string big = R"({"model":"gpt-4o-mini","max_tokens":900,"messages":[{"role":"user","content":"hello there"}]})";
+  SimOptions plain = tpm(1000);
+  Sim kept(plain);
+  ASSERT_EQ(kept.post("/v1/chat/completions", big).status, 200);
+  EXPECT_EQ(kept.post("/v1/chat/completions", big).status, 429);  // 909 charged and kept
+
+  SimOptions o = tpm(1000);
+  for (auto& [n, spec] : o.models) spec.charge.refund_usage = true;
+  Sim s(o);
+  const Reply a = s.post("/v1/chat/completions", big);
+  ASSERT_EQ(a.status, 200);
+  EXPECT_EQ(remaining_tokens(a), 1000 - 909);  // the headers show the charge at admission
+  const std::int64_t usage = json::parse(a.body)["usage"]["total_tokens"].get<std::int64_t>();
+  const Reply b = s.post("/v1/chat/completions", big);
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(remaining_tokens(b), 1000 - usage - 909);
+  const json stats = s.sim->stats_json();
+  EXPECT_EQ(stats["models"]["gpt-4o-mini"]["tokens_charged"].get<std::int64_t>(),
+            usage + json::parse(b.body)["usage"]["total_tokens"].get<std::int64_t>());
+}
+
+TEST(SimWindow, RollingModeThroughTheSimulator) {
+  SimOptions o = tpm(0, 2);
+  for (auto& [n, spec] : o.models) spec.limits.window = WindowMode::rolling;
+  Sim s(o);
+  ASSERT_EQ(s.post("/v1/chat/completions", kNoMax).status, 200);
+  ASSERT_EQ(s.post("/v1/chat/completions", kNoMax).status, 200);
+  s.clock.advance(45s);
+  const Reply r = s.post("/v1/chat/completions", kNoMax);  // a bucket would have refilled one
+  ASSERT_EQ(r.status, 429);
+  EXPECT_EQ(header_of(r, "retry-after-ms"), "15000");
+  EXPECT_EQ(header_of(r, "x-ratelimit-reset-requests"), "15s");
+  s.clock.advance(15s);
+  EXPECT_EQ(s.post("/v1/chat/completions", kNoMax).status, 200);
+}
+
+TEST(SimDialect, AzureAuthDeploymentUrlsAndHeaders) {
+  SimOptions o = tpm(10'000, 100);
+  o.api_keys = {"sk-a"};
+  for (auto& [n, spec] : o.models) spec.dialect = Dialect::azure;
+  Sim s(o);
+  const std::string url = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21";
+  const std::string body = R"({"messages":[{"role":"user","content":"hello there"}]})";
+  const Reply ok = s.azure(url, body);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body)["model"], "gpt-4o-mini");
+  EXPECT_EQ(header_of(ok, "x-ratelimit-remaining-requests"), "99");
+  EXPECT_EQ(header_of(ok, "x-ratelimit-remaining-tokens"), std::to_string(10'000 - 25));
+  EXPECT_FALSE(has_header(ok, "x-ratelimit-limit-requests"));
+  EXPECT_FALSE(has_header(ok, "x-ratelimit-limit-tokens"));
+  EXPECT_FALSE(has_header(ok, "x-ratelimit-reset-tokens"));
+  // Bearer is refused with Azure's 401 shape.
+  const Reply bearer = s.azure(url, body, "", "Bearer sk-a");
+  EXPECT_EQ(bearer.status, 401);
+  EXPECT_EQ(json::parse(bearer.body)["error"]["code"], "401");
+  EXPECT_NE(json::parse(bearer.body)["error"]["message"].get<std::string>().find("Access denied"), std::string::npos);
+  EXPECT_EQ(s.azure(url, body, "sk-wrong").status, 401);
+  // The deployment form needs api-version; the /openai/v1 form takes the model from the body.
+  EXPECT_EQ(s.azure("/openai/deployments/gpt-4o-mini/chat/completions", body).status, 404);
+  EXPECT_EQ(s.azure("/openai/v1/chat/completions", kNoMax).status, 200);
+  const Reply missing = s.azure("/openai/deployments/nope/chat/completions?api-version=2024-10-21", body);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(json::parse(missing.body)["error"]["code"], "DeploymentNotFound");
+  const Reply emb = s.azure("/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21",
+                            R"({"input":"hello there"})");
+  EXPECT_EQ(emb.status, 200) << emb.body;
+  // An Azure model is not served on the OpenAI route.
+  const Reply openai_route = s.post("/v1/chat/completions", kNoMax);
+  EXPECT_EQ(openai_route.status, 404);
+  EXPECT_EQ(json::parse(openai_route.body)["error"]["code"], "model_not_found");
+}
+
+TEST(SimDialect, Azure429Shape) {
+  SimOptions o = tpm(0, 1);
+  for (auto& [n, spec] : o.models) spec.dialect = Dialect::azure;
+  Sim s(o);
+  const std::string url = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21";
+  const std::string body = R"({"messages":[{"role":"user","content":"hello there"}]})";
+  ASSERT_EQ(s.azure(url, body).status, 200);
+  const Reply r = s.azure(url, body);
+  ASSERT_EQ(r.status, 429);
+  const json j = json::parse(r.body);
+  EXPECT_EQ(j["error"]["code"], "429");
+  EXPECT_EQ(j["error"]["message"],
+            "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded "
+            "call rate limit of your current OpenAI S0 pricing tier. Please retry after 60 seconds. Please go here: "
+            "https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.");
+  EXPECT_EQ(header_of(r, "retry-after"), "60");
+}
+
+TEST(SimDialect, OpenAiModelIsNotADeployment) {
+  Sim s(tpm(0, 10));
+  const Reply r = s.azure("/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+                          R"({"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "DeploymentNotFound");
+}
+
+TEST(SimDialect, GroqRequestsHeadersArePerDay) {
+  SimOptions o = tpm(6000, 30);
+  for (auto& [n, spec] : o.models) {
+    spec.dialect = Dialect::groq;
+    spec.limits.requests_per_day = 14'400;
+  }
+  Sim s(o);
+  const Reply r = s.post("/v1/chat/completions", kNoMax);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(header_of(r, "x-ratelimit-limit-requests"), "14400");
+  EXPECT_EQ(header_of(r, "x-ratelimit-remaining-requests"), "14399");
+  EXPECT_EQ(header_of(r, "x-ratelimit-reset-requests"), "6s");  // 86400 s / 14400
+  EXPECT_EQ(header_of(r, "x-ratelimit-limit-tokens"), "6000");
+  EXPECT_EQ(header_of(r, "x-ratelimit-remaining-tokens"), std::to_string(6000 - 25));
+}
+
+TEST(SimDialect, NoneSendsNoRateLimitHeadersButStillLimits) {
+  SimOptions o = tpm(0, 1);
+  for (auto& [n, spec] : o.models) spec.dialect = Dialect::none;
+  Sim s(o);
+  const Reply ok = s.post("/v1/chat/completions", kNoMax);
+  ASSERT_EQ(ok.status, 200);
+  const Reply limited = s.post("/v1/chat/completions", kNoMax);
+  ASSERT_EQ(limited.status, 429);
+  for (const Reply* r : {&ok, &limited}) {
+    for (const auto& [name, value] : r->headers) {
+      EXPECT_EQ(name.rfind("x-ratelimit-", 0), std::string::npos) << name;
+      EXPECT_EQ(name.rfind("retry-after", 0), std::string::npos) << name;
+    }
+  }
+}
+
+TEST(SimConfig, PerModelChargeWindowAndDialect) {
+  const auto dir = std::filesystem::temp_directory_path() / ("fg_simcfg_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "sim.json").string();
+  {
+    std::ofstream out(path);
+    out << R"({"default":{"rpm":600,"charge":"flat:16","window":"rolling"},
+               "models":{"gpt-4o":{"charge":"context:4096","default_allowance":20,"refund_usage":true,
+                                    "dialect":"azure","window":"quantized","quantum":"10s"}}})";
+  }
+  SimOptions o;
+  o.models = default_models();
+  apply_config_file(o, path);
+  std::filesystem::remove_all(dir);
+  const ModelSpec& mini = o.models.at("gpt-4o-mini");
+  EXPECT_EQ(mini.charge.rule, ChargeRule::flat);
+  EXPECT_EQ(mini.charge.flat_tokens, 16);
+  EXPECT_EQ(mini.limits.window, WindowMode::rolling);
+  EXPECT_EQ(mini.dialect, Dialect::openai);
+  const ModelSpec& big = o.models.at("gpt-4o");
+  EXPECT_EQ(big.limits.requests_per_minute, 600);
+  EXPECT_EQ(big.charge.rule, ChargeRule::context);
+  EXPECT_EQ(big.charge.context_tokens, 4096);
+  EXPECT_EQ(big.charge.default_allowance, 20);
+  EXPECT_TRUE(big.charge.refund_usage);
+  EXPECT_EQ(big.dialect, Dialect::azure);
+  EXPECT_EQ(big.limits.window, WindowMode::quantized);
+  EXPECT_EQ(big.limits.quantum, 10s);
 }
 
 }  // namespace

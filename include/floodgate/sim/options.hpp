@@ -12,19 +12,69 @@
 
 namespace floodgate::sim {
 
+// How the limits are counted over time (docs/sim.md, "Rate limits: the model"):
+//   bucket:    a bucket of `limit` permits that starts full and refills continuously;
+//   rolling:   a strict rolling window (60 s, 24 h for per-day limits) of admitted charges;
+//   quantized: rolling, and each per-minute limit also holds over every `quantum`
+//              (limit × quantum / 60 s, e.g. 60,000/min as 1,000/s).
+enum class WindowMode { bucket, rolling, quantized };
+
+[[nodiscard]] const char* to_string(WindowMode mode) noexcept;
+// Parses "bucket", "rolling" or "quantized"; throws floodgate::Error.
+WindowMode parse_window_mode(const std::string& text);
+
 // Limits of one model for one API key. 0 means "no limit" in that dimension.
 struct ModelLimits {
   std::int64_t requests_per_minute = 0;
   std::int64_t tokens_per_minute = 0;
   std::int64_t requests_per_day = 0;
   std::int64_t tokens_per_day = 0;
+  WindowMode window = WindowMode::bucket;
+  std::chrono::nanoseconds quantum{std::chrono::seconds(1)};  // quantized only
 };
+
+// The tokens a chat request is charged against TPM/TPD when it is admitted
+// (docs/sim.md, "Token charge"). `allowance` = (max_completion_tokens | max_tokens |
+// default_allowance) × n.
+//   input_plus_allowance: input estimate + allowance (OpenAI);
+//   max_input_allowance:  max(input estimate, allowance);
+//   flat:                 `flat_tokens` per request, whatever it asks (Azure-like);
+//   context:              `context_tokens` per request when it sets no max_tokens (the
+//                         whole context reserved, older Azure), else input + allowance.
+enum class ChargeRule { input_plus_allowance, max_input_allowance, flat, context };
+
+struct ChargeModel {
+  ChargeRule rule = ChargeRule::input_plus_allowance;
+  std::int64_t flat_tokens = 16;
+  std::int64_t context_tokens = 128'000;
+  std::int64_t default_allowance = 16;  // per choice when max_tokens is absent (OpenAI: ~16)
+  bool refund_usage = false;            // after the answer, the charge becomes the real usage
+};
+
+// Parses "input+allowance", "max(input,allowance)", "flat:N", "context" or "context:N"
+// into `charge` (other fields kept); throws floodgate::Error.
+void parse_charge_rule(const std::string& text, ChargeModel& charge);
+[[nodiscard]] std::string to_string(const ChargeModel& charge);
+
+// The wire dialect of a model (docs/sim.md, "Dialects"):
+//   openai: Bearer auth, /v1/... URLs, x-ratelimit-{limit,remaining,reset}-{requests,tokens};
+//   azure:  api-key auth, /openai/deployments/{model}/...?api-version= or /openai/v1/...,
+//           x-ratelimit-remaining-{requests,tokens} only, Azure's error shapes;
+//   groq:   as openai, but the requests headers are the per-day figures;
+//   none:   no rate-limit headers at all (vLLM-like), 429s without retry-after.
+enum class Dialect { openai, azure, groq, none };
+
+[[nodiscard]] const char* to_string(Dialect dialect) noexcept;
+// Parses "openai", "azure", "groq" or "none"; throws floodgate::Error.
+Dialect parse_dialect(const std::string& text);
 
 enum class ModelKind { chat, embedding, transcription };
 
 struct ModelSpec {
   ModelKind kind = ModelKind::chat;
   ModelLimits limits;
+  ChargeModel charge;
+  Dialect dialect = Dialect::openai;
   int embedding_dim = 1536;         // embeddings only
   double usd_per_1m_input = 0.15;   // for --quota-usd
   double usd_per_1m_output = 0.60;
@@ -67,12 +117,12 @@ struct SimOptions {
   std::string organization = "org-floodgatesim";
 
   std::map<std::string, ModelSpec> models;  // known models; others get 404 model_not_found
+  Dialect dialect = Dialect::openai;         // of replies that name no model (401, 404, ...)
 
   std::optional<std::int64_t> quota_tokens;  // total tokens (prompt + completion) that may be spent
   std::optional<double> quota_usd;            // dollars that may be spent (per-model prices)
 
   int embedding_dim_override = 0;      // >0: every embedding model has this dimension
-  std::int64_t default_max_tokens = 0; // charged per choice when a chat request sets no max_tokens
   TokenCharge token_charge = TokenCharge::exact;  // how prompt tokens are counted
 
   LatencyModel latency;
