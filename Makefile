@@ -11,7 +11,7 @@ CMAKE_FLAGS ?=
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: all deps configure build test demo bench sanitize fuzz clean
+.PHONY: all deps configure build test demo bench sanitize ci fuzz clean
 
 all: build
 
@@ -38,6 +38,11 @@ bench: build
 # ASan + UBSan build and test run, in its own build folder.
 sanitize:
 	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DFLOODGATE_SANITIZE=address\;undefined"
+
+# What CI runs (.ci/run): the suite, then the suite again under ASan + UBSan.
+ci:
+	$(MAKE) test
+	$(MAKE) sanitize
 
 # libFuzzer targets with clang-14, in their own build folder.
 fuzz: deps

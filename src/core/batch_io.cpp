@@ -20,7 +20,8 @@ struct Scratch {
   od::parser parser;
   simdjson::padded_string_view pad(std::string_view text) {
     if (buf.size() < text.size() + simdjson::SIMDJSON_PADDING) buf.resize(text.size() + simdjson::SIMDJSON_PADDING);
-    std::memcpy(buf.data(), text.data(), text.size());
+    // An empty line may come as a null view: memcpy from null is undefined even for 0 bytes.
+    if (!text.empty()) std::memcpy(buf.data(), text.data(), text.size());
     std::memset(buf.data() + text.size(), ' ', simdjson::SIMDJSON_PADDING);
     return simdjson::padded_string_view(buf.data(), text.size(), buf.size());
   }
