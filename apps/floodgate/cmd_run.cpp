@@ -11,6 +11,8 @@
 #include "engine_flags.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/engine/engine.hpp"
+#include "floodgate/store/journal.hpp"
+#include "floodgate/store/run_lock.hpp"
 
 namespace floodgate::cli {
 namespace {
@@ -42,6 +44,13 @@ int run(const RunFlags& f) {
   o.retry_failed = f.retry_failed;
   apply_engine_flags(f.engine, o);
 
+  // One run at a time per output: taken before any results file is opened (the engine
+  // shares this lock). Without a journal for stdout the engine reports the usage error.
+  std::shared_ptr<RunLock> lock;
+  if (!o.journal_path.empty() || o.output_path != "-") {
+    const std::string journal = !o.journal_path.empty() ? o.journal_path : default_journal_path(o.output_path);
+    lock = lock_run(lock_path_for_journal(journal), o.output_path == "-" ? "the journal " + journal : "the output " + o.output_path);
+  }
   apply_run_table_options(o, f.engine.default_completion_tokens, f.engine.quiet);  // tables, schema, cost, budgets
 
   const bool json = o.progress.format == engine::LogFormat::json;
@@ -82,7 +91,12 @@ void register_run(CLI::App& app, int& exit_code) {
       "  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 floodgate run in.jsonl -o out.jsonl\n\n"
       "Exit codes: 0 all succeeded, 1 some lines failed, 2 usage error, 3 insufficient_quota (resumable),\n"
       "4 budget reached (resumable), 5 interrupted (resumable), 6 paused until a limit resets (resumable),\n"
-      "7 the API never answered: wrong base URL or server down (--unreachable-after; resumable).\n\n"
+      "7 the API never answered: wrong base URL or server down (--unreachable-after; resumable),\n"
+      "74 cannot write OUTPUT, a results file or the journal: disk full, quota or file size limit\n"
+      "(the message names the file; resumable once there is room).\n\n"
+      "One run at a time per OUTPUT: a second one exits 2 naming the pid that holds OUTPUT.journal.lock.\n"
+      "A re-run right after a crash starts with the rate-limit windows the crashed run left\n"
+      "(recent admissions are kept in the journal).\n\n"
       "A model the provider paused (a 429 asking to wait beyond --max-server-wait, e.g. a daily limit)\n"
       "is remembered in the journal: a re-run before that time sends nothing for it (exit 6 again)\n"
       "while other models go on, unless --ignore-pause is given.\n\n"

@@ -41,6 +41,7 @@
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
 #include "floodgate/engine/engine.hpp"
+#include "floodgate/store/run_lock.hpp"
 #include "floodgate/store/sink.hpp"
 #include "floodgate/store/sqlite_table.hpp"
 #include "floodgate/store/table_sink.hpp"
@@ -363,13 +364,16 @@ int transcribe(const TranscribeFlags& f) {
   const std::string split_signature =
       "max_chunk=" + std::to_string(f.max_chunk_seconds) + ";max_bytes=" + std::to_string(split.max_chunk_bytes);
 
-  const auto inputs = audio::expand_inputs(f.inputs, defaults);
   const fs::path outdir(f.outdir);
   const fs::path state = outdir / ".floodgate";
   const fs::path tmp_root = outdir / ".floodgate-tmp";
   std::error_code ec;
   fs::create_directories(state, ec);
   if (ec) throw Error("cannot create " + state.string() + ": " + ec.message());
+  // One transcribe at a time per output folder (outside .floodgate/, which --force empties).
+  // Released across the exec of the audio helper and taken again when it comes back.
+  const auto lock = lock_run((outdir / ".floodgate.lock").string(), "the output folder " + outdir.string());
+  const auto inputs = audio::expand_inputs(f.inputs, defaults);
   if (f.force) {
     for (const auto& entry : fs::directory_iterator(state, ec)) fs::remove_all(entry.path(), ec);
     fs::remove(outdir / "results.jsonl", ec);

@@ -148,6 +148,7 @@ class CheckingSink final : public Sink {
   }
   void flush() override { inner_->flush(); }
   void close() override { inner_->close(); }
+  void forget(const std::vector<std::string>& keys) override { inner_->forget(keys); }
   void set_counting(bool on) { count_ = on; }
 
  private:

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -23,6 +24,7 @@
 #include "floodgate/limit/rate_limit_headers.hpp"
 #include "floodgate/store/journal.hpp"
 #include "floodgate/store/output_order.hpp"
+#include "floodgate/store/run_lock.hpp"
 
 namespace floodgate::engine {
 namespace {
@@ -149,6 +151,7 @@ struct Engine::Impl {
   limit::LimiterSet limiters;
   limit::CircuitBreaker breaker;
   limit::Backoff backoff;
+  std::shared_ptr<RunLock> run_lock;  // held until the engine is gone (after the sinks closed)
   std::unique_ptr<Journal> journal;
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Progress> progress;
@@ -160,6 +163,8 @@ struct Engine::Impl {
   std::unordered_map<std::uint64_t, InFlight> in_flight;
   std::map<std::uint64_t, std::optional<PendingWrite>> reorder;  // --ordered; nullopt = a hole
   std::uint64_t next_write_seq = 0;
+  std::uint64_t unflushed_bytes = 0;  // an upper bound of what the output's sink holds unwritten
+  std::uint64_t kill_after_rows = 0;  // FLOODGATE_TEST_KILL_AFTER_ROWS (tests of crash recovery)
   std::uint64_t next_seq = 0;
 
   CustomIdSet seen_ids;
@@ -175,6 +180,9 @@ struct Engine::Impl {
   std::optional<TimePoint> first_connect_failure;
   std::string last_connect_error;
   bool unreachable_stop = false;
+  bool disk_full_stop = false;  // a write failed for want of room: stopped, resumable (exit 74)
+  std::string disk_full_message;
+  std::string reserve_path;      // "<journal>.reserve" while held
   // Lines whose attempts all failed to connect before any answer: held unfinished until the
   // verdict. An answer finishes them as failed (as usual); the unreachable stop leaves them
   // unsent, so a run against a wrong URL records nothing.
@@ -232,6 +240,10 @@ struct Engine::Impl {
       opt.journal_path = default_journal_path(opt.output_path);
     }
     lookahead = opt.lookahead != 0 ? opt.lookahead : std::max<std::size_t>(1024, 8 * opt.max_in_flight);
+    if (const char* k = std::getenv("FLOODGATE_TEST_KILL_AFTER_ROWS")) kill_after_rows = std::strtoull(k, nullptr, 10);
+    // Before anything is touched (--overwrite included): one process at a time per journal.
+    run_lock = lock_run(lock_path_for_journal(opt.journal_path),
+                                         opt.output_path == "-" ? "the journal " + opt.journal_path : "the output " + opt.output_path);
 
     if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Error("cannot create a pipe: " + std::string(std::strerror(errno)), exit_code::internal);
     opt.transport.wake_fd = wake_pipe[0];
@@ -270,6 +282,8 @@ struct Engine::Impl {
     }
 
     load_recorded_pauses();
+    seed_limiters();
+    if (opt.disk_reserve_bytes > 0) make_reserve();
 
     // A --retry-failed run that removed every recorded row still appends: the output keeps
     // its other lines.
@@ -323,6 +337,21 @@ struct Engine::Impl {
     }
   }
 
+  // The server's windows still hold what an earlier run sent (a re-run right after a crash or
+  // a stop): the journal keeps the last day's admissions per model and second, and each
+  // model's limiter starts with them, as if admitted at the end of their second (never
+  // later than it). Without this a re-run starts with empty windows and sends a minute's
+  // worth on top of what the server counted in the last 60 s.
+  void seed_limiters() {
+    const auto wall_now = std::chrono::system_clock::now();
+    const auto horizon = std::chrono::hours(24) + std::chrono::minutes(2);
+    for (const Journal::Admission& a : journal->admissions_since(wall_now - horizon)) {
+      const std::chrono::system_clock::time_point end_of_second{std::chrono::seconds(a.unix_second + 1)};
+      const Duration ago = end_of_second < wall_now ? duration_cast<Duration>(wall_now - end_of_second) : Duration{0};
+      limiters.for_model(a.model).record_admitted(limit::Cost{a.requests, a.tokens}, start - ago, start);
+    }
+  }
+
   // The requests queued on a suspended lane are left for a re-run (unwritten, so resumable).
   void abandon_suspended(Lane& lane, TimePoint now) {
     if (lane.queue.empty()) return;
@@ -364,6 +393,7 @@ struct Engine::Impl {
                                          " journaled outcomes will be run again");
         std::vector<std::string> all;
         journal->for_each_key([&](std::string_view k) { all.emplace_back(k); });
+        forget_in_sinks(all);
         journal->remove(all);
       }
       return;
@@ -396,14 +426,25 @@ struct Engine::Impl {
     if (!missing.empty()) {
       progress->message("warning", thousands(missing.size()) + " journaled outcomes are missing from " + opt.output_path +
                                        ": they will be run again");
+      forget_in_sinks(missing);
       journal->remove(missing);
     }
     summary.reconciled_output_lines = adopted;
   }
 
-  // --retry-failed: the output loses its error lines first, then the journal their rows. A
-  // crash in between leaves journal rows whose lines are gone, which the next run's
-  // reconcile_output() forgets as well: either way those lines are sent again, once.
+  // Rows that are to be done again leave the extra sinks (CSV, SQLite, --errors file) too, so
+  // that the new row replaces the old one there as well. Always before the journal forgets
+  // them: a crash in between leaves journal rows missing from the output, which the next
+  // run's reconcile_output() forgets again, here included (forgetting is idempotent).
+  void forget_in_sinks(const std::vector<std::string>& keys) {
+    if (keys.empty()) return;
+    for (auto& s : opt.extra_sinks) s->forget(keys);
+  }
+
+  // --retry-failed: the output loses its error lines first, then the extra sinks and the
+  // journal their rows. A crash in between leaves journal rows whose lines are gone, which
+  // the next run's reconcile_output() forgets as well: either way those lines are sent
+  // again, once, and every sink ends with one row for each.
   void forget_failures() {
     // The output is gone (reconcile_output() then emptied the journal): every line is sent anyway.
     if (!std::filesystem::exists(opt.output_path)) return;
@@ -412,6 +453,7 @@ struct Engine::Impl {
       progress->message("info", "--retry-failed: no failed lines in " + opt.output_path);
       return;
     }
+    forget_in_sinks(failed);
     journal->remove(failed);
     progress->message("info", "--retry-failed: " + thousands(failed.size()) + " failed lines removed from " + opt.output_path +
                                   " and the journal; they are sent again");
@@ -517,8 +559,13 @@ struct Engine::Impl {
     ctx.queued = w.first_sent_at != TimePoint{} ? w.first_sent_at - w.read_at : Duration{0};
     ctx.total = now - w.read_at;
     ctx.finished_at = std::chrono::system_clock::now();
-    sink->write(w.outcome, ctx);
+    // The output's sink writes to the file by itself once its buffer is large (4 MiB): flush
+    // every sink before that, so that the output never gets ahead of the extra sinks.
+    const std::uint64_t row_bytes = w.outcome.body.size() + w.outcome.error_message.size() + w.outcome.custom_id.size() + 512;
     for (auto& s : opt.extra_sinks) s->write(w.outcome, ctx);
+    if (unflushed_bytes + row_bytes > (2u << 20)) flush_sinks();
+    sink->write(w.outcome, ctx);
+    unflushed_bytes += row_bytes;
     journal->record(w.outcome);
     const Outcome& o = w.outcome;
     ++summary.outcomes[std::string(to_string(o.error))];
@@ -592,9 +639,64 @@ struct Engine::Impl {
     last_checkpoint = now;
     if (journal->pending() == 0 && !force) return;
     // Order matters: the rows reach the output before the journal says they are done.
-    sink->flush();
-    for (auto& s : opt.extra_sinks) s->flush();
+    flush_sinks();
     journal->commit();
+  }
+
+  // A write that fails because the disk is full (or a quota, or the file size limit): stop
+  // admitting, free the reserve (so the rows of requests already paid for can still be
+  // written), let those in flight finish, and try the writes again at each turn of the loop
+  // and at the end. Rows that never reach the output are sent again by a resume; rows that
+  // reach it but not the journal are adopted by the resume. Exit code 74.
+  template <class Fn>
+  void guard_writes(Fn&& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      if (e.exit_code() != exit_code::disk_full) throw;
+      if (disk_full_stop) return;
+      disk_full_stop = true;
+      disk_full_message = e.what();
+      stop_admitting = true;
+      remove_reserve();
+      progress->message("error", disk_full_message + ": stopped admitting; writing what " + std::to_string(in_flight.size()) +
+                                     " requests in flight return, then stopping. The job is resumable: make room and re-run the "
+                                     "same command");
+    }
+  }
+
+  // A little disk space held from the start ("<journal>.reserve") and given back when the
+  // disk fills up, so the rows already paid for still fit. Best effort: none when the disk
+  // has no room for it even at the start.
+  void make_reserve() {
+    reserve_path = opt.journal_path + ".reserve";
+    const int fd = ::open(reserve_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      reserve_path.clear();
+      return;
+    }
+    const bool ok = ::posix_fallocate(fd, 0, static_cast<off_t>(opt.disk_reserve_bytes)) == 0;
+    ::close(fd);
+    if (!ok) remove_reserve();
+  }
+
+  void remove_reserve() {
+    if (reserve_path.empty()) return;
+    ::unlink(reserve_path.c_str());
+    reserve_path.clear();
+  }
+
+  // The extra sinks first, then the output: a row in the output (which a resume adopts into
+  // the journal, never to be sent again) is then in every sink too, whenever a kill -9
+  // comes. A row in a sink but not yet in the output is sent again on resume; CSV keeps the
+  // first row of a key, SQLite the last: once either way.
+  void flush_sinks() {
+    for (auto& s : opt.extra_sinks) s->flush();
+    sink->flush();
+    unflushed_bytes = 0;
+    // Tests only (FLOODGATE_TEST_KILL_AFTER_ROWS=N): a kill -9 right after the output got
+    // its N-th row, before the journal commits: the moment a crash loses most.
+    if (kill_after_rows > 0 && summary.succeeded + summary.failed >= kill_after_rows) ::raise(SIGKILL);
   }
 
   // ---- admission ----------------------------------------------------------------------------
@@ -607,6 +709,8 @@ struct Engine::Impl {
       ++summary.retries;
     }
     ++summary.attempts;
+    // Persisted before the loop lets the request out (seed_limiters() reads it back).
+    journal->record_admission(lane.model, std::chrono::system_clock::now(), grant.cost.requests, grant.cost.tokens);
     http::HttpRequest hr;
     hr.tag = item->seq;
     hr.url = urls[item->req.endpoint];
@@ -1077,6 +1181,7 @@ struct Engine::Impl {
         release_due_retries(now);
       }
       TimePoint wake = admit(now);
+      guard_writes([&] { journal->commit_admissions(); });
       if (!retry_at.empty()) wake = std::min(wake, retry_at.begin()->first);
 
       const bool idle = in_flight.empty() && items.empty();
@@ -1105,8 +1210,10 @@ struct Engine::Impl {
       for (auto& r : finished) on_response(r, now);
       // Rows reach the OS as soon as they exist (a kill -9 loses none of them: resume adopts
       // them from the output); the journal commits them in batches at checkpoints.
-      if (journal->pending() > 0) sink->flush();
-      checkpoint(now, false);
+      guard_writes([&] {
+        if (journal->pending() > 0) flush_sinks();
+        checkpoint(now, false);
+      });
     }
     const TimePoint end = clock.now();
     // Everything written in order so far; with --ordered, rows still waiting behind a hole
@@ -1115,12 +1222,17 @@ struct Engine::Impl {
       if (w) emit(*w, end);
     }
     reorder.clear();
-    checkpoint(end, true);
+    guard_writes([&] { checkpoint(end, true); });
     progress->update(progress_state(end), end, true);
     progress->finish();  // before the sinks close: some print a closing line
-    sink->close();
-    if (opt.ordered && resumed_output && !stop_now) restore_input_order();
-    for (auto& s : opt.extra_sinks) s->close();
+    if (!disk_full_stop) {
+      guard_writes([&] {
+        sink->close();
+        if (opt.ordered && resumed_output && !stop_now) restore_input_order();
+        for (auto& s : opt.extra_sinks) s->close();
+      });
+    }
+    remove_reserve();
 
     summary.wall_seconds = std::chrono::duration<double>(end - start).count();
     if (summary.wall_seconds > 0) {
@@ -1129,7 +1241,12 @@ struct Engine::Impl {
     }
     if (!lanes.empty()) summary.limits = lanes.begin()->second.limiter->limits();
     summary.breaker_opened = breaker.times_opened();
-    if (interrupted) {
+    if (disk_full_stop) {
+      summary.exit_code = exit_code::disk_full;
+      summary.stop_reason = "cannot write: " + disk_full_message +
+                            ". Nothing is lost that was recorded; the job is resumable: make room (or move the output and its "
+                            "journal to a larger disk) and re-run the same command";
+    } else if (interrupted) {
       summary.exit_code = exit_code::interrupted;
       summary.stop_reason = "interrupted";
     } else if (unreachable_stop) {

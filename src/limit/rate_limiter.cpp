@@ -235,6 +235,18 @@ Decision RateLimiter::try_acquire(Cost cost, TimePoint now) {
   return decision;
 }
 
+void RateLimiter::record_admitted(Cost cost, TimePoint at, TimePoint now) {
+  now = clamp(now);
+  latest_now_ = now;
+  at = std::min(at, now);
+  for (Dim& d : dims_) {
+    const double c = cost_in(d, cost);
+    if (c <= 0) continue;
+    d.window.add(d.window.slot_of(at), c, d.window.slot_of(now));
+    if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, ns_of(at)) + pace_ns(c, d.limit);
+  }
+}
+
 void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
   now = clamp(now);
   latest_now_ = now;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -69,6 +70,69 @@ std::uint64_t scan_existing(const std::string& path, const std::vector<std::stri
   return end;
 }
 
+// Rewrites the results file without the records whose key is in `drop` (a copy, fsynced and
+// renamed over `path`: a crash leaves the old file or the new one, whole). Returns how many
+// records went.
+std::uint64_t drop_records(const std::string& path, const CustomIdSet& drop) {
+  struct Range {
+    std::uint64_t begin = 0;
+    std::uint64_t end = 0;
+  };
+  std::vector<Range> keep;
+  std::uint64_t dropped = 0;
+  {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) return 0;
+    csv::Reader reader(f);
+    csv::Record r;
+    std::uint64_t begin = 0;
+    while (reader.next(r)) {
+      const std::uint64_t end = reader.bytes_read();
+      const bool gone = r.number > 1 && !r.fields.empty() && drop.contains(r.fields[0]);
+      if (gone) {
+        ++dropped;
+      } else if (!keep.empty() && keep.back().end == begin) {
+        keep.back().end = end;
+      } else {
+        keep.push_back(Range{begin, end});
+      }
+      begin = end;
+    }
+    std::fclose(f);
+  }
+  if (dropped == 0) return 0;
+  const std::string tmp = path + ".retry.tmp";
+  auto fail = [&](const std::string& what) {
+    const std::string reason = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw Error(what + ": " + reason);
+  };
+  std::FILE* in = std::fopen(path.c_str(), "rb");
+  if (in == nullptr) fail("cannot read " + path);
+  std::FILE* out = std::fopen(tmp.c_str(), "wb");
+  if (out == nullptr) {
+    std::fclose(in);
+    fail("cannot write " + tmp);
+  }
+  std::vector<char> buf(1 << 16);
+  bool ok = true;
+  for (const Range& range : keep) {
+    if (std::fseek(in, static_cast<long>(range.begin), SEEK_SET) != 0) ok = false;
+    for (std::uint64_t left = range.end - range.begin; ok && left > 0;) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
+      const std::size_t got = std::fread(buf.data(), 1, want, in);
+      if (got != want || std::fwrite(buf.data(), 1, got, out) != got) ok = false;
+      left -= got;
+    }
+  }
+  std::fclose(in);
+  if (std::fflush(out) != 0 || ::fdatasync(::fileno(out)) != 0) ok = false;
+  if (std::fclose(out) != 0) ok = false;
+  if (!ok) fail("cannot rewrite " + path + " without the rows sent again");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename " + tmp + " over " + path);
+  return dropped;
+}
+
 class CsvSink final : public Sink {
  public:
   CsvSink(const std::string& path, OpenMode mode, TableSinkOptions options)
@@ -104,15 +168,38 @@ class CsvSink final : public Sink {
     csv::append_record(buffer_, fields_);
   }
 
+  // write(2) straight to the descriptor (nothing goes through stdio's buffer): after a
+  // failure (a full disk) the buffer keeps exactly the bytes that did not reach the file, so
+  // a later flush() finishes the record the file now ends in.
   void flush() override {
     if (file_ == nullptr) return;
-    if (!buffer_.empty()) {
-      if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size()) {
-        throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    std::size_t off = 0;
+    while (off < buffer_.size()) {
+      const ssize_t n = ::write(::fileno(file_), buffer_.data() + off, buffer_.size() - off);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        const int err = errno;
+        buffer_.erase(0, off);
+        throw Error("cannot write " + path_ + ": " + std::strerror(err), write_failure_exit_code(err));
       }
-      buffer_.clear();
+      off += static_cast<std::size_t>(n);
     }
-    if (std::fflush(file_) != 0) throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    buffer_.clear();
+  }
+
+  // The old rows of keys sent again leave the file (so the new row is written, once), and
+  // the file is reopened: the rewrite replaced it.
+  void forget(const std::vector<std::string>& keys) override {
+    if (file_ == nullptr || keys.empty()) return;
+    flush();
+    CustomIdSet drop;
+    for (const auto& k : keys) drop.insert(k);
+    if (drop_records(path_, drop) == 0) return;
+    std::fclose(file_);
+    file_ = std::fopen(path_.c_str(), "ab");
+    if (file_ == nullptr) throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    existing_ = CustomIdSet{};
+    scan_existing(path_, flattener_.columns(), existing_);
   }
 
   void close() override {

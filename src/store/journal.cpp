@@ -10,7 +10,9 @@ namespace floodgate {
 namespace {
 
 std::string sqlite_error(sqlite3* db, const std::string& where) {
-  return "journal: " + where + ": " + (db != nullptr ? sqlite3_errmsg(db) : "out of memory");
+  if (db == nullptr) return "journal: " + where + ": out of memory";
+  const char* file = sqlite3_db_filename(db, "main");
+  return "journal \"" + std::string(file != nullptr ? file : "") + "\": " + where + ": " + sqlite3_errmsg(db);
 }
 
 void bind_text(sqlite3_stmt* st, int i, std::string_view text) {
@@ -46,6 +48,8 @@ Journal::Journal(const std::string& path, const std::string& run_identity) : pat
         " output_written INTEGER NOT NULL,"
         " finished_at REAL NOT NULL) WITHOUT ROWID");
     exec("CREATE TABLE IF NOT EXISTS pauses(model TEXT PRIMARY KEY, until_unix_ms INTEGER NOT NULL, reason TEXT NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS admissions(model TEXT NOT NULL, unix_second INTEGER NOT NULL, requests INTEGER NOT NULL,"
+         " tokens INTEGER NOT NULL, PRIMARY KEY(model, unix_second)) WITHOUT ROWID");
     auto existing = meta("run_identity");
     if (!existing) {
       set_meta("run_identity", run_identity);
@@ -77,6 +81,7 @@ Journal::~Journal() {
   }
   sqlite3_finalize(insert_);
   sqlite3_finalize(lookup_);
+  sqlite3_finalize(add_admission_);
   sqlite3_close(db_);
 }
 
@@ -85,8 +90,13 @@ void Journal::exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = "journal \"" + path_ + "\": " + (err != nullptr ? err : "error");
     sqlite3_free(err);
-    throw Error(msg, exit_code::internal);
+    throw Error(msg, failure_exit_code());
   }
+}
+
+int Journal::failure_exit_code() const noexcept {
+  if (db_ != nullptr && sqlite3_errcode(db_) == SQLITE_FULL) return exit_code::disk_full;
+  return write_failure_exit_code(db_ != nullptr ? sqlite3_system_errno(db_) : 0);
 }
 
 std::string Journal::key_of(const Outcome& outcome) {
@@ -124,7 +134,7 @@ void Journal::commit() {
       sqlite3_bind_int64(insert_, 7, static_cast<sqlite3_int64>(r.usage.completion_tokens));
       sqlite3_bind_int64(insert_, 8, static_cast<sqlite3_int64>(r.usage.total_tokens));
       sqlite3_bind_double(insert_, 9, now_s);
-      if (sqlite3_step(insert_) != SQLITE_DONE) throw Error(sqlite_error(db_, "insert"), exit_code::internal);
+      if (sqlite3_step(insert_) != SQLITE_DONE) throw Error(sqlite_error(db_, "insert"), failure_exit_code());
     }
     sqlite3_reset(insert_);
     exec("COMMIT");
@@ -249,6 +259,74 @@ std::optional<std::string> Journal::meta(const std::string& key) {
   if (sqlite3_step(st) == SQLITE_ROW) {
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
     out = std::string(text != nullptr ? text : "");
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+// ---- admissions ------------------------------------------------------------------------------
+
+void Journal::record_admission(std::string_view model, std::chrono::system_clock::time_point at, std::uint64_t requests,
+                               std::uint64_t tokens) {
+  const std::int64_t second = std::chrono::duration_cast<std::chrono::seconds>(at.time_since_epoch()).count();
+  if (!admissions_.empty() && admissions_.back().model == model && admissions_.back().unix_second == second) {
+    admissions_.back().requests += requests;
+    admissions_.back().tokens += tokens;
+    return;
+  }
+  admissions_.push_back(Admission{std::string(model), second, requests, tokens});
+}
+
+void Journal::commit_admissions() {
+  if (admissions_.empty()) return;
+  if (add_admission_ == nullptr &&
+      sqlite3_prepare_v3(db_,
+                         "INSERT INTO admissions(model,unix_second,requests,tokens) VALUES(?,?,?,?) ON CONFLICT(model,unix_second) "
+                         "DO UPDATE SET requests = requests + excluded.requests, tokens = tokens + excluded.tokens",
+                         -1, SQLITE_PREPARE_PERSISTENT, &add_admission_, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "admissions"), exit_code::internal);
+  }
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (const Admission& a : admissions_) {
+      sqlite3_reset(add_admission_);
+      bind_text(add_admission_, 1, a.model);
+      sqlite3_bind_int64(add_admission_, 2, a.unix_second);
+      sqlite3_bind_int64(add_admission_, 3, static_cast<sqlite3_int64>(a.requests));
+      sqlite3_bind_int64(add_admission_, 4, static_cast<sqlite3_int64>(a.tokens));
+      if (sqlite3_step(add_admission_) != SQLITE_DONE) throw Error(sqlite_error(db_, "admissions"), failure_exit_code());
+    }
+    sqlite3_reset(add_admission_);
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_reset(add_admission_);
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  admissions_.clear();
+}
+
+std::vector<Journal::Admission> Journal::admissions_since(std::chrono::system_clock::time_point since) {
+  const std::int64_t first = std::chrono::duration_cast<std::chrono::seconds>(since.time_since_epoch()).count();
+  sqlite3_stmt* st = nullptr;
+  // Older rows can no longer count in any window: they go.
+  if (sqlite3_prepare_v2(db_, "DELETE FROM admissions WHERE unix_second < ?", -1, &st, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "admissions"), exit_code::internal);
+  }
+  sqlite3_bind_int64(st, 1, first);
+  const int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) throw Error(sqlite_error(db_, "admissions"), failure_exit_code());
+  if (sqlite3_prepare_v2(db_, "SELECT model,unix_second,requests,tokens FROM admissions ORDER BY unix_second", -1, &st, nullptr) !=
+      SQLITE_OK) {
+    throw Error(sqlite_error(db_, "admissions"), exit_code::internal);
+  }
+  std::vector<Admission> out;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    out.push_back(Admission{std::string(t != nullptr ? t : "", static_cast<std::size_t>(sqlite3_column_bytes(st, 0))),
+                            sqlite3_column_int64(st, 1), static_cast<std::uint64_t>(sqlite3_column_int64(st, 2)),
+                            static_cast<std::uint64_t>(sqlite3_column_int64(st, 3))});
   }
   sqlite3_finalize(st);
   return out;

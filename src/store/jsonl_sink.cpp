@@ -8,6 +8,7 @@
 
 #include "floodgate/core/batch_io.hpp"
 #include "floodgate/core/error.hpp"
+#include "floodgate/store/output_order.hpp"
 #include "floodgate/store/sink.hpp"
 
 namespace floodgate {
@@ -29,11 +30,11 @@ class JsonlSink final : public Sink {
     if (fd_ < 0) throw Error("cannot open output \"" + path + "\": " + std::strerror(errno));
     owns_ = true;
   }
+  // Without close() (the job stopped on an error) the rows not flushed are dropped: written
+  // now they could reach the output ahead of the other sinks, and a resume sends them again
+  // anyway (they are not journaled).
   ~JsonlSink() override {
-    try {
-      close();
-    } catch (...) {  // NOLINT: a destructor must not throw; close() reported nothing
-    }
+    if (fd_ >= 0 && owns_) ::close(fd_);
   }
   JsonlSink(const JsonlSink&) = delete;
   JsonlSink& operator=(const JsonlSink&) = delete;
@@ -51,6 +52,16 @@ class JsonlSink final : public Sink {
     unsynced_ = false;
   }
 
+  void forget(const std::vector<std::string>& keys) override {
+    if (!owns_ || keys.empty()) return;
+    flush();
+    // The copy is renamed over the path: reopen it, or later rows would go to the old file.
+    drop_lines_with_keys(path_, keys);
+    ::close(fd_);
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error("cannot open output \"" + path_ + "\": " + std::strerror(errno));
+  }
+
   void close() override {
     if (fd_ < 0) return;
     flush();
@@ -65,10 +76,11 @@ class JsonlSink final : public Sink {
       const ssize_t n = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
       if (n < 0) {
         if (errno == EINTR) continue;
-        const std::string reason = std::strerror(errno);
-        // Leave the file ending at a line boundary as far as we can tell; resume cuts a tail.
+        const int err = errno;
+        // Keep what did not reach the file: a later flush() (once there is room) finishes
+        // the line the file now ends in. A resume cuts a torn tail anyway.
         buffer_.erase(0, off);
-        throw Error("cannot write output \"" + path_ + "\": " + reason, exit_code::internal);
+        throw Error("cannot write output \"" + path_ + "\": " + std::strerror(err), write_failure_exit_code(err));
       }
       off += static_cast<std::size_t>(n);
       unsynced_ = true;

@@ -210,4 +210,24 @@ std::vector<std::string> drop_failed_lines(const std::string& path) {
   return dropped;
 }
 
+std::uint64_t drop_lines_with_keys(const std::string& path, const std::vector<std::string>& keys) {
+  if (keys.empty() || !std::filesystem::exists(path)) return 0;
+  CustomIdSet drop;
+  for (const auto& k : keys) drop.insert(k);
+  std::vector<Entry> entries;  // the lines kept
+  std::uint64_t dropped = 0;
+  scan_output(path, [&](const Entry& e, std::optional<OutputLineInfo> info) {
+    if (info && drop.contains(journal_key(*info))) {
+      ++dropped;
+    } else {
+      entries.push_back(e);
+    }
+  });
+  if (dropped == 0) return 0;
+  std::vector<std::uint32_t> order(entries.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  rewrite_with(path, entries, order, ".retry.tmp");
+  return dropped;
+}
+
 }  // namespace floodgate

@@ -25,6 +25,7 @@ class SqliteSink final : public Sink {
     table_.upsert(cells_);
   }
   void flush() override { table_.flush(); }
+  void forget(const std::vector<std::string>& keys) override { table_.remove(keys); }
   void close() override { table_.close(); }
 
  private:

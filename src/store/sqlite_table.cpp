@@ -34,6 +34,8 @@ SqliteTable::SqliteTable(const std::string& path, const std::string& table, cons
   }
   try {
     const std::string name = quoted_identifier(table);
+    name_ = name;
+    key_column_ = quoted_identifier(cols[0].name);
     sqlite3_busy_timeout(db_, 5000);
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
@@ -125,9 +127,42 @@ void SqliteTable::upsert(const std::vector<TableCell>& cells) {
   if (sqlite3_step(upsert_) != SQLITE_DONE) fail("insert");
 }
 
+void SqliteTable::remove(const std::vector<std::string>& keys) {
+  if (db_ == nullptr) throw Error(path_ + " is closed");
+  if (keys.empty()) return;
+  flush();
+  sqlite3_stmt* del = nullptr;
+  const std::string sql = "DELETE FROM " + name_ + " WHERE " + key_column_ + " = ?1";
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &del, nullptr) != SQLITE_OK) fail("prepare delete");
+  try {
+    exec("BEGIN");
+    in_transaction_ = true;
+    for (const auto& k : keys) {
+      sqlite3_reset(del);
+      sqlite3_bind_text(del, 1, k.data(), static_cast<int>(k.size()), SQLITE_STATIC);
+      if (sqlite3_step(del) != SQLITE_DONE) fail("delete");
+    }
+  } catch (...) {
+    sqlite3_finalize(del);
+    throw;
+  }
+  sqlite3_finalize(del);
+  flush();
+}
+
 void SqliteTable::flush() {
+  if (!failure_.empty()) throw Error(failure_, exit_code_);
   if (in_transaction_) {
-    exec("COMMIT");
+    try {
+      exec("COMMIT");
+    } catch (const Error& e) {
+      // SQLite may have rolled the transaction back (a full disk): its rows are gone, so
+      // this table takes nothing more. The engine then keeps them out of the output and
+      // the journal too, and a resume sends them again.
+      failure_ = e.what();
+      exit_code_ = e.exit_code();
+      throw;
+    }
     in_transaction_ = false;
   }
 }
@@ -151,7 +186,8 @@ void SqliteTable::exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string message = err != nullptr ? err : "unknown error";
     sqlite3_free(err);
-    throw Error(path_ + ": " + message);
+    const int code = sqlite3_errcode(db_) == SQLITE_FULL ? exit_code::disk_full : write_failure_exit_code(sqlite3_system_errno(db_));
+    throw Error(path_ + ": " + message, code == exit_code::internal ? exit_code::usage : code);
   }
 }
 

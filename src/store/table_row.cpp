@@ -69,6 +69,7 @@ class FilteredSink final : public Sink {
   }
   void flush() override { inner_->flush(); }
   void close() override { inner_->close(); }
+  void forget(const std::vector<std::string>& keys) override { inner_->forget(keys); }
 
  private:
   std::unique_ptr<Sink> inner_;

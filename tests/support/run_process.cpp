@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,7 +13,11 @@
 
 namespace floodgate::test {
 
-RunProcess::RunProcess(const std::vector<std::string>& args, const std::string& api_key, const std::filesystem::path& log) {
+RunProcess::RunProcess(const std::vector<std::string>& args, const std::string& api_key, const std::filesystem::path& log)
+    : RunProcess(args, api_key, log, Options{}) {}
+
+RunProcess::RunProcess(const std::vector<std::string>& args, const std::string& api_key, const std::filesystem::path& log,
+                       const Options& options) {
   pid_ = ::fork();
   if (pid_ == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -22,7 +27,14 @@ RunProcess::RunProcess(const std::vector<std::string>& args, const std::string& 
     }
     ::setenv("OPENAI_API_KEY", api_key.c_str(), 1);
     ::unsetenv("OPENAI_BASE_URL");
-    std::vector<std::string> all = {FLOODGATE_BIN, "run"};
+    for (const auto& [name, value] : options.env) ::setenv(name.c_str(), value.c_str(), 1);
+    if (options.file_size_limit_bytes >= 0) {
+      ::signal(SIGXFSZ, SIG_IGN);  // kept across exec: a write past the limit fails with EFBIG
+      const rlimit lim{static_cast<rlim_t>(options.file_size_limit_bytes), static_cast<rlim_t>(options.file_size_limit_bytes)};
+      ::setrlimit(RLIMIT_FSIZE, &lim);
+    }
+    std::vector<std::string> all = {FLOODGATE_BIN};
+    if (!options.command.empty()) all.push_back(options.command);
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());

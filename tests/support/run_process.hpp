@@ -17,6 +17,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace floodgate::test {
@@ -25,7 +26,16 @@ class SimProcess;
 
 class RunProcess {
  public:
+  // What else the child gets (crash and disk-full tests).
+  struct Options {
+    std::string command = "run";                                // the subcommand ("" for none)
+    std::vector<std::pair<std::string, std::string>> env;       // variables set in the child
+    long long file_size_limit_bytes = -1;                       // RLIMIT_FSIZE, SIGXFSZ ignored (writes fail with EFBIG)
+  };
   RunProcess(const std::vector<std::string>& args, const std::string& api_key, const std::filesystem::path& log);
+  RunProcess(const std::vector<std::string>& args, const std::string& api_key, const std::filesystem::path& log,
+             const Options& options);
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   ~RunProcess();
   RunProcess(const RunProcess&) = delete;
   RunProcess& operator=(const RunProcess&) = delete;

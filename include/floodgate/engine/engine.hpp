@@ -69,6 +69,9 @@ struct EngineOptions {
   std::size_t lookahead = 0;             // requests read ahead; 0 = max(1024, 8 x max_in_flight)
   Duration checkpoint_interval = std::chrono::milliseconds(200);
   bool fsync = false;                    // fdatasync the output at every checkpoint
+  // Disk space held in "<journal>.reserve" while the job runs and freed when a write fails
+  // for want of room, so that the answers of requests already sent still fit (0 = none).
+  std::uint64_t disk_reserve_bytes = 1u << 20;
   // A model paused by an earlier run (journaled: the provider asked to wait beyond
   // retry.max_server_wait) gets nothing sent before the pause ends; true sends anyway.
   bool ignore_pause = false;

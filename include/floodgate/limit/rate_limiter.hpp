@@ -167,6 +167,11 @@ class RateLimiter {
   // empty headers are fine): learns limits, re-syncs remaining, ends the learning phase.
   void observe(const RateLimitHeaders& headers, TimePoint now);
 
+  // What an earlier process admitted for this model (a resume right after a crash): `cost`
+  // admitted at `at` (<= now) counts in every window as an admission at `at` would, and
+  // charges the pace. Nothing to reconcile later.
+  void record_admitted(Cost cost, TimePoint at, TimePoint now);
+
   // Admits nothing before `until` (later calls can only extend it).
   void pause_until(TimePoint until);
 

@@ -73,6 +73,22 @@ class Journal {
   void clear_pause(std::string_view model);
   [[nodiscard]] std::vector<Pause> pauses();
 
+  // Recent admissions: what each model sent, per wall-clock second, so that a run started
+  // right after another (a resume after kill -9) starts with the rate-limit windows the
+  // server still holds instead of empty ones. record_admission() buffers (adding up within
+  // a second); commit_admissions() writes them in one transaction (the engine calls it
+  // every turn of its loop that admitted something, before the requests go out).
+  // admissions_since() forgets older rows and returns the rest, oldest first.
+  struct Admission {
+    std::string model;
+    std::int64_t unix_second = 0;  // the second they were admitted in
+    std::uint64_t requests = 0;
+    std::uint64_t tokens = 0;      // as reserved at admission
+  };
+  void record_admission(std::string_view model, std::chrono::system_clock::time_point at, std::uint64_t requests, std::uint64_t tokens);
+  void commit_admissions();
+  [[nodiscard]] std::vector<Admission> admissions_since(std::chrono::system_clock::time_point since);
+
   // Free-form metadata.
   void set_meta(const std::string& key, const std::string& value);
   [[nodiscard]] std::optional<std::string> meta(const std::string& key);
@@ -87,10 +103,14 @@ class Journal {
     Usage usage;
   };
   void exec(const char* sql);
+  // exit_code::disk_full when the last failure was a full disk (or quota, file size limit).
+  [[nodiscard]] int failure_exit_code() const noexcept;
 
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* lookup_ = nullptr;
+  sqlite3_stmt* add_admission_ = nullptr;
+  std::vector<Admission> admissions_;  // buffered by record_admission()
   std::vector<Row> pending_;
   std::string path_;
   bool resumed_ = false;

@@ -39,4 +39,8 @@ ReorderStats reorder_output(const std::string& path, const std::function<bool(st
 // that are not output lines stay, in their order. A file without error lines is untouched.
 std::vector<std::string> drop_failed_lines(const std::string& path);
 
+// Rewrites the output without the output lines whose journal key is in `keys` (the same
+// way). Returns the number of lines dropped; a file without such lines is untouched.
+std::uint64_t drop_lines_with_keys(const std::string& path, const std::vector<std::string>& keys);
+
 }  // namespace floodgate

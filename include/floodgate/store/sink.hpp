@@ -6,9 +6,12 @@
 //                                  OS (and, with durable sinks, the disk) before the
 //                                  journal commits those outcomes;
 //   3. close()                   — once at the end (after a last flush()).
+// and, before any write, forget(keys) when a --retry-failed run sends those rows again.
 // The journal is committed only after flush() returns, so after a crash the sink holds
 // every journaled outcome; the engine reconciles the rest when resuming (see
 // docs/engine.md). Sinks are used from the engine's single thread: no locking needed.
+// A sink destroyed without close() drops what was not flushed (the job stopped on an error:
+// those rows are not journaled, a resume sends them again).
 //
 // Contract on the Outcome: `body` is empty or valid JSON (the engine guarantees it), so a
 // sink may embed it verbatim. Errors writing are configuration-level failures: throw
@@ -19,6 +22,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "floodgate/core/outcome.hpp"
 #include "floodgate/core/request.hpp"
@@ -44,6 +48,10 @@ class Sink {
   virtual void write(const Outcome& outcome, const RowContext& context) = 0;
   virtual void flush() = 0;
   virtual void close() = 0;
+  // Rows with these journal keys (custom_id, or "@line:<N>") are about to be done again
+  // (--retry-failed): a sink that keeps rows on disk removes them, durably, so the new row
+  // replaces the old one instead of joining it. Called before any write(); idempotent.
+  virtual void forget(const std::vector<std::string>& /*keys*/) {}
 };
 
 // How a sink opens an existing file.

@@ -45,6 +45,8 @@ class SqliteTable {
 
   // `cells` aligned with the columns (the first is the key).
   void upsert(const std::vector<TableCell>& cells);
+  // Deletes the rows with these keys (first column), committed at once.
+  void remove(const std::vector<std::string>& keys);
   void flush();   // commits the rows upserted since the last flush()
   void close();   // flush() and close the file (the destructor rolls back what was not flushed)
 
@@ -53,9 +55,13 @@ class SqliteTable {
   void exec(const char* sql);
 
   std::string path_;
+  std::string name_;        // the table's quoted name
+  std::string key_column_;  // its first column's, quoted
   sqlite3* db_ = nullptr;
   sqlite3_stmt* upsert_ = nullptr;
   bool in_transaction_ = false;
+  std::string failure_;  // a COMMIT that failed: every later flush() fails the same way
+  int exit_code_ = 0;
 };
 
 }  // namespace floodgate
