@@ -181,7 +181,7 @@ void register_sim(CLI::App& app, int& exit_code) {
       ->group(faults)
       ->capture_default_str();
   cmd->add_option("--fault-rate", o.fault_rate, "Fraction of requests that get a fault")->group(faults)->capture_default_str();
-  cmd->add_option("--faults", f.faults, "Fault kinds to draw from: 500,502,503,reset,stall,truncated,slow-first-byte")
+  cmd->add_option("--faults", f.faults, "Fault kinds to draw from: 500,502,503,reset,stall,truncated,slow-first-byte,endless-body (endless-body only when named)")
       ->group(faults)
       ->capture_default_str();
   cmd->add_option("--stall-seconds", f.stall, "How long a stalled connection hangs before closing (e.g. 30s, 500ms)")

@@ -58,6 +58,18 @@ std::string_view trim(std::string_view s) noexcept {
   return s;
 }
 
+// "https://..." (any case), as opposed to "http://...".
+bool is_https(std::string_view url) noexcept { return url.size() >= 6 && (url[4] == 's' || url[4] == 'S'); }
+
+// A Content-Length value above `cap` (digits only; anything else is left to libcurl).
+bool content_length_over(std::string_view value, std::size_t cap) noexcept {
+  if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  if (value.size() > 19) return true;  // more than 10^19 bytes
+  std::uint64_t n = 0;
+  for (char c : value) n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  return n > cap;
+}
+
 TransportError classify_curl(CURLcode code) noexcept {
   switch (code) {
     case CURLE_OK: return TransportError::none;
@@ -118,6 +130,7 @@ struct Transfer {
   EasyPtr easy;
   BodyKind kind = BodyKind::none;
   long timeout_ms = -1;
+  long pipewait = -1;  // CURLOPT_PIPEWAIT as last set on the handle
   // The request's header lines, linked for libcurl without copying: nodes point into
   // `common` (shared, immutable) and `own`.
   std::shared_ptr<const std::vector<std::string>> common;
@@ -127,6 +140,10 @@ struct Transfer {
   std::shared_ptr<const std::string> body;
   HttpResponse response;
   std::chrono::steady_clock::time_point started;
+  std::size_t max_body = 0;     // response body cap of this transfer; 0 = none
+  bool over_cap = false;        // the body passed it: the transfer was aborted
+  int sends = 0;                // pre-request callbacks: 1 once the request goes out
+  bool resend_refused = false;  // libcurl tried to send it again: refused (see the header)
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
 
@@ -156,9 +173,7 @@ struct ProxyEnv {
     p.no_proxy = first({"no_proxy", "NO_PROXY"});
     return p;
   }
-  [[nodiscard]] const std::string& for_url(std::string_view url) const noexcept {
-    return url.size() >= 6 && (url[4] == 's' || url[4] == 'S') ? https : http;
-  }
+  [[nodiscard]] const std::string& for_url(std::string_view url) const noexcept { return is_https(url) ? https : http; }
 };
 
 struct Transport::Impl {
@@ -195,6 +210,10 @@ struct Transport::Impl {
 
   static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
     auto* t = static_cast<Transfer*>(user);
+    if (t->max_body != 0 && t->response.body.size() + size * n > t->max_body) {
+      t->over_cap = true;
+      return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+    }
     try {
       t->response.body.append(data, size * n);
     } catch (...) {
@@ -209,17 +228,35 @@ struct Transport::Impl {
     try {
       if (line.starts_with("HTTP/")) {
         // A new response (after 100-continue or a redirect).
+        t->response.answer_started = true;
         t->response.header_bytes.clear();
         t->response.header_spans.clear();
         return size * n;
       }
       const auto colon = line.find(':');
       if (colon == std::string_view::npos) return size * n;
-      t->response.add_header(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
+      const std::string_view name = trim(line.substr(0, colon));
+      const std::string_view value = trim(line.substr(colon + 1));
+      if (t->max_body != 0 && name.size() == 14 && lower(name) == "content-length" && content_length_over(value, t->max_body)) {
+        t->over_cap = true;  // announced too large: not a byte of it is read
+        return 0;
+      }
+      t->response.add_header(name, value);
     } catch (...) {
       return 0;
     }
     return size * n;
+  }
+
+  // Called by libcurl each time it is about to send the request (MSTATE_DO): the first time
+  // goes ahead; any later one is libcurl's own re-send of a request that may have reached
+  // the server, refused so that the caller counts and paces every attempt.
+  static int on_prereq(void* user, char* /*conn_primary_ip*/, char* /*conn_local_ip*/, int /*conn_primary_port*/,
+                       int /*conn_local_port*/) noexcept {
+    auto* t = static_cast<Transfer*>(user);
+    if (t->sends++ == 0) return CURL_PREREQFUNC_OK;
+    t->resend_refused = true;
+    return CURL_PREREQFUNC_ABORT;
   }
 
   static int on_debug(CURL* /*easy*/, curl_infotype type, char* data, std::size_t size, void* user) noexcept {
@@ -257,12 +294,13 @@ struct Transport::Impl {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Impl::on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
     const long idle_s = std::max<long>(1, static_cast<long>(options.idle_timeout.count() / 1000));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, idle_s);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, options.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, options.http2 ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     // Decode whatever libcurl can (gzip, br, zstd); the request header itself is one of
     // our own lines, which libcurl then does not repeat.
@@ -275,6 +313,7 @@ struct Transport::Impl {
     }
     t.kind = BodyKind::none;
     t.timeout_ms = -1;
+    t.pipewait = -1;
   }
 
   std::unique_ptr<Transfer> take_transfer(BodyKind kind) {
@@ -289,6 +328,9 @@ struct Transport::Impl {
       }
       t->response = HttpResponse{};
       t->error_buffer[0] = '\0';
+      t->sends = 0;
+      t->resend_refused = false;
+      t->over_cap = false;
       return t;
     }
     t = std::make_unique<Transfer>();
@@ -375,6 +417,7 @@ void Transport::submit(HttpRequest request) {
   std::unique_ptr<Transfer> t = im.take_transfer(kind);
   CURL* e = t->easy.get();
   t->response.tag = request.tag;
+  t->max_body = request.max_response_bytes.value_or(im.options.max_response_bytes);
   t->body = std::move(request.body);
   t->common = std::move(request.common_headers);
   t->own = std::move(request.headers);
@@ -386,6 +429,16 @@ void Transport::submit(HttpRequest request) {
     curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
   }
   curl_easy_setopt(e, CURLOPT_PROXY, im.proxy.for_url(request.url).c_str());
+  // Wait for a connection in progress to multiplex over only where HTTP/2 can be
+  // negotiated (ALPN, https). Over plain http the connection never multiplexes, yet libcurl
+  // 7.88 keeps a PIPEWAIT transfer pending until a transfer on it is done, with its
+  // total timeout running: behind a slow answer the others failed as "Failed to resolve
+  // host ... with timeout after 0 ms" without ever being sent.
+  const long pipewait = im.options.http2 && is_https(request.url) ? 1L : 0L;
+  if (pipewait != t->pipewait) {
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, pipewait);
+    t->pipewait = pipewait;
+  }
   const long total_ms = static_cast<long>(request.total_timeout.value_or(im.options.total_timeout).count());
   if (total_ms != t->timeout_ms) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
@@ -471,7 +524,21 @@ std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpR
     curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
     r.http_version = version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_3 ? "3" : "1.1";
     r.error = classify_curl(code);
-    if (r.error != TransportError::none) {
+    if (t->over_cap) {
+      r.error = TransportError::too_large;
+      r.partial_status = static_cast<int>(status);
+      r.error_message = "the response body is larger than the cap of " + std::to_string(t->max_body) +
+                        " bytes (--max-response-size): not read further";
+      r.status = 0;
+      r.body.clear();
+      r.body.shrink_to_fit();
+    } else if (t->resend_refused) {
+      r.error = TransportError::connection;
+      r.error_message = "the connection closed after the request was sent, before any answer (not re-sent behind the caller's back)";
+      r.status = 0;
+      r.body.clear();
+    } else if (r.error != TransportError::none) {
+      r.partial_status = r.answer_started ? static_cast<int>(status) : 0;
       r.status = 0;  // a partial response is no response: the caller retries it
       r.error_message = t->error_buffer[0] != '\0' ? std::string(t->error_buffer) : std::string(curl_easy_strerror(code));
       r.body.clear();

@@ -211,6 +211,7 @@ const char* to_string(FaultKind kind) noexcept {
     case FaultKind::stall: return "stall";
     case FaultKind::truncated: return "truncated";
     case FaultKind::slow_first_byte: return "slow-first-byte";
+    case FaultKind::endless_body: return "endless-body";
   }
   return "";
 }
@@ -223,13 +224,13 @@ std::vector<FaultKind> parse_fault_list(const std::string& list) {
     if (item.empty()) continue;
     bool found = false;
     for (const FaultKind kind : {FaultKind::http_500, FaultKind::http_502, FaultKind::http_503, FaultKind::reset,
-                                 FaultKind::stall, FaultKind::truncated, FaultKind::slow_first_byte}) {
+                                 FaultKind::stall, FaultKind::truncated, FaultKind::slow_first_byte, FaultKind::endless_body}) {
       if (item == to_string(kind)) {
         out.push_back(kind);
         found = true;
       }
     }
-    if (!found) throw Error("unknown fault kind '" + item + "' (expected 500,502,503,reset,stall,truncated,slow-first-byte)");
+    if (!found) throw Error("unknown fault kind '" + item + "' (expected 500,502,503,reset,stall,truncated,slow-first-byte,endless-body)");
   }
   return out;
 }

@@ -114,12 +114,33 @@ asio::awaitable<void> drain_and_close(tcp::socket& socket) {
   socket.close(ec);
 }
 
+// The endless-body fault: the answer's status and headers, then a chunked body that never
+// ends (16 KiB of JSON whitespace every 10 ms, 1.6 MB/s) until the client hangs up or 1 GiB
+// was sent; then the connection closes.
+asio::awaitable<void> write_endless_body(tcp::socket& socket, const Reply& reply) {
+  boost::system::error_code ec;
+  std::string head = serialize_head(reply, 0, false);
+  const auto length = head.find("\r\ncontent-length: 0");
+  head.replace(length, std::string_view("\r\ncontent-length: 0").size(), "\r\ntransfer-encoding: chunked");
+  co_await asio::async_write(socket, asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
+  const std::string chunk = "4000\r\n" + std::string(0x4000, ' ') + "\r\n";
+  for (std::uint64_t sent = 0; !ec && sent < (1ull << 30); sent += 0x4000) {
+    co_await asio::async_write(socket, asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) co_await wait_for(std::chrono::milliseconds(10));
+  }
+  socket.close(ec);
+}
+
 asio::awaitable<bool> write_reply(tcp::socket& socket, const Reply& reply, bool keep_alive, Server& server) {
   boost::system::error_code ec;
   co_await wait_for(reply.delay);
   if (reply.fault == FaultKind::stall) {
     co_await wait_for(server.sim.options().stall);
     socket.close(ec);
+    co_return false;
+  }
+  if (reply.fault == FaultKind::endless_body) {
+    co_await write_endless_body(socket, reply);
     co_return false;
   }
   const std::string head = serialize_head(reply, reply.body.size(), keep_alive);

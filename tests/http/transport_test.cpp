@@ -85,6 +85,7 @@ TEST(Transport, ConnectionRefusedIsAConnectionErrorWithoutTheKey) {
   EXPECT_EQ(out[0].error, TransportError::connection);
   EXPECT_FALSE(out[0].error_message.empty());
   EXPECT_EQ(out[0].error_message.find("sk-secret"), std::string::npos);
+  EXPECT_FALSE(out[0].answer_started);
 }
 
 TEST(Transport, TotalTimeoutIsATimeout) {
@@ -249,6 +250,108 @@ TEST(Transport, HttpProxyAndNoProxyFromTheEnvironment) {
   }
   ::unsetenv("http_proxy");
   ::unsetenv("no_proxy");
+}
+
+// libcurl sends a request again, unseen, when a reused connection dies before any byte of
+// the answer ("Connection died, retrying a fresh connect"). Here stalls close reused
+// connections after the request arrived: every transfer must reach the server at most
+// once (the ledger holds one line per request received), the refused re-sends surface as
+// connection errors for the caller to decide on.
+TEST(Transport, NeverSendsARequestTwiceBehindTheCallersBack) {
+  SimProcess sim({"--rpm", "100000", "--fault-rate", "0.3", "--faults", "stall", "--stall-seconds", "100ms", "--seed", "11"});
+  TransportOptions o;
+  o.max_connections = 1;
+  Transport t(o);
+  const int n = 40;
+  int refused = 0;
+  int answered = 0;
+  for (int i = 0; i < n; ++i) {  // one at a time: each one after the first reuses the connection
+    t.submit(chat(sim, static_cast<std::uint64_t>(i)));
+    auto out = collect(t, 1);
+    ASSERT_EQ(out.size(), 1u);
+    if (out[0].error == TransportError::none) ++answered;
+    if (out[0].error_message.find("after the request was sent") != std::string::npos) {
+      EXPECT_EQ(out[0].error, TransportError::connection);
+      EXPECT_FALSE(out[0].answer_started);
+      ++refused;
+    }
+  }
+  const auto ledger = sim.ledger();
+  EXPECT_EQ(ledger.size(), static_cast<std::size_t>(n)) << "requests received by the server, one per transfer";
+  EXPECT_GT(refused, 0) << "a stall on a reused connection happened (the case libcurl re-sends)";
+  EXPECT_GT(answered, n / 2);
+}
+
+// Concurrent transfers to one plain-http host behind answers slower than the timeout: each
+// is sent at once on its own connection and times out after the server began answering.
+// With CURLOPT_PIPEWAIT (meant for HTTP/2 over TLS) libcurl held all but the first pending
+// until the first was done, their timeout running, and then failed them unsent ("Failed
+// to resolve host ... with timeout after 0 ms"), which read as an unreachable server.
+TEST(Transport, ConcurrentSlowAnswersOverPlainHttpAreEachSent) {
+  SimProcess sim({"--fault-rate", "1", "--faults", "endless-body"});
+  Transport t;  // http2 on, as the engine runs it
+  const int n = 6;
+  for (int i = 0; i < n; ++i) {
+    HttpRequest r = chat(sim, static_cast<std::uint64_t>(i));
+    r.total_timeout = std::chrono::milliseconds(700);
+    t.submit(std::move(r));
+  }
+  auto out = collect(t, n);
+  ASSERT_EQ(out.size(), static_cast<std::size_t>(n));
+  for (const auto& r : out) {
+    EXPECT_EQ(r.error, TransportError::timeout) << r.error_message;
+    EXPECT_TRUE(r.answer_started) << r.tag << ": " << r.error_message;
+  }
+  EXPECT_EQ(sim.ledger().size(), static_cast<std::size_t>(n));
+}
+
+// A status line arrived before the exchange failed: the server was reached.
+TEST(Transport, AnAnswerCutOffMidBodyWasStarted) {
+  SimProcess sim({"--fault-rate", "1", "--faults", "reset"});
+  Transport t;
+  t.submit(chat(sim, 1));
+  auto out = collect(t, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].error, TransportError::connection) << out[0].error_message;
+  EXPECT_EQ(out[0].status, 0);
+  EXPECT_TRUE(out[0].answer_started);
+  EXPECT_EQ(out[0].partial_status, 200);
+}
+
+// A body that never ends is cut at the cap (counted as it arrives, chunked), and one whose
+// Content-Length is over the cap is not read at all.
+TEST(Transport, ResponseBodyOverTheCapEndsTheTransfer) {
+  {
+    SimProcess sim({"--fault-rate", "1", "--faults", "endless-body"});
+    TransportOptions o;
+    o.max_response_bytes = 100'000;
+    Transport t(o);
+    t.submit(chat(sim, 1));
+    auto out = collect(t, 1);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].error, TransportError::too_large) << out[0].error_message;
+    EXPECT_NE(out[0].error_message.find("100000 bytes"), std::string::npos) << out[0].error_message;
+    EXPECT_EQ(out[0].partial_status, 200);
+    EXPECT_TRUE(out[0].body.empty());
+  }
+  {
+    SimProcess sim;
+    Transport t;
+    HttpRequest small_cap = chat(sim, 2);
+    small_cap.max_response_bytes = 64;  // a chat answer is a few hundred bytes
+    t.submit(std::move(small_cap));
+    t.submit(chat(sim, 3));             // the default cap (64 MiB) lets it through
+    auto out = collect(t, 2);
+    ASSERT_EQ(out.size(), 2u);
+    for (const auto& r : out) {
+      if (r.tag == 2) {
+        EXPECT_EQ(r.error, TransportError::too_large) << r.error_message;
+      } else {
+        EXPECT_EQ(r.error, TransportError::none) << r.error_message;
+        EXPECT_EQ(r.status, 200);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -18,6 +18,14 @@
 // built by a callback (multipart uploads streamed from disk with curl_mime_filedata). Every
 // response's headers are captured (names lower-cased) for the limiter's re-sync.
 //
+// A request is sent at most once per submit(): libcurl 7.x silently sends a request again
+// on a fresh connection when a reused one dies before any byte of the answer ("Connection
+// died, retrying a fresh connect", up to 5 times, Curl_retry_request), and after an HTTP/2
+// REFUSED_STREAM or HTTP_1_1_REQUIRED. Such a request may have reached the server, so the
+// pre-request callback refuses every send after the first one of a transfer: the transfer
+// fails as TransportError::connection ("connection closed after the request was sent")
+// and the caller decides whether to send it again, as a new attempt it can count and pace.
+//
 // Secrets: request headers (Authorization) are never logged. Error texts come from
 // libcurl's error buffer, which names hosts and causes, not headers; the optional debug
 // trace redacts the Authorization header.
@@ -50,6 +58,10 @@ struct TransportOptions {
   // redacted. Null: no trace.
   std::function<void(std::string_view)> debug_trace;
   std::string user_agent = "floodgate";
+  // Largest response body kept (decoded bytes); a larger one (announced by Content-Length
+  // or counted as it arrives, chunked or not) ends the transfer as TransportError::too_large,
+  // so memory stays below in-flight x cap whatever the server sends. 0 = no cap.
+  std::size_t max_response_bytes = 64u << 20;
 };
 
 // Builds the multipart body of a transfer on the given easy handle; the Transport frees
@@ -66,12 +78,14 @@ struct HttpRequest {
   std::shared_ptr<const std::string> body;    // bytes to POST (Content-Type set by the caller)
   MimeBuilder mime;                           // or a multipart body (takes precedence)
   std::optional<std::chrono::milliseconds> total_timeout;  // overrides the option for this one
+  std::optional<std::size_t> max_response_bytes;            // overrides the option for this one
 };
 
 enum class TransportError : std::uint8_t {
   none,        // an HTTP response was received (any status)
   timeout,     // connect, idle or total timeout
   connection,  // refused, reset, DNS, TLS, send/receive failure
+  too_large,   // the response body passed the cap (max_response_bytes): not read further
   other,       // anything else libcurl reports
 };
 
@@ -80,6 +94,11 @@ struct HttpResponse {
   int status = 0;  // 0 when no response was received
   TransportError error = TransportError::none;
   std::string error_message;  // empty when error == none
+  // The server began answering (a status line arrived) before the exchange failed: it was
+  // reached and is alive, only slow or cut off (a timeout or a reset mid-body).
+  bool answer_started = false;
+  // The status line received before a failure (0 when none); `status` stays 0 then.
+  int partial_status = 0;
   // The final response's header lines, names lower-cased and values trimmed, kept in one
   // buffer (two allocations per response rather than two per header line).
   struct HeaderSpan {

@@ -91,10 +91,10 @@ struct LatencyModel {
 // Parses "fixed:50ms", "random:10ms-200ms", "per-token:2ms" or "none"; throws floodgate::Error.
 LatencyModel parse_latency(const std::string& spec);
 
-enum class FaultKind { none, http_500, http_502, http_503, reset, stall, truncated, slow_first_byte };
+enum class FaultKind { none, http_500, http_502, http_503, reset, stall, truncated, slow_first_byte, endless_body };
 
 [[nodiscard]] const char* to_string(FaultKind kind) noexcept;
-// Parses "500,502,503,reset,stall,truncated,slow-first-byte"; throws floodgate::Error.
+// Parses "500,502,503,reset,stall,truncated,slow-first-byte,endless-body"; throws floodgate::Error.
 std::vector<FaultKind> parse_fault_list(const std::string& list);
 
 // How the simulator counts prompt tokens (docs/sim.md, "Token charge"):
