@@ -42,3 +42,26 @@ TEST(ErrorKindNames, RoundTrip) {
   }
   EXPECT_FALSE(floodgate::error_kind_from_string("bogus"));
 }
+
+// A 429 that waiting will not fix, by OpenAI's billing codes (in `code`, or as the type).
+TEST(ClassifyHttp, SpendAndUsageLimit429sAreQuota) {
+  for (const char* code : {"insufficient_quota", "credit_balance_exhausted", "organization_spend_limit_exceeded",
+                           "project_spend_limit_exceeded", "organization_usage_limit_exceeded", "billing_hard_limit_reached"}) {
+    EXPECT_EQ(classify_http(429, "insufficient_quota", code), ErrorKind::insufficient_quota) << code;
+    EXPECT_EQ(classify_http(429, "", code), ErrorKind::insufficient_quota) << code;
+  }
+  EXPECT_EQ(classify_http(429, "tokens", "rate_limit_exceeded"), ErrorKind::rate_limited);
+}
+
+// A 429 body that is not a JSON error object: the code as a whole word in any case, or
+// OpenAI's sentence; nothing else.
+TEST(QuotaCodeInText, FindsCodesAsWordsInPlainText) {
+  using floodgate::quota_code_in_text;
+  EXPECT_EQ(quota_code_in_text("insufficient_quota"), "insufficient_quota");
+  EXPECT_EQ(quota_code_in_text("Error 429: INSUFFICIENT_QUOTA (see billing)"), "insufficient_quota");
+  EXPECT_EQ(quota_code_in_text("<html><body>project_spend_limit_exceeded</body></html>"), "project_spend_limit_exceeded");
+  EXPECT_EQ(quota_code_in_text("You exceeded your current quota, please check your plan and billing details."), "insufficient_quota");
+  EXPECT_EQ(quota_code_in_text("Rate limit reached for requests"), "");
+  EXPECT_EQ(quota_code_in_text("not_insufficient_quota_at_all"), "");
+  EXPECT_EQ(quota_code_in_text(""), "");
+}

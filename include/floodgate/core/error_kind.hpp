@@ -55,7 +55,18 @@ enum class ErrorKind {
 }
 
 // Classifies a finished HTTP exchange. `type` and `code` come from the error body
-// ({"error":{"type":...,"code":...}}) and may be empty.
+// ({"error":{"type":...,"code":...}}) and may be empty. A 429 whose type or code is a
+// quota code (below) is insufficient_quota; any other 429 is rate_limited.
 [[nodiscard]] ErrorKind classify_http(int status, std::string_view type, std::string_view code) noexcept;
+
+// The codes of a 429 that waiting does not fix: `insufficient_quota` and the billing codes
+// OpenAI documents under that type (credit_balance_exhausted,
+// organization_spend_limit_exceeded, project_spend_limit_exceeded,
+// organization_usage_limit_exceeded) and billing_hard_limit_reached.
+[[nodiscard]] bool is_quota_code(std::string_view code) noexcept;
+// A 429 body that is not a JSON error object (plain text, a gateway's HTML): the first
+// quota code it names (as a whole word, any case), "insufficient_quota" for OpenAI's
+// "You exceeded your current quota" sentence, or "" when it names none.
+[[nodiscard]] std::string_view quota_code_in_text(std::string_view body) noexcept;
 
 }  // namespace floodgate
