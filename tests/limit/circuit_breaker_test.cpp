@@ -112,3 +112,76 @@ TEST(CircuitBreaker, StateNames) {
   EXPECT_EQ(to_string(BreakerState::open), "open");
   EXPECT_EQ(to_string(BreakerState::half_open), "half-open");
 }
+
+// A server that stops answering: 8 attempts in a row without any answer open the breaker
+// for an outage; probes go one at a time, each failed one doubling the wait (1 s, 2 s,
+// 4 s ... up to 15 s); attempts sent before the pause do not extend it.
+TEST(CircuitBreaker, AnOutageOpensItAndProbesWithGrowingWaits) {
+  ManualClock clock;
+  CircuitBreaker b;
+  const TimePoint t0 = clock.now();
+  for (int i = 0; i < 7; ++i) b.on_no_contact(t0 + std::chrono::milliseconds(i));
+  EXPECT_EQ(b.state(t0 + 7ms), BreakerState::closed);
+  EXPECT_FALSE(b.in_outage());
+  b.on_no_contact(t0 + 7ms);
+  EXPECT_TRUE(b.in_outage());
+  EXPECT_EQ(b.outages(), 1u);
+  EXPECT_EQ(b.outage_since(), t0);
+  EXPECT_EQ(b.blocked_until(), t0 + 7ms + 1s);
+  b.on_no_contact(t0 + 8ms);  // sent before the pause: the pause stands
+  EXPECT_EQ(b.blocked_until(), t0 + 7ms + 1s);
+  EXPECT_EQ(b.times_opened(), 0u) << "an outage is not a 429 opening";
+
+  TimePoint t = t0 + 7ms + 1s;
+  for (auto wait : {2s, 4s, 8s, 15s, 15s}) {
+    EXPECT_TRUE(b.try_pass(t));   // the probe
+    EXPECT_FALSE(b.try_pass(t));  // only one
+    b.on_no_contact(t);           // fails
+    EXPECT_EQ(b.blocked_until(), t + wait);
+    t += wait;
+  }
+  EXPECT_TRUE(b.in_outage());
+  EXPECT_EQ(b.outage_since(), t0);
+}
+
+// Any answer ends the outage at once, whatever its status.
+TEST(CircuitBreaker, AnyAnswerEndsAnOutage) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  for (int kind = 0; kind < 3; ++kind) {
+    CircuitBreaker b;
+    for (int i = 0; i < 8; ++i) b.on_no_contact(t0);
+    ASSERT_TRUE(b.in_outage());
+    ASSERT_TRUE(b.try_pass(t0 + 1s));
+    if (kind == 0) b.on_success(t0 + 1s);
+    if (kind == 1) b.on_other_failure(t0 + 1s);  // a 500 is an answer too
+    if (kind == 2) b.on_rate_limited(t0 + 1s, std::nullopt);
+    EXPECT_FALSE(b.in_outage()) << kind;
+    EXPECT_EQ(b.state(t0 + 1s), BreakerState::closed) << kind;
+    EXPECT_EQ(b.consecutive_no_contact(), 0) << kind;
+  }
+}
+
+// Failures with answers in between are single bad attempts, not an outage.
+TEST(CircuitBreaker, AnswersBetweenFailuresAreNoOutage) {
+  ManualClock clock;
+  CircuitBreaker b;
+  const TimePoint t0 = clock.now();
+  for (int i = 0; i < 50; ++i) {
+    b.on_no_contact(t0);
+    if (i % 7 == 6) b.on_success(t0);
+  }
+  EXPECT_FALSE(b.in_outage());
+  EXPECT_EQ(b.state(t0), BreakerState::closed);
+}
+
+// An outage during a 429 pause does not shorten it.
+TEST(CircuitBreaker, AnOutageNeverShortensA429Pause) {
+  ManualClock clock;
+  CircuitBreaker b;
+  const TimePoint t0 = clock.now();
+  for (int i = 0; i < 3; ++i) b.on_rate_limited(t0, 30s);
+  for (int i = 0; i < 8; ++i) b.on_no_contact(t0 + 1s);
+  EXPECT_TRUE(b.in_outage());
+  EXPECT_EQ(b.blocked_until(), t0 + 30s);
+}

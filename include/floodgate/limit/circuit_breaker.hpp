@@ -8,6 +8,14 @@
 // Time is passed in; the engine keeps one breaker for the job ("pause all sending") and
 // shows state() on the progress line.
 //
+// Outages. The same breaker pauses sending when the server stops answering mid-run:
+// after `outage_threshold` attempts in a row that got no answer at all (refused, reset or
+// timed out before a status line; on_no_contact()) with no answer in between, it opens for
+// `outage_probe_first`; then one probe goes at a time, each failed probe doubling the wait
+// (up to `outage_probe_max`). Any answer, whatever its status, ends the outage and closes
+// the breaker. in_outage() and outage_since() (the first failure of the run of failures)
+// let the engine bound how long it waits.
+//
 // Typical use in the engine:
 //   if (!breaker.try_pass(now)) wake up at breaker.blocked_until();
 //   ... on a 2xx:            breaker.on_success(now);
@@ -26,6 +34,9 @@ struct BreakerOptions {
   int threshold = 3;                                   // consecutive 429s that open it
   Duration max_open = std::chrono::seconds(60);        // cap on one open period
   Duration default_open = std::chrono::seconds(5);     // open period without a hint
+  int outage_threshold = 8;                            // attempts in a row without an answer
+  Duration outage_probe_first = std::chrono::seconds(1);
+  Duration outage_probe_max = std::chrono::seconds(15);
 };
 
 enum class BreakerState : std::uint8_t { closed, open, half_open };
@@ -45,8 +56,17 @@ class CircuitBreaker {
   void on_success(TimePoint now);
   // A 429 rate_limit_exceeded. `wait_hint` = RateLimitHeaders::wait_hint().
   void on_rate_limited(TimePoint now, std::optional<Duration> wait_hint);
-  // Any other failed attempt: does not count toward opening; frees a half-open probe.
+  // Any other failed attempt with an answer (5xx, 4xx, a bad body): does not count toward
+  // opening; frees a half-open probe.
   void on_other_failure(TimePoint now);
+  // An attempt that got no answer at all (see "Outages" above).
+  void on_no_contact(TimePoint now);
+
+  [[nodiscard]] bool in_outage() const noexcept { return outage_; }
+  // When the run of failures that made the current outage began (meaningful in_outage()).
+  [[nodiscard]] TimePoint outage_since() const noexcept { return no_contact_since_; }
+  [[nodiscard]] int consecutive_no_contact() const noexcept { return no_contact_; }
+  [[nodiscard]] std::uint64_t outages() const noexcept { return outages_; }
 
   // open becomes half_open once its time has passed, even before try_pass().
   [[nodiscard]] BreakerState state(TimePoint now) const noexcept;
@@ -55,6 +75,7 @@ class CircuitBreaker {
 
  private:
   void open(TimePoint now, std::optional<Duration> wait_hint);
+  void answered();  // any answer: the server is there
 
   BreakerOptions options_;
   BreakerState state_ = BreakerState::closed;
@@ -62,6 +83,11 @@ class CircuitBreaker {
   TimePoint open_until_{TimePoint::min()};
   bool probe_out_ = false;
   std::uint64_t times_opened_ = 0;
+  int no_contact_ = 0;
+  TimePoint no_contact_since_{};
+  bool outage_ = false;
+  Duration probe_wait_{0};
+  std::uint64_t outages_ = 0;
 };
 
 }  // namespace floodgate::limit
