@@ -92,6 +92,7 @@ void register_run(CLI::App& app, int& exit_code) {
       "Exit codes: 0 all succeeded, 1 some lines failed, 2 usage error, 3 insufficient_quota (resumable),\n"
       "4 budget reached (resumable), 5 interrupted (resumable), 6 paused until a limit resets (resumable),\n"
       "7 the API never answered: wrong base URL or server down (--unreachable-after; resumable),\n"
+      "8 the API stopped answering mid-run for longer than --outage-limit (resumable),\n"
       "74 cannot write OUTPUT, a results file or the journal: disk full, quota or file size limit\n"
       "(the message names the file; resumable once there is room).\n\n"
       "One run at a time per OUTPUT: a second one exits 2 naming the pid that holds OUTPUT.journal.lock.\n"

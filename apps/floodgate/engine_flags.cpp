@@ -25,6 +25,22 @@ Duration duration_flag(const std::string& text, const char* flag) {
   return *d;
 }
 
+// "1048576", "512K", "64M", "64MiB", "1G": bytes (K/M/G are powers of 1,024).
+std::size_t size_flag(const std::string& text, const char* flag) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::string unit = text.substr(digits);
+  if (!unit.empty() && unit.back() == 'B') unit.pop_back();
+  if (unit.size() == 2 && unit[1] == 'i') unit.pop_back();
+  const int shift = unit.empty() ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : -1;
+  if (digits == 0 || digits > 12 || shift < 0) {
+    throw Error(std::string("bad size for ") + flag + ": \"" + text + "\" (e.g. 1048576, 512K, 64M, 1G)");
+  }
+  const std::size_t n = std::stoull(text.substr(0, digits)) << shift;
+  if (n == 0) throw Error(std::string(flag) + " must be more than 0 bytes");
+  return n;
+}
+
 std::chrono::milliseconds ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d); }
 
 }  // namespace
@@ -51,8 +67,15 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_option("--unreachable-after", f.unreachable_after,
                   "stop (exit 7, resumable) when the API has never answered and connecting has failed for this long (0 = never)")
       ->capture_default_str();
+  cmd->add_option("--outage-limit", f.outage_limit,
+                  "after the first answer, a server that stops answering pauses sending and is probed until it is back; "
+                  "an outage longer than this stops the run (exit 8, resumable; 0 = wait for ever)")
+      ->capture_default_str();
   cmd->add_option("--max-server-wait", f.max_server_wait,
                   "a retry-after longer than this pauses the model and ends the run (exit 6, resumable)")
+      ->capture_default_str();
+  cmd->add_option("--max-pause", f.max_pause,
+                  "cap on such a pause (a retry-after of years is a server bug): the model is paused this long at most, then a re-run asks again")
       ->capture_default_str();
   cmd->add_option("--default-completion-tokens", f.default_completion_tokens,
                   "completion allowance for requests without max_tokens / max_completion_tokens")
@@ -62,6 +85,8 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_option("--connect-timeout", f.connect_timeout, "connect timeout")->capture_default_str();
   cmd->add_option("--timeout", f.timeout, "total timeout of one attempt")->capture_default_str();
   cmd->add_option("--idle-timeout", f.idle_timeout, "abort an attempt that receives nothing for this long")->capture_default_str();
+  cmd->add_option("--max-response-size", f.max_response_size,
+                  "largest response body read, e.g. 64M (default 32M, 128M for embeddings); a larger one fails the attempt as bad_response");
   cmd->add_option("--breaker-threshold", f.breaker_threshold, "consecutive 429s that pause all sending")->capture_default_str();
   cmd->add_option("--breaker-max-open", f.breaker_max_open, "longest pause of the circuit breaker")->capture_default_str();
   cmd->add_flag("--fsync", f.fsync, "fdatasync the output at every checkpoint (survive power loss, slower)");
@@ -98,7 +123,10 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   o.max_in_flight = f.max_in_flight;
   o.retry.max_attempts = f.max_attempts;
   o.retry.max_server_wait = duration_flag(f.max_server_wait, "--max-server-wait");
+  o.max_pause = duration_flag(f.max_pause, "--max-pause");
+  if (o.max_pause < o.retry.max_server_wait) throw Error("--max-pause must be at least --max-server-wait");
   o.unreachable_after = f.unreachable_after == "0" ? Duration{0} : duration_flag(f.unreachable_after, "--unreachable-after");
+  o.outage_limit = f.outage_limit == "0" ? Duration{0} : duration_flag(f.outage_limit, "--outage-limit");
   if (!f.max_wait.empty()) o.max_wait = duration_flag(f.max_wait, "--max-wait");
   o.fsync = f.fsync;
   o.ignore_pause = f.ignore_pause;
@@ -108,6 +136,7 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   o.transport.connect_timeout = ms(duration_flag(f.connect_timeout, "--connect-timeout"));
   o.transport.total_timeout = ms(duration_flag(f.timeout, "--timeout"));
   o.transport.idle_timeout = ms(duration_flag(f.idle_timeout, "--idle-timeout"));
+  if (!f.max_response_size.empty()) o.max_response_bytes = size_flag(f.max_response_size, "--max-response-size");
   o.transport.http2 = !f.no_http2;
   o.transport.max_connections = static_cast<long>(f.max_in_flight) + 8;
   if (f.trace_http) {

@@ -27,12 +27,15 @@ struct EngineFlags {
   int max_attempts = 6;
   std::string max_wait;
   std::string max_server_wait = "15m";
+  std::string max_pause = "24h";
   std::string unreachable_after = "10s";
+  std::string outage_limit = "10m";
   std::uint64_t default_completion_tokens = 4096;
   std::string estimate = "exact";
   std::string connect_timeout = "10s";
   std::string timeout = "10m";
   std::string idle_timeout = "2m";
+  std::string max_response_size;  // empty: per endpoint (engine::default_response_cap)
   int breaker_threshold = 3;
   std::string breaker_max_open = "60s";
   bool quiet = false;

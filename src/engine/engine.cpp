@@ -62,6 +62,16 @@ void remove_journal_files(const std::string& path) {
   std::filesystem::remove(path + "-shm", ec);
 }
 
+// At most `max` bytes of a body for a message, control characters as spaces.
+std::string printable_excerpt(std::string_view body, std::size_t max) {
+  std::string out(body.substr(0, max));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  if (body.size() > max) out += "...";
+  return out;
+}
+
 std::string thousands(std::uint64_t v) {
   const std::string digits = std::to_string(v);
   std::string out;
@@ -109,6 +119,7 @@ struct Engine::Impl {
     std::shared_ptr<const http::MultipartSpec> multipart;  // audio: a file streamed per attempt
     std::uint64_t seq = 0;
     std::uint32_t attempts = 0;
+    std::uint32_t spared = 0;  // attempts that met an outage: not counted toward --max-attempts
     std::uint32_t invalid_retries = 0;  // re-asks after a schema_violation
     std::string client_request_id;
     TimePoint read_at{};
@@ -183,6 +194,7 @@ struct Engine::Impl {
   bool disk_full_stop = false;  // a write failed for want of room: stopped, resumable (exit 74)
   std::string disk_full_message;
   std::string reserve_path;      // "<journal>.reserve" while held
+  bool outage_stop = false;  // the server stopped answering mid-run for --outage-limit
   // Lines whose attempts all failed to connect before any answer: held unfinished until the
   // verdict. An answer finishes them as failed (as usual); the unreachable stop leaves them
   // unsent, so a run against a wrong URL records nothing.
@@ -715,6 +727,7 @@ struct Engine::Impl {
     hr.tag = item->seq;
     hr.url = urls[item->req.endpoint];
     hr.headers.push_back("x-client-request-id: " + item->client_request_id);
+    hr.max_response_bytes = opt.max_response_bytes.value_or(default_response_cap(item->req.endpoint));
     if (item->multipart) {
       hr.common_headers = base_headers;
       hr.mime = http::make_mime_builder(item->multipart);  // curl sets the multipart Content-Type
@@ -847,14 +860,28 @@ struct Engine::Impl {
     o.status_code = r.status;
     if (auto rid = r.header("x-request-id")) o.request_id = std::string(*rid);
 
-    if (r.error == http::TransportError::none && !answered_once) {
+    // The server was reached when its status line arrived, even if the exchange then failed
+    // (a slow body that timed out, a reset mid-body): slow is not unreachable.
+    const bool reached = r.error == http::TransportError::none || r.answer_started;
+    if (reached) {
       answered_once = true;
+      // Lines held for a verdict (their last attempt found no server) were bad lines after all.
       for (auto& [parked_item, parked_outcome] : parked) finish(parked_item, std::move(parked_outcome), now);
       parked.clear();
     }
+    std::string quota_code;  // the code of an insufficient_quota answer
     if (r.error != http::TransportError::none) {
-      o.error = r.error == http::TransportError::timeout ? ErrorKind::timeout : ErrorKind::connection;
-      o.error_message = std::string(r.error == http::TransportError::timeout ? "timeout: " : "connection error: ") + r.error_message;
+      const std::string answered = r.answer_started ? " after the server began answering (HTTP " + std::to_string(r.partial_status) + ")" : "";
+      if (r.error == http::TransportError::too_large) {
+        o.error = ErrorKind::bad_response;
+        o.error_message = "HTTP " + std::to_string(r.partial_status) + ": " + r.error_message;
+      } else if (r.error == http::TransportError::timeout) {
+        o.error = ErrorKind::timeout;
+        o.error_message = "timeout" + answered + ": " + r.error_message;
+      } else {
+        o.error = ErrorKind::connection;
+        o.error_message = "connection error" + answered + ": " + r.error_message;
+      }
     } else {
       ResponseInfo info = inspect_response_body(r.body);
       if (r.status >= 200 && r.status < 300) {
@@ -869,6 +896,16 @@ struct Engine::Impl {
         o.error = classify_http(r.status, info.error_type, info.error_code);
         o.error_message = !info.error_message.empty() ? info.error_message : "HTTP " + std::to_string(r.status);
         if (!info.error_code.empty() && info.error_message.empty()) o.error_message += " (" + info.error_code + ")";
+        if (o.error == ErrorKind::insufficient_quota) quota_code = is_quota_code(info.error_code) ? info.error_code : info.error_type;
+        if (o.error == ErrorKind::rate_limited && info.error_code.empty() && info.error_type.empty()) {
+          // Not a JSON error object (plain text, a gateway's page): a quota that waiting
+          // will not fix is still recognised by its code.
+          if (const std::string_view q = quota_code_in_text(r.body); !q.empty()) {
+            o.error = ErrorKind::insufficient_quota;
+            quota_code = std::string(q);
+            o.error_message = "HTTP 429 (" + quota_code + "): " + printable_excerpt(r.body, 200);
+          }
+        }
         if (info.valid_json) o.body = std::move(r.body);
       }
       if (r.status == 429) ++summary.http_429;
@@ -910,6 +947,11 @@ struct Engine::Impl {
       finish(item, std::move(o), now);
       return;
     }
+    // No answer at all: a connection that failed (refused, DNS, TLS, reset before a status
+    // line) or an attempt that timed out without one (a blackholed host, a server that
+    // never answers), not a local failure such as an unreadable upload. Before the first
+    // answer it is evidence that the API cannot be reached; after it, of an outage.
+    const bool no_contact = !reached && (r.error == http::TransportError::connection || r.error == http::TransportError::timeout);
     if (o.error == ErrorKind::rate_limited) {
       const auto before = breaker.times_opened();
       breaker.on_rate_limited(now, rl.wait_hint());
@@ -918,30 +960,35 @@ struct Engine::Impl {
         progress->message("warning", "circuit breaker open after " + std::to_string(opt.breaker.threshold) +
                                          " consecutive 429s: pausing all sending for " + format_duration(wait));
       }
+    } else if (no_contact && answered_once) {
+      on_no_contact(now, o.error_message);
     } else {
       breaker.on_other_failure(now);
     }
 
-    // Evidence that the API cannot be reached: a connection that failed (refused, DNS, TLS,
-    // reset) or an attempt that timed out (a blackholed host, a server that never answers),
-    // not a local failure such as an unreadable upload. The same test parks a line below,
-    // so a parked line always has a verdict.
-    const bool no_contact = r.error == http::TransportError::connection || r.error == http::TransportError::timeout;
+    // The same test parks a line below, so a parked line always has a verdict.
     if (!answered_once && no_contact && !unreachable_stop && opt.unreachable_after > Duration{0}) {
       ++connect_failures;
       if (!first_connect_failure) first_connect_failure = now;
       last_connect_error = o.error_message;
       check_unreachable(now);
     }
-    if (unreachable_stop && no_contact) {
+    if ((unreachable_stop || outage_stop) && no_contact) {
       abandon(item, now);
+      return;
+    }
+    if (no_contact && breaker.in_outage() && !stop_admitting) {
+      // Met the outage: not this line's fault. It waits for the server like every other.
+      ++item->spared;
+      item->last = std::move(o);
+      retry_at.emplace(now, item);
       return;
     }
 
     if (o.error == ErrorKind::insufficient_quota) {
       if (!quota_stop) {
-        progress->message("error", "429 insufficient_quota: the account is out of quota (check the plan and billing details). "
-                                   "Stopped admitting; draining requests in flight. Re-run the same command to resume.");
+        progress->message("error", "429 " + quota_code + ": the account is out of quota or over a spend/usage limit (check the plan, "
+                                   "billing details and limits). Stopped admitting; draining requests in flight. Re-run the same command to resume.");
       }
       quota_stop = true;
       stop_admitting = true;
@@ -953,17 +1000,21 @@ struct Engine::Impl {
         abandon(item, now);
         return;
       }
-      if (static_cast<int>(item->attempts) >= opt.retry.max_attempts) {
+      if (static_cast<int>(item->attempts - item->spared) >= opt.retry.max_attempts) {
         o.error_message = o.error_message + " (after " + std::to_string(item->attempts) + " attempts)";
-        if (!answered_once && no_contact && opt.unreachable_after > Duration{0}) {
-          parked.emplace_back(item, std::move(o));  // finished or left unsent by the verdict
+        const bool unreachable_verdict = !answered_once && opt.unreachable_after > Duration{0};
+        const bool outage_verdict = answered_once && breaker.consecutive_no_contact() > 0;
+        if (no_contact && (unreachable_verdict || outage_verdict)) {
+          // Finished as failed by the next answer, or left unsent by the verdict (the API is
+          // unreachable, or the run of failures becomes an outage).
+          parked.emplace_back(item, std::move(o));
           return;
         }
         finish(item, std::move(o), now);
         return;
       }
       std::optional<Duration> hint = o.error == ErrorKind::rate_limited ? rl.wait_hint() : rl.retry_after;
-      const limit::RetryDecision d = backoff.next(static_cast<int>(item->attempts), hint);
+      limit::RetryDecision d = backoff.next(static_cast<int>(item->attempts - item->spared), hint);
       if (d.verdict == limit::RetryVerdict::retry) {
         item->last = std::move(o);
         retry_at.emplace(now + d.delay, item);
@@ -971,6 +1022,10 @@ struct Engine::Impl {
         return;
       }
       if (d.verdict == limit::RetryVerdict::suspend) {
+        // A wait beyond --max-pause (retry-after: 999999999 is 31 years) is capped: the run
+        // stops, and a re-run after the cap asks the server again.
+        const Duration asked = d.delay;
+        d.delay = std::min(d.delay, opt.max_pause);
         const TimePoint until = now + d.delay;
         lane.limiter->pause_until(until);
         lane.suspended = true;
@@ -981,12 +1036,14 @@ struct Engine::Impl {
         }
         // Remembered in the journal: a re-run before `until` sends nothing for the model.
         const auto wall_until = std::chrono::system_clock::now() + duration_cast<std::chrono::system_clock::duration>(d.delay);
+        const std::string capped = asked > d.delay ? ", capped at --max-pause " + format_duration(duration_cast<std::chrono::seconds>(d.delay)) : "";
         const std::string reason = std::string(d.delay >= std::chrono::hours(1) ? "the provider's daily limit" : "the provider's rate limit") +
-                                   " (a 429 asked to wait " + format_duration(duration_cast<std::chrono::seconds>(d.delay)) + ")";
+                                   " (a 429 asked to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped + ")";
         journal->set_pause(Journal::Pause{lane.model, wall_until, reason});
         PauseNote& note = pauses[lane.model];
         if (note.until < wall_until) note = PauseNote{wall_until, reason, false, note.left};
-        progress->message("warning", "the server asks to wait " + format_duration(d.delay) + " for model \"" + lane.model +
+        progress->message("warning", "the server asks to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped +
+                                         " for model \"" + lane.model +
                                          "\" (beyond the retry horizon): no more requests for it in this run; re-run after that to resume");
         lane.queue.push_front(item);  // stays unfinished: resumable
         return;
@@ -1011,6 +1068,44 @@ struct Engine::Impl {
       lane.queue.push_front(item);
       lane.next_try = std::min(lane.next_try, now);
     }
+  }
+
+  // An attempt after the first answer that got no answer at all. A run of them across all
+  // requests (CircuitBreaker's outage threshold) is an outage: sending pauses, one probe
+  // at a time, and the lines that met it keep their attempts.
+  void on_no_contact(TimePoint now, const std::string& error) {
+    const bool was = breaker.in_outage();
+    breaker.on_no_contact(now);
+    last_connect_error = error;
+    if (was || !breaker.in_outage()) return;
+    std::string bound = opt.outage_limit > Duration{0} ? "; if that takes longer than --outage-limit (" + format_duration(opt.outage_limit) +
+                                                              ") the run stops, resumable (exit 8)"
+                                                        : "";
+    progress->message("warning", "the server stopped answering (" + std::to_string(breaker.consecutive_no_contact()) +
+                                     " attempts in a row got no answer; last: " + error +
+                                     "): pausing all sending and probing one request at a time until it answers" + bound);
+    // Lines whose last attempt was one of the run of failures go back in line.
+    for (auto& [parked_item, parked_outcome] : parked) {
+      ++parked_item->spared;
+      parked_item->last = std::move(parked_outcome);
+      retry_at.emplace(now, parked_item);
+    }
+    parked.clear();
+  }
+
+  // The outage has lasted --outage-limit: stop, and leave every unfinished line unsent
+  // (resumable) rather than fail it.
+  void check_outage(TimePoint now) {
+    if (outage_stop || !breaker.in_outage() || opt.outage_limit <= Duration{0}) return;
+    if (now - breaker.outage_since() < opt.outage_limit) return;
+    outage_stop = true;
+    stop_admitting = true;
+    progress->message("error", "no answer from " + opt.base_url + " for " +
+                                   format_duration(duration_cast<std::chrono::seconds>(now - breaker.outage_since())) +
+                                   " (--outage-limit " + format_duration(opt.outage_limit) + "; last: " + last_connect_error +
+                                   "). Stopped; the lines not finished were not recorded. Re-run the same command to resume once the server is back.");
+    for (auto& [item, outcome] : parked) abandon(item, now);
+    parked.clear();
   }
 
   // ---- stopping -----------------------------------------------------------------------------
@@ -1124,9 +1219,13 @@ struct Engine::Impl {
                : quota_stop       ? "insufficient_quota: draining"
                : budget_stop      ? "budget reached: draining"
                : unreachable_stop ? "unreachable: draining"
+               : outage_stop      ? "outage: draining"
                                   : "draining";
     }
     if (paused_until) s.note = "model \"" + paused_model + "\" paused for " + format_duration(*paused_until - now);
+    if (breaker.in_outage() && !stop_admitting) {
+      s.note = "outage: no answer for " + format_duration(duration_cast<std::chrono::seconds>(now - breaker.outage_since())) + ", probing";
+    }
     return s;
   }
 
@@ -1172,6 +1271,7 @@ struct Engine::Impl {
       TimePoint now = clock.now();
       check_stop(now);
       check_unreachable(now);
+      check_outage(now);
       if (stop_admitting && !queued_abandoned) {
         abandon_queued(now);
         queued_abandoned = true;
@@ -1252,6 +1352,10 @@ struct Engine::Impl {
     } else if (unreachable_stop) {
       summary.exit_code = exit_code::unreachable;
       summary.stop_reason = "unreachable: no answer from " + opt.base_url;
+    } else if (outage_stop) {
+      summary.exit_code = exit_code::outage;
+      summary.stop_reason = "outage: " + opt.base_url + " stopped answering mid-run for longer than --outage-limit (" +
+                            format_duration(opt.outage_limit) + ")";
     } else if (quota_stop) {
       summary.exit_code = exit_code::insufficient_quota;
       summary.stop_reason = "insufficient_quota";
@@ -1306,6 +1410,10 @@ SignalGuard::~SignalGuard() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   g_signal_engine.store(nullptr);
+}
+
+std::size_t default_response_cap(Endpoint endpoint) noexcept {
+  return endpoint == Endpoint::embeddings ? std::size_t{128} << 20 : std::size_t{32} << 20;
 }
 
 // ---- summary --------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using floodgate::test::complete_lines;
+using floodgate::test::ledger_ms;
+using floodgate::test::max_in_window;
 using floodgate::test::read_jsonl;
 using floodgate::test::run_args;
 using floodgate::test::run_to_end;
@@ -349,30 +351,6 @@ TEST(RunControl, UnreachableCountsAttemptsThatTimeOut) {
   ASSERT_EQ(run_to_end(stalled, in, out, {"--timeout", "200ms", "--unreachable-after", "1s"}, dir.path / "log"), 7) << slurp(dir.path / "log");
   EXPECT_TRUE(read_jsonl(out).empty()) << slurp(out);
   EXPECT_NE(slurp(dir.path / "log").find("cannot reach"), std::string::npos) << slurp(dir.path / "log");
-}
-
-// Milliseconds since the epoch of a ledger timestamp "2026-11-22T17:58:38.857Z".
-std::int64_t ledger_ms(const std::string& ts) {
-  std::tm tm{};
-  int ms = 0;
-  if (std::sscanf(ts.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
-    ADD_FAILURE() << "bad ledger timestamp " << ts;
-    return 0;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<std::int64_t>(::timegm(&tm)) * 1000 + ms;
-}
-
-// The most timestamps (sorted) within any window of `window_ms`.
-std::size_t max_in_window(const std::vector<std::int64_t>& ts, std::int64_t window_ms) {
-  std::size_t best = 0;
-  std::size_t lo = 0;
-  for (std::size_t hi = 0; hi < ts.size(); ++hi) {
-    while (ts[hi] - ts[lo] >= window_ms) ++lo;
-    best = std::max(best, hi - lo + 1);
-  }
-  return best;
 }
 
 TEST(RunControl, LimitsFilePacesEachModelUnderItsOwnLimit) {

@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -103,7 +105,7 @@ SimProcess::SimProcess(std::vector<std::string> args, Options options) : options
   if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("SimProcess: mkdtemp failed");
   dir_ = tmpl;
   stderr_path_ = dir_ + "/stderr.txt";
-  std::vector<std::string> argv_s = {FLOODGATE_BIN, "sim", "--port", "0"};
+  std::vector<std::string> argv_s = {FLOODGATE_BIN, "sim", "--port", std::to_string(options_.port)};
   if (options_.ledger) {
     ledger_path_ = dir_ + "/ledger.jsonl";
     argv_s.insert(argv_s.end(), {"--ledger", ledger_path_});
@@ -225,6 +227,27 @@ long SimProcess::rss_kib() const {
     if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
   }
   return -1;
+}
+
+std::int64_t ledger_ms(const std::string& ts) {
+  std::tm tm{};
+  int ms = 0;
+  if (std::sscanf(ts.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+    throw std::runtime_error("bad ledger timestamp " + ts);
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(::timegm(&tm)) * 1000 + ms;
+}
+
+std::size_t max_in_window(const std::vector<std::int64_t>& ts, std::int64_t window_ms) {
+  std::size_t best = 0;
+  std::size_t lo = 0;
+  for (std::size_t hi = 0; hi < ts.size(); ++hi) {
+    while (ts[hi] - ts[lo] >= window_ms) ++lo;
+    best = std::max(best, hi - lo + 1);
+  }
+  return best;
 }
 
 }  // namespace floodgate::test

@@ -10,6 +10,7 @@
 //   sim.ledger();        // flushes the sim's ledger and returns its lines, parsed
 //   sim.get("/v1/models"), sim.post("/v1/chat/completions", body)  // tiny blocking HTTP
 //   sim.stop();          // SIGTERM, wait (bounded), SIGKILL; the destructor does it too
+//   max_in_window(sorted ledger_ms(e["ts"]) of each entry, 60'000)  // the busiest minute
 //
 // The binary is FLOODGATE_BIN (set by CMake for every target linking
 // floodgate_test_support). The constructor throws std::runtime_error when the sim does
@@ -43,6 +44,7 @@ class SimProcess {
     bool ledger = true;
     std::string api_key = "sk-test-floodgate";
     std::chrono::seconds start_timeout{10};
+    std::uint16_t port = 0;  // 0: any free port; else this one (a sim restarted where another was)
   };
 
   explicit SimProcess(std::vector<std::string> args = {});
@@ -84,6 +86,11 @@ class SimProcess {
   std::string ledger_path_;
   std::string stderr_path_;
 };
+
+// Milliseconds since the epoch of a ledger timestamp ("ts": "2026-11-22T17:58:38.857Z").
+[[nodiscard]] std::int64_t ledger_ms(const std::string& ts);
+// The most timestamps (sorted) within any window of `window_ms`.
+[[nodiscard]] std::size_t max_in_window(const std::vector<std::int64_t>& ts, std::int64_t window_ms);
 
 // Blocking HTTP request helper used by SimProcess (exposed for tests that talk to other
 // servers). `method` is "GET" or "POST".

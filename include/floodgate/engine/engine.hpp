@@ -61,6 +61,12 @@ struct EngineOptions {
   // Lines not finished stay unsent (resumable). Once any answer came, connection errors
   // are retried as usual. Zero turns the check off.
   Duration unreachable_after = std::chrono::seconds(10);
+  // After the first answer, a run of attempts that got no answer at all across all requests
+  // (limit::BreakerOptions::outage_threshold) is an outage, not bad lines: sending pauses
+  // and one probe at a time checks for the server, the lines that met it keep their
+  // attempts, and the first answer resumes. An outage longer than this stops the run with
+  // exit code 8, every unfinished line left unsent (resumable). Zero: wait for ever.
+  Duration outage_limit = std::chrono::minutes(10);
   bool ordered = false;                  // output in input order (bounded reorder buffer)
   // A resumed run sends again the lines an earlier run finished with an error (connection
   // errors, timeouts, 5xx after the last attempt, 4xx, schema violations, ...): their error
@@ -75,8 +81,16 @@ struct EngineOptions {
   // A model paused by an earlier run (journaled: the provider asked to wait beyond
   // retry.max_server_wait) gets nothing sent before the pause ends; true sends anyway.
   bool ignore_pause = false;
+  // The longest pause a 429's wait may impose on a model (retry-after: 999999999 would be
+  // 31 years): a longer one is capped, said so in the message and the journal, and the
+  // re-run after it asks the server again.
+  Duration max_pause = std::chrono::hours(24);
 
   http::TransportOptions transport;
+  // Largest response body kept per attempt, for every endpoint; unset: the endpoint's
+  // default_response_cap(). A larger body fails the attempt as bad_response, so memory
+  // stays below --max-in-flight x the cap whatever a server sends.
+  std::optional<std::size_t> max_response_bytes;
   Estimator estimator;                   // null: conservative_estimator()
   ProgressOptions progress;
   // Extra sinks (CSV, SQLite ...) written beside the JSONL output, same rows.
@@ -157,6 +171,11 @@ class SignalGuard {
   SignalGuard(const SignalGuard&) = delete;
   SignalGuard& operator=(const SignalGuard&) = delete;
 };
+
+// The default response body cap of an endpoint: generous (far above any real answer) but
+// bounded: 128 MiB for embeddings (2,048 inputs x 3,072 floats as JSON is ~90 MB), 32 MiB
+// for the others.
+[[nodiscard]] std::size_t default_response_cap(Endpoint endpoint) noexcept;
 
 // Prints the end-of-job summary (human text, or one JSON object with json = true).
 [[nodiscard]] std::string format_summary(const RunSummary& summary, bool json);
