@@ -11,7 +11,9 @@ requests/tokens the server admitted in any 60-second window, for
                ctx4096 (--charge context:4096: 4,096 per request without max_tokens)
                refund  (input + allowance at admission, corrected to the usage after: --refund-usage)
   x windows    bucket, rolling   (floodgate sim --window)
-  x limits     given   (floodgate run --rpm R --tpm T)
+  x limits     given   (floodgate run --rpm R --tpm T, and --charge RULE matching the server
+                       when the client has that flag: input+16, flat:16, context:4096,
+                       input+16,refund)
                learned (floodgate run --limits auto: from the x-ratelimit-* headers)
 
 Every cell starts its own `floodgate sim` (port 0, 40 ms latency, R rpm and T tpm per
@@ -25,7 +27,7 @@ shown as done/requests and ~wall): its wall time is extrapolated at the pace it 
 (cap × requests / done, per model, the slowest model's) and its minimum is the whole job's, the unsent requests charged
 like the sent ones.
 
-    bench/utilization/matrix.py [--build build] [--quick] [--par 4] [--cap 150] [--json out.jsonl]
+    bench/utilization/matrix.py [--build build] [--sim-bin FLOODGATE] [--quick] [--par 4] [--cap 150] [--json out.jsonl]
                                 [--only WORKLOAD,...] [--servers S,...] [--windows W,...] [--limits L,...]
 
     bench/utilization/matrix.py --compare BEFORE.jsonl AFTER.jsonl   # two --json runs side by side
@@ -63,6 +65,9 @@ SERVERS = {
     "ctx4096": ["--charge", "context:4096"],
     "refund": ["--refund-usage"],
 }
+# The charge model given to a client that takes one (`floodgate run --charge`, issue 11)
+# in the "given" cells, so that limits *and* charge model are known there.
+CLIENT_CHARGE = {"openai": "input+16", "flat16": "flat:16", "ctx4096": "context:4096", "refund": "input+16,refund"}
 WORKLOADS = ["chat_nomax", "chat_max60", "long", "embed", "mixed"]
 
 
@@ -177,10 +182,10 @@ def minimum_seconds(admitted, window):
     return t
 
 
-def start_sim(fg, work, window, server):
+def start_sim(sim_bin, work, window, server):
     out = open(os.path.join(work, "sim.out"), "w")
     err = open(os.path.join(work, "sim.err"), "w")
-    proc = subprocess.Popen([fg, "sim", "--port", "0", "--threads", "1", "--latency", "fixed:40ms",
+    proc = subprocess.Popen([sim_bin, "sim", "--port", "0", "--threads", "1", "--latency", "fixed:40ms",
                              "--ledger", os.path.join(work, "ledger.jsonl"), "--rpm", str(RPM), "--tpm", str(TPM),
                              "--window", window] + SERVERS[server], stdout=out, stderr=err)
     for _ in range(200):
@@ -193,17 +198,19 @@ def start_sim(fg, work, window, server):
     raise RuntimeError("simulator did not start: " + open(os.path.join(work, "sim.err")).read())
 
 
-def run_cell(fg, cell, cap):
+def run_cell(fg, sim_bin, cell, cap, client_charge):
     workload, server, window, limits = cell
     work = tempfile.mkdtemp(prefix="fg_util_")
     sim = client = None
     try:
         sizes = write_input(os.path.join(work, "in.jsonl"), workload, server, seed=zlib.crc32("/".join(cell).encode()))
         n = sum(sizes.values())
-        sim, base = start_sim(fg, work, window, server)
+        sim, base = start_sim(sim_bin, work, window, server)
         args = [fg, "run", os.path.join(work, "in.jsonl"), "-o", os.path.join(work, "out.jsonl"), "--overwrite", "--quiet"]
         if limits == "given":
             args += ["--rpm", str(RPM), "--tpm", str(TPM)]
+            if client_charge:
+                args += ["--charge", CLIENT_CHARGE[server]]
         env = dict(os.environ, OPENAI_BASE_URL=base, OPENAI_API_KEY="sk-bench")
         t0 = time.monotonic()
         client = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "run.err"), "w"),
@@ -279,6 +286,7 @@ def main():
         return 0
     p = argparse.ArgumentParser()
     p.add_argument("--build", default="build")
+    p.add_argument("--sim-bin", help="the floodgate binary whose `sim` judges (default: the --build one)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--par", type=int, default=4)
     p.add_argument("--cap", type=float, default=150)
@@ -289,6 +297,7 @@ def main():
     p.add_argument("--limits")
     a = p.parse_args()
     fg = os.path.abspath(os.path.join(a.build, "apps/floodgate/floodgate"))
+    sim_bin = os.path.abspath(a.sim_bin) if a.sim_bin else fg
     workloads = a.only.split(",") if a.only else WORKLOADS
     servers = a.servers.split(",") if a.servers else (["openai", "ctx4096"] if a.quick else list(SERVERS))
     windows = a.windows.split(",") if a.windows else (["rolling"] if a.quick else ["bucket", "rolling"])
@@ -298,7 +307,10 @@ def main():
           file=sys.stderr)
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.par) as pool:
-        futures = {pool.submit(run_cell, fg, c, a.cap): c for c in cells}
+        help_text = subprocess.run([fg, "run", "--help"], capture_output=True, text=True).stdout
+        client_charge = "--charge" in help_text
+        print(f"# client: {fg} (takes --charge: {client_charge}); judge: {sim_bin}", file=sys.stderr)
+        futures = {pool.submit(run_cell, fg, sim_bin, c, a.cap, client_charge): c for c in cells}
         for f in concurrent.futures.as_completed(futures):
             r = f.result()
             results.append(r)
