@@ -27,6 +27,7 @@ Reader::~Reader() {
 }
 
 int Reader::peek() {
+  if (replay_pos_ < replay_.size()) return static_cast<unsigned char>(replay_[replay_pos_]);
   if (pos_ == end_) {
     if (eof_) return EOF;
     end_ = std::fread(buf_.data(), 1, buf_.size(), file_);
@@ -41,11 +42,29 @@ int Reader::peek() {
 
 int Reader::get() {
   const int c = peek();
-  if (c != EOF) {
+  if (c == EOF) return c;
+  if (replay_pos_ < replay_.size()) {
+    ++replay_pos_;
+  } else {
     ++pos_;
     ++bytes_read_;
   }
+  if (raw_complete_) {
+    if (raw_.size() < options_.max_record_bytes) {
+      raw_.push_back(static_cast<char>(c));
+    } else {
+      raw_complete_ = false;
+      raw_.clear();
+    }
+  }
   return c;
+}
+
+void Reader::replay_from(std::size_t from) {
+  std::string rest = raw_.substr(from);
+  rest.append(replay_, replay_pos_, std::string::npos);
+  replay_ = std::move(rest);
+  replay_pos_ = 0;
 }
 
 bool Reader::next(Record& record) {
@@ -65,6 +84,8 @@ bool Reader::next(Record& record) {
     record.first_line = line_;
     int c = peek();
     if (c == EOF) return false;
+    raw_.clear();
+    raw_complete_ = true;
     // Blank lines are skipped.
     if (c == '\n' || c == '\r') {
       get();
@@ -76,6 +97,24 @@ bool Reader::next(Record& record) {
     bool too_large = false;
     std::string field;
     enum class State { start, unquoted, quoted, after_quote } state = State::start;
+    // Where the open quote was and, when its field went past a line break, the state at that
+    // break: enough to end the record there when the quote turns out to be never closed.
+    std::uint64_t quote_line = 0;
+    std::size_t fields_before_quote = 0;
+    std::size_t raw_after_break = std::string::npos;
+    std::string field_before_break;
+    // The quoted field that spans lines ends in an error: keep the quote's own line as the
+    // error record and read the lines after it again.
+    auto give_up_on_quote = [&] {
+      if (raw_after_break == std::string::npos || !raw_complete_ || too_large) return false;
+      record.fields.resize(fields_before_quote);
+      record.fields.push_back(std::move(field_before_break));
+      record.error = "a quote opened on line " + std::to_string(quote_line) + " is never closed";
+      replay_from(raw_after_break);
+      line_ = quote_line + 1;
+      field.clear();
+      return true;
+    };
     auto end_field = [&] {
       if (!too_large) record.fields.push_back(std::move(field));
       field.clear();
@@ -113,6 +152,9 @@ bool Reader::next(Record& record) {
           if (at_boundary(c)) break;
           if (c == '"' && state == State::start) {
             state = State::quoted;
+            quote_line = line_;
+            fields_before_quote = record.fields.size();
+            raw_after_break = std::string::npos;
           } else {
             add(static_cast<char>(c));  // a quote inside an unquoted field is kept as text
             state = State::unquoted;
@@ -120,12 +162,12 @@ bool Reader::next(Record& record) {
           break;
         case State::quoted:
           if (c == EOF) {
+            done = true;
+            if (give_up_on_quote()) break;
             if (record.error.empty()) {
-              record.error = "a quoted field opened on line " + std::to_string(record.first_line) +
-                             " is never closed";
+              record.error = "a quote opened on line " + std::to_string(quote_line) + " is never closed";
             }
             end_field();
-            done = true;
           } else if (c == '"') {
             if (peek() == '"') {
               get();
@@ -134,12 +176,23 @@ bool Reader::next(Record& record) {
               state = State::after_quote;
             }
           } else {
-            if (c == '\n') ++line_;
+            if (c == '\n') {
+              if (raw_after_break == std::string::npos) {
+                raw_after_break = raw_.size();
+                field_before_break = field;
+                if (!field_before_break.empty() && field_before_break.back() == '\r') field_before_break.pop_back();
+              }
+              ++line_;
+            }
             add(static_cast<char>(c));
           }
           break;
         case State::after_quote:
           if (at_boundary(c)) break;
+          if (give_up_on_quote()) {
+            done = true;
+            break;
+          }
           if (record.error.empty()) {
             record.error = "unexpected character after a closing quote on line " + std::to_string(line_);
           }

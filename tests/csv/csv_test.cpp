@@ -47,11 +47,44 @@ TEST(CsvReader, BlankLinesAreSkippedAndUtf8Passes) {
 
 TEST(CsvReader, MalformedRecordsAreErrorsAndReadingGoesOn) {
   const auto rows = parse("a,b\n\"x\"y,2\n3,4\n\"open,5\n6,7\n");
-  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_EQ(rows.size(), 5u);
   EXPECT_NE(rows[1].error.find("after a closing quote on line 2"), std::string::npos) << rows[1].error;
   EXPECT_EQ(rows[2].error, "");
   EXPECT_EQ(rows[2].fields, (std::vector<std::string>{"3", "4"}));
   EXPECT_NE(rows[3].error.find("opened on line 4 is never closed"), std::string::npos) << rows[3].error;
+  EXPECT_EQ(rows[4].error, "");
+  EXPECT_EQ(rows[4].fields, (std::vector<std::string>{"6", "7"}));
+}
+
+// A quote left open in one row used to swallow the next row up to the next quote (6 rows in,
+// 5 reported, the error naming the swallowed row's line): the row where the quote opened is
+// the error, and every row after it is read as written.
+TEST(CsvReader, UnclosedQuoteIsReportedWhereItOpenedAndSwallowsNothing) {
+  const auto rows = parse("id,text\n1,a\n2,b\n3,\"He said hi\n4,\"quoted\"\n5,e\n6,f\n");
+  ASSERT_EQ(rows.size(), 7u);
+  EXPECT_EQ(rows[3].error, "a quote opened on line 4 is never closed");
+  EXPECT_EQ(rows[3].first_line, 4u);
+  EXPECT_EQ(rows[3].fields, (std::vector<std::string>{"3", "He said hi"}));
+  for (std::size_t i : {1u, 2u, 4u, 5u, 6u}) {
+    EXPECT_EQ(rows[i].error, "") << "record " << i;
+    EXPECT_EQ(rows[i].fields.at(0), std::to_string(i)) << "record " << i;
+    EXPECT_EQ(rows[i].first_line, i + 1) << "record " << i;
+  }
+  EXPECT_EQ(rows[4].fields, (std::vector<std::string>{"4", "quoted"}));
+
+  // Open until the end of the file, with CRLF line ends.
+  const auto crlf = parse("id,text\r\n1,\"open\r\n2,b\r\n3,c\r\n");
+  ASSERT_EQ(crlf.size(), 4u);
+  EXPECT_EQ(crlf[1].error, "a quote opened on line 2 is never closed");
+  EXPECT_EQ(crlf[1].fields, (std::vector<std::string>{"1", "open"}));
+  EXPECT_EQ(crlf[2].fields, (std::vector<std::string>{"2", "b"}));
+  EXPECT_EQ(crlf[3].fields, (std::vector<std::string>{"3", "c"}));
+  EXPECT_EQ(crlf[3].first_line, 4u);
+
+  // A field that spans lines and closes properly is still one field.
+  const auto ok = parse("1,\"two\nlines\",x\n2,y\n");
+  ASSERT_EQ(ok.size(), 2u);
+  EXPECT_EQ(ok[0].fields, (std::vector<std::string>{"1", "two\nlines", "x"}));
 }
 
 TEST(CsvReader, RecordTooLargeIsAnErrorNotUnboundedMemory) {

@@ -10,6 +10,11 @@
 // break. Blank lines are skipped. A malformed record (text after a closing quote, a quote
 // left open at the end of the file, a record too large) comes back with `error` set and the
 // reader goes on with the next record: one bad row never stops a table.
+// A quote left open runs into the lines after it until some later quote seems to close it.
+// When a quoted field that spans lines ends in an error (text after its closing quote, or the
+// end of the file), the quote most likely was never closed on the line where it opened: that
+// line alone becomes the error record ("a quote opened on line N is never closed") and the
+// reader goes on with the next line, so the rows after it are not swallowed.
 //
 // Writing: append_csv_record() quotes a field only when it must (delimiter, quote, CR, LF,
 // or leading/trailing space), doubles its quotes, and ends the record with CRLF.
@@ -51,6 +56,8 @@ class Reader {
  private:
   int get();  // next byte or EOF
   int peek();
+  // Reads again, before the file's next bytes, what the current record read after `from`.
+  void replay_from(std::size_t from);
 
   std::FILE* file_ = nullptr;
   bool owns_ = false;
@@ -63,6 +70,10 @@ class Reader {
   std::uint64_t line_ = 1;
   std::uint64_t records_ = 0;
   std::uint64_t bytes_read_ = 0;
+  std::string raw_;          // bytes of the current record (up to max_record_bytes)
+  bool raw_complete_ = true;  // false once the record outgrew raw_
+  std::string replay_;       // bytes to read again before the file's
+  std::size_t replay_pos_ = 0;
 };
 
 // Parses an in-memory text completely (small inputs, tests).
