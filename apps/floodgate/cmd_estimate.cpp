@@ -1,7 +1,9 @@
 // `floodgate estimate INPUT.jsonl`: what a job costs the rate limits before running it.
 // Reads OpenAI Batch API input lines ({"custom_id","method","url","body"}) or bare
-// request bodies, and prints the number of requests, their exact prompt tokens, the
-// worst-case completion tokens, and the least time the given limits allow.
+// request bodies, or a table (CSV/TSV, or JSONL rows with --template) turned into requests
+// exactly as `run` does (--template, --system, --schema, --model), and prints the number of
+// requests, their exact prompt tokens, the worst-case completion tokens, and the least time
+// the given limits allow.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -17,6 +19,9 @@
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/request.hpp"
 #include "floodgate/cost/prices.hpp"
+#include "floodgate/schema/structured_output.hpp"
+#include "floodgate/tables/row_request.hpp"
+#include "floodgate/tables/row_source.hpp"
 #include "floodgate/tokens/estimate.hpp"
 
 namespace floodgate::cli {
@@ -33,6 +38,12 @@ struct EstimateFlags {
   bool json = false;
   std::string prices;  // cost range: price table (default: built-in data/prices.json)
   bool batch = false;  // cost range at the Batch API discount
+  // A table input, as `run` reads it.
+  std::string template_path;
+  std::string system_path;
+  std::string schema_path;
+  std::string schema_name = "answer";
+  std::uint64_t max_completion_tokens = 0;
 };
 
 struct Totals {
@@ -40,6 +51,7 @@ struct Totals {
   std::uint64_t prompt_tokens = 0;
   std::uint64_t completion_tokens = 0;
   std::uint64_t unparsed = 0;
+  std::uint64_t error_rows = 0;  // table rows that cannot become a request (never sent)
 };
 
 // Bare bodies: the endpoint their fields imply, else the --endpoint default.
@@ -72,13 +84,6 @@ std::string minutes_text(double minutes) {
 }
 
 int run(const EstimateFlags& f) {
-  std::ifstream file;
-  std::istream* in = &std::cin;
-  if (f.input != "-") {
-    file.open(f.input, std::ios::binary);
-    if (!file) throw Error("cannot open '" + f.input + "'");
-    in = &file;
-  }
   const auto default_endpoint = endpoint_from_path(f.endpoint);
   if (!default_endpoint) throw Error("unknown endpoint '" + f.endpoint + "' (e.g. /v1/chat/completions)");
 
@@ -97,36 +102,73 @@ int run(const EstimateFlags& f) {
 
   Totals all;
   std::map<std::string, Totals> by_model;
-  std::string line;
-  std::uint64_t line_no = 0;
-  while (std::getline(*in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto doc = nlohmann::json::parse(line, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) {
-      throw Error(f.input + ":" + std::to_string(line_no) + ": not a JSON object");
-    }
-    Endpoint endpoint = *default_endpoint;
-    std::string body_text;
-    const nlohmann::json* body = &doc;
-    if (doc.contains("body") && doc["body"].is_object()) {
-      body = &doc["body"];
-      const auto url = doc.value("url", std::string());
-      const auto e = endpoint_from_path(url);
-      if (!e) throw Error(f.input + ":" + std::to_string(line_no) + ": unknown url '" + url + "'");
-      endpoint = *e;
-      body_text = body->dump();
-    } else {
-      endpoint = guess_endpoint(doc, *default_endpoint);
-      body_text = line;
-    }
+  auto add = [&](Endpoint endpoint, std::string_view body_text, const std::string& model) {
     const auto est = tokens::estimate_request(endpoint, body_text, options);
-    std::string model = f.model.empty() ? body->value("model", std::string("(none)")) : f.model;
     for (Totals* t : {&all, &by_model[model]}) {
       ++t->requests;
       t->prompt_tokens += est.prompt_tokens;
       t->completion_tokens += est.completion_allowance_tokens;
       t->unparsed += est.body_parsed ? 0 : 1;
+    }
+  };
+  const bool table_input = tables::is_table_path(f.input) || !f.template_path.empty();
+  if (table_input) {
+    // The requests `run` would send for this table, built by the same code.
+    if (f.template_path.empty()) throw Error("a table input (" + f.input + ") needs --template FILE");
+    if (f.model.empty()) throw Error("a table input needs --model");
+    tables::RowRequestOptions ro;
+    ro.model = f.model;
+    ro.template_text = read_text_file(f.template_path, "template");
+    if (!f.system_path.empty()) ro.system_prompt = read_text_file(f.system_path, "system prompt");
+    if (!f.schema_path.empty()) ro.response_format_json = schema::response_format(read_schema_file(f.schema_path), f.schema_name);
+    if (f.max_completion_tokens > 0) ro.max_completion_tokens = f.max_completion_tokens;
+    auto rows = tables::open_rows(f.input);
+    const tables::RowRequestBuilder builder(ro, rows->columns(), rows->has_header());
+    tables::Row row;
+    while (rows->next(row)) {
+      if (!row.error.empty()) {
+        ++all.error_rows;
+        continue;
+      }
+      const auto rr = builder.build(row);
+      if (!rr.error.empty()) {
+        ++all.error_rows;
+        continue;
+      }
+      add(Endpoint::chat_completions, rr.request.body, f.model);
+    }
+  } else {
+    std::ifstream file;
+    std::istream* in = &std::cin;
+    if (f.input != "-") {
+      file.open(f.input, std::ios::binary);
+      if (!file) throw Error("cannot open '" + f.input + "'");
+      in = &file;
+    }
+    std::string line;
+    std::uint64_t line_no = 0;
+    while (std::getline(*in, line)) {
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto doc = nlohmann::json::parse(line, nullptr, false);
+      if (doc.is_discarded() || !doc.is_object()) {
+        throw Error(f.input + ":" + std::to_string(line_no) + ": not a JSON object");
+      }
+      Endpoint endpoint = *default_endpoint;
+      std::string body_text;
+      const nlohmann::json* body = &doc;
+      if (doc.contains("body") && doc["body"].is_object()) {
+        body = &doc["body"];
+        const auto url = doc.value("url", std::string());
+        const auto e = endpoint_from_path(url);
+        if (!e) throw Error(f.input + ":" + std::to_string(line_no) + ": unknown url '" + url + "'");
+        endpoint = *e;
+        body_text = body->dump();
+      } else {
+        endpoint = guess_endpoint(doc, *default_endpoint);
+        body_text = line;
+      }
+      add(endpoint, body_text, f.model.empty() ? body->value("model", std::string("(none)")) : f.model);
     }
   }
 
@@ -166,6 +208,7 @@ int run(const EstimateFlags& f) {
                           {"completion_tokens_max", all.completion_tokens},
                           {"total_tokens_max", all.prompt_tokens + all.completion_tokens}};
     if (limited) out["min_seconds"] = minutes * 60;
+    if (all.error_rows > 0) out["error_rows"] = all.error_rows;
     out["cost_usd_min"] = total_range.min_usd;
     out["cost_usd_max"] = total_range.max_usd;
     out["prices_as_of"] = prices.as_of();
@@ -192,6 +235,10 @@ int run(const EstimateFlags& f) {
   for (const auto& [m, r] : ranges) std::printf("cost %-23s %s\n", m.c_str(), range_text(r).c_str());
   std::printf("cost (USD%s, prices as of %s): %s%s\n", f.batch ? ", Batch API" : "", prices.as_of().c_str(),
               range_text(total_range).c_str(), total_range.priced ? "" : " (some models have no price; --prices FILE)");
+  if (all.error_rows) {
+    std::printf("table rows that cannot become a request (not sent, not counted): %llu\n",
+                static_cast<unsigned long long>(all.error_rows));
+  }
   if (all.unparsed) std::printf("bodies that were not JSON (counted as text): %llu\n", static_cast<unsigned long long>(all.unparsed));
   if (limited) {
     std::printf("minimum time at these limits: %s\n", minutes_text(minutes).c_str());
@@ -206,8 +253,17 @@ int run(const EstimateFlags& f) {
 void register_estimate(CLI::App& app, int& exit_code) {
   auto f = std::make_shared<EstimateFlags>();
   auto* cmd = app.add_subcommand("estimate", "Count a job's requests and tokens, and the least time the limits allow");
-  cmd->add_option("input", f->input, "JSONL of Batch API lines or bare bodies, '-' for stdin")->required();
-  auto* model = cmd->add_option("--model,-m", f->model, "count every request as this model");
+  cmd->add_option("input", f->input,
+                  "JSONL of Batch API lines or bare bodies, '-' for stdin; or a table (.csv/.tsv, or JSONL rows\n"
+                  "with --template) read as `run` reads it")
+      ->required();
+  auto* model = cmd->add_option("--model,-m", f->model, "count every request as this model (a table's requests: their model)");
+  cmd->add_option("--template", f->template_path, "prompt template of a table input, as for `run`");
+  cmd->add_option("--system", f->system_path, "system prompt file of a table input, as for `run`");
+  cmd->add_option("--schema", f->schema_path, "JSON Schema of a table's answers, sent as for `run` (counts its tokens)");
+  cmd->add_option("--schema-name", f->schema_name, "name of the schema in response_format")->capture_default_str();
+  cmd->add_option("--max-completion-tokens", f->max_completion_tokens,
+                  "max_completion_tokens of a table's requests (their completion allowance)");
   cmd->add_option("--encoding,-e", f->encoding, "count with this encoding (cl100k_base, o200k_base)")->excludes(model);
   cmd->add_option("--model-encoding", f->model_rules, "extra model rule MODEL=ENCODING (prefix with a trailing *)");
   cmd->add_option("--endpoint", f->endpoint, "endpoint of bare bodies without messages/prompt/input")->capture_default_str();

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <string>
 
 namespace floodgate::engine {
 struct EngineOptions;
@@ -26,5 +27,11 @@ void add_run_table_options(CLI::App* run_cmd);
 void apply_run_table_options(engine::EngineOptions& options, std::uint64_t default_completion_tokens, bool quiet);
 // After the run: prints what the results tables got and returns the exit code to use.
 int finish_run_table_options(int exit_code, bool quiet);
+
+// Shared by `run` and `estimate` (run_tables_options.cpp): a prompt file's text without the
+// editor's trailing newline, and a --schema file in the strict form sent to the API (errors
+// name the file, the parser's line and column, or the strict-mode rule and JSON pointer).
+std::string read_text_file(const std::string& path, const char* what);
+std::string read_schema_file(const std::string& path);
 
 }  // namespace floodgate::cli

@@ -72,17 +72,6 @@ struct TableRun {
   std::shared_ptr<cost::BudgetGate> gate;
 };
 
-std::string read_text_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(std::string("cannot read the ") + what + " file " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string text = s.str();
-  // A trailing newline at the end of a prompt file is an editor's, not the user's.
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return text;
-}
-
 bool file_exists(const std::string& path) {
   std::ifstream in(path);
   return static_cast<bool>(in);
@@ -94,6 +83,19 @@ std::string sql_type_of(const std::string& json_type) {
   if (json_type == "number") return "REAL";
   if (json_type == "string") return "TEXT";
   return "";
+}
+
+// The SQLite type of each input column, from one read of the whole table (a stdin table
+// cannot be read twice: its columns stay TEXT).
+std::vector<std::string> input_column_types(const std::string& path) {
+  auto rows = tables::open_rows(path);
+  ColumnTypes types(rows->columns().size());
+  tables::Row row;
+  while (rows->next(row)) {
+    if (!row.error.empty()) continue;
+    for (std::size_t i = 0; i < row.values.size(); ++i) types.see(i, row.values[i]);
+  }
+  return types.sql_types();
 }
 
 // What the results tables received, for the closing line and the exit code.
@@ -259,6 +261,26 @@ bool set_budget_hooks(Options& o, const std::shared_ptr<cost::BudgetGate>& gate)
 
 }  // namespace
 
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(std::string("cannot read the ") + what + " file " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  std::string text = s.str();
+  // A trailing newline at the end of a prompt file is an editor's, not the user's.
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+std::string read_schema_file(const std::string& path) {
+  const std::string text = read_text_file(path, "schema");
+  try {
+    return schema::make_strict(text);
+  } catch (const Error& e) {
+    throw Error("--schema " + path + ": " + e.what());
+  }
+}
+
 void add_run_table_options(CLI::App* cmd) {
   auto& f = flags();
   const char* group = "Tables, structured outputs, cost and budgets";
@@ -271,7 +293,8 @@ void add_run_table_options(CLI::App* cmd) {
   cmd->add_option("--id-column", f.id_column, "input column whose value is the custom_id (default: the row number)")
       ->group(group);
   cmd->add_option("--schema", f.schema_path,
-                  "JSON Schema of the answer: sent as response_format json_schema (strict) and every answer\n"
+                  "JSON Schema of the answer: sent as response_format json_schema in strict form (every property\n"
+                  "required, the optional ones nullable; refused with the rule and path if it cannot be) and every answer\n"
                   "is validated; a violation is an error row of kind schema_violation")
       ->group(group);
   cmd->add_option("--schema-name", f.schema_name, "name of the schema in response_format")->capture_default_str()->group(group);
@@ -315,7 +338,9 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
   std::vector<std::string> answer_columns;
   std::vector<std::string> answer_sql_types;
   if (!f.schema_path.empty()) {
-    schema_json = read_text_file(f.schema_path, "schema");
+    // The strict form is what the API is asked for, so answers are checked against it too
+    // (an optional field comes back as null).
+    schema_json = read_schema_file(f.schema_path);
     answer_columns = schema::top_level_properties(*schema_json);
     for (const auto& t : schema::top_level_property_types(*schema_json)) answer_sql_types.push_back(sql_type_of(t));
   }
@@ -344,6 +369,9 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
     if (f.model.empty()) throw Error("a table input needs --model");
     rows = tables::open_rows(o.input_path);
     sink_options.input_columns = rows->columns();
+    const bool any_sqlite = format == OutputFormat::sqlite ||
+                            (!f.errors_path.empty() && output_format_of(f.errors_path) == OutputFormat::sqlite);
+    if (any_sqlite && o.input_path != "-") sink_options.input_sql_types = input_column_types(o.input_path);
     run->rows = std::make_shared<tables::InputRowStore>(out_path + ".rows.sqlite", true);
     auto store = run->rows;
     sink_options.input_values = [store](const Outcome& out) { return store->get(out.custom_id); };

@@ -1,5 +1,6 @@
 #include "floodgate/schema/structured_output.hpp"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -30,33 +31,136 @@ bool is_object_schema(const ordered& node) {
   return false;
 }
 
-void strictify(ordered& node) {
+std::string json_quoted(std::string_view text) { return ordered(std::string(text)).dump(); }
+
+// The property's schema, also allowing null: how an optional property is written in strict
+// mode, where every property must be listed in "required".
+void make_nullable(ordered& sub) {
+  const auto add_null_to_enum = [&sub] {
+    if (auto e = sub.find("enum"); e != sub.end() && e->is_array()) {
+      for (const auto& v : *e) {
+        if (v.is_null()) return;
+      }
+      e->push_back(nullptr);
+    }
+  };
+  if (sub.is_object() && !sub.contains("const")) {
+    if (auto t = sub.find("type"); t != sub.end()) {
+      if (t->is_string()) {
+        if (*t == "null") return;
+        *t = ordered::array({t->get<std::string>(), "null"});
+        add_null_to_enum();
+        return;
+      }
+      if (t->is_array()) {
+        for (const auto& v : *t) {
+          if (v == "null") return;
+        }
+        t->push_back("null");
+        add_null_to_enum();
+        return;
+      }
+    } else if (auto any = sub.find("anyOf"); any != sub.end() && any->is_array()) {
+      for (const auto& alt : *any) {
+        if (alt.is_object() && alt.value("type", ordered()) == "null") return;
+      }
+      any->push_back(ordered{{"type", "null"}});
+      return;
+    }
+  }
+  // $ref, const, or no type at all: a union of the schema as written and null.
+  ordered wrapped;
+  wrapped["anyOf"] = ordered::array({std::move(sub), ordered{{"type", "null"}}});
+  sub = std::move(wrapped);
+}
+
+// Makes `node` (at JSON pointer `path`) follow OpenAI's strict-mode rules: every object schema
+// has "additionalProperties": false and lists every property in "required" (the ones it did
+// not list become nullable). Throws floodgate::Error naming the rule and the path for what
+// cannot be made strict without changing what the schema means.
+void strictify(ordered& node, const std::string& path) {
   if (!node.is_object()) return;
-  if (is_object_schema(node) && !node.contains("additionalProperties")) node["additionalProperties"] = false;
+  if (is_object_schema(node)) {
+    const auto ap = node.find("additionalProperties");
+    if (ap == node.end()) {
+      node["additionalProperties"] = false;
+    } else if (*ap != false) {
+      throw Error((path.empty() ? "/" : path) +
+                  ": strict mode needs \"additionalProperties\": false on every object, this one has " +
+                  ap->dump() + " (list its keys under \"properties\" instead)");
+    }
+    if (const auto props = node.find("properties"); props != node.end() && props->is_object()) {
+      std::vector<std::string> listed;
+      if (const auto req = node.find("required"); req != node.end() && req->is_array()) {
+        for (const auto& r : *req) {
+          if (r.is_string()) listed.push_back(r.get<std::string>());
+        }
+      }
+      ordered required = ordered::array();
+      for (auto& [name, sub] : props->items()) {
+        if (std::find(listed.begin(), listed.end(), name) == listed.end()) make_nullable(sub);
+        required.push_back(name);
+      }
+      for (const auto& name : listed) {
+        if (!props->contains(name)) {
+          throw Error(path + "/required: " + json_quoted(name) +
+                      " is required but is not among the properties (strict mode needs \"required\" to list "
+                      "exactly the properties)");
+        }
+      }
+      node["required"] = std::move(required);
+    }
+  }
   for (const char* map_key : {"properties", "patternProperties", "$defs", "definitions"}) {
     if (auto it = node.find(map_key); it != node.end() && it->is_object()) {
-      for (auto& [_, sub] : it->items()) strictify(sub);
+      for (auto& [key, sub] : it->items()) strictify(sub, path + "/" + map_key + "/" + key);
     }
   }
   for (const char* list_key : {"anyOf", "allOf", "oneOf", "prefixItems"}) {
     if (auto it = node.find(list_key); it != node.end() && it->is_array()) {
-      for (auto& sub : *it) strictify(sub);
+      for (std::size_t i = 0; i < it->size(); ++i) strictify((*it)[i], path + "/" + list_key + "/" + std::to_string(i));
     }
   }
   for (const char* one_key : {"items", "additionalProperties", "not", "if", "then", "else", "contains"}) {
     if (auto it = node.find(one_key); it != node.end()) {
       if (it->is_array()) {
-        for (auto& sub : *it) strictify(sub);
+        for (std::size_t i = 0; i < it->size(); ++i) strictify((*it)[i], path + "/" + one_key + "/" + std::to_string(i));
       } else {
-        strictify(*it);
+        strictify(*it, path + "/" + one_key);
       }
     }
   }
 }
 
+void strictify_root(ordered& doc) {
+  const auto t = doc.find("type");
+  if (t == doc.end() && doc.contains("properties")) {
+    doc["type"] = "object";
+  } else if (t == doc.end() || *t != "object") {
+    throw Error(std::string("/: strict mode needs the schema's root to be an object (\"type\": \"object\"), this one ") +
+                (t == doc.end() ? std::string("has no \"type\"") : "has \"type\": " + t->dump()) +
+                " (wrap it in an object with one property)");
+  }
+  strictify(doc, "");
+}
+
+// The JSON parser's message without its "[json.exception.parse_error.101] " prefix.
+std::string parse_error_text(const std::exception& e) {
+  std::string what = e.what();
+  if (const auto close = what.find("] "); what.rfind("[json.exception", 0) == 0 && close != std::string::npos) {
+    what.erase(0, close + 2);
+  }
+  return what;
+}
+
 ordered parse_schema(std::string_view text) {
-  auto doc = ordered::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) throw Error("the schema is not a JSON object");
+  ordered doc;
+  try {
+    doc = ordered::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("the schema is not valid JSON: " + parse_error_text(e));
+  }
+  if (!doc.is_object()) throw Error("the schema is not a JSON object (it is " + std::string(doc.type_name()) + ")");
   return doc;
 }
 
@@ -78,7 +182,7 @@ std::string pointer_of(const std::vector<std::string>& context) {
 
 std::string make_strict(std::string_view schema_json) {
   auto doc = parse_schema(schema_json);
-  strictify(doc);
+  strictify_root(doc);
   return doc.dump();
 }
 
@@ -89,7 +193,7 @@ std::string response_format(std::string_view schema_json, std::string_view name)
     if (!ok) throw Error("the schema name \"" + std::string(name) + "\" may hold only letters, digits, _ and -");
   }
   auto schema = parse_schema(schema_json);
-  strictify(schema);
+  strictify_root(schema);
   ordered rf;
   rf["type"] = "json_schema";
   rf["json_schema"]["name"] = std::string(name);
@@ -140,10 +244,7 @@ struct Validator::Impl {
 };
 
 Validator::Validator(std::string_view schema_json) : impl_(std::make_unique<Impl>()) {
-  impl_->schema_doc = nlohmann::json::parse(schema_json, nullptr, false);
-  if (impl_->schema_doc.is_discarded() || !impl_->schema_doc.is_object()) {
-    throw Error("the schema is not a JSON object");
-  }
+  impl_->schema_doc = nlohmann::json(parse_schema(schema_json));
   try {
     valijson::SchemaParser parser;
     const valijson::adapters::NlohmannJsonAdapter adapter(impl_->schema_doc);

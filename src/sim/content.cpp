@@ -96,6 +96,13 @@ struct SchemaGen {
       }
       return merged;
     }
+    // A nullable type (how strict mode writes an optional field) is answered with null now
+    // and then, as a model does when the text holds no value for it.
+    if (const auto t = schema.find("type"); t != schema.end() && t->is_array() && (s >> 7) % 3 == 0) {
+      for (const auto& v : *t) {
+        if (v == "null") return nullptr;
+      }
+    }
     const std::string type = type_of(schema);
     if (type == "object") {
       nlohmann::json obj = nlohmann::json::object();

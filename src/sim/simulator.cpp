@@ -12,6 +12,7 @@
 #include "floodgate/tokens/encoding.hpp"
 #include "floodgate/tokens/model_map.hpp"
 #include "sim/content.hpp"
+#include "sim/strict_schema.hpp"
 #include "sim/token_estimate.hpp"
 
 namespace floodgate::sim {
@@ -765,6 +766,12 @@ Reply Simulator::chat(Context& ctx, const json& request) {
                      "invalid_request_error", "response_format.json_schema", "missing_required_parameter");
       }
       schema = &js->at("schema");
+      if (const auto strict = js->find("strict"); strict != js->end() && *strict == true) {
+        const std::string name = js->contains("name") && js->at("name").is_string() ? js->at("name").get<std::string>() : "";
+        if (auto problem = strict_schema_error(*schema, name); !problem.empty()) {
+          return error(ctx, 400, problem, "invalid_request_error", "response_format", "invalid_json_schema");
+        }
+      }
     } else if (type != "text" && type != "json_object") {
       return error(ctx, 400, "Invalid value: '" + type + "'. Supported values are: 'json_object', 'json_schema', and 'text'.",
                    "invalid_request_error", "response_format.type", "invalid_value");

@@ -81,6 +81,47 @@ std::unique_ptr<Sink> make_filtered_sink(std::unique_ptr<Sink> inner, bool ok) {
   return std::make_unique<FilteredSink>(std::move(inner), ok);
 }
 
+namespace {
+
+bool is_json_integer(std::string_view v) {
+  std::size_t i = v.starts_with('-') ? 1 : 0;
+  if (i >= v.size() || (v[i] == '0' && v.size() > i + 1)) return false;
+  for (std::size_t j = i; j < v.size(); ++j) {
+    if (v[j] < '0' || v[j] > '9') return false;
+  }
+  // Fits 64 bits: at most 18 digits always does; 19 digits, compare as text.
+  const std::string_view digits = v.substr(i);
+  if (digits.size() < 19) return true;
+  if (digits.size() > 19) return false;
+  return digits <= (i == 1 ? std::string_view("9223372036854775808") : std::string_view("9223372036854775807"));
+}
+
+bool is_json_number(std::string_view v) {
+  const auto doc = nlohmann::json::parse(v, nullptr, false);
+  return !doc.is_discarded() && doc.is_number() && v.find_first_of(" \t\r\n") == std::string_view::npos;
+}
+
+}  // namespace
+
+void ColumnTypes::see(std::size_t column, std::string_view value) {
+  if (column >= kinds_.size() || value.empty()) return;
+  Kind& k = kinds_[column];
+  if (k == Kind::text) return;
+  if ((k == Kind::none || k == Kind::integer) && is_json_integer(value)) {
+    k = Kind::integer;
+  } else if (k != Kind::text && is_json_number(value)) {
+    k = Kind::real;
+  } else {
+    k = Kind::text;
+  }
+}
+
+std::vector<std::string> ColumnTypes::sql_types() const {
+  std::vector<std::string> out;
+  for (const Kind k : kinds_) out.emplace_back(k == Kind::integer ? "INTEGER" : k == Kind::real ? "REAL" : "TEXT");
+  return out;
+}
+
 }  // namespace floodgate
 
 namespace floodgate::store_detail {
@@ -105,10 +146,11 @@ Cell real_cell(double v) {
   return c;
 }
 
-Cell json_cell(const nlohmann::json& v) {
+// A value of the answer: booleans are true/false in CSV (JSON's text) and 0/1 in SQLite.
+Cell json_cell(const nlohmann::json& v, bool sqlite) {
   if (v.is_null()) return Cell{};
   if (v.is_string()) return text_cell(v.get<std::string>());
-  if (v.is_boolean()) return int_cell(v.get<bool>() ? 1 : 0);
+  if (v.is_boolean()) return sqlite ? int_cell(v.get<bool>() ? 1 : 0) : text_cell(v.get<bool>() ? "true" : "false");
   if (v.is_number_integer()) return int_cell(v.get<std::int64_t>());
   if (v.is_number_unsigned()) return int_cell(static_cast<std::int64_t>(v.get<std::uint64_t>()));
   if (v.is_number_float()) return real_cell(v.get<double>());
@@ -158,7 +200,10 @@ std::string cell_text(const Cell& cell) {
 Flattener::Flattener(TableSinkOptions options, bool sqlite)
     : options_(std::move(options)), sqlite_(sqlite), columns_(table_columns(options_, sqlite)) {
   sql_types_ = {"TEXT", "TEXT"};
-  for (std::size_t i = 0; i < options_.input_columns.size(); ++i) sql_types_.emplace_back("TEXT");
+  for (std::size_t i = 0; i < options_.input_columns.size(); ++i) {
+    const bool typed = sqlite_ && i < options_.input_sql_types.size() && !options_.input_sql_types[i].empty();
+    sql_types_.push_back(typed ? options_.input_sql_types[i] : "TEXT");
+  }
   for (std::size_t i = 0; i < options_.answer_columns.size(); ++i) {
     sql_types_.push_back(i < options_.answer_sql_types.size() ? options_.answer_sql_types[i] : "");
   }
@@ -184,7 +229,27 @@ void Flattener::flatten(const Outcome& o, const RowContext& ctx, std::vector<Cel
   std::vector<std::string> inputs;
   if (options_.input_values && !options_.input_columns.empty()) inputs = options_.input_values(o);
   for (std::size_t i = 0; i < options_.input_columns.size(); ++i) {
-    cells.push_back(i < inputs.size() ? text_cell(std::move(inputs[i])) : Cell{});
+    if (i >= inputs.size()) {
+      cells.push_back(Cell{});
+      continue;
+    }
+    const std::string& type = sql_types_[2 + i];
+    if (type == "INTEGER" || type == "REAL") {
+      // Numbers as numbers; an empty value is NULL; a value that is no number (a resumed run
+      // whose column was typed from other rows) stays text, as SQLite allows.
+      const std::string& v = inputs[i];
+      if (v.empty()) {
+        cells.push_back(Cell{});
+      } else if (type == "INTEGER" && is_json_integer(v)) {
+        cells.push_back(int_cell(std::stoll(v)));
+      } else if (is_json_number(v)) {
+        cells.push_back(real_cell(std::stod(v)));
+      } else {
+        cells.push_back(text_cell(std::move(inputs[i])));
+      }
+      continue;
+    }
+    cells.push_back(text_cell(std::move(inputs[i])));
   }
 
   nlohmann::json body;
@@ -207,7 +272,7 @@ void Flattener::flatten(const Outcome& o, const RowContext& ctx, std::vector<Cel
   for (const auto& name : options_.answer_columns) {
     if (answer.is_object()) {
       const auto it = answer.find(name);
-      cells.push_back(it != answer.end() ? json_cell(*it) : Cell{});
+      cells.push_back(it != answer.end() ? json_cell(*it, sqlite_) : Cell{});
     } else {
       cells.push_back(Cell{});
     }

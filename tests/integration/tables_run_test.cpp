@@ -55,8 +55,10 @@ std::string make_table(int n) {
   return out;
 }
 
-// Runs `floodgate run ARGS` with the sim's key and URL; returns the exit code.
-int run_floodgate(const SimProcess& sim, const std::vector<std::string>& args, const std::string& log) {
+// Runs `floodgate COMMAND ARGS` with the sim's key and URL, stdout and stderr to `log`;
+// returns the exit code.
+int run_command(const SimProcess& sim, const std::string& command, const std::vector<std::string>& args,
+                const std::string& log) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     std::FILE* f = std::freopen(log.c_str(), "w", stderr);
@@ -64,7 +66,7 @@ int run_floodgate(const SimProcess& sim, const std::vector<std::string>& args, c
     ::dup2(2, 1);
     ::setenv("OPENAI_API_KEY", sim.api_key().c_str(), 1);
     ::setenv("OPENAI_BASE_URL", sim.base_url().c_str(), 1);
-    std::vector<std::string> all = {FLOODGATE_BIN, "run"};
+    std::vector<std::string> all = {FLOODGATE_BIN, command};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
@@ -80,6 +82,11 @@ int run_floodgate(const SimProcess& sim, const std::vector<std::string>& args, c
   ::kill(pid, SIGKILL);
   ::waitpid(pid, &status, 0);
   return -1;
+}
+
+// Runs `floodgate run ARGS`.
+int run_floodgate(const SimProcess& sim, const std::vector<std::string>& args, const std::string& log) {
+  return run_command(sim, "run", args, log);
 }
 
 struct Table {
@@ -166,10 +173,11 @@ TEST_F(TablesRun, FiveHundredRowsToCsvAndSqliteWithTheSchemasColumnsEveryRowOnce
       << slurp(dir.file("sqlite.log"));
   const auto counts = query(dir.file("out.sqlite"),
                             "SELECT count(*), count(DISTINCT custom_id), sum(status = 'ok'), sum(typeof(score) = "
-                            "'integer'), sum(label IN ('positive','negative','neutral')), sum(response_json IS NOT NULL) "
-                            "FROM results");
+                            "'integer'), sum(label IN ('positive','negative','neutral')), sum(response_json IS NOT NULL), "
+                            "sum(typeof(stars) = 'integer'), sum(typeof(id) = 'text') FROM results");
   ASSERT_EQ(counts.size(), 1u);
-  EXPECT_EQ(counts[0], (std::vector<std::string>{"500", "500", "500", "500", "500", "500"}));
+  // The input column of numbers is INTEGER (it was TEXT, like every input column).
+  EXPECT_EQ(counts[0], (std::vector<std::string>{"500", "500", "500", "500", "500", "500", "500", "500"}));
 }
 
 TEST_F(TablesRun, InjectedSchemaViolationsAreCaughtAndReAsked) {
@@ -372,6 +380,88 @@ TEST_F(TablesRun, PerLineResponseFormatIsValidatedWithoutSchemaFlag) {
   EXPECT_EQ(ok + violations, 200);
   EXPECT_GT(violations, 30);  // ~60 expected at a 30% rate
   EXPECT_LT(violations, 100);
+}
+
+}  // namespace
+
+namespace {
+
+// A pydantic-style schema: an optional field (not in "required"), a nested object without
+// additionalProperties. OpenAI's strict mode rejects it as written ("'required' is required to
+// be supplied and to be an array including every key in properties"), and so does the
+// simulator now: floodgate must send its strict form, and accept null for the optional field.
+TEST_F(TablesRun, SchemaWithAnOptionalFieldIsSentInStrictFormAndNullAnswersAreValid) {
+  SimProcess sim;
+  write_file(dir.file("small.csv"), make_table(40));
+  write_file(dir.file("optional.json"), R"({"title":"Review","type":"object","properties":{
+    "label":{"type":"string","enum":["positive","negative","neutral"]},
+    "note":{"type":"string"},
+    "meta":{"type":"object","properties":{"lang":{"type":"string"}},"required":["lang"]}},
+    "required":["label","meta"]})");
+  auto args = table_args(dir.file("out.sqlite"));
+  args[0] = dir.file("small.csv");
+  *(std::find(args.begin(), args.end(), "--schema") + 1) = dir.file("optional.json");
+  ASSERT_EQ(run_floodgate(sim, args, dir.file("run.log")), 0) << slurp(dir.file("run.log"));
+  std::uint64_t chat_200 = 0;
+  for (const auto& e : sim.ledger()) {
+    EXPECT_EQ(e.value("status", 0), 200) << e.dump();
+    chat_200 += e.value("status", 0) == 200 ? 1 : 0;
+  }
+  EXPECT_EQ(chat_200, 40u);
+  const auto r = query(dir.file("out.sqlite"),
+                       "SELECT count(*), sum(status = 'ok'), sum(note IS NULL), sum(json_extract(content, '$.note') IS NULL) "
+                       "FROM results");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0][0], "40");
+  EXPECT_EQ(r[0][1], "40");
+  EXPECT_GT(std::stoi(r[0][2]), 0);  // some answers left the optional field null, and were valid
+  EXPECT_LT(std::stoi(r[0][2]), 40);
+  EXPECT_EQ(r[0][2], r[0][3]);
+
+  // What strict mode cannot take is refused before anything is sent, naming rule and path.
+  write_file(dir.file("open.json"), R"({"type":"object","properties":{"tags":{"type":"object","additionalProperties":true}}})");
+  *(std::find(args.begin(), args.end(), "--schema") + 1) = dir.file("open.json");
+  args.back() = dir.file("open.sqlite");
+  EXPECT_EQ(run_floodgate(sim, args, dir.file("open.log")), 2);
+  const std::string log = slurp(dir.file("open.log"));
+  EXPECT_NE(log.find("open.json: /properties/tags: strict mode needs \"additionalProperties\": false"), std::string::npos) << log;
+  EXPECT_EQ(sim.ledger().size(), 40u);
+
+  // A schema file with a syntax error names the file, the line and the column.
+  write_file(dir.file("broken.json"), "{\n  \"type\": \"object\",\n  \"properties\": {,}\n}\n");
+  *(std::find(args.begin(), args.end(), "--schema") + 1) = dir.file("broken.json");
+  EXPECT_EQ(run_floodgate(sim, args, dir.file("broken.log")), 2);
+  const std::string broken = slurp(dir.file("broken.log"));
+  EXPECT_NE(broken.find("broken.json: the schema is not valid JSON: parse error at line 3, column 18"), std::string::npos) << broken;
+}
+
+// `floodgate estimate` reads the table as `run` does: the same numbers as for the JSONL of
+// requests `run` made from it.
+TEST_F(TablesRun, EstimateReadsATableWithTheTemplateAsRunDoes) {
+  SimProcess sim;
+  write_file(dir.file("small.csv"), make_table(30) + "r31,\"never closed,2\r\n");
+  auto args = table_args(dir.file("out.csv"));
+  args[0] = dir.file("small.csv");
+  ASSERT_EQ(run_floodgate(sim, args, dir.file("run.log")), 1) << slurp(dir.file("run.log"));  // one error row
+  ASSERT_EQ(run_command(sim, "estimate", {dir.file("out.csv.requests.jsonl"), "--json"}, dir.file("jsonl.txt")), 0)
+      << slurp(dir.file("jsonl.txt"));
+  std::vector<std::string> est = {dir.file("small.csv"), "--json"};
+  for (const char* flag : {"--template", "--system", "--model", "--schema", "--max-completion-tokens"}) {
+    const auto at = std::find(args.begin(), args.end(), flag);
+    est.insert(est.end(), {at[0], at[1]});
+  }
+  ASSERT_EQ(run_command(sim, "estimate", est, dir.file("table.txt")), 0) << slurp(dir.file("table.txt"));
+  const json from_jsonl = json::parse(slurp(dir.file("jsonl.txt")));
+  const json from_table = json::parse(slurp(dir.file("table.txt")));
+  EXPECT_EQ(from_table["requests"], 30);
+  EXPECT_EQ(from_table["error_rows"], 1);
+  for (const char* k : {"requests", "prompt_tokens", "completion_tokens_max", "total_tokens_max", "cost_usd_max"}) {
+    EXPECT_EQ(from_table[k], from_jsonl[k]) << k;
+  }
+  EXPECT_EQ(from_table["completion_tokens_max"], 30 * 64);
+  // Without --template a table is refused with the flag to add.
+  EXPECT_EQ(run_command(sim, "estimate", {dir.file("small.csv")}, dir.file("no_template.txt")), 2);
+  EXPECT_NE(slurp(dir.file("no_template.txt")).find("needs --template"), std::string::npos);
 }
 
 }  // namespace

@@ -231,6 +231,55 @@ TEST(Simulator, JsonSchemaAnswersAndInvalidRate) {
   EXPECT_EQ(pattern, pattern2);
 }
 
+// OpenAI refuses a strict json_schema whose schema breaks the strict-mode rules, with these
+// messages (400, invalid_json_schema); the simulator must too, or offline runs pass where
+// the real API fails every row.
+TEST(Simulator, StrictJsonSchemaRulesAreEnforcedWithTheApiWording) {
+  Fixture f;
+  auto ask = [&](const std::string& schema, bool strict = true) {
+    return f.post("/v1/chat/completions",
+                  R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema",)"
+                  R"("json_schema":{"name":"person","strict":)" + std::string(strict ? "true" : "false") +
+                      R"(,"schema":)" + schema + "}}}");
+  };
+  const std::string optional_age =
+      R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"required":["name"],"additionalProperties":false})";
+  const Reply missing = ask(optional_age);
+  ASSERT_EQ(missing.status, 400);
+  const json err = json::parse(missing.body)["error"];
+  EXPECT_EQ(err["message"],
+            "Invalid schema for response_format 'person': In context=(), 'required' is required to be supplied and to be "
+            "an array including every key in properties. Missing 'age'.");
+  EXPECT_EQ(err["type"], "invalid_request_error");
+  EXPECT_EQ(err["param"], "response_format");
+  EXPECT_EQ(err["code"], "invalid_json_schema");
+  EXPECT_EQ(ask(optional_age, false).status, 200);  // not strict: not checked
+
+  const Reply nested = ask(
+      R"({"type":"object","properties":{"a":{"type":"object","properties":{"b":{"type":"string"}},"required":["b"]}},"required":["a"],"additionalProperties":false})");
+  ASSERT_EQ(nested.status, 400);
+  EXPECT_EQ(json::parse(nested.body)["error"]["message"],
+            "Invalid schema for response_format 'person': In context=('properties', 'a'), 'additionalProperties' is "
+            "required to be supplied and to be false.");
+  const Reply in_items = ask(
+      R"({"type":"object","properties":{"l":{"type":"array","items":{"type":"object","properties":{"b":{"type":"string"}},"additionalProperties":false}}},"required":["l"],"additionalProperties":false})");
+  ASSERT_EQ(in_items.status, 400);
+  EXPECT_EQ(json::parse(in_items.body)["error"]["message"],
+            "Invalid schema for response_format 'person': In context=('properties', 'l', 'items'), 'required' is "
+            "required to be supplied and to be an array including every key in properties. Missing 'b'.");
+  const Reply root_array = ask(R"({"type":"array","items":{"type":"string"}})");
+  ASSERT_EQ(root_array.status, 400);
+  EXPECT_EQ(json::parse(root_array.body)["error"]["message"],
+            "Invalid schema for response_format 'person': schema must be a JSON Schema of 'type: \"object\"', got "
+            "'type: \"array\"'.");
+  const Reply root_any = ask(R"({"anyOf":[{"type":"object","properties":{},"additionalProperties":false},{"type":"null"}]})");
+  EXPECT_EQ(root_any.status, 400);
+  // The strict form of the same schema passes: every key required, the optional one nullable.
+  EXPECT_EQ(ask(R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":["integer","null"]}},"required":["name","age"],"additionalProperties":false})")
+                .status,
+            200);
+}
+
 TEST(Simulator, Embeddings) {
   SimOptions o;
   o.embedding_dim_override = 8;

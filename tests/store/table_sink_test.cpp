@@ -135,7 +135,7 @@ TEST(CsvSink, FlattensAnswersUsageCostAndErrors) {
   EXPECT_EQ(a[col("text")], "hello, world");
   EXPECT_EQ(a[col("label")], "pos");
   EXPECT_EQ(a[col("score")], "0.5");
-  EXPECT_EQ(a[col("ok")], "1");
+  EXPECT_EQ(a[col("ok")], "true");  // JSON's text, as the docs say (was 1: pandas read int64)
   EXPECT_EQ(a[col("answer_status")], "fine");
   EXPECT_EQ(a[col("finish_reason")], "stop");
   EXPECT_EQ(a[col("prompt_tokens")], "10");
@@ -268,6 +268,52 @@ TEST(SqliteSink, TypedColumnsUpsertAndWal) {
   EXPECT_EQ(rows[1][4], "real");  // REAL affinity: the integer 2 is stored as 2.0
   EXPECT_EQ(rows[1][7], "0");
   EXPECT_EQ(rows[1][2], "<null>");  // no input values for b
+}
+
+// Input columns used to be TEXT whatever they held; now each gets the type its values have.
+TEST(ColumnTypes, TheTypeEveryValueOfAColumnFits) {
+  ColumnTypes t(7);
+  for (const auto& row : std::vector<std::vector<std::string>>{
+           {"1", "1.5", "02139", "x", "", "-7", "9223372036854775807"},
+           {"20", "2", "10", "3", "", "0", "9223372036854775808"},
+           {"", "-0.25e3", "11", "4", "", "+1", "1"}}) {
+    for (std::size_t i = 0; i < row.size(); ++i) t.see(i, row[i]);
+  }
+  EXPECT_EQ(t.sql_types(), (std::vector<std::string>{"INTEGER", "REAL", "TEXT", "TEXT", "TEXT", "TEXT", "REAL"}));
+}
+
+TEST(SqliteSink, InputColumnsHaveTheTypeOfTheirValuesAndBooleansAreZeroOne) {
+  TempDir dir;
+  const std::string path = dir.file("out.sqlite");
+  std::map<std::string, std::vector<std::string>> inputs{{"a", {"7", "0.5", "02139"}}, {"b", {"", "3", "x"}}};
+  TableSinkOptions o = options_with(&inputs);
+  o.input_columns = {"n", "price", "zip"};
+  o.input_sql_types = {"INTEGER", "REAL", "TEXT"};
+  {
+    auto sink = make_sqlite_sink(path, OpenMode::truncate, o);
+    sink->write(ok_outcome("a", R"({"label":"pos","score":1,"ok":true})"), context());
+    sink->write(ok_outcome("b", R"({"label":"neg","score":2,"ok":false})"), context());
+    sink->close();
+  }
+  Db db(path);
+  const auto rows = db.query("SELECT typeof(n), n, typeof(price), price, typeof(zip), zip, typeof(ok), ok FROM results ORDER BY custom_id");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"integer", "7", "real", "0.5", "text", "02139", "integer", "1"}));
+  EXPECT_EQ(rows[1], (std::vector<std::string>{"null", "<null>", "real", "3.0", "text", "x", "integer", "0"}));
+  const auto decl = db.query("SELECT name, type FROM pragma_table_info('results') WHERE name IN ('n','price','zip') ORDER BY cid");
+  EXPECT_EQ(decl, (std::vector<std::vector<std::string>>{{"n", "INTEGER"}, {"price", "REAL"}, {"zip", "TEXT"}}));
+
+  // CSV has no types: the input values are written as read, booleans as true/false.
+  auto csv_sink = make_csv_sink(dir.file("out.csv"), OpenMode::truncate, o);
+  csv_sink->write(ok_outcome("b", R"({"label":"neg","score":2,"ok":false})"), context());
+  csv_sink->close();
+  const auto recs = csv::parse(slurp(dir.file("out.csv")));
+  ASSERT_EQ(recs.size(), 2u);
+  const auto& h = recs[0].fields;
+  auto col = [&](const std::string& name) { return static_cast<std::size_t>(std::find(h.begin(), h.end(), name) - h.begin()); };
+  EXPECT_EQ(recs[1].fields[col("n")], "");
+  EXPECT_EQ(recs[1].fields[col("price")], "3");
+  EXPECT_EQ(recs[1].fields[col("ok")], "false");
 }
 
 TEST(SqliteSink, ReRunWithMoreColumnsAddsThemAndKeepsRows) {

@@ -3,10 +3,19 @@
 //
 // Asking: `--schema schema.json` becomes the request's
 //   "response_format": {"type":"json_schema","json_schema":{"name":N,"schema":S,"strict":true}}
-// where S is the user's schema made strict-ready: strict mode requires
-// "additionalProperties": false on every object schema, so make_strict() adds it wherever the
-// schema omits it (recursively: properties, items, prefixItems, anyOf/allOf/oneOf, $defs,
-// definitions, ...). A schema that states additionalProperties itself is left as written.
+// where S is the user's schema in the form OpenAI's strict mode accepts (make_strict()):
+//   - the root is an object ("type": "object"; added when the root has "properties" only);
+//   - every object schema has "additionalProperties": false (added where omitted; anything
+//     else is refused, since the API rejects it);
+//   - every object schema lists all its properties in "required"; a property the schema did
+//     not require becomes nullable ("type": ["string","null"], null added to an "enum", or
+//     {"anyOf":[S,{"type":"null"}]} for a $ref, const or untyped schema), so "may be absent"
+//     turns into "may be null", the strict-mode way of writing an optional field.
+// This is done recursively (properties, items, prefixItems, anyOf/allOf/oneOf, $defs,
+// definitions, ...). What cannot be made strict is refused with the rule and the JSON pointer
+// of the offending schema, e.g. "/properties/extra: strict mode needs "additionalProperties":
+// false on every object, this one has true". Answers are then checked against S, so an
+// optional field answered with null is valid.
 // Key order is preserved, so the output table's columns follow the schema's property order.
 //
 // Checking: every 2xx chat answer goes through check_chat_answer():
@@ -28,8 +37,8 @@
 
 namespace floodgate::schema {
 
-// The schema with additionalProperties:false added to every object schema that omits it.
-// Throws floodgate::Error when the text is not a JSON object.
+// The schema in strict form (see above). Throws floodgate::Error when the text is not JSON
+// (with the parser's line and column), not an object, or cannot be made strict.
 [[nodiscard]] std::string make_strict(std::string_view schema_json);
 
 // The response_format object (JSON text) for `schema_json`, made strict. `name` must match
