@@ -175,11 +175,20 @@ int run(const EstimateFlags& f) {
   const double total_tokens = static_cast<double>(all.prompt_tokens + all.completion_tokens);
   const double requests = static_cast<double>(all.requests);
   // Steady-state pacing: every dimension must fit its rate; the slowest decides.
+  // The limit that sets the time is the one named: tokens/min are charged at the worst case
+  // (prompt + completion allowance), so it is often tpm and --max-completion-tokens moves it.
   double minutes = 0;
-  if (f.rpm > 0) minutes = std::max(minutes, requests / f.rpm);
-  if (f.tpm > 0) minutes = std::max(minutes, total_tokens / f.tpm);
-  if (f.rpd > 0) minutes = std::max(minutes, requests / f.rpd * 1440);
-  if (f.tpd > 0) minutes = std::max(minutes, total_tokens / f.tpd * 1440);
+  const char* bound_by = "";
+  auto bound = [&](double m, const char* name) {
+    if (m > minutes) {
+      minutes = m;
+      bound_by = name;
+    }
+  };
+  if (f.rpm > 0) bound(requests / f.rpm, "rpm");
+  if (f.tpm > 0) bound(total_tokens / f.tpm, "tpm");
+  if (f.rpd > 0) bound(requests / f.rpd * 1440, "rpd");
+  if (f.tpd > 0) bound(total_tokens / f.tpd * 1440, "tpd");
   const bool limited = f.rpm > 0 || f.tpm > 0 || f.rpd > 0 || f.tpd > 0;
 
   // Cost range (docs/tables.md): at least prompt x input, at most + allowance x output.
@@ -207,7 +216,10 @@ int run(const EstimateFlags& f) {
                           {"prompt_tokens", all.prompt_tokens},
                           {"completion_tokens_max", all.completion_tokens},
                           {"total_tokens_max", all.prompt_tokens + all.completion_tokens}};
-    if (limited) out["min_seconds"] = minutes * 60;
+    if (limited) {
+      out["min_seconds"] = minutes * 60;
+      out["bound_by"] = bound_by;
+    }
     if (all.error_rows > 0) out["error_rows"] = all.error_rows;
     out["cost_usd_min"] = total_range.min_usd;
     out["cost_usd_max"] = total_range.max_usd;
@@ -241,7 +253,13 @@ int run(const EstimateFlags& f) {
   }
   if (all.unparsed) std::printf("bodies that were not JSON (counted as text): %llu\n", static_cast<unsigned long long>(all.unparsed));
   if (limited) {
-    std::printf("minimum time at these limits: %s\n", minutes_text(minutes).c_str());
+    const std::string_view b = bound_by;
+    const bool by_requests = b == "rpm" || b == "rpd";
+    std::printf("minimum time at these limits: %s (set by %s: %.0f %s at %.0f/%s)\n", minutes_text(minutes).c_str(),
+                b == "rpm" ? "requests/min" : b == "tpm" ? "tokens/min" : b == "rpd" ? "requests/day" : "tokens/day",
+                by_requests ? requests : total_tokens, by_requests ? "requests" : "worst-case tokens",
+                b == "rpm" ? f.rpm : b == "tpm" ? f.tpm : b == "rpd" ? f.rpd : f.tpd,
+                b == "rpm" || b == "tpm" ? "min" : "day");
   } else {
     std::printf("minimum time: pass --rpm/--tpm (and --rpd/--tpd) to compute it\n");
   }
