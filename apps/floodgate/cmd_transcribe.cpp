@@ -87,7 +87,8 @@ struct ChunkAnswer {
   std::string body;   // the JSON response body when ok
   std::string error;  // "<kind>: <message>" otherwise
   std::chrono::system_clock::time_point finished_at{};
-  std::chrono::nanoseconds total{0};
+  std::chrono::nanoseconds total{0};   // from read to the answer
+  std::chrono::nanoseconds queued{0};  // from read to the first send
 };
 using Answers = std::map<std::string, ChunkAnswer>;
 
@@ -105,6 +106,7 @@ class Collector final : public Sink {
     }
     a.finished_at = ctx.finished_at;
     a.total = ctx.total;
+    a.queued = ctx.queued;
     auto& slot = (*answers_)[o.custom_id];
     if (!slot.ok) slot = std::move(a);
   }
@@ -351,6 +353,13 @@ int transcribe(const TranscribeFlags& f) {
   defaults.response_format = *format;
   defaults.temperature = f.temperature;
   defaults.timestamp_granularities = f.timestamp_granularities;
+  for (const auto& g : f.timestamp_granularities) {
+    if (g != "word" && g != "segment") throw Error("--timestamp-granularities takes word and/or segment, not \"" + g + "\"");
+  }
+  if (!f.timestamp_granularities.empty() && *format != audio::ResponseFormat::verbose_json) {
+    throw Error("--timestamp-granularities needs --response-format verbose_json (the API returns word and segment "
+                "timestamps only there; with " + f.response_format + " they would be dropped)");
+  }
   if (f.max_chunk_seconds < 10) throw Error("--max-chunk-seconds must be at least 10");
   {
     engine::EngineOptions check;  // bad engine flags fail now, before any file is probed
@@ -483,6 +492,7 @@ int transcribe(const TranscribeFlags& f) {
   int engine_exit = exit_code::ok;
   engine::RunSummary last_summary;
   std::uint64_t sent_total = 0;
+  std::uint64_t retries_total = 0;
   for (std::size_t round = 0; round < rounds && engine_exit == exit_code::ok; ++round) {
     const fs::path requests = state / ("requests-" + stamp + "-" + std::to_string(round) + ".jsonl");
     const fs::path responses = state / ("responses-" + stamp + "-" + std::to_string(round) + ".jsonl");
@@ -519,7 +529,6 @@ int transcribe(const TranscribeFlags& f) {
       fs::remove(requests, ec);
       continue;
     }
-    sent_total += lines;
 
     engine::EngineOptions o;
     o.input_path = requests.string();
@@ -530,9 +539,16 @@ int transcribe(const TranscribeFlags& f) {
     engine::Engine eng(std::move(o));
     engine::SignalGuard guard(eng);
     last_summary = eng.run();
+    sent_total += last_summary.attempts;  // what reached the API, not what was planned
+    retries_total += last_summary.retries;
     engine_exit = last_summary.exit_code == exit_code::some_failed ? exit_code::ok : last_summary.exit_code;
-    if (!quiet || last_summary.exit_code > exit_code::some_failed) {
+    // The engine's own summary speaks of lines and tokens per minute, which mean nothing
+    // here: a JSON log keeps it (machine-read), text says only why the engine stopped.
+    if (json_log && (!quiet || last_summary.exit_code > exit_code::some_failed)) {
       std::fputs(engine::format_summary(last_summary, json_log).c_str(), stderr);
+    } else if (!last_summary.stop_reason.empty()) {
+      std::fprintf(stderr, "floodgate transcribe: stopped: %s (re-run the same command to resume)\n",
+                   last_summary.stop_reason.c_str());
     }
   }
 
@@ -567,7 +583,10 @@ int transcribe(const TranscribeFlags& f) {
       }
       pieces.push_back(audio::ChunkTranscript{j.chunks[c].offset, a->second.body});
       if (a->second.finished_at != std::chrono::system_clock::time_point{}) {
-        const auto started = a->second.finished_at - std::chrono::duration_cast<std::chrono::system_clock::duration>(a->second.total);
+        // From the chunk's first send, not from when the job read it: a file's time is its
+        // own, not the wait for the files before it.
+        const auto started = a->second.finished_at - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                                         a->second.total - std::min(a->second.queued, a->second.total));
         first_start = std::min(first_start, started);
         last_end = std::max(last_end, a->second.finished_at);
       }
@@ -642,9 +661,11 @@ int transcribe(const TranscribeFlags& f) {
   // Peak memory of this process (the uploads) and of the audio helper (FFmpeg), apart.
   char line[512];
   std::snprintf(line, sizeof line,
-                "%zu file(s): %zu ok, %zu failed, %zu skipped, %zu pending; %llu request(s) sent; %.1f min of audio in "
+                "transcribe summary: %zu file(s): %zu ok, %zu failed, %zu skipped, %zu pending; %llu request(s) sent "
+                "(%llu retries); %.1f min of audio in "
                 "%.1f s (%.1f min of audio per wall minute); peak RSS %.1f MiB (audio helper %.1f MiB); results in %s",
                 jobs.size(), ok, failed, skipped, pending, static_cast<unsigned long long>(sent_total),
+                static_cast<unsigned long long>(retries_total),
                 audio_seconds / 60.0, wall_s, wall_s > 0 ? audio_seconds / wall_s : 0.0,
                 own_peak_mib(), handover ? static_cast<double>(handover->planner_peak_kib) / 1024.0 : 0.0,
                 (outdir / "results.jsonl").c_str());

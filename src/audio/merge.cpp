@@ -249,7 +249,9 @@ AudioResult<std::string> merge_json(std::span<const ChunkTranscript> chunks, dou
         seg["end"] = end;
         seg["id"] = segments.size();
         if (seg.contains("seek") && seg["seek"].is_number()) {
-          seg["seek"] = seg["seek"].get<std::int64_t>() + std::llround(off * 100.0);
+          // Chunk 0 may start a little before 0 (codec priming): seek counts frames from the
+          // file's start and is never negative.
+          seg["seek"] = std::max<std::int64_t>(0, seg["seek"].get<std::int64_t>() + std::llround(off * 100.0));
         }
         segments.push_back(std::move(seg));
       }

@@ -148,6 +148,23 @@ TEST(Merge, VerboseJsonShiftsSegmentsAndWords) {
   EXPECT_DOUBLE_EQ(doc["words"][1]["start"].get<double>(), 598.5);
 }
 
+// Chunk 0 can start a little before 0 s (codec priming, offset -0.05 s): its segments' seek
+// came out as -5.
+TEST(Merge, SeekIsNeverNegative) {
+  const auto c = chunks({
+      {-0.05, R"({"task":"transcribe","language":"english","duration":10,"text":"One.",
+             "segments":[{"id":0,"seek":0,"start":0.0,"end":3.0,"text":"One."}]})"},
+      {9.95, R"({"task":"transcribe","language":"english","duration":10,"text":"Two.",
+             "segments":[{"id":0,"seek":0,"start":0.0,"end":2.0,"text":"Two."}]})"},
+  });
+  const auto merged = merge_transcripts(ResponseFormat::verbose_json, c, Seconds(20));
+  ASSERT_TRUE(merged.ok()) << merged.error().message;
+  const auto doc = nlohmann::json::parse(*merged);
+  EXPECT_EQ(doc["segments"][0]["seek"], 0);
+  EXPECT_EQ(doc["segments"][1]["seek"], 995);
+  EXPECT_DOUBLE_EQ(doc["segments"][0]["start"].get<double>(), 0.0);
+}
+
 TEST(Merge, AMalformedChunkIsAnErrorNotADrop) {
   const auto srt = merge_transcripts(ResponseFormat::srt, chunks({{0, "1\n00:00:00,000 --> 00:00:01,000\na\n"},
                                                                   {5, "not a subtitle"}}),

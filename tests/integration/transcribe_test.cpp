@@ -7,7 +7,10 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -486,6 +489,101 @@ TEST(Transcribe, TableAsCsvJsonlAndSqliteAndForceStartsOver) {
       << slurp(tmp.path / "log4.txt");
   EXPECT_EQ(transcription_lines(sim).size(), 2 * sent_first);  // all sent again
   expect_sqlite_matches_jsonl(db, out);
+}
+
+}  // namespace
+
+namespace {
+
+// Runs floodgate transcribe without --quiet (its summary is what is checked).
+int transcribe_loud(const SimProcess& sim, const std::vector<std::string>& args, const fs::path& log) {
+  std::string cmd = std::string("'") + FLOODGATE_BIN + "' transcribe --base-url '" + sim.base_url() + "' --api-key '" +
+                    sim.api_key() + "'";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " > '" + log.string() + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Milliseconds since the epoch of "2026-11-22T17:51:14.123Z".
+std::int64_t iso_ms(const std::string& iso) {
+  std::tm tm{};
+  int ms = 0;
+  EXPECT_EQ(std::sscanf(iso.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                        &tm.tm_min, &tm.tm_sec, &ms),
+            7)
+      << iso;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
+// The summary was headed "floodgate run summary" with a tokens/min line, counted the requests
+// it planned as sent, and timed every file from the start of the job.
+TEST(Transcribe, SummaryCountsWhatWasSentAndEachFileIsTimedOnItsOwn) {
+  TempDir tmp("transcribe_summary");
+  const fs::path in = tmp.path / "in";
+  fs::create_directories(in);
+  for (int i = 0; i < 5; ++i) fs::copy_file(audio::testing::fixture("tone.wav"), in / ("t" + std::to_string(i) + ".wav"));
+  {
+    // One upload at a time: each file's interval [first send, last answer] ends before the
+    // next file's begins. Timed from the job's start, they all began together.
+    SimProcess sim;
+    const fs::path out = tmp.path / "out";
+    ASSERT_EQ(transcribe_loud(sim, {in.string(), "-o", out.string(), "--max-in-flight", "1"}, tmp.path / "log1.txt"), 0)
+        << slurp(tmp.path / "log1.txt");
+    std::vector<std::pair<std::int64_t, std::int64_t>> spans;  // (start ms, end ms)
+    for (const auto& [name, row] : results_by_name(out)) {
+      const std::int64_t end = iso_ms(row["transcribed_at"].get<std::string>());
+      const auto secs = row["transcription_seconds"].get<double>();
+      EXPECT_GE(secs, 0.0) << name;
+      spans.emplace_back(end - static_cast<std::int64_t>(std::llround(secs * 1000)), end);
+    }
+    ASSERT_EQ(spans.size(), 5u);
+    std::sort(spans.begin(), spans.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    for (std::size_t i = 1; i < spans.size(); ++i) {
+      EXPECT_GE(spans[i].first + 2, spans[i - 1].second) << "file " << i << " timed from before the previous file ended";
+    }
+    const std::string log = slurp(tmp.path / "log1.txt");
+    EXPECT_EQ(log.find("floodgate run summary"), std::string::npos) << log;
+    EXPECT_EQ(log.find("tokens/min"), std::string::npos) << log;
+    EXPECT_NE(log.find("transcribe summary: 5 file(s): 5 ok"), std::string::npos) << log;
+  }
+  {
+    // Retried uploads are sent requests too: the count is the simulator's.
+    SimProcess flaky({"--fault-rate", "0.4", "--faults", "500", "--seed", "3"});
+    const fs::path out = tmp.path / "out2";
+    ASSERT_EQ(transcribe_loud(flaky, {in.string(), "-o", out.string()}, tmp.path / "log2.txt"), 0)
+        << slurp(tmp.path / "log2.txt");
+    const std::size_t sent = transcription_lines(flaky).size();
+    ASSERT_GT(sent, 5u);  // some were retried
+    const std::string log = slurp(tmp.path / "log2.txt");
+    EXPECT_NE(log.find("; " + std::to_string(sent) + " request(s) sent"), std::string::npos) << log;
+  }
+}
+
+// Word timestamps come only with verbose_json: asking for them with json was accepted and
+// silently dropped.
+TEST(Transcribe, TimestampGranularitiesNeedVerboseJson) {
+  TempDir tmp("transcribe_granularities");
+  SimProcess sim;
+  const fs::path src = audio::testing::fixture("tone.wav");
+  EXPECT_EQ(transcribe(sim, {src.string(), "-o", (tmp.path / "a").string(), "--timestamp-granularities", "word"},
+                       tmp.path / "log1.txt"),
+            2);
+  EXPECT_NE(slurp(tmp.path / "log1.txt").find("--timestamp-granularities needs --response-format verbose_json"),
+            std::string::npos)
+      << slurp(tmp.path / "log1.txt");
+  EXPECT_EQ(transcribe(sim, {src.string(), "-o", (tmp.path / "b").string(), "--response-format", "verbose_json",
+                             "--timestamp-granularities", "letter"},
+                       tmp.path / "log2.txt"),
+            2);
+  EXPECT_TRUE(transcription_lines(sim).empty());
+  EXPECT_EQ(transcribe(sim, {src.string(), "-o", (tmp.path / "c").string(), "--response-format", "verbose_json",
+                             "--timestamp-granularities", "word"},
+                       tmp.path / "log3.txt"),
+            0)
+      << slurp(tmp.path / "log3.txt");
 }
 
 }  // namespace
