@@ -62,7 +62,7 @@ int run(const RunFlags& f) {
     const std::string text = engine::format_summary(summary, json);
     std::fputs(text.c_str(), stderr);
   }
-  return finish_run_table_options(summary.exit_code, quiet);
+  return finish_run_table_options(summary.exit_code, quiet, json);
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ void register_estimate(CLI::App& app, int& exit_code);
 void add_run_table_options(CLI::App* run_cmd);
 void apply_run_table_options(engine::EngineOptions& options, std::uint64_t default_completion_tokens, bool quiet);
 // After the run: prints what the results tables got and returns the exit code to use.
-int finish_run_table_options(int exit_code, bool quiet);
+int finish_run_table_options(int exit_code, bool quiet, bool json);
 
 // Shared by `run` and `estimate` (run_tables_options.cpp): a prompt file's text without the
 // editor's trailing newline, and a --schema file in the strict form sent to the API (errors

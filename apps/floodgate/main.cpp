@@ -45,7 +45,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "floodgate: %s\n", e.what());
-    if (e.get_exit_code() != 0) std::fprintf(stderr, "Run 'floodgate --help' for usage.\n");
+    if (e.get_exit_code() != 0) {
+      // Point at the help of the subcommand whose flags were wrong, not at the list of them.
+      std::string help = "floodgate";
+      for (const CLI::App* sub : app.get_subcommands()) help += " " + sub->get_name();
+      std::fprintf(stderr, "Run '%s --help' for usage.\n", help.c_str());
+    }
     return e.get_exit_code() == 0 ? 0 : floodgate::exit_code::usage;
   } catch (const floodgate::Error& e) {
     std::fprintf(stderr, "floodgate: %s\n", e.what());

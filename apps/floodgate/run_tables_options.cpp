@@ -181,7 +181,15 @@ class AttemptCost {
     cached_ += usage.cached_tokens;
     reasoning_ += usage.reasoning_tokens;
   }
-  void print() const {
+  void print(bool json) const {
+    if (json) {
+      std::fprintf(stderr,
+                   "{\"event\":\"cost\",\"cost_usd\":%.6f,\"prices_as_of\":\"%s\",\"unpriced_models\":%s,"
+                   "\"cached_tokens\":%llu,\"reasoning_tokens\":%llu}\n",
+                   total_usd_, prices_.as_of().c_str(), unpriced_ ? "true" : "false",
+                   static_cast<unsigned long long>(cached_), static_cast<unsigned long long>(reasoning_));
+      return;
+    }
     std::fprintf(stderr, "cost: $%.4f (prices as of %s)%s; cached prompt tokens %llu, reasoning tokens %llu\n",
                  total_usd_, prices_.as_of().empty() ? "?" : prices_.as_of().c_str(),
                  unpriced_ ? ", some models unpriced" : "", static_cast<unsigned long long>(cached_),
@@ -199,16 +207,18 @@ class AttemptCost {
 // Prints the attempts' cost when the sinks close (after the last outcome).
 class CostLine final : public Sink {
  public:
-  CostLine(std::shared_ptr<const AttemptCost> tally, bool quiet) : tally_(std::move(tally)), quiet_(quiet) {}
+  CostLine(std::shared_ptr<const AttemptCost> tally, bool quiet, bool json)
+      : tally_(std::move(tally)), quiet_(quiet), json_(json) {}
   void write(const Outcome&, const RowContext&) override {}
   void flush() override {}
   void close() override {
-    if (!quiet_) tally_->print();
+    if (!quiet_) tally_->print(json_);
   }
 
  private:
   std::shared_ptr<const AttemptCost> tally_;
   bool quiet_;
+  bool json_;
 };
 
 // ---- engine hooks, used when EngineOptions has them ------------------------------------------
@@ -412,7 +422,7 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
   }
   if (!counting) add_sink(wrap(std::make_unique<NullSink>()), "");  // checks and counts for a .jsonl output
   auto attempt_cost = std::make_shared<AttemptCost>(run->prices);
-  add_sink(std::make_unique<CostLine>(attempt_cost, quiet), "");
+  add_sink(std::make_unique<CostLine>(attempt_cost, quiet, o.progress.format == engine::LogFormat::json), "");
   counts().active = true;
 
   if (table_input) {
@@ -466,17 +476,21 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
   };
 }
 
-int finish_run_table_options(int exit_code, bool quiet) {
+int finish_run_table_options(int exit_code, bool quiet, bool json) {
   const auto& c = counts();
   if (!c.active) return exit_code;
   const std::uint64_t failed = c.error_rows + c.schema_violations + c.refusals + c.other_errors;
-  if (!quiet && (c.error_rows + c.schema_violations + c.refusals) > 0) {
-    std::fprintf(stderr,
-                 "results: %llu valid, %llu failed (invalid input rows %llu, schema_violation %llu, refusal %llu, "
-                 "other %llu)\n",
-                 static_cast<unsigned long long>(c.ok), static_cast<unsigned long long>(failed),
-                 static_cast<unsigned long long>(c.error_rows), static_cast<unsigned long long>(c.schema_violations),
-                 static_cast<unsigned long long>(c.refusals), static_cast<unsigned long long>(c.other_errors));
+  // One summary: the engine's counts the requests (answers checked against the schema by its
+  // hook included); what only the table knows is the rows that never became a request. Said
+  // as a line of the same summary, not as a second tally of "valid" and "failed".
+  if (!quiet && c.error_rows > 0) {
+    if (json) {
+      std::fprintf(stderr, "{\"event\":\"table_rows\",\"error_rows\":%llu}\n",
+                   static_cast<unsigned long long>(c.error_rows));
+    } else {
+      std::fprintf(stderr, "  table rows    %llu could not become requests (invalid_input rows in the output, never sent)\n",
+                   static_cast<unsigned long long>(c.error_rows));
+    }
   }
   // Rows the engine counted as successes may have failed the schema check here.
   if (exit_code == exit_code::ok && failed > 0) return exit_code::some_failed;

@@ -464,4 +464,37 @@ TEST_F(TablesRun, EstimateReadsATableWithTheTemplateAsRunDoes) {
   EXPECT_NE(slurp(dir.file("no_template.txt")).find("needs --template"), std::string::npos);
 }
 
+// Messages: an unknown flag of `run` points to `floodgate run --help`; with --log-format json
+// every line on stderr is JSON (the cost line was text); a table run prints one summary (a
+// second "results:" tally disagreed with the engine's).
+TEST_F(TablesRun, MessagesOfATableRunReadRight) {
+  SimProcess sim;
+  EXPECT_EQ(run_floodgate(sim, {"--no-such-flag", dir.file("data.csv"), "-o", dir.file("x.csv")}, dir.file("flag.log")), 2);
+  EXPECT_NE(slurp(dir.file("flag.log")).find("Run 'floodgate run --help' for usage."), std::string::npos)
+      << slurp(dir.file("flag.log"));
+
+  write_file(dir.file("bad.csv"), "id,text,stars\r\nr1,fine,3\r\nr2\r\nr3,\"ok, too\",4\r\nr4,x,1,extra\r\n");
+  auto args = table_args(dir.file("out.csv"));
+  args[0] = dir.file("bad.csv");
+  args.erase(std::find(args.begin(), args.end(), "-q"));
+  auto json_args = args;
+  json_args.back() = dir.file("json.csv");
+  json_args.insert(json_args.end(), {"--log-format", "json"});
+  ASSERT_EQ(run_floodgate(sim, json_args, dir.file("json.log")), 1) << slurp(dir.file("json.log"));
+  std::istringstream lines(slurp(dir.file("json.log")));
+  std::string line;
+  bool cost = false;
+  while (std::getline(lines, line)) {
+    const auto j = json::parse(line, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    if (!j.is_discarded() && j.value("event", "") == "cost") cost = j.contains("cost_usd");
+  }
+  EXPECT_TRUE(cost) << slurp(dir.file("json.log"));
+
+  ASSERT_EQ(run_floodgate(sim, args, dir.file("text.log")), 1) << slurp(dir.file("text.log"));
+  const std::string text = slurp(dir.file("text.log"));
+  EXPECT_EQ(text.find("results:"), std::string::npos) << text;
+  EXPECT_NE(text.find("  table rows    2 could not become requests"), std::string::npos) << text;
+}
+
 }  // namespace
