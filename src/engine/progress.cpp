@@ -21,7 +21,12 @@ std::string human(double v) {
   return buf;
 }
 
-std::string limit_text(double v) { return v > 0 ? human(v) : std::string("-"); }
+// A server that states no limit for a dimension sends a huge one (OpenAI-compatible servers
+// and `floodgate sim` send 1000000000): that is "unlimited", not a limit to compare with.
+std::string limit_text(double v) {
+  if (v >= 1e9) return "unlimited";
+  return v > 0 ? human(v) : std::string("-");
+}
 
 std::string eta_text(double seconds) {
   if (!(seconds >= 0) || !std::isfinite(seconds)) return "?";

@@ -89,6 +89,26 @@ TEST(Progress, LogLinesEveryIntervalWithoutATerminal) {
   std::fclose(f);
 }
 
+// The simulator's "unlimited" header (1e9) read as a limit of 1,000,000,000 requests/min.
+TEST(Progress, AHugeLimitIsUnlimited) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  ProgressOptions o;
+  o.tty = false;
+  o.stream = f;
+  const TimePoint t0 = TimePoint{} + std::chrono::hours(1);
+  Progress p(o, t0);
+  ProgressState s;
+  s.done = 1;
+  s.total = 2;
+  s.rpm_limit = 1e9;
+  s.tpm_limit = 200000;
+  p.update(s, t0 + std::chrono::seconds(5), true);
+  const std::string text = read_stream(f);
+  EXPECT_NE(text.find("rpm 0/unlimited tpm 0/200.0k"), std::string::npos) << text;
+  std::fclose(f);
+}
+
 TEST(Progress, JsonAndQuiet) {
   std::FILE* f = std::tmpfile();
   ProgressOptions o;
