@@ -444,7 +444,11 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
       }
     });
     counts().error_rows = stats.error_rows;
-    if (!quiet) {
+    if (!quiet && o.progress.format == engine::LogFormat::json) {
+      std::fprintf(stderr, "{\"event\":\"table\",\"rows\":%llu,\"requests\":%llu,\"error_rows\":%llu}\n",
+                   static_cast<unsigned long long>(stats.rows), static_cast<unsigned long long>(stats.requests),
+                   static_cast<unsigned long long>(stats.error_rows));
+    } else if (!quiet) {
       std::fprintf(stderr, "table: %llu rows, %llu requests, %llu error rows\n",
                    static_cast<unsigned long long>(stats.rows), static_cast<unsigned long long>(stats.requests),
                    static_cast<unsigned long long>(stats.error_rows));

@@ -27,7 +27,7 @@ if [ -z "$cmd" ]; then
 else
   out=$(cd "$dir" && eval "\"$bin\" ${cmd#floodgate }" 2>&1)
   case "$out" in
-    *"minimum time at these limits:"*"(set by tokens/min"*) ;;
+    *"minimum time at these limits:"*"(set by "*) ;;
     *) echo "the README's estimate example does not say what bounds the run:"; echo "$out"; fail=1 ;;
   esac
 fi
