@@ -1,5 +1,6 @@
 // `floodgate sim`: the OpenAI-compatible simulator. Flags → SimOptions → run_server.
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,7 +37,26 @@ struct SimFlags {
   std::string window;
   std::string quantum;
   std::string dialect;
+  std::vector<std::string> batch_queue_limits;
 };
+
+// --batch-queue-limit 90000 (every model) or gpt-4o=90000 (one model).
+void apply_batch_queue_limits(sim::BatchSimOptions& o, const std::vector<std::string>& specs) {
+  for (const auto& spec : specs) {
+    const std::size_t eq = spec.rfind('=');
+    const std::string number = eq == std::string::npos ? spec : spec.substr(eq + 1);
+    char* end = nullptr;
+    const long long tokens = std::strtoll(number.c_str(), &end, 10);
+    if (number.empty() || *end != '\0' || tokens < 0) {
+      throw Error("invalid --batch-queue-limit '" + spec + "' (e.g. 90000 or gpt-4o=90000)");
+    }
+    if (eq == std::string::npos) {
+      o.queue_limit_all = tokens;
+    } else {
+      o.queue_limits[spec.substr(0, eq)] = tokens;
+    }
+  }
+}
 
 Duration duration_flag(const std::string& text, const char* flag) {
   const auto d = parse_duration(text);
@@ -84,6 +104,11 @@ int run(SimFlags& f) {
   o.stall = duration_flag(f.stall, "--stall-seconds");
   o.slow_first_byte = duration_flag(f.slow_first_byte, "--slow-first-byte");
   if (o.fault_rate < 0 || o.fault_rate > 1) throw Error("--fault-rate must be between 0 and 1");
+  apply_batch_queue_limits(o.batch, f.batch_queue_limits);
+  if (o.batch.speed <= 0) throw Error("--batch-speed must be above 0");
+  if (o.batch.line_failure_rate < 0 || o.batch.expire_rate < 0 || o.batch.line_failure_rate + o.batch.expire_rate > 1) {
+    throw Error("--batch-line-failure-rate and --batch-expire-rate must be between 0 and 1 together");
+  }
   if (o.invalid_content_rate < 0 || o.invalid_content_rate > 1) {
     throw Error("--invalid-content-rate must be between 0 and 1");
   }
@@ -190,6 +215,26 @@ void register_sim(CLI::App& app, int& exit_code) {
   cmd->add_option("--slow-first-byte", f.slow_first_byte, "Extra wait before the first byte of a slow-first-byte fault")
       ->group(faults)
       ->capture_default_str();
+
+  auto* batch = "Batch API (Files and Batches endpoints; docs/sim.md)";
+  cmd->add_option("--batch-speed", o.batch.speed,
+                  "Divides every batch duration (validating 2s, 10ms per line, finalizing 1s at speed 1)")
+      ->group(batch)
+      ->capture_default_str();
+  cmd->add_option("--batch-line-failure-rate", o.batch.line_failure_rate,
+                  "Fraction of batch lines answered 500 server_error (in the error file; seeded)")
+      ->group(batch)
+      ->capture_default_str();
+  cmd->add_option("--batch-expire-rate", o.batch.expire_rate,
+                  "Fraction of batch lines never run: the batch ends expired, they get batch_expired (seeded)")
+      ->group(batch)
+      ->capture_default_str();
+  cmd->add_option("--batch-queue-limit", f.batch_queue_limits,
+                  "Enqueued-token limit: TOKENS for every model or MODEL=TOKENS (repeatable); a batch that would "
+                  "pass it fails with token_limit_exceeded")
+      ->group(batch);
+  cmd->add_option("--batch-dir", o.batch.dir, "Keep uploaded and output files here (default: a temporary folder, removed at exit)")
+      ->group(batch);
 
   auto* observe = "Observation";
   cmd->add_option("--ledger", o.ledger_path, "Write one JSONL line per request to this file (never the API key)")

@@ -64,6 +64,7 @@ void Ledger::append(const LedgerEntry& e) {
   j["upload_bytes"] = e.upload_bytes;
   j["client_request_id"] = or_null(e.client_request_id);
   j["fault"] = or_null(e.fault);
+  if (!e.batch_id.empty()) j["batch_id"] = std::string(e.batch_id);
   std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line.push_back('\n');
   const std::lock_guard lock(mutex_);

@@ -35,6 +35,7 @@ struct LedgerEntry {
   std::uint64_t upload_bytes = 0;
   std::string_view client_request_id;
   std::string_view fault;
+  std::string_view batch_id;  // a Batch API line: its batch (the key "batch_id" only then)
 };
 
 class Ledger {

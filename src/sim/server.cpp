@@ -37,6 +37,7 @@ const char* reason(int status) {
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 413: return "Request Entity Too Large";
+    case 409: return "Conflict";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 502: return "Bad Gateway";
@@ -131,6 +132,8 @@ asio::awaitable<void> write_endless_body(tcp::socket& socket, const Reply& reply
   socket.close(ec);
 }
 
+asio::awaitable<bool> write_file_reply(tcp::socket& socket, const Reply& reply, bool keep_alive);
+
 asio::awaitable<bool> write_reply(tcp::socket& socket, const Reply& reply, bool keep_alive, Server& server) {
   boost::system::error_code ec;
   co_await wait_for(reply.delay);
@@ -143,6 +146,7 @@ asio::awaitable<bool> write_reply(tcp::socket& socket, const Reply& reply, bool 
     co_await write_endless_body(socket, reply);
     co_return false;
   }
+  if (!reply.body_file.empty()) co_return co_await write_file_reply(socket, reply, keep_alive);
   const std::string head = serialize_head(reply, reply.body.size(), keep_alive);
   if (reply.fault == FaultKind::reset) {
     // Headers and part of the body, then an abortive close (RST).
@@ -154,6 +158,28 @@ asio::awaitable<bool> write_reply(tcp::socket& socket, const Reply& reply, bool 
   }
   const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(reply.body)};
   co_await asio::async_write(socket, buffers, asio::redirect_error(asio::use_awaitable, ec));
+  co_return !ec;
+}
+
+// A reply whose body is a file (GET /v1/files/{id}/content), sent in kChunkBytes pieces
+// so that no file is ever held whole.
+asio::awaitable<bool> write_file_reply(tcp::socket& socket, const Reply& reply, bool keep_alive) {
+  boost::system::error_code ec;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(reply.body_file.c_str(), "rb"), &std::fclose);
+  if (!file) co_return false;
+  std::fseek(file.get(), 0, SEEK_END);
+  const long size = std::ftell(file.get());
+  std::fseek(file.get(), 0, SEEK_SET);
+  const std::string head = serialize_head(reply, static_cast<std::size_t>(std::max(size, 0L)), keep_alive);
+  co_await asio::async_write(socket, asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
+  std::unique_ptr<char[]> chunk(new char[kChunkBytes]);
+  long sent = 0;
+  while (!ec && sent < size) {
+    const std::size_t n = std::fread(chunk.get(), 1, kChunkBytes, file.get());
+    if (n == 0) co_return false;
+    co_await asio::async_write(socket, asio::buffer(chunk.get(), n), asio::redirect_error(asio::use_awaitable, ec));
+    sent += static_cast<long>(n);
+  }
   co_return !ec;
 }
 
@@ -238,7 +264,7 @@ asio::awaitable<void> session(tcp::socket socket, Server& server) {
 
     Reply reply;
     bool over_limit = false;
-    const std::uint64_t limit = sim.options().max_body_bytes;
+    const std::uint64_t limit = sim.body_limit(head);
     if (Simulator::is_upload(head)) {
       std::unique_ptr<Upload> upload = sim.begin_upload(head, reply);
       std::uint64_t read_bytes = 0;

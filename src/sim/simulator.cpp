@@ -110,11 +110,12 @@ Route resolve(std::string_view target) {
 
 bool is_known_path(std::string_view path) {
   return path == kChatPath || path == kEmbeddingsPath || path == kTranscriptionsPath || path == kModelsPath ||
-         path.rfind("/v1/models/", 0) == 0 || path == "/_sim/stats" || path == "/_sim/flush" || path == "/_sim/health";
+         path.rfind("/v1/models/", 0) == 0 || BatchApi::is_api_path(path) || path == "/_sim/stats" || path == "/_sim/flush" || path == "/_sim/health";
 }
 
 bool method_ok(std::string_view method, std::string_view path) {
   if (path.rfind("/_sim/", 0) == 0) return true;
+  if (BatchApi::is_api_path(path)) return BatchApi::method_ok(method, path);
   if (path.rfind(kModelsPath, 0) == 0) return method == "GET";
   return method == "POST";
 }
@@ -215,6 +216,8 @@ std::int64_t admission_charge(const ChargeModel& charge, std::int64_t input_toke
 
 Upload::Upload(std::string boundary) : parser_(std::move(boundary), *this) {}
 
+Upload::~Upload() = default;
+
 bool Upload::feed(std::string_view chunk) {
   body_bytes_ += chunk.size();
   body_hash_.update(chunk);
@@ -232,7 +235,9 @@ void Upload::on_part_begin(const PartHeaders& headers) {
 }
 
 void Upload::on_part_data(std::string_view data) {
-  if (in_file_) {
+  if (in_file_ && spool_) {
+    spool_->write(data);
+  } else if (in_file_) {
     file_hash_.update(data);
     audio_.feed(data);
   } else if (current_value_.size() < 64 * 1024) {
@@ -273,6 +278,7 @@ struct Simulator::Context {
   bool insufficient_quota = false;
   FaultKind fault = FaultKind::none;
   std::uint64_t seed = 0;
+  std::string_view batch_id;  // a line of this batch: no rate limits, no faults
 };
 
 Simulator::Simulator(SimOptions options, const Clock& clock) : options_(std::move(options)), clock_(clock) {
@@ -283,6 +289,11 @@ Simulator::Simulator(SimOptions options, const Clock& clock) : options_(std::mov
     }
   }
   if (!options_.ledger_path.empty()) ledger_ = std::make_unique<Ledger>(options_.ledger_path);
+  batch_api_ = std::make_unique<BatchApi>(options_, clock_,
+                                          [this](std::string_view url, std::string_view body, const std::string& key,
+                                                 std::string_view custom_id, std::string_view batch_id) {
+                                            return batch_line(url, body, key, custom_id, batch_id);
+                                          });
 }
 
 Simulator::~Simulator() = default;
@@ -305,7 +316,8 @@ const ModelSpec* Simulator::model_spec(const std::string& name) const {
 }
 
 bool Simulator::is_upload(const RequestHead& head) noexcept {
-  return resolve(head.target).path == kTranscriptionsPath && head.method == "POST";
+  const std::string path = resolve(head.target).path;
+  return (path == kTranscriptionsPath && head.method == "POST") || BatchApi::is_upload(head.method, path);
 }
 
 std::string Simulator::api_version(const Context& ctx) {
@@ -456,6 +468,7 @@ void Simulator::finish(Context& ctx, Reply& reply) {
     e.upload_bytes = ctx.upload_bytes;
     e.client_request_id = ctx.head.client_request_id;
     e.fault = reply.fault == FaultKind::none ? std::string_view{} : std::string_view(to_string(reply.fault));
+    e.batch_id = ctx.batch_id;
     ledger_->append(e);
   }
 }
@@ -506,6 +519,13 @@ std::optional<Reply> Simulator::gate(Context& ctx, std::int64_t tokens, bool tra
       ctx.insufficient_quota = true;
       return error(ctx, 429, kQuota, "insufficient_quota", nullptr, "insufficient_quota");
     }
+  }
+  if (!ctx.batch_id.empty()) {
+    // A batch line: the Batch API has its own queue, not these limits, so it is answered
+    // without being admitted (nor counted in the real-time windows); it is still charged.
+    ctx.tokens_charged = tokens;
+    ctx.charge_at_admission = tokens;
+    return std::nullopt;
   }
   const FaultKind fault = draw_fault();
   if (fault == FaultKind::http_500 || fault == FaultKind::http_502 || fault == FaultKind::http_503) {
@@ -598,7 +618,7 @@ std::optional<Reply> Simulator::check_head(const RequestHead& head, std::optiona
       refused->close = content_length.value_or(0) > 0;  // do not read a body we refuse
       return refused;
     }
-    if (content_length && *content_length > options_.max_body_bytes) return too_large(head, 0, *content_length);
+    if (content_length && *content_length > body_limit(head)) return too_large(head, 0, *content_length);
   }
   return std::nullopt;
 }
@@ -660,6 +680,7 @@ Reply Simulator::route(Context& ctx, std::string_view body) {
     return *azure_error(ctx, 404, "404", "Resource not found");  // the deployment form needs ?api-version=
   }
   if (path == kModelsPath || path.rfind("/v1/models/", 0) == 0) return models(ctx);
+  if (BatchApi::is_api_path(path)) return files_and_batches(ctx, body);
   if (path == kTranscriptionsPath) {
     return error(ctx, 400, "Invalid Content-Type header (" + std::string(ctx.head.content_type) +
                  "), expected multipart/form-data. (HINT: If you're using curl, you can pass -H 'Content-Type: "
@@ -680,6 +701,55 @@ Reply Simulator::route(Context& ctx, std::string_view body) {
   }
   if (path == kChatPath) return chat(ctx, request);
   return embeddings(ctx, request);
+}
+
+Reply Simulator::files_and_batches(Context& ctx, std::string_view body) {
+  if (BatchApi::is_upload(ctx.head.method, ctx.path)) {
+    return error(ctx, 400, "Invalid Content-Type header (" + std::string(ctx.head.content_type) +
+                 "), expected multipart/form-data.", "invalid_request_error", nullptr, nullptr);
+  }
+  return api_reply(ctx, batch_api_->handle(ctx.head.method, ctx.head.target, body, ctx.api_key));
+}
+
+Reply Simulator::api_reply(Context& ctx, ApiReply&& api) {
+  Reply reply;
+  reply.status = api.status;
+  reply.body = std::move(api.body);
+  reply.body_file = std::move(api.body_file);
+  reply.content_type = std::move(api.content_type);
+  ctx.error_type = std::move(api.error_type);
+  ctx.error_code = std::move(api.error_code);
+  ctx.model = std::move(api.model);
+  finish(ctx, reply);
+  return reply;
+}
+
+// One line of a batch, answered by the real-time code: its ledger line names the batch and
+// has the custom_id as client_request_id.
+LineAnswer Simulator::batch_line(std::string_view url, std::string_view body, const std::string& api_key,
+                                 std::string_view custom_id, std::string_view batch_id) {
+  const std::string authorization = "Bearer " + api_key;
+  RequestHead head;
+  head.method = "POST";
+  head.target = url;
+  head.authorization = authorization;
+  head.content_type = "application/json";
+  head.client_request_id = custom_id;
+  Context ctx(head, next_request_id());
+  ctx.batch_id = batch_id;
+  const auto digest = sha256(body);
+  ctx.body_sha256 = to_hex(digest.data(), digest.size());
+  ctx.seed = digest_seed(digest);
+  ctx.upload_bytes = body.size();
+  Reply reply = route(ctx, body);
+  return LineAnswer{reply.status, ctx.request_id, std::move(reply.body)};
+}
+
+std::uint64_t Simulator::body_limit(const RequestHead& head) const noexcept {
+  if (BatchApi::is_upload(head.method, path_of(head.target))) {
+    return std::max(options_.max_body_bytes, options_.batch.max_file_bytes);
+  }
+  return options_.max_body_bytes;
 }
 
 Reply Simulator::models(Context& ctx) {
@@ -817,7 +887,7 @@ Reply Simulator::chat(Context& ctx, const json& request) {
     choices += R"("})";
   }
   spend(*ctx.spec, prompt_tokens, completion_tokens);
-  if (ctx.spec->charge.refund_usage) {
+  if (ctx.spec->charge.refund_usage && ctx.batch_id.empty()) {
     // The charge becomes the real usage once the answer is ready (here: at once; the
     // latency only delays its delivery).
     const std::int64_t usage = prompt_tokens + completion_tokens;
@@ -950,7 +1020,9 @@ std::unique_ptr<Upload> Simulator::begin_upload(const RequestHead& head, Reply& 
                     "'Content-Type: multipart/form-data')", "invalid_request_error", nullptr, nullptr);
     return nullptr;
   }
-  return std::make_unique<Upload>(*boundary);
+  auto upload = std::make_unique<Upload>(*boundary);
+  if (BatchApi::is_upload(head.method, path_of(head.target))) upload->spool_ = batch_api_->spool();
+  return upload;
 }
 
 Reply Simulator::finish_upload(const RequestHead& head, Upload& upload) {
@@ -963,6 +1035,10 @@ Reply Simulator::finish_upload(const RequestHead& head, Upload& upload) {
   if (!upload.parser_.finish()) {
     return error(ctx, 400, "Could not parse multipart form: " + upload.parser_.error(), "invalid_request_error",
                  nullptr, nullptr);
+  }
+  if (upload.spool_) {
+    ctx.transcription = false;
+    return api_reply(ctx, batch_api_->finish_upload(upload.fields_, upload.file_seen_, upload.filename_, upload.spool_.get()));
   }
   std::string response_format = "json";
   if (!ctx.route.deployment.empty()) ctx.model = ctx.route.deployment;

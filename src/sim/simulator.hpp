@@ -26,6 +26,7 @@
 #include "floodgate/sim/multipart.hpp"
 #include "floodgate/sim/options.hpp"
 #include "sim/audio_info.hpp"
+#include "sim/batches.hpp"
 #include "sim/ledger.hpp"
 #include "sim/limit_table.hpp"
 #include "sim/stats.hpp"
@@ -53,6 +54,7 @@ struct Reply {
   std::vector<std::pair<std::string, std::string>> headers;
   FaultKind fault = FaultKind::none;
   std::chrono::nanoseconds delay{0};  // wait before the first byte
+  std::string body_file;              // when set, this file is streamed as the body (Files API content)
   bool close = false;                 // close the connection after this reply
 };
 
@@ -60,6 +62,7 @@ struct Reply {
 class Upload final : public MultipartHandler {
  public:
   explicit Upload(std::string boundary);
+  ~Upload() override;
   // Feeds raw body bytes; false once the multipart body is malformed.
   bool feed(std::string_view chunk);
   [[nodiscard]] std::uint64_t body_bytes() const noexcept { return body_bytes_; }
@@ -81,6 +84,7 @@ class Upload final : public MultipartHandler {
   std::string current_name_;
   std::string current_value_;
   std::vector<std::pair<std::string, std::string>> fields_;
+  std::unique_ptr<FileSpool> spool_;  // POST /v1/files: the file part goes to disk here
 };
 
 class Simulator {
@@ -105,6 +109,8 @@ class Simulator {
   // The body is over the limit: `bytes_read` so far (the ledger's upload_bytes), or a
   // declared Content-Length (named in the message, as the real API does).
   Reply too_large(const RequestHead& head, std::uint64_t bytes_read, std::uint64_t declared = 0);
+  // The largest body this request may have (uploads to /v1/files may be larger).
+  [[nodiscard]] std::uint64_t body_limit(const RequestHead& head) const noexcept;
   // The request could not be parsed as HTTP at all.
   Reply bad_http();
 
@@ -118,6 +124,10 @@ class Simulator {
   Reply chat(Context& ctx, const nlohmann::json& request);
   Reply embeddings(Context& ctx, const nlohmann::json& request);
   Reply models(Context& ctx);
+  Reply files_and_batches(Context& ctx, std::string_view body);
+  Reply api_reply(Context& ctx, ApiReply&& api);
+  LineAnswer batch_line(std::string_view url, std::string_view body, const std::string& api_key,
+                        std::string_view custom_id, std::string_view batch_id);
   Reply error(Context& ctx, int status, std::string_view message, std::string_view type,
               const char* param, const char* code);
   std::optional<Reply> gate(Context& ctx, std::int64_t tokens, bool transcription);
@@ -146,6 +156,7 @@ class Simulator {
   std::mutex quota_mutex_;
   std::int64_t spent_tokens_ = 0;
   double spent_usd_ = 0;
+  std::unique_ptr<BatchApi> batch_api_;  // the Files and Batches API (src/sim/batches.cpp)
 };
 
 }  // namespace floodgate::sim

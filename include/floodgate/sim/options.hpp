@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "floodgate/sim/batch_options.hpp"
+
 namespace floodgate::sim {
 
 // How the limits are counted over time (docs/sim.md, "Rate limits: the model"):
@@ -135,6 +137,7 @@ struct SimOptions {
 
   std::string ledger_path;                      // empty: no ledger
   std::uint64_t max_body_bytes = 26'214'400;    // 25 MiB, like the real API
+  BatchSimOptions batch;                        // the Files and Batches API (src/sim/batches.cpp)
 };
 
 // The built-in model catalogue (chat, embedding and transcription models) with no limits.
