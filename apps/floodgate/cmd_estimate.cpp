@@ -204,6 +204,15 @@ int run(const EstimateFlags& f) {
     total_range.max_usd += r.max_usd;
     total_range.priced = total_range.priced && r.priced;
   }
+  // The same job through `floodgate batch` (Batch API prices), shown beside the real-time cost.
+  cost::CostRange batch_range;
+  batch_range.priced = !by_model.empty();
+  for (const auto& [m, t] : by_model) {
+    const auto r = cost::cost_range(prices, m, t.prompt_tokens, t.completion_tokens, cost::Tier::batch);
+    batch_range.min_usd += r.min_usd;
+    batch_range.max_usd += r.max_usd;
+    batch_range.priced = batch_range.priced && r.priced;
+  }
   auto range_text = [](const cost::CostRange& r) {
     if (!r.priced) return std::string("unpriced");
     char buf[96];
@@ -224,6 +233,8 @@ int run(const EstimateFlags& f) {
     out["cost_usd_min"] = total_range.min_usd;
     out["cost_usd_max"] = total_range.max_usd;
     out["prices_as_of"] = prices.as_of();
+    out["batch_cost_usd_min"] = batch_range.min_usd;
+    out["batch_cost_usd_max"] = batch_range.max_usd;
     nlohmann::json per = nlohmann::json::object();
     for (const auto& [m, t] : by_model) {
       per[m] = {{"requests", t.requests}, {"prompt_tokens", t.prompt_tokens}, {"completion_tokens_max", t.completion_tokens}};
@@ -247,6 +258,9 @@ int run(const EstimateFlags& f) {
   for (const auto& [m, r] : ranges) std::printf("cost %-23s %s\n", m.c_str(), range_text(r).c_str());
   std::printf("cost (USD%s, prices as of %s): %s%s\n", f.batch ? ", Batch API" : "", prices.as_of().c_str(),
               range_text(total_range).c_str(), total_range.priced ? "" : " (some models have no price; --prices FILE)");
+  if (!f.batch && batch_range.priced) {
+    std::printf("cost with `floodgate batch` (Batch API prices): %s\n", range_text(batch_range).c_str());
+  }
   if (all.error_rows) {
     std::printf("table rows that cannot become a request (not sent, not counted): %llu\n",
                 static_cast<unsigned long long>(all.error_rows));

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "model_tokens.hpp"
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/sim/options.hpp"
@@ -39,24 +40,6 @@ struct SimFlags {
   std::string dialect;
   std::vector<std::string> batch_queue_limits;
 };
-
-// --batch-queue-limit 90000 (every model) or gpt-4o=90000 (one model).
-void apply_batch_queue_limits(sim::BatchSimOptions& o, const std::vector<std::string>& specs) {
-  for (const auto& spec : specs) {
-    const std::size_t eq = spec.rfind('=');
-    const std::string number = eq == std::string::npos ? spec : spec.substr(eq + 1);
-    char* end = nullptr;
-    const long long tokens = std::strtoll(number.c_str(), &end, 10);
-    if (number.empty() || *end != '\0' || tokens < 0) {
-      throw Error("invalid --batch-queue-limit '" + spec + "' (e.g. 90000 or gpt-4o=90000)");
-    }
-    if (eq == std::string::npos) {
-      o.queue_limit_all = tokens;
-    } else {
-      o.queue_limits[spec.substr(0, eq)] = tokens;
-    }
-  }
-}
 
 Duration duration_flag(const std::string& text, const char* flag) {
   const auto d = parse_duration(text);
@@ -104,7 +87,7 @@ int run(SimFlags& f) {
   o.stall = duration_flag(f.stall, "--stall-seconds");
   o.slow_first_byte = duration_flag(f.slow_first_byte, "--slow-first-byte");
   if (o.fault_rate < 0 || o.fault_rate > 1) throw Error("--fault-rate must be between 0 and 1");
-  apply_batch_queue_limits(o.batch, f.batch_queue_limits);
+  parse_model_tokens(f.batch_queue_limits, "--batch-queue-limit", o.batch.queue_limits, o.batch.queue_limit_all);
   if (o.batch.speed <= 0) throw Error("--batch-speed must be above 0");
   if (o.batch.line_failure_rate < 0 || o.batch.expire_rate < 0 || o.batch.line_failure_rate + o.batch.expire_rate > 1) {
     throw Error("--batch-line-failure-rate and --batch-expire-rate must be between 0 and 1 together");

@@ -20,6 +20,7 @@ void register_transcribe(CLI::App& app, int& exit_code);
 void register_sim(CLI::App& app, int& exit_code);
 void register_tokens(CLI::App& app, int& exit_code);
 void register_estimate(CLI::App& app, int& exit_code);
+void register_batch(CLI::App& app, int& exit_code);
 
 // `run` flags for tables, structured outputs, cost and budgets (run_tables_options.cpp):
 // cmd_run.cpp calls add_* when it builds `run`, and apply_* just before starting the engine.

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   int exit_code = floodgate::exit_code::ok;
   // register_* calls go here, in --help order.
   floodgate::cli::register_run(app, exit_code);
+  floodgate::cli::register_batch(app, exit_code);
   floodgate::cli::register_transcribe(app, exit_code);
   floodgate::cli::register_sim(app, exit_code);
   floodgate::cli::register_tokens(app, exit_code);

@@ -138,6 +138,7 @@ struct Transfer {
   std::vector<curl_slist> nodes;
   MimePtr mime;
   std::shared_ptr<const std::string> body;
+  std::function<bool(std::string_view)> body_sink;  // HttpRequest::body_sink
   HttpResponse response;
   std::chrono::steady_clock::time_point started;
   std::size_t max_body = 0;     // response body cap of this transfer; 0 = none
@@ -215,6 +216,7 @@ struct Transport::Impl {
       return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
     }
     try {
+      if (t->body_sink) return t->body_sink(std::string_view(data, size * n)) ? size * n : 0;
       t->response.body.append(data, size * n);
     } catch (...) {
       return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
@@ -343,6 +345,7 @@ struct Transport::Impl {
   void recycle(std::unique_ptr<Transfer> t) {
     t->mime.reset();
     t->body.reset();
+    t->body_sink = nullptr;
     t->common.reset();
     t->own.clear();
     if (idle.size() < 1024) idle.push_back(std::move(t));
@@ -419,6 +422,7 @@ void Transport::submit(HttpRequest request) {
   t->response.tag = request.tag;
   t->max_body = request.max_response_bytes.value_or(im.options.max_response_bytes);
   t->body = std::move(request.body);
+  t->body_sink = std::move(request.body_sink);
   t->common = std::move(request.common_headers);
   t->own = std::move(request.headers);
 

@@ -79,6 +79,10 @@ struct HttpRequest {
   MimeBuilder mime;                           // or a multipart body (takes precedence)
   std::optional<std::chrono::milliseconds> total_timeout;  // overrides the option for this one
   std::optional<std::size_t> max_response_bytes;            // overrides the option for this one
+  // When set, the response body goes here piece by piece instead of into HttpResponse::body
+  // (a download of any size in bounded memory, not counted against max_response_bytes);
+  // returning false aborts the transfer.
+  std::function<bool(std::string_view)> body_sink;
 };
 
 enum class TransportError : std::uint8_t {

@@ -1,0 +1,112 @@
+#pragma once
+// A Batch API job: one JSONL input (the same file `floodgate run` takes) sent through
+// OpenAI's Batch API at half the price, merged back into OUTPUT in run's format.
+//
+//   submit  validates every line (run's checks, line numbers in errors), splits the lines by
+//           endpoint and model into files of at most 50,000 lines and 200 MB (and at most the
+//           model's enqueued-token limit), uploads each from disk and creates its batch, as
+//           many as fit under the enqueued-token limit (the rest wait in the queue);
+//   wait    polls with backoff, submits queued parts as earlier ones finish, re-queues a
+//           batch refused with token_limit_exceeded (and learns the limit from it), prints
+//           a progress line, warns about a batch whose counts stopped moving;
+//   fetch   streams every finished batch's output and error files into OUTPUT, each
+//           custom_id exactly once; lines with status_code 0 or missing from both files
+//           become error lines that say so;
+//   cancel  cancels what is still running (fetch then keeps what the batches did).
+// run = submit + wait + fetch, then --retry-failed (a new round of batches with the lines
+// that failed or expired) or --fallback realtime (those lines through the real-time
+// engine), and --deadline (cancel what is queued when the deadline comes near and finish
+// the rest in real time).
+//
+// Crash safety: the journal beside OUTPUT (run's SQLite journal, OUTPUT.journal) holds the
+// job's state (every part, file id and batch id) and every merged custom_id. An intent is
+// written before each upload and create; a re-run after kill -9 finds an upload or a batch
+// that happened but was not journaled (by its unique file name, by the part named in its
+// metadata) instead of making a second one. Output lines are journaled after they are
+// flushed; lines a crash left in OUTPUT unjournaled are adopted on the next fetch.
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "floodgate/batch/client.hpp"
+#include "floodgate/core/batch_io.hpp"
+#include "floodgate/engine/engine.hpp"
+
+namespace floodgate::batch {
+
+enum class Fallback { none, realtime };
+
+struct JobOptions {
+  std::string input_path;    // for submit/run; the others read it from the journal
+  std::string output_path;
+  std::string journal_path;  // empty: OUTPUT.journal
+  InputOptions input;        // --endpoint for bare request bodies
+  bool overwrite = false;
+  std::string job_name;      // in every batch's metadata; default: OUTPUT's file name
+
+  std::uint64_t max_lines_per_file = 50'000;
+  std::uint64_t max_bytes_per_file = 200'000'000;
+  // Enqueued-token limits (input tokens of every unfinished batch of a model); 0 = unknown,
+  // then learned from a token_limit_exceeded refusal.
+  std::map<std::string, std::int64_t> queue_limits;
+  std::int64_t queue_limit_all = 0;
+
+  std::chrono::milliseconds poll_initial{5'000};
+  std::chrono::milliseconds poll_max{60'000};
+  std::chrono::seconds stuck_after{1800};
+  std::optional<std::chrono::system_clock::time_point> deadline;
+  std::chrono::seconds deadline_reserve{600};  // the time kept for the real-time finish
+
+  bool retry_failed = false;
+  Fallback fallback = Fallback::none;
+  bool quiet = false;
+
+  ClientOptions client;
+  // The real-time engine's options (credentials, limits ...) for the fallback; input,
+  // output and journal are set by the job.
+  std::function<engine::EngineOptions()> realtime_options;
+};
+
+struct JobSummary {
+  std::uint64_t lines = 0;       // request lines in the input
+  std::uint64_t succeeded = 0;   // in OUTPUT as successes
+  std::uint64_t failed = 0;      // in OUTPUT as errors
+  std::uint64_t not_done = 0;    // not in OUTPUT yet
+  std::uint64_t parts = 0;
+  std::uint64_t realtime = 0;    // lines sent through the real-time engine
+  int exit_code = 0;
+};
+
+class Job {
+ public:
+  explicit Job(JobOptions options);
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  void submit();
+  // Polls every batch once and prints one line per part.
+  void status(std::FILE* out);
+  // Until every part's batch is finished; false when stopped by the deadline's cancel.
+  void wait();
+  JobSummary fetch();
+  void cancel();
+  JobSummary run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "2026-01-02T18:00" / "18:00" (today, local time; tomorrow when past) / "18:00:00" or a
+// duration from now ("3h", "90m"). nullopt when it is none of these.
+std::optional<std::chrono::system_clock::time_point> parse_deadline(const std::string& text,
+                                                                    std::chrono::system_clock::time_point now);
+
+}  // namespace floodgate::batch
