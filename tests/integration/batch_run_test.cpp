@@ -214,7 +214,7 @@ TEST(BatchRun, FallbackRealtimeFinishesTheExpiredLines) {
 }
 
 TEST(BatchRun, CancelKeepsWhatTheBatchDidAndNamesTheRest) {
-  SimProcess sim({"--batch-speed", "5"});  // 2 ms a line: 400 lines take 0.8 s
+  SimProcess sim({"--batch-speed", "1"});  // 10 ms a line: 400 lines take 4 s, time enough to cancel
   TempDir dir("batch_cancel");
   Cli batch{sim, dir};
   write_input(dir.file("in.jsonl"), 400);
@@ -243,7 +243,8 @@ TEST(BatchRun, CancelKeepsWhatTheBatchDidAndNamesTheRest) {
 
 TEST(BatchRun, TokenLimitExceededIsRequeuedAndLearned) {
   // Two parts of ~2,000 input tokens; the sim holds 3,000 enqueued tokens of gpt-4o-mini.
-  SimProcess sim({"--batch-speed", "20", "--batch-queue-limit", "gpt-4o-mini=3000"});
+  // At speed 2 the first batch runs for 2.5 s: the second is created while it is queued.
+  SimProcess sim({"--batch-speed", "2", "--batch-queue-limit", "gpt-4o-mini=3000"});
   TempDir dir("batch_queue");
   Cli batch{sim, dir};
   write_input(dir.file("in.jsonl"), 400);

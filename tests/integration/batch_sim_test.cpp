@@ -205,8 +205,8 @@ TEST(SimBatch, ExpiryAndLineFailuresGoToTheErrorFile) {
 }
 
 TEST(SimBatch, CancelKeepsThePartialResults) {
-  // 2 ms per line at speed 5: 400 lines take 0.8 s, so the cancel lands in the middle.
-  SimProcess sim({"--batch-speed", "5"});
+  // 5 ms per line at speed 2: 400 lines take 2 s, so the cancel lands in the middle.
+  SimProcess sim({"--batch-speed", "2"});
   const json created = create(sim, upload(sim, chat_file(400)));
   const std::string id = created["id"];
   json b;
@@ -228,7 +228,7 @@ TEST(SimBatch, CancelKeepsThePartialResults) {
 
 TEST(SimBatch, EnqueuedTokenLimitFailsTheBatchThatWouldPassIt) {
   // 200 lines of about 14 prompt tokens each (~1,800 per batch); a limit of 3,000 holds one.
-  SimProcess sim({"--batch-speed", "5", "--batch-queue-limit", "gpt-4o-mini=3000"});
+  SimProcess sim({"--batch-speed", "2", "--batch-queue-limit", "gpt-4o-mini=3000"});  // each batch runs 2.5 s
   const json first = create(sim, upload(sim, chat_file(200, "a")));
   const json second = create(sim, upload(sim, chat_file(200, "b")));
   const json failed = wait_terminal(sim, second["id"]);
