@@ -20,11 +20,12 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 start_sim() {  # start_sim ARGS...: sets SIM_URL, SIM_PID
+  rm -f "$WORK/sim.out"
   "$BIN" sim --port 0 --threads 1 --api-key sk-bench --ledger "$WORK/ledger.jsonl" --batch-dir "$WORK/simfiles" "$@" \
     >"$WORK/sim.out" 2>"$WORK/sim.err" &
   SIM_PID=$!
   i=0
-  while [ ! -s "$WORK/sim.out" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  while ! grep -q http "$WORK/sim.out" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   SIM_URL=$(head -1 "$WORK/sim.out")
 }
 stop_sim() { kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true; SIM_PID=; }
@@ -82,7 +83,7 @@ OPENAI_API_KEY=sk-bench "$BIN" batch submit "$WORK/emb.jsonl" -o "$WORK/emb.out.
 OPENAI_API_KEY=sk-bench "$BIN" batch wait -o "$WORK/emb.out.jsonl" --base-url "$SIM_URL" --poll-interval 100ms --quiet
 size=$(du -b "$WORK"/simfiles/file-* | sort -n | tail -1 | cut -f1)
 echo "largest file on the simulator (the output file): $size bytes"
-OPENAI_API_KEY=sk-bench /usr/bin/time -v "$BIN" batch fetch -o "$WORK/emb.out.jsonl" --base-url "$SIM_URL" 2>"$WORK/b.time" >/dev/null
+OPENAI_API_KEY=sk-bench /usr/bin/time -v "$BIN" batch fetch -o "$WORK/emb.out.jsonl" --base-url "$SIM_URL" 2>"$WORK/b.time" >/dev/null || grep -v "^\s" "$WORK/b.time" | tail -3
 report "$WORK/b.time"
 echo "merged output: $(wc -l <"$WORK/emb.out.jsonl") lines, $(du -b "$WORK/emb.out.jsonl" | cut -f1) bytes"
 stop_sim

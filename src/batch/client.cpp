@@ -162,6 +162,7 @@ void BatchClient::download_lines(const std::string& file_id, const std::function
     carry.clear();
     http::HttpRequest req;
     req.url = impl_->options.base_url + "/files/" + file_id + "/content";
+    req.max_response_bytes = 0;  // streamed to the callback, never held: no cap (an output may be 200 MB)
     req.common_headers = impl_->headers;
     req.body_sink = [&](std::string_view data) {
       while (!data.empty()) {
