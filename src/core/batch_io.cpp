@@ -3,6 +3,8 @@
 #include <simdjson.h>
 #include <sys/stat.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -19,6 +21,11 @@ struct Scratch {
   std::string buf;
   od::parser parser;
   simdjson::padded_string_view pad(std::string_view text) {
+    // After a long line, give its memory back (a thread-local copy would keep it all run).
+    if (buf.size() > (4u << 20) && text.size() + simdjson::SIMDJSON_PADDING < buf.size() / 4) {
+      std::string().swap(buf);
+      parser = od::parser{};
+    }
     if (buf.size() < text.size() + simdjson::SIMDJSON_PADDING) buf.resize(text.size() + simdjson::SIMDJSON_PADDING);
     // An empty line may come as a null view: memcpy from null is undefined even for 0 bytes.
     if (!text.empty()) std::memcpy(buf.data(), text.data(), text.size());
@@ -44,6 +51,70 @@ ParsedLine bad(std::uint64_t line_no, std::string_view reason, std::string custo
   p.error_message = line_error(line_no, reason);
   p.custom_id = std::move(custom_id);
   return p;
+}
+
+// Lines from this size on are validated with a parser of their own, freed at once: a
+// thread-local one would keep its capacity (several times the line) for the whole run.
+constexpr std::size_t kLargeLineBytes = 1 << 20;
+
+// Why `text` is not one JSON value under RFC 8259 (the byte column and what was found), or
+// an empty string when it is. Only called when simdjson has refused the text: nlohmann's
+// parser says where, which simdjson does not.
+std::string where_json_fails(std::string_view text, simdjson::error_code simdjson_error) {
+  // A SAX handler that builds nothing and keeps the first error.
+  struct Locate : nlohmann::json_sax<nlohmann::json> {
+    std::size_t byte = 0;
+    std::string what;
+    bool null() override { return true; }
+    bool boolean(bool /*v*/) override { return true; }
+    bool number_integer(number_integer_t /*v*/) override { return true; }
+    bool number_unsigned(number_unsigned_t /*v*/) override { return true; }
+    bool number_float(number_float_t /*v*/, const string_t& /*s*/) override { return true; }
+    bool string(string_t& /*v*/) override { return true; }
+    bool binary(binary_t& /*v*/) override { return true; }
+    bool start_object(std::size_t /*n*/) override { return true; }
+    bool key(string_t& /*v*/) override { return true; }
+    bool end_object() override { return true; }
+    bool start_array(std::size_t /*n*/) override { return true; }
+    bool end_array() override { return true; }
+    bool parse_error(std::size_t position, const std::string& /*last_token*/, const nlohmann::detail::exception& e) override {
+      byte = position;
+      what = e.what();
+      return false;
+    }
+  } locate;
+  if (nlohmann::json::sax_parse(text.begin(), text.end(), &locate) || locate.what.empty()) {
+    return std::string("not JSON (") + simdjson::error_message(simdjson_error) + ")";
+  }
+  const std::size_t column = locate.byte == 0 ? 1 : locate.byte;
+  if (locate.what.find("expected end of input") != std::string::npos) {
+    return "not JSON: trailing content after the JSON value at column " + std::to_string(column) +
+           " (one request per line, nothing after its closing brace)";
+  }
+  // "[json.exception.parse_error.101] parse error at line 1, column 7: syntax error ..."
+  std::string detail = locate.what;
+  if (const std::size_t at = detail.find(", column "); at != std::string::npos) {
+    if (const std::size_t colon = detail.find(": ", at); colon != std::string::npos) detail = detail.substr(colon + 2);
+  }
+  return "not JSON at column " + std::to_string(column) + ": " + detail;
+}
+
+// Strict validation (RFC 8259, UTF-8 included) of the whole line before anything is taken
+// from it: the on-demand walk below skips what it does not read (a body is taken as raw
+// bytes), so a body that is not JSON would otherwise be sent and come back 400. `padded`
+// is the line with simdjson's padding after it.
+std::string strict_json_error(std::string_view line, const char* padded) {
+  auto check = [&](simdjson::dom::parser& dom) {
+    simdjson::dom::element root;
+    const auto err = dom.parse(reinterpret_cast<const std::uint8_t*>(padded), line.size(), false).get(root);
+    return err == simdjson::SUCCESS ? std::string() : where_json_fails(line, err);
+  };
+  if (line.size() >= kLargeLineBytes) {
+    simdjson::dom::parser dom;
+    return check(dom);
+  }
+  thread_local simdjson::dom::parser dom;
+  return check(dom);
 }
 
 // Reads body.model from the body's bytes (which sit inside the padded scratch buffer).
@@ -79,19 +150,16 @@ ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const 
   auto padded = s.pad(line);
   const char* buf_end = s.buf.data() + s.buf.size();
 
+  if (std::string why = strict_json_error(line, s.buf.data()); !why.empty()) {
+    ParsedLine p = bad(line_no, why);
+    p.not_json = true;
+    return p;
+  }
   od::document doc;
   if (auto err = s.parser.iterate(padded).get(doc)) return bad(line_no, std::string("not JSON (") + simdjson::error_message(err) + ")");
   od::object obj;
   if (auto err = doc.get_object().get(obj)) {
-    if (err == simdjson::INCORRECT_TYPE) {
-      // Valid JSON of another type, or not JSON at all? A full parse tells (rare path).
-      simdjson::dom::parser dom;
-      simdjson::dom::element el;
-      if (auto derr = dom.parse(line.data(), line.size()).get(el)) {
-        return bad(line_no, std::string("not JSON (") + simdjson::error_message(derr) + ")");
-      }
-      return bad(line_no, "not a JSON object");
-    }
+    if (err == simdjson::INCORRECT_TYPE) return bad(line_no, "not a JSON object");
     return bad(line_no, std::string("not JSON (") + simdjson::error_message(err) + ")");
   }
 
@@ -137,7 +205,9 @@ ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const 
   const bool batch_format = custom_id.has_value() || url.has_value() || has_body;
   if (!batch_format) {
     if (!options.default_endpoint) {
-      return bad(line_no, "not a Batch API line (no custom_id, url and body) and no --endpoint given for bare bodies");
+      ParsedLine p = bad(line_no, "not a Batch API line (no custom_id, url and body) and no --endpoint given for bare bodies");
+      p.bare_body = true;
+      return p;
     }
     // A bare request body: the whole line, the line number as custom_id.
     std::string_view whole(s.buf.data(), line.size());
@@ -187,6 +257,22 @@ ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const 
   return p;
 }
 
+std::optional<Endpoint> guess_endpoint(std::string_view body) {
+  simdjson::dom::parser dom;
+  simdjson::dom::object obj;
+  if (dom.parse(body.data(), body.size()).get_object().get(obj)) return std::nullopt;
+  auto has = [&](std::string_view key) { return obj.at_key(key).error() == simdjson::SUCCESS; };
+  if (has("messages")) return Endpoint::chat_completions;
+  if (has("prompt")) return Endpoint::completions;
+  if (has("input")) {
+    std::string_view model;
+    if (obj.at_key("model").get_string().get(model)) model = {};
+    if (model.find("embedding") != std::string_view::npos || has("encoding_format") || has("dimensions")) return Endpoint::embeddings;
+    return Endpoint::responses;
+  }
+  return std::nullopt;
+}
+
 // ---- LineReader ---------------------------------------------------------------------------
 
 LineReader::LineReader(const std::string& path) : buf_(1 << 16) {
@@ -212,7 +298,12 @@ bool LineReader::fill() {
     end_ -= begin_;
     begin_ = 0;
   }
-  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  if (end_ == buf_.size()) {
+    // Double, but not far past the longest line wanted: a longer one is skipped, not held.
+    std::size_t size = buf_.size() * 2;
+    if (max_line_bytes_ < size / 2 * 2 - 2) size = std::max(buf_.size() + 1, max_line_bytes_ + 2);
+    buf_.resize(size);
+  }
   const std::size_t n = std::fread(buf_.data() + end_, 1, buf_.size() - end_, file_);
   if (n == 0) {
     eof_ = true;
@@ -222,7 +313,45 @@ bool LineReader::fill() {
   return true;
 }
 
+bool LineReader::skip_rest_of_line(std::string_view& line) {
+  std::uint64_t length = end_ - begin_;
+  begin_ = end_ = 0;
+  for (;;) {
+    if (eof_) break;
+    const std::size_t n = std::fread(buf_.data(), 1, buf_.size(), file_);
+    if (n == 0) {
+      eof_ = true;
+      break;
+    }
+    const void* nl = std::memchr(buf_.data(), '\n', n);
+    if (nl != nullptr) {
+      const std::size_t pos = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.data());
+      length += pos;
+      begin_ = pos + 1;
+      end_ = n;
+      bytes_consumed_ += 1;  // the newline
+      break;
+    }
+    length += n;
+  }
+  bytes_consumed_ += length;
+  skipped_bytes_ = length;
+  ++line_no_;
+  line = std::string_view();
+  return true;
+}
+
 bool LineReader::next(std::string_view& line) {
+  skipped_bytes_ = 0;
+  constexpr std::size_t kInitial = 1 << 16;
+  if (buf_.size() > 16 * kInitial && end_ - begin_ < kInitial) {
+    // The long line that grew the buffer is gone: shrink back.
+    std::vector<char> small(std::max(kInitial, end_ - begin_));
+    std::memcpy(small.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+    buf_.swap(small);
+  }
   std::size_t scan_from = begin_;
   for (;;) {
     const void* nl = std::memchr(buf_.data() + scan_from, '\n', end_ - scan_from);
@@ -237,6 +366,7 @@ bool LineReader::next(std::string_view& line) {
       return true;
     }
     const std::size_t scanned = end_ - begin_;
+    if (scanned > max_line_bytes_) return skip_rest_of_line(line);
     if (!fill()) {
       if (begin_ == end_) return false;
       // The last line has no newline.

@@ -44,17 +44,29 @@ struct ParsedLine {
   ErrorKind error = ErrorKind::none;  // invalid_input when the line is bad
   std::string error_message;          // "line 7: not JSON (...)"
   std::string custom_id;              // the id when one could be read, even on error
+  // What kind of bad line (the run's start-up checks look at the first lines): not JSON
+  // (RFC 8259, checked strictly before anything is read from the line), or a bare request
+  // body (no custom_id, url or body) while no --endpoint was given.
+  bool not_json = false;
+  bool bare_body = false;
 };
 
 // Parses one line (without its trailing newline). `line_no` is 1-based. Never throws for
 // bad input; throws std::bad_alloc only.
 [[nodiscard]] ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const InputOptions& options);
 
+// The endpoint a bare request body's fields imply ("messages": chat, "prompt": completions,
+// "input": embeddings for an embedding model or with encoding_format/dimensions, else
+// responses); nullopt when they imply none or the text is not a JSON object.
+[[nodiscard]] std::optional<Endpoint> guess_endpoint(std::string_view body);
+
 // True when the line holds nothing but whitespace (such lines are skipped, not errors).
 [[nodiscard]] bool is_blank_line(std::string_view line) noexcept;
 
 // Reads a file (or stdin for "-") line by line with a bounded buffer. A line longer than
-// the buffer grows it; memory stays proportional to the longest line, not the file.
+// the buffer grows it, up to max_line_bytes(): a longer line is never held, it is skipped
+// to its end and reported (an empty view, skipped_bytes() its length), so memory stays
+// bounded whatever the line length. After a long line the buffer shrinks back.
 class LineReader {
  public:
   // Throws floodgate::Error (exit code usage) when the file cannot be opened.
@@ -69,6 +81,12 @@ class LineReader {
   [[nodiscard]] bool next(std::string_view& line);
   [[nodiscard]] std::uint64_t line_no() const noexcept { return line_no_; }
 
+  // Lines longer than this (bytes, without the newline) are skipped, not held. Default: no
+  // limit. skipped_bytes(): the length of the line next() just returned when it was
+  // skipped, else 0.
+  void set_max_line_bytes(std::size_t max) noexcept { max_line_bytes_ = max; }
+  [[nodiscard]] std::uint64_t skipped_bytes() const noexcept { return skipped_bytes_; }
+
   // The first up-to-`max_bytes` bytes of the input, read ahead without consuming them:
   // the run identity is a hash of this prefix (works for stdin too).
   [[nodiscard]] std::string_view prefix(std::size_t max_bytes);
@@ -79,6 +97,7 @@ class LineReader {
 
  private:
   bool fill();  // reads more into buf_; false at EOF
+  bool skip_rest_of_line(std::string_view& line);  // the line at begin_ is too long: drop it
 
   std::FILE* file_ = nullptr;
   bool owns_ = false;
@@ -89,6 +108,8 @@ class LineReader {
   std::uint64_t line_no_ = 0;
   std::uint64_t bytes_consumed_ = 0;
   std::uint64_t size_bytes_ = 0;
+  std::size_t max_line_bytes_ = static_cast<std::size_t>(-1);
+  std::uint64_t skipped_bytes_ = 0;
 };
 
 // A set of 64-bit hashes of custom_ids (open addressing, grows by doubling). A false
