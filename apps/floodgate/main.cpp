@@ -18,9 +18,10 @@ int main(int argc, char** argv) {
       "Paces by requests/min, tokens/min, requests/day and tokens/day; retries what is retryable;\n"
       "journals every outcome so a re-run resumes and never pays twice.\n\n"
       "Environment: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_PROJECT_ID.\n"
-      "Exit codes: 0 ok, 1 some requests failed, 2 usage/config error, 3 insufficient_quota,\n"
+      "Exit codes: 0 ok, 1 the output holds error lines, 2 usage/config error, 3 insufficient_quota,\n"
       "4 budget reached, 5 interrupted, 6 paused until a limit resets, 7 the API never answered\n"
-      "(wrong base URL or server down), 8 the API stopped answering mid-run (outage), 70 internal error,\n"
+      "(wrong base URL or server down), 8 the API stopped answering mid-run (outage), 9 the key,\n"
+      "URL path or model was refused, 70 internal error,\n"
       "74 cannot write (disk full; resumable).",
       "floodgate"};
   app.set_version_flag("-V,--version", std::string("floodgate ") + floodgate::kVersion);

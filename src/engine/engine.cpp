@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +35,17 @@ using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
 constexpr std::size_t kIdentityPrefixBytes = 64 * 1024;
+
+// The largest request the API accepts: 413 "Maximum content size limit (26214400)
+// exceeded" for JSON bodies, and 25 MB for an audio file (docs/engine.md, "Input"). An
+// input line longer than this plus room for the Batch API wrapper is never read whole.
+constexpr std::uint64_t kMaxRequestBytes = 25ull << 20;
+constexpr std::size_t kMaxLineBytes = kMaxRequestBytes + (64u << 10);
+
+std::string too_large_reason(const std::string& what, std::uint64_t bytes) {
+  return what + " is " + std::to_string(bytes) + " bytes, more than the API accepts in one request (" +
+         std::to_string(kMaxRequestBytes) + " bytes, 25 MiB): not sent";
+}
 
 std::string hex64(std::uint64_t v) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -195,6 +208,19 @@ struct Engine::Impl {
   std::string disk_full_message;
   std::string reserve_path;      // "<journal>.reserve" while held
   bool outage_stop = false;  // the server stopped answering mid-run for --outage-limit
+  // Before the first answer that is not an account- or URL-level refusal (401, 403, 404):
+  // lines refused that way are held here unrecorded. If the first answers are all the same
+  // refusal (a wrong key, a wrong base URL path, a model that does not exist or that the
+  // project cannot use) the job is hopeless: it stops with exit 9 and records nothing for
+  // them. Any other answer clears the suspicion and the held lines are failed as usual.
+  std::vector<std::pair<Item*, Outcome>> refused;
+  std::string refusal_key;      // "401 invalid_api_key", "404 model_not_found", "404 " ...
+  std::string refusal_message;  // the first refusal's message and the request's model / URL
+  std::string refusal_model;
+  std::string refusal_url;
+  std::uint64_t refusals = 0;
+  bool refusal_cleared = false;
+  bool rejected_stop = false;
   // Lines whose attempts all failed to connect before any answer: held unfinished until the
   // verdict. An answer finishes them as failed (as usual); the unreachable stop leaves them
   // unsent, so a run against a wrong URL records nothing.
@@ -246,11 +272,14 @@ struct Engine::Impl {
     if (opt.retry_failed && opt.output_path == "-") {
       throw Error("--retry-failed rewrites the output file, so it needs -o FILE (not stdout)");
     }
+    check_base_url(opt.base_url);
     if (!opt.estimator) opt.estimator = conservative_estimator();
     if (opt.journal_path.empty()) {
       if (opt.output_path == "-") throw Error("writing the output to stdout needs --journal PATH (the journal makes the job resumable)");
       opt.journal_path = default_journal_path(opt.output_path);
     }
+    if (opt.output_path != "-") check_folder_writable(opt.output_path, "output");
+    check_folder_writable(opt.journal_path, "journal");
     lookahead = opt.lookahead != 0 ? opt.lookahead : std::max<std::size_t>(1024, 8 * opt.max_in_flight);
     if (const char* k = std::getenv("FLOODGATE_TEST_KILL_AFTER_ROWS")) kill_after_rows = std::strtoull(k, nullptr, 10);
     // Before anything is touched (--overwrite included): one process at a time per journal.
@@ -265,6 +294,12 @@ struct Engine::Impl {
     last_checkpoint = start;
     progress = std::make_unique<Progress>(opt.progress, start);
 
+    // The input is judged before --overwrite deletes anything.
+    reader = std::make_unique<LineReader>(opt.input_path);
+    reader->set_max_line_bytes(kMaxLineBytes);
+    const std::string_view prefix = reader->prefix(kIdentityPrefixBytes);
+    check_input_start(prefix);
+
     if (opt.overwrite) {
       if (opt.output_path != "-") {
         std::error_code ec;
@@ -273,12 +308,14 @@ struct Engine::Impl {
       remove_journal_files(opt.journal_path);
     }
 
-    reader = std::make_unique<LineReader>(opt.input_path);
-    const std::string_view prefix = reader->prefix(kIdentityPrefixBytes);
-    std::string identity_text(prefix);
-    identity_text += "|endpoint=";
-    identity_text += opt.input.default_endpoint ? std::string(endpoint_path(*opt.input.default_endpoint)) : std::string("-");
-    const std::string identity = "v1:" + hex64(CustomIdSet::hash(identity_text));
+    // Which input a journal belongs to (docs/engine.md): its endpoint setting, and the key
+    // and bytes of the input's first lines, checked below. Journals of floodgate before
+    // this rule hold a hash of the first 64 KiB instead ("v1"), still accepted as before.
+    const std::string endpoint_setting =
+        opt.input.default_endpoint ? std::string(endpoint_path(*opt.input.default_endpoint)) : std::string("-");
+    const std::string identity = "v2:" + hex64(CustomIdSet::hash("endpoint=" + endpoint_setting));
+    const std::string legacy_identity = "v1:" + hex64(CustomIdSet::hash(std::string(prefix) + "|endpoint=" + endpoint_setting));
+    const std::vector<LineFingerprint> first_lines = fingerprint_lines(reader->prefix(2 * kIdentityPrefixBytes));
 
     const bool output_is_file = opt.output_path != "-";
     const bool journal_exists = std::filesystem::exists(opt.journal_path);
@@ -286,7 +323,16 @@ struct Engine::Impl {
       throw Error("the output \"" + opt.output_path + "\" already exists and has no journal (" + opt.journal_path +
                   "); pass --overwrite to replace it, or choose another output");
     }
-    journal = std::make_unique<Journal>(opt.journal_path, identity);
+    bool legacy_journal = false;
+    try {
+      journal = std::make_unique<Journal>(opt.journal_path, identity);
+    } catch (const Error&) {
+      if (!journal_exists) throw;
+      // A journal of the v1 rule, or another endpoint setting (then this throws, naming both).
+      journal = std::make_unique<Journal>(opt.journal_path, legacy_identity);
+      legacy_journal = true;
+    }
+    if (!legacy_journal) check_first_lines(first_lines);
 
     if (output_is_file && journal_exists) {
       reconcile_output();
@@ -299,6 +345,8 @@ struct Engine::Impl {
 
     // A --retry-failed run that removed every recorded row still appends: the output keeps
     // its other lines.
+    summary.earlier_succeeded = journal->count_ok();
+    summary.earlier_failed = journal->count() - summary.earlier_succeeded;
     const bool resume = journal->count() > 0 || summary.retried_failed_lines > 0;
     resumed_output = resume && output_is_file;
     journal->for_each_key([this](std::string_view key) { done_keys.insert(key); });
@@ -321,6 +369,155 @@ struct Engine::Impl {
     for (Endpoint e : {Endpoint::chat_completions, Endpoint::embeddings, Endpoint::audio_transcriptions, Endpoint::completions,
                        Endpoint::responses}) {
       urls[e] = join_url(opt.base_url, endpoint_path(e));
+    }
+  }
+
+  // Which input a journal belongs to ------------------------------------------------------------
+  //
+  // The journal remembers the key (custom_id, or "@line:N" / the line number) and a hash of
+  // the bytes of each of the input's first lines (up to kFingerprintLines lines in the first
+  // 64 KiB). A resumed run is refused when one of those lines whose answer the journal holds
+  // as a success is gone from the input's first lines or has changed: those answers would
+  // be taken for other requests. Lines that failed, or have no outcome yet, may be edited:
+  // fix a broken line, then --retry-failed sends it. The fingerprints are then updated to
+  // the input as it is now.
+  struct LineFingerprint {
+    std::string key;
+    std::uint64_t hash = 0;
+    std::size_t end = 0;  // offset just past the line in the input
+  };
+  static constexpr std::size_t kFingerprintLines = 256;
+
+  [[nodiscard]] std::vector<LineFingerprint> fingerprint_lines(std::string_view text) const {
+    std::vector<LineFingerprint> out;
+    CustomIdSet ids;
+    std::size_t pos = 0;
+    std::uint64_t line_no = 0;
+    while (pos < text.size()) {
+      const std::size_t nl = text.find('\n', pos);
+      if (nl == std::string_view::npos) break;  // a line cut by the prefix's end (or the last): not compared
+      std::string_view line = text.substr(pos, nl - pos);
+      pos = nl + 1;
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (is_blank_line(line)) continue;
+      out.push_back(LineFingerprint{input_line_key(parse_input_line(line, line_no, opt.input), line_no, ids), CustomIdSet::hash(line), pos});
+    }
+    return out;
+  }
+
+  void check_first_lines(const std::vector<LineFingerprint>& current) {
+    if (const auto stored = journal->meta("input_lines")) {
+      std::unordered_map<std::string, std::uint64_t> now;
+      for (const LineFingerprint& l : current) now.emplace(l.key, l.hash);
+      // "<16 hex digits of the hash><key length>:<key>", one after the other.
+      std::string_view rest = *stored;
+      while (rest.size() > 16) {
+        const std::uint64_t hash = std::stoull(std::string(rest.substr(0, 16)), nullptr, 16);
+        const std::size_t colon = rest.find(':', 16);
+        if (colon == std::string_view::npos) break;
+        const std::size_t len = std::stoull(std::string(rest.substr(16, colon - 16)));
+        const std::string key(rest.substr(colon + 1, len));
+        rest.remove_prefix(std::min(rest.size(), colon + 1 + len));
+        const auto it = now.find(key);
+        if (it != now.end() && it->second == hash) continue;
+        if (journal->succeeded(key) != true) continue;  // an error or no outcome yet: may be edited
+        throw Error("the journal \"" + opt.journal_path + "\" belongs to a different input: the line with key \"" + key + "\" " +
+                    (it == now.end() ? "is not among the first lines of " : "has changed in ") + opt.input_path +
+                    ", and its answer is recorded as a success. Resume with the input the journal was made for (lines that failed "
+                    "may be edited, then --retry-failed sends them), choose another output, or pass --overwrite to start over");
+      }
+    }
+    std::string text;
+    std::size_t n = 0;
+    for (const LineFingerprint& l : current) {
+      if (l.end > kIdentityPrefixBytes || ++n > kFingerprintLines) break;
+      text += hex64(l.hash) + std::to_string(l.key.size()) + ":" + l.key;
+    }
+    journal->set_meta("input_lines", text);
+  }
+
+  // Configuration errors found before anything is sent (exit 2) --------------------------------
+
+  // Only http:// and https:// reach an API; anything else ("htp://") used to be retried as
+  // a connection error on every line.
+  static void check_base_url(const std::string& url) {
+    std::string lower = url.substr(0, 8);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower.starts_with("http://") || lower.starts_with("https://")) return;
+    const std::size_t sep = url.find("://");
+    throw Error("the base URL \"" + url + "\" " +
+                (sep == std::string::npos ? std::string("has no scheme") : "has the unknown scheme \"" + url.substr(0, sep) + "\"") +
+                ": it must start with https:// or http:// (--base-url / OPENAI_BASE_URL, e.g. https://api.openai.com/v1)");
+  }
+
+  // The folder a file of the run goes in must exist and be writable: say which and why
+  // (SQLite would only say "unable to open database file").
+  static void check_folder_writable(const std::string& file, const char* what) {
+    std::string folder = std::filesystem::path(file).parent_path().string();
+    if (folder.empty()) folder = ".";
+    struct stat st {};
+    const std::string head = std::string("cannot write the ") + what + " \"" + file + "\": the folder \"" + folder + "\" ";
+    if (::stat(folder.c_str(), &st) != 0) {
+      throw Error(head + (errno == ENOENT ? std::string("does not exist (create it first)") : "cannot be used (" + std::string(std::strerror(errno)) + ")"));
+    }
+    if (!S_ISDIR(st.st_mode)) throw Error(head + "is not a folder");
+    if (::access(folder.c_str(), W_OK | X_OK) != 0) throw Error(head + "is not writable (" + std::string(std::strerror(errno)) + ")");
+  }
+
+  // The first lines say whether the input can be a job at all: an empty input, a file that
+  // is not JSONL (a binary file, a table without --template) or bare request bodies without
+  // --endpoint stop here with exit 2, instead of writing an error line for every line.
+  void check_input_start(std::string_view prefix) {
+    static constexpr std::size_t kSniffLines = 32;
+    const bool whole_input = prefix.size() < kIdentityPrefixBytes;
+    const std::string name = opt.input_path == "-" ? std::string("the input (stdin)") : "the input \"" + opt.input_path + "\"";
+    std::size_t pos = 0;
+    std::uint64_t line_no = 0;
+    std::size_t seen = 0;
+    std::size_t not_json = 0;
+    std::string first_not_json;
+    while (pos < prefix.size() && seen < kSniffLines) {
+      const std::size_t nl = prefix.find('\n', pos);
+      if (nl == std::string_view::npos && !whole_input) {
+        // A line longer than the prefix: only its first byte can be judged here.
+        const std::size_t first = prefix.find_first_not_of(" \t\r", pos);
+        if (seen == 0 && first != std::string_view::npos && prefix[first] != '{') {
+          throw Error(name + " is not JSONL (one JSON request per line): line 1 does not start with '{'");
+        }
+        break;
+      }
+      std::string_view line = prefix.substr(pos, (nl == std::string_view::npos ? prefix.size() : nl) - pos);
+      pos = nl == std::string_view::npos ? prefix.size() : nl + 1;
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (is_blank_line(line)) continue;
+      ++seen;
+      const ParsedLine p = parse_input_line(line, line_no, opt.input);
+      if (p.not_json) {
+        ++not_json;
+        if (first_not_json.empty()) first_not_json = p.error_message;
+        // A first line that is not even the start of a JSON object: not JSONL at all.
+        const std::size_t first = line.find_first_not_of(" \t");
+        if (seen == 1 && line[first] != '{') {
+          throw Error(name + " is not JSONL (one JSON request per line): " + p.error_message);
+        }
+      }
+      if (seen == 1 && p.bare_body) {
+        const auto guess = guess_endpoint(line);
+        throw Error(name + " holds bare request bodies (line " + std::to_string(line_no) +
+                    " has no custom_id, url or body): say where they go with --endpoint" +
+                    (guess ? " (its fields suggest --endpoint " + std::string(endpoint_path(*guess)) + ")"
+                           : std::string(", e.g. --endpoint /v1/chat/completions")) +
+                    ", or write Batch API lines {\"custom_id\",\"method\",\"url\",\"body\"}");
+      }
+    }
+    if (seen == 0 && whole_input) throw Error(name + " is empty: it has no request lines (one JSON request per line)");
+    // Most of the first lines not JSON (three in four, and more than one): a file of another
+    // kind. Fewer are broken lines of a JSONL file, each an invalid_input line.
+    if (not_json >= 2 && not_json * 4 >= seen * 3) {
+      throw Error(name + " is not JSONL (one JSON request per line): " + std::to_string(not_json) + " of its first " + std::to_string(seen) +
+                  " lines are not JSON; the first: " + first_not_json);
     }
   }
 
@@ -486,6 +683,15 @@ struct Engine::Impl {
     return it->second;
   }
 
+  // A line that never becomes a request is written as its error, unless an earlier run did.
+  void finish_bad_line(Outcome o, TimePoint now) {
+    if (already_done(Journal::key_of(o))) {
+      ++summary.skipped_done;
+      return;
+    }
+    finish_without_item(std::move(o), now);
+  }
+
   void read_input(TimePoint now) {
     std::string_view line;
     while (!input_done && !stop_admitting && items.size() + reorder.size() < lookahead) {
@@ -493,8 +699,18 @@ struct Engine::Impl {
         input_done = true;
         break;
       }
-      if (is_blank_line(line)) continue;
       const std::uint64_t line_no = reader->line_no();
+      if (reader->skipped_bytes() > 0) {
+        // Too long to be a request the API accepts: skipped while reading, never held.
+        ++summary.total_lines;
+        Outcome o;
+        o.line_no = line_no;
+        o.error = ErrorKind::too_large;
+        o.error_message = "line " + std::to_string(line_no) + ": " + too_large_reason("the line", reader->skipped_bytes());
+        finish_bad_line(std::move(o), now);
+        continue;
+      }
+      if (is_blank_line(line)) continue;
       ParsedLine p = parse_input_line(line, line_no, opt.input);
       ++summary.total_lines;
 
@@ -504,11 +720,7 @@ struct Engine::Impl {
         o.error = p.error;
         o.error_message = p.error_message;
         if (!p.custom_id.empty() && seen_ids.insert(p.custom_id)) o.custom_id = p.custom_id;
-        if (already_done(Journal::key_of(o))) {
-          ++summary.skipped_done;
-          continue;
-        }
-        finish_without_item(o, now);
+        finish_bad_line(std::move(o), now);
         continue;
       }
       Request& req = *p.request;
@@ -517,11 +729,7 @@ struct Engine::Impl {
         o.line_no = line_no;
         o.error = ErrorKind::invalid_input;
         o.error_message = "line " + std::to_string(line_no) + ": duplicate custom_id \"" + req.custom_id + "\" (an earlier line has it)";
-        if (already_done(Journal::key_of(o))) {
-          ++summary.skipped_done;
-          continue;
-        }
-        finish_without_item(o, now);
+        finish_bad_line(std::move(o), now);
         continue;
       }
       if (already_done(req.custom_id)) {
@@ -534,11 +742,19 @@ struct Engine::Impl {
       if (req.endpoint == Endpoint::audio_transcriptions) {
         std::string why;
         auto spec = http::multipart_spec_from_json(req.body, why);
+        std::error_code size_ec;
+        const std::uint64_t file_bytes = spec ? std::filesystem::file_size(spec->file_path, size_ec) : 0;
+        ErrorKind kind = ErrorKind::invalid_input;
+        if (spec && !size_ec && file_bytes > kMaxRequestBytes) {
+          kind = ErrorKind::too_large;
+          why = too_large_reason("the audio file \"" + spec->file_path + "\"", file_bytes);
+          spec.reset();
+        }
         if (!spec) {
           Outcome o;
           o.custom_id = req.custom_id;
           o.line_no = line_no;
-          o.error = ErrorKind::invalid_input;
+          o.error = kind;
           o.error_message = "line " + std::to_string(line_no) + ": " + why;
           PendingWrite w;
           w.outcome = std::move(o);
@@ -586,9 +802,6 @@ struct Engine::Impl {
     } else {
       ++summary.failed;
     }
-    summary.tokens_prompt += o.usage.prompt_tokens;
-    summary.tokens_completion += o.usage.completion_tokens;
-    summary.tokens_total += o.usage.total_tokens;
   }
 
   void deliver(std::uint64_t seq, std::optional<PendingWrite> w, TimePoint now) {
@@ -860,6 +1073,7 @@ struct Engine::Impl {
     o.status_code = r.status;
     if (auto rid = r.header("x-request-id")) o.request_id = std::string(*rid);
 
+    std::string answer_refusal;  // set below for a 401/403/404 answer: its status and code
     // The server was reached when its status line arrived, even if the exchange then failed
     // (a slow body that timed out, a reset mid-body): slow is not unreachable.
     const bool reached = r.error == http::TransportError::none || r.answer_started;
@@ -894,6 +1108,7 @@ struct Engine::Impl {
         }
       } else {
         o.error = classify_http(r.status, info.error_type, info.error_code);
+        if (r.status == 401 || r.status == 403 || r.status == 404) answer_refusal = std::to_string(r.status) + " " + info.error_code;
         o.error_message = !info.error_message.empty() ? info.error_message : "HTTP " + std::to_string(r.status);
         if (!info.error_code.empty() && info.error_message.empty()) o.error_message += " (" + info.error_code + ")";
         if (o.error == ErrorKind::insufficient_quota) quota_code = is_quota_code(info.error_code) ? info.error_code : info.error_type;
@@ -920,6 +1135,12 @@ struct Engine::Impl {
     }
     lane.limiter->reconcile(f.grant, actual, now);
     if (opt.settle) opt.settle(item->req, o.usage);
+    // Every answered attempt is billed, also one re-asked below (--retry-invalid): count it
+    // here, not from the final outcome.
+    summary.tokens_prompt += o.usage.prompt_tokens;
+    summary.tokens_completion += o.usage.completion_tokens;
+    summary.tokens_total += o.usage.total_tokens;
+    if (r.error == http::TransportError::none && hold_refusal(item, o, answer_refusal, now)) return;
 
     const bool has_answer = item->req.endpoint == Endpoint::chat_completions || item->req.endpoint == Endpoint::responses;
     if (o.ok() && opt.check_answer && has_answer) {
@@ -1110,6 +1331,68 @@ struct Engine::Impl {
 
   // ---- stopping -----------------------------------------------------------------------------
 
+  static constexpr std::uint64_t kRefusalsToStop = 5;
+
+  // An answer before any that cleared the suspicion (see `refused`): true when the item is
+  // held or left unsent, false when it goes on as usual.
+  bool hold_refusal(Item* item, Outcome& o, const std::string& answer_refusal, TimePoint now) {
+    if (rejected_stop) {
+      if (answer_refusal != refusal_key) return false;
+      abandon(item, now);  // in flight when the job stopped: left unsent like the rest
+      return true;
+    }
+    if (refusal_cleared) return false;
+    if (answer_refusal.empty() || (!refusal_key.empty() && answer_refusal != refusal_key)) {
+      refusal_cleared = true;  // another kind of answer: the refusals were per line after all
+      std::sort(refused.begin(), refused.end(), [](const auto& a, const auto& b) { return a.first->seq < b.first->seq; });
+      for (auto& [held, outcome] : refused) finish(held, std::move(outcome), now);
+      refused.clear();
+      return false;
+    }
+    if (refusal_key.empty()) {
+      refusal_key = answer_refusal;
+      refusal_message = o.error_message;
+      refusal_model = item->req.model;
+      refusal_url = urls[item->req.endpoint];
+    }
+    ++refusals;
+    refused.emplace_back(item, std::move(o));
+    check_rejected(now);
+    return true;
+  }
+
+  // What to fix, by the refusal.
+  [[nodiscard]] std::string refusal_advice() const {
+    const std::string status = refusal_key.substr(0, 3);
+    const std::string code = refusal_key.size() > 4 ? refusal_key.substr(4) : std::string();
+    if (status == "401") return "the API key was refused: check OPENAI_API_KEY (or --api-key), and --organization / --project if given";
+    if (code == "model_not_found") {
+      return "model \"" + refusal_model + "\" does not exist or this key's project has no access to it: check the model name in the input, "
+             "or the project's model access (--project)";
+    }
+    if (status == "404") return "the URL " + refusal_url + " does not exist: check --base-url / OPENAI_BASE_URL (the API's is https://api.openai.com/v1)";
+    return "the key's organization or project may not use model \"" + refusal_model + "\" or this endpoint: check --organization / --project, "
+           "the model, and the project's permissions";
+  }
+
+  // The first answers are all the same refusal (kRefusalsToStop of them, or fewer when no
+  // other line can answer): stop, leave every line unsent, exit 9.
+  void check_rejected(TimePoint now) {
+    if (rejected_stop || refusal_cleared || refused.empty()) return;
+    const bool reading_blocked = input_done || items.size() + reorder.size() >= lookahead;
+    const bool nothing_else = in_flight.empty() && retry_at.empty() && reading_blocked &&
+                              std::all_of(lanes.begin(), lanes.end(), [](const auto& l) { return l.second.queue.empty(); });
+    if (refusals < kRefusalsToStop && !nothing_else) return;
+    rejected_stop = true;
+    stop_admitting = true;
+    progress->message("error", "every answer so far was the same refusal (" + thousands(refusals) + " of them, HTTP " + refusal_key.substr(0, 3) +
+                                   (refusal_key.size() > 4 ? " " + refusal_key.substr(4) : std::string()) + ": " + refusal_message + "): " +
+                                   refusal_advice() + ". Stopped; nothing was recorded for the lines not sent or refused. "
+                                   "Fix it, then re-run the same command.");
+    for (auto& [item, outcome] : refused) abandon(item, now);
+    refused.clear();
+  }
+
   // No answer yet, and connecting has failed for --unreachable-after (8 attempts at least, or
   // fewer when nothing else is left to try): a wrong URL or a server that is down. Stop, and
   // leave every unfinished line unsent instead of failing it.
@@ -1175,12 +1458,14 @@ struct Engine::Impl {
     retry_at.clear();
     for (auto& [item, outcome] : parked) left.push_back(item);  // awaiting the unreachable verdict
     parked.clear();
+    for (auto& [item, outcome] : refused) left.push_back(item);  // awaiting the refusal verdict
+    refused.clear();
     std::sort(left.begin(), left.end(), [](const Item* a, const Item* b) { return a->seq < b->seq; });
     for (Item* item : left) abandon(item, now);
   }
 
   [[nodiscard]] bool stuck_on_suspended() const {
-    if (!paused_until || !in_flight.empty() || !parked.empty()) return false;  // parked: the unreachable verdict decides
+    if (!paused_until || !in_flight.empty() || !parked.empty() || !refused.empty()) return false;  // parked: the unreachable verdict decides
     if (!input_done && items.size() + reorder.size() < lookahead) return false;
     for (const auto& [name, lane] : lanes) {
       if (!lane.suspended && !lane.queue.empty()) return false;
@@ -1220,6 +1505,7 @@ struct Engine::Impl {
                : budget_stop      ? "budget reached: draining"
                : unreachable_stop ? "unreachable: draining"
                : outage_stop      ? "outage: draining"
+               : rejected_stop    ? "refused: draining"
                                   : "draining";
     }
     if (paused_until) s.note = "model \"" + paused_model + "\" paused for " + format_duration(*paused_until - now);
@@ -1239,6 +1525,7 @@ struct Engine::Impl {
       return;
     }
     LineReader in(opt.input_path);
+    in.set_max_line_bytes(kMaxLineBytes);
     CustomIdSet ids;
     auto next_key = [&](std::string& key) {
       std::string_view line;
@@ -1272,6 +1559,7 @@ struct Engine::Impl {
       check_stop(now);
       check_unreachable(now);
       check_outage(now);
+      check_rejected(now);
       if (stop_admitting && !queued_abandoned) {
         abandon_queued(now);
         queued_abandoned = true;
@@ -1356,6 +1644,9 @@ struct Engine::Impl {
       summary.exit_code = exit_code::outage;
       summary.stop_reason = "outage: " + opt.base_url + " stopped answering mid-run for longer than --outage-limit (" +
                             format_duration(opt.outage_limit) + ")";
+    } else if (rejected_stop) {
+      summary.exit_code = exit_code::rejected;
+      summary.stop_reason = "rejected: " + refusal_advice();
     } else if (quota_stop) {
       summary.exit_code = exit_code::insufficient_quota;
       summary.stop_reason = "insufficient_quota";
@@ -1371,8 +1662,8 @@ struct Engine::Impl {
         summary.stop_reason += sep + pause_text(model, note);
         sep = "; ";
       }
-    } else if (summary.failed > 0) {
-      summary.exit_code = exit_code::some_failed;
+    } else if (summary.failed + summary.earlier_failed > 0) {
+      summary.exit_code = exit_code::some_failed;  // error lines in the output, this run's or earlier
     } else {
       summary.exit_code = exit_code::ok;
     }
@@ -1424,6 +1715,8 @@ std::string format_summary(const RunSummary& s, bool json) {
     std::string out = "{\"event\":\"summary\",\"exit_code\":" + std::to_string(s.exit_code) + ",\"stop_reason\":";
     append_json_string(out, s.stop_reason);
     out += ",\"lines\":" + std::to_string(s.total_lines) + ",\"skipped_done\":" + std::to_string(s.skipped_done) +
+           ",\"earlier_succeeded\":" + std::to_string(s.earlier_succeeded) + ",\"earlier_failed\":" + std::to_string(s.earlier_failed) +
+           ",\"error_lines_in_output\":" + std::to_string(s.failed + s.earlier_failed) +
            ",\"succeeded\":" + std::to_string(s.succeeded) + ",\"failed\":" + std::to_string(s.failed) +
            ",\"not_done\":" + std::to_string(s.not_done) + ",\"outcomes\":{";
     bool first = true;
@@ -1446,8 +1739,13 @@ std::string format_summary(const RunSummary& s, bool json) {
   }
   std::string out = "floodgate run summary\n";
   char buf[256];
-  std::snprintf(buf, sizeof buf, "  lines         %s (%s already done before this run)\n", thousands(s.total_lines).c_str(),
-                thousands(s.skipped_done).c_str());
+  if (s.earlier_succeeded + s.earlier_failed > 0) {
+    std::snprintf(buf, sizeof buf, "  lines         %s (%s already done before this run: %s succeeded, %s failed)\n", thousands(s.total_lines).c_str(),
+                  thousands(s.skipped_done).c_str(), thousands(s.earlier_succeeded).c_str(), thousands(s.earlier_failed).c_str());
+  } else {
+    std::snprintf(buf, sizeof buf, "  lines         %s (%s already done before this run)\n", thousands(s.total_lines).c_str(),
+                  thousands(s.skipped_done).c_str());
+  }
   out += buf;
   std::snprintf(buf, sizeof buf, "  succeeded     %s\n  failed        %s\n", thousands(s.succeeded).c_str(), thousands(s.failed).c_str());
   out += buf;
@@ -1500,6 +1798,12 @@ std::string format_summary(const RunSummary& s, bool json) {
     out += buf;
   }
   if (!s.stop_reason.empty()) out += "  stopped       " + s.stop_reason + "\n";
+  if (s.failed + s.earlier_failed > 0) {
+    // The exit code describes the output as it stands: say how to clear its error lines.
+    std::snprintf(buf, sizeof buf, "  error lines   %s in the output (%s from earlier runs): send them again with --retry-failed\n",
+                  thousands(s.failed + s.earlier_failed).c_str(), thousands(s.earlier_failed).c_str());
+    out += buf;
+  }
   return out;
 }
 

@@ -164,6 +164,18 @@ std::uint64_t Journal::count_ok() {
   return n;
 }
 
+std::optional<bool> Journal::succeeded(std::string_view key) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT error_kind='none' FROM outcomes WHERE custom_id=?", -1, &st, nullptr) != SQLITE_OK) {
+    throw Error(sqlite_error(db_, "lookup"), exit_code::internal);
+  }
+  bind_text(st, 1, key);
+  std::optional<bool> ok;
+  if (sqlite3_step(st) == SQLITE_ROW) ok = sqlite3_column_int(st, 0) != 0;
+  sqlite3_finalize(st);
+  return ok;
+}
+
 void Journal::for_each_key(const std::function<void(std::string_view)>& fn) {
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(db_, "SELECT custom_id FROM outcomes", -1, &st, nullptr) != SQLITE_OK) {

@@ -244,8 +244,8 @@ TEST(RunControl, RetryFailedSendsOnlyTheFailedLinesAgainAndKeepsEachIdOnce) {
     ASSERT_LT(failed_first, static_cast<std::size_t>(n));
   }
   SimProcess healthy;
-  // A plain re-run: everything is done, nothing is sent, the errors stay.
-  EXPECT_EQ(run_to_end(healthy, in, out, {}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  // A plain re-run: everything is done, nothing is sent, the errors stay (so exit 1 again).
+  EXPECT_EQ(run_to_end(healthy, in, out, {}, dir.path / "log2"), 1) << slurp(dir.path / "log2");
   EXPECT_EQ(healthy.stats()["requests"].get<int>(), 0);
   EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(n));
 

@@ -216,8 +216,9 @@ TEST(RunIntegration, BadInputLinesBecomeErrorLinesAndTheJobGoesOn) {
   EXPECT_NE(errors_by_line[4]["error"]["message"].get<std::string>().find("unknown endpoint"), std::string::npos);
   EXPECT_NE(errors_by_line[5]["error"]["message"].get<std::string>().find("duplicate custom_id"), std::string::npos);
   for (const auto& [line, l] : errors_by_line) EXPECT_EQ(l["error"]["code"], "invalid_input");
-  // A re-run finds everything done and writes nothing twice.
-  ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  // A re-run finds everything done and writes nothing twice; the output still holds its four
+  // error lines, so it exits 1 again.
+  ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log2"), 1) << slurp(dir.path / "log2");
   EXPECT_EQ(read_jsonl(out).size(), 6u);
 }
 

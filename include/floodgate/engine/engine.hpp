@@ -122,10 +122,16 @@ struct RunSummary {
   std::map<std::string, std::uint64_t> outcomes;  // by ErrorKind name ("none" = success)
   std::uint64_t total_lines = 0;        // request lines seen this run (blank lines excluded)
   std::uint64_t skipped_done = 0;       // already in the journal (resume)
+  // The output as this run found it (after reconciliation and --retry-failed): lines an
+  // earlier run finished, by outcome. The exit code describes the output as it stands, so
+  // earlier error lines still in it make it 1, as this run's would.
+  std::uint64_t earlier_succeeded = 0;
+  std::uint64_t earlier_failed = 0;
   std::uint64_t succeeded = 0;
   std::uint64_t failed = 0;
   std::uint64_t not_done = 0;           // left for a resume (interrupted, quota, paused)
   std::uint64_t attempts = 0;           // HTTP attempts sent
+  // Tokens of every answered attempt (re-asks after a schema_violation included), as billed.
   std::uint64_t retries = 0;
   std::uint64_t http_429 = 0;
   std::uint64_t tokens_prompt = 0;

@@ -56,6 +56,8 @@ class Journal {
   // Number of committed rows, and of committed rows that are successes.
   [[nodiscard]] std::uint64_t count();
   [[nodiscard]] std::uint64_t count_ok();
+  // Whether the committed row of `key` is a success; nullopt when there is none.
+  [[nodiscard]] std::optional<bool> succeeded(std::string_view key);
   // Calls fn(key) for every committed row.
   void for_each_key(const std::function<void(std::string_view)>& fn);
   // Removes rows (used by reconciliation when the output lost them).
