@@ -49,6 +49,8 @@ int run(const RunFlags& f) {
   std::shared_ptr<RunLock> lock;
   if (!o.journal_path.empty() || o.output_path != "-") {
     const std::string journal = !o.journal_path.empty() ? o.journal_path : default_journal_path(o.output_path);
+    if (o.output_path != "-") engine::check_folder_writable(o.output_path, "output");
+    engine::check_folder_writable(journal, "journal");
     lock = lock_run(lock_path_for_journal(journal), o.output_path == "-" ? "the journal " + journal : "the output " + o.output_path);
   }
   apply_run_table_options(o, f.engine.default_completion_tokens, f.engine.quiet);  // tables, schema, cost, budgets

@@ -451,20 +451,6 @@ struct Engine::Impl {
                 ": it must start with https:// or http:// (--base-url / OPENAI_BASE_URL, e.g. https://api.openai.com/v1)");
   }
 
-  // The folder a file of the run goes in must exist and be writable: say which and why
-  // (SQLite would only say "unable to open database file").
-  static void check_folder_writable(const std::string& file, const char* what) {
-    std::string folder = std::filesystem::path(file).parent_path().string();
-    if (folder.empty()) folder = ".";
-    struct stat st {};
-    const std::string head = std::string("cannot write the ") + what + " \"" + file + "\": the folder \"" + folder + "\" ";
-    if (::stat(folder.c_str(), &st) != 0) {
-      throw Error(head + (errno == ENOENT ? std::string("does not exist (create it first)") : "cannot be used (" + std::string(std::strerror(errno)) + ")"));
-    }
-    if (!S_ISDIR(st.st_mode)) throw Error(head + "is not a folder");
-    if (::access(folder.c_str(), W_OK | X_OK) != 0) throw Error(head + "is not writable (" + std::string(std::strerror(errno)) + ")");
-  }
-
   // The first lines say whether the input can be a job at all: an empty input, a file that
   // is not JSONL (a binary file, a table without --template) or bare request bodies without
   // --endpoint stop here with exit 2, instead of writing an error line for every line.
@@ -1670,6 +1656,20 @@ struct Engine::Impl {
     return summary;
   }
 };
+
+// The folder a file of the run goes in must exist and be writable: say which and why
+// (SQLite would only say "unable to open database file").
+void check_folder_writable(const std::string& file, const char* what) {
+  std::string folder = std::filesystem::path(file).parent_path().string();
+  if (folder.empty()) folder = ".";
+  struct stat st {};
+  const std::string head = std::string("cannot write the ") + what + " \"" + file + "\": the folder \"" + folder + "\" ";
+  if (::stat(folder.c_str(), &st) != 0) {
+    throw Error(head + (errno == ENOENT ? std::string("does not exist (create it first)") : "cannot be used (" + std::string(std::strerror(errno)) + ")"));
+  }
+  if (!S_ISDIR(st.st_mode)) throw Error(head + "is not a folder");
+  if (::access(folder.c_str(), W_OK | X_OK) != 0) throw Error(head + "is not writable (" + std::string(std::strerror(errno)) + ")");
+}
 
 Engine::Engine(EngineOptions options, Clock& clock) : impl_(std::make_unique<Impl>(std::move(options), clock)) {}
 Engine::~Engine() = default;

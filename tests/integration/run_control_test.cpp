@@ -186,8 +186,10 @@ TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
   std::vector<std::string> got;
   for (const auto& l : lines) got.push_back(output_key(l));
   EXPECT_EQ(got, expected);
-  // The journal still agrees with the rewritten output: a further run finds nothing to do.
-  ASSERT_EQ(run_to_end(sim, in, out, flags, dir.path / "log4"), 0) << slurp(dir.path / "log4");
+  // The journal still agrees with the rewritten output: a further run finds nothing to do
+  // (exit 1 while the output holds the invalid line's error line, as it describes OUTPUT).
+  const bool has_error_line = std::any_of(lines.begin(), lines.end(), [](const json& l) { return !l["error"].is_null(); });
+  ASSERT_EQ(run_to_end(sim, in, out, flags, dir.path / "log4"), has_error_line ? 1 : 0) << slurp(dir.path / "log4");
   EXPECT_EQ(read_jsonl(out).size(), expected.size());
 }
 
@@ -331,7 +333,9 @@ TEST(RunControl, UnreachableVerdictComesWhenOrderedReadingIsBlocked) {
   {
     std::ofstream f(in);
     f << chat_line("v0", "gpt-4o-mini", 0).dump() << "\n";
-    for (int i = 0; i < 1100; ++i) f << "not json " << i << "\n";
+    // Lines that are JSON but no request (no body): each an invalid_input line at once. (A
+    // file of lines that are not JSON at all is refused at start as not JSONL.)
+    for (int i = 0; i < 1100; ++i) f << R"({"custom_id":"bad)" << i << R"("})" << "\n";
   }
   const fs::path out = dir.path / "out.jsonl";
   const std::string dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";

@@ -183,6 +183,12 @@ class SignalGuard {
 // for the others.
 [[nodiscard]] std::size_t default_response_cap(Endpoint endpoint) noexcept;
 
+// Throws floodgate::Error (exit 2) naming the folder and the reason when the folder `file`
+// goes in (the output, the journal ...) is missing or not writable. The engine checks its
+// own files at start; a command that opens a file first (a lock, a results table) calls it
+// before.
+void check_folder_writable(const std::string& file, const char* what);
+
 // Prints the end-of-job summary (human text, or one JSON object with json = true).
 [[nodiscard]] std::string format_summary(const RunSummary& summary, bool json);
 
