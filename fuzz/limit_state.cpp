@@ -40,6 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const double tpm = in.byte() % 2 ? 0 : 100 + in.u16() * 10.0;
   LimiterOptions options;
   options.burst = std::chrono::milliseconds(in.u16() % 5000);
+  options.pacing = options.burst.count() % 2 ? LimiterOptions::Pacing::whole_window : LimiterOptions::Pacing::even;
   options.window_margin = std::chrono::milliseconds(in.byte() * 4);
   options.refund = in.byte() % 2 ? LimiterOptions::Refund::unused : LimiterOptions::Refund::refused_only;
   RateLimiter limiter(Limits{rpm, tpm, 0, 0}, in.byte() % 2 == 0, options);

@@ -2,14 +2,17 @@
 // Reads OpenAI Batch API input lines ({"custom_id","method","url","body"}) or bare
 // request bodies, or a table (CSV/TSV, or JSONL rows with --template) turned into requests
 // exactly as `run` does (--template, --system, --schema, --model), and prints the number of
-// requests, their exact prompt tokens, the worst-case completion tokens, and the least time
-// the given limits allow.
+// requests, their exact prompt tokens, the worst-case completion tokens, the tokens the
+// provider charges against tokens/min (its charge model, the one `floodgate run` paces by),
+// and the least time the server's counting allows at the given limits.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -18,10 +21,12 @@
 #include "commands.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/request.hpp"
+#include "floodgate/core/provider.hpp"
 #include "floodgate/cost/prices.hpp"
 #include "floodgate/schema/structured_output.hpp"
 #include "floodgate/tables/row_request.hpp"
 #include "floodgate/tables/row_source.hpp"
+#include "floodgate/limit/charge_model.hpp"
 #include "floodgate/tokens/estimate.hpp"
 
 namespace floodgate::cli {
@@ -33,7 +38,9 @@ struct EstimateFlags {
   std::string encoding;  // fixed encoding
   std::vector<std::string> model_rules;
   std::string endpoint = "/v1/chat/completions";  // for bare bodies
-  std::uint64_t default_max_tokens = 4096;
+  std::optional<std::uint64_t> default_max_tokens;  // nullopt: the charge model's (pacing), 4,096 (worst case)
+  std::string provider = "openai";
+  std::string charge;
   double rpm = 0, tpm = 0, rpd = 0, tpd = 0;
   bool json = false;
   std::string prices;  // cost range: price table (default: built-in data/prices.json)
@@ -50,6 +57,7 @@ struct Totals {
   std::uint64_t requests = 0;
   std::uint64_t prompt_tokens = 0;
   std::uint64_t completion_tokens = 0;
+  std::uint64_t charged_tokens = 0;  // the pacing charge (the provider's count at admission)
   std::uint64_t unparsed = 0;
   std::uint64_t error_rows = 0;  // table rows that cannot become a request (never sent)
 };
@@ -68,6 +76,11 @@ Endpoint guess_endpoint(const nlohmann::json& body, Endpoint fallback) {
   }
   return fallback;
 }
+
+// The fastest schedule a per-period limit counted over a rolling window allows: the
+// period's quota at once, the next when the first leaves the window, ...: the last request
+// can go after ceil(total / limit) - 1 periods (0 when it all fits in one).
+double periods_needed(double total, double limit) { return total <= limit ? 0.0 : std::ceil(total / limit) - 1.0; }
 
 std::string minutes_text(double minutes) {
   char buf[64];
@@ -91,7 +104,11 @@ int run(const EstimateFlags& f) {
   for (const auto& r : f.model_rules) models.add_rule(r);
   tokens::EstimateOptions options;
   options.models = &models;
-  options.default_completion_tokens = f.default_max_tokens;
+  options.default_completion_tokens = f.default_max_tokens.value_or(4096);
+  const auto provider = provider_from_name(f.provider);
+  if (!provider) throw Error("--provider must be openai, azure, groq or none");
+  limit::ChargeModel charge = f.charge.empty() ? limit::default_charge_model(*provider) : limit::parse_charge_model(f.charge);
+  if (f.default_max_tokens) charge.default_allowance_tokens = *f.default_max_tokens;
   if (!f.encoding.empty()) {
     const auto id = tokens::encoding_from_name(f.encoding);
     if (!id) throw Error("unknown encoding '" + f.encoding + "' (known: cl100k_base, o200k_base)");
@@ -104,10 +121,12 @@ int run(const EstimateFlags& f) {
   std::map<std::string, Totals> by_model;
   auto add = [&](Endpoint endpoint, std::string_view body_text, const std::string& model) {
     const auto est = tokens::estimate_request(endpoint, body_text, options);
+    const std::uint64_t charged = charge.charge(limit::ChargeInputs{est.prompt_tokens, est.max_tokens_per_choice, est.choices, est.generates});
     for (Totals* t : {&all, &by_model[model]}) {
       ++t->requests;
       t->prompt_tokens += est.prompt_tokens;
       t->completion_tokens += est.completion_allowance_tokens;
+      t->charged_tokens += charged;
       t->unparsed += est.body_parsed ? 0 : 1;
     }
   };
@@ -172,11 +191,11 @@ int run(const EstimateFlags& f) {
     }
   }
 
-  const double total_tokens = static_cast<double>(all.prompt_tokens + all.completion_tokens);
+  // What the server counts against the limits is the charge, not the worst case; each
+  // dimension allows its quota per window, and the slowest decides.
+  const double charged_tokens = static_cast<double>(all.charged_tokens);
   const double requests = static_cast<double>(all.requests);
-  // Steady-state pacing: every dimension must fit its rate; the slowest decides.
-  // The limit that sets the time is the one named: tokens/min are charged at the worst case
-  // (prompt + completion allowance), so it is often tpm and --max-completion-tokens moves it.
+  // The limit that sets the time is named.
   double minutes = 0;
   const char* bound_by = "";
   auto bound = [&](double m, const char* name) {
@@ -185,10 +204,10 @@ int run(const EstimateFlags& f) {
       bound_by = name;
     }
   };
-  if (f.rpm > 0) bound(requests / f.rpm, "rpm");
-  if (f.tpm > 0) bound(total_tokens / f.tpm, "tpm");
-  if (f.rpd > 0) bound(requests / f.rpd * 1440, "rpd");
-  if (f.tpd > 0) bound(total_tokens / f.tpd * 1440, "tpd");
+  if (f.rpm > 0) bound(periods_needed(requests, f.rpm), "rpm");
+  if (f.tpm > 0) bound(periods_needed(charged_tokens, f.tpm), "tpm");
+  if (f.rpd > 0) bound(periods_needed(requests, f.rpd) * 1440, "rpd");
+  if (f.tpd > 0) bound(periods_needed(charged_tokens, f.tpd) * 1440, "tpd");
   const bool limited = f.rpm > 0 || f.tpm > 0 || f.rpd > 0 || f.tpd > 0;
 
   // Cost range (docs/tables.md): at least prompt x input, at most + allowance x output.
@@ -224,10 +243,12 @@ int run(const EstimateFlags& f) {
     nlohmann::json out = {{"requests", all.requests},
                           {"prompt_tokens", all.prompt_tokens},
                           {"completion_tokens_max", all.completion_tokens},
-                          {"total_tokens_max", all.prompt_tokens + all.completion_tokens}};
+                          {"total_tokens_max", all.prompt_tokens + all.completion_tokens},
+                          {"charged_tokens", all.charged_tokens},
+                          {"charge", charge.describe()}};
     if (limited) {
       out["min_seconds"] = minutes * 60;
-      out["bound_by"] = bound_by;
+      if (minutes > 0) out["bound_by"] = bound_by;
     }
     if (all.error_rows > 0) out["error_rows"] = all.error_rows;
     out["cost_usd_min"] = total_range.min_usd;
@@ -237,7 +258,10 @@ int run(const EstimateFlags& f) {
     out["batch_cost_usd_max"] = batch_range.max_usd;
     nlohmann::json per = nlohmann::json::object();
     for (const auto& [m, t] : by_model) {
-      per[m] = {{"requests", t.requests}, {"prompt_tokens", t.prompt_tokens}, {"completion_tokens_max", t.completion_tokens}};
+      per[m] = {{"requests", t.requests},
+                {"prompt_tokens", t.prompt_tokens},
+                {"completion_tokens_max", t.completion_tokens},
+                {"charged_tokens", t.charged_tokens}};
       if (ranges[m].priced) {
         per[m]["cost_usd_min"] = ranges[m].min_usd;
         per[m]["cost_usd_max"] = ranges[m].max_usd;
@@ -254,7 +278,10 @@ int run(const EstimateFlags& f) {
   }
   std::printf("%-28s %10llu %16llu %22llu\n", "total", static_cast<unsigned long long>(all.requests),
               static_cast<unsigned long long>(all.prompt_tokens), static_cast<unsigned long long>(all.completion_tokens));
-  std::printf("worst-case tokens: %llu\n", static_cast<unsigned long long>(all.prompt_tokens + all.completion_tokens));
+  std::printf("worst-case tokens: %llu (budgets and --max-cost reserve this)\n",
+              static_cast<unsigned long long>(all.prompt_tokens + all.completion_tokens));
+  std::printf("charged tokens: %llu (what the provider counts against tokens/min at admission, charge %s; the pace)\n",
+              static_cast<unsigned long long>(all.charged_tokens), charge.describe().c_str());
   for (const auto& [m, r] : ranges) std::printf("cost %-23s %s\n", m.c_str(), range_text(r).c_str());
   std::printf("cost (USD%s, prices as of %s): %s%s\n", f.batch ? ", Batch API" : "", prices.as_of().c_str(),
               range_text(total_range).c_str(), total_range.priced ? "" : " (some models have no price; --prices FILE)");
@@ -267,13 +294,19 @@ int run(const EstimateFlags& f) {
   }
   if (all.unparsed) std::printf("bodies that were not JSON (counted as text): %llu\n", static_cast<unsigned long long>(all.unparsed));
   if (limited) {
-    const std::string_view b = bound_by;
-    const bool by_requests = b == "rpm" || b == "rpd";
-    std::printf("minimum time at these limits: %s (set by %s: %.0f %s at %.0f/%s)\n", minutes_text(minutes).c_str(),
-                b == "rpm" ? "requests/min" : b == "tpm" ? "tokens/min" : b == "rpd" ? "requests/day" : "tokens/day",
-                by_requests ? requests : total_tokens, by_requests ? "requests" : "worst-case tokens",
-                b == "rpm" ? f.rpm : b == "tpm" ? f.tpm : b == "rpd" ? f.rpd : f.tpd,
-                b == "rpm" || b == "tpm" ? "min" : "day");
+    if (minutes == 0) {
+      std::printf("minimum time at these limits: %s (one window holds it all: the time the answers take)\n",
+                  minutes_text(minutes).c_str());
+    } else {
+      const std::string_view b = bound_by;
+      const bool by_requests = b == "rpm" || b == "rpd";
+      std::printf("minimum time at these limits: %s (each 60 s window full, plus the answers' time; set by %s: %.0f %s at %.0f/%s)\n",
+                  minutes_text(minutes).c_str(),
+                  b == "rpm" ? "requests/min" : b == "tpm" ? "tokens/min" : b == "rpd" ? "requests/day" : "tokens/day",
+                  by_requests ? requests : charged_tokens, by_requests ? "requests" : "charged tokens",
+                  b == "rpm" ? f.rpm : b == "tpm" ? f.tpm : b == "rpd" ? f.rpd : f.tpd,
+                  b == "rpm" || b == "tpm" ? "min" : "day");
+    }
   } else {
     std::printf("minimum time: pass --rpm/--tpm (and --rpd/--tpd) to compute it\n");
   }
@@ -284,7 +317,8 @@ int run(const EstimateFlags& f) {
 
 void register_estimate(CLI::App& app, int& exit_code) {
   auto f = std::make_shared<EstimateFlags>();
-  auto* cmd = app.add_subcommand("estimate", "Count a job's requests and tokens, and the least time the limits allow");
+  auto* cmd = app.add_subcommand("estimate", "Count a job's requests and tokens (worst case and the provider's charge), and the least time the "
+                                 "limits allow by the server's own counting");
   cmd->add_option("input", f->input,
                   "JSONL of Batch API lines or bare bodies, '-' for stdin; or a table (.csv/.tsv, or JSONL rows\n"
                   "with --template) read as `run` reads it")
@@ -299,8 +333,11 @@ void register_estimate(CLI::App& app, int& exit_code) {
   cmd->add_option("--encoding,-e", f->encoding, "count with this encoding (cl100k_base, o200k_base)")->excludes(model);
   cmd->add_option("--model-encoding", f->model_rules, "extra model rule MODEL=ENCODING (prefix with a trailing *)");
   cmd->add_option("--endpoint", f->endpoint, "endpoint of bare bodies without messages/prompt/input")->capture_default_str();
-  cmd->add_option("--default-max-tokens", f->default_max_tokens,
-                  "completion allowance when a body sets no max_tokens")->capture_default_str();
+  cmd->add_option("--default-max-tokens,--default-completion-tokens", f->default_max_tokens,
+                  "completion allowance when a body sets no max_tokens, for the charge and the worst case alike "
+                  "(default: the charge model's for the charge, 16 for OpenAI; 4096 for the worst case)");
+  cmd->add_option("--provider", f->provider, "whose charge model: openai, azure, groq, none")->capture_default_str();
+  cmd->add_option("--charge", f->charge, "charge rule (as for run: openai, input+N, max(input,N), flat:N, context:N)");
   cmd->add_option("--rpm", f->rpm, "requests per minute limit");
   cmd->add_option("--tpm", f->tpm, "tokens per minute limit");
   cmd->add_option("--rpd", f->rpd, "requests per day limit");

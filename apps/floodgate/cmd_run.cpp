@@ -53,7 +53,7 @@ int run(const RunFlags& f) {
     engine::check_folder_writable(journal, "journal");
     lock = lock_run(lock_path_for_journal(journal), o.output_path == "-" ? "the journal " + journal : "the output " + o.output_path);
   }
-  apply_run_table_options(o, f.engine.default_completion_tokens, f.engine.quiet);  // tables, schema, cost, budgets
+  apply_run_table_options(o, worst_case_completion_tokens(f.engine), f.engine.quiet);  // tables, schema, cost, budgets
 
   const bool json = o.progress.format == engine::LogFormat::json;
   const bool quiet = f.engine.quiet;

@@ -7,6 +7,9 @@
 
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
+#include "floodgate/core/provider.hpp"
+#include "floodgate/http/dialect.hpp"
+#include "floodgate/limit/charge_model.hpp"
 #include "floodgate/tokens/estimate.hpp"
 #include "floodgate/tokens/model_map.hpp"
 
@@ -59,8 +62,20 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
                   "auto (learn from x-ratelimit-* headers) or a JSON file: "
                   "{\"default\":{\"rpm\":500},\"models\":{\"gpt-4o-mini\":{\"rpm\":5000,\"tpm\":4000000}}}")
       ->capture_default_str();
-  cmd->add_option("--burst", f.burst, "how far ahead of the steady pace sending may run (1s = one second's worth of the limit)")
-      ->capture_default_str();
+  cmd->add_option("--provider", f.provider,
+                  "API dialect: openai, azure (api-key header, deployment URLs, limits learned from remaining), groq (its "
+                  "requests headers count per day), none (no rate-limit headers: run by concurrency). Default: from --limits "
+                  "FILE, else guessed from the base URL (openai when it names no known provider)");
+  cmd->add_option("--api-version", f.api_version,
+                  std::string("Azure api-version (default: the base URL's ?api-version=, else ") + std::string(http::kDefaultAzureApiVersion) + ")");
+  cmd->add_option("--charge", f.charge,
+                  "what the provider counts against tokens/min at admission: openai (= input+16: input + (max_completion_tokens | "
+                  "max_tokens | 16) x n), input+N, max(input,N), flat:N, context:N; append ,refund for a server that gives unused "
+                  "tokens back on completion. Default: the provider's (openai)");
+  cmd->add_option("--burst", f.burst,
+                  "pace evenly, at most this far ahead of the steady pace (1s = one second's worth of the limit). Default: use "
+                  "the whole 60 s window (the minute's quota at once, never more in any 60 s), falling back to even pacing with "
+                  "a 1s burst for a model whose server answers 429 although its remaining said there was room");
   cmd->add_option("--max-in-flight", f.max_in_flight, "most requests in flight at once")->capture_default_str();
   cmd->add_option("--max-attempts", f.max_attempts, "attempts per request, the first included")->capture_default_str();
   cmd->add_option("--max-wait", f.max_wait, "fail a request that waits longer than this for admission (e.g. 10m)");
@@ -78,8 +93,8 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
                   "cap on such a pause (a retry-after of years is a server bug): the model is paused this long at most, then a re-run asks again")
       ->capture_default_str();
   cmd->add_option("--default-completion-tokens", f.default_completion_tokens,
-                  "completion allowance for requests without max_tokens / max_completion_tokens")
-      ->capture_default_str();
+                  "completion allowance for requests without max_tokens / max_completion_tokens, for pacing and budgets alike. "
+                  "Default: what the provider charges at admission for pacing (16 for OpenAI), 4096 for budgets and --max-cost");
   cmd->add_option("--estimate", f.estimate, "token estimate before sending: exact (BPE) or bytes (conservative, bytes/3)")
       ->capture_default_str();
   cmd->add_option("--connect-timeout", f.connect_timeout, "connect timeout")->capture_default_str();
@@ -112,6 +127,23 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   if (f.limits != "auto") {
     o.limits = limit::load_limits_config(f.limits);
   }
+  // The dialect: --provider, else the file's, else what the base URL names, else openai.
+  if (!f.provider.empty()) {
+    const auto p = provider_from_name(f.provider);
+    if (!p) throw Error("--provider must be openai, azure, groq or none (got \"" + f.provider + "\")");
+    o.limits.provider = p;
+  } else if (!o.limits.provider) {
+    o.limits.provider = guess_provider(o.base_url).value_or(Provider::openai);
+  }
+  o.api_version = f.api_version;
+  if (!f.charge.empty()) o.limits.charge = limit::parse_charge_model(f.charge);
+  if (f.default_completion_tokens) {
+    // An override of the allowance the charge assumes when max_tokens is absent.
+    limit::ChargeModel c = o.limits.charge.value_or(limit::default_charge_model(*o.limits.provider));
+    c.default_allowance_tokens = *f.default_completion_tokens;
+    o.limits.charge = c;
+  }
+  o.worst_case_completion_tokens = worst_case_completion_tokens(f);
   limit::Limits flags_limits;
   flags_limits.requests_per_minute = f.rpm;
   flags_limits.tokens_per_minute = f.tpm;
@@ -119,7 +151,10 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   flags_limits.tokens_per_day = f.tpd;
   o.limits.defaults = flags_limits.or_else(o.limits.defaults);
 
-  o.limiter.burst = duration_flag(f.burst, "--burst");
+  if (!f.burst.empty()) {
+    o.limiter.pacing = limit::LimiterOptions::Pacing::even;
+    o.limiter.burst = duration_flag(f.burst, "--burst");
+  }
   o.max_in_flight = f.max_in_flight;
   o.retry.max_attempts = f.max_attempts;
   o.retry.max_server_wait = duration_flag(f.max_server_wait, "--max-server-wait");
@@ -145,15 +180,14 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
 
   if (f.estimate == "exact") {
     auto models = std::make_shared<tokens::ModelMap>();
-    const std::uint64_t dct = f.default_completion_tokens;
-    o.estimator = [models, dct](const Request& r) -> std::uint64_t {
+    o.estimator = [models](const Request& r) -> limit::ChargeInputs {
       tokens::EstimateOptions eo;
       eo.models = models.get();
-      eo.default_completion_tokens = dct;
-      return tokens::estimate_request(r.endpoint, r.body, eo).total_tokens;
+      const auto e = tokens::estimate_request(r.endpoint, r.body, eo);
+      return limit::ChargeInputs{e.prompt_tokens, e.max_tokens_per_choice, e.choices, e.generates};
     };
   } else if (f.estimate == "bytes") {
-    o.estimator = engine::conservative_estimator(f.default_completion_tokens);
+    o.estimator = engine::conservative_estimator();
   } else {
     throw Error("--estimate must be exact or bytes");
   }
@@ -166,5 +200,7 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   }
 
 }
+
+std::uint64_t worst_case_completion_tokens(const EngineFlags& f) { return f.default_completion_tokens.value_or(4096); }
 
 }  // namespace floodgate::cli

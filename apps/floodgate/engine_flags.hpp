@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -22,7 +23,10 @@ struct EngineFlags {
   std::string project;
   double rpm = 0, tpm = 0, rpd = 0, tpd = 0;
   std::string limits = "auto";
-  std::string burst = "1s";
+  std::string provider;      // openai|azure|groq|none; empty: from the limits file or the base URL
+  std::string api_version;   // Azure
+  std::string charge;        // a charge rule; empty: the provider's
+  std::string burst;         // empty: whole-window pacing (falls back to 1 s even pacing)
   std::size_t max_in_flight = 64;
   int max_attempts = 6;
   std::string max_wait;
@@ -30,7 +34,7 @@ struct EngineFlags {
   std::string max_pause = "24h";
   std::string unreachable_after = "10s";
   std::string outage_limit = "10m";
-  std::uint64_t default_completion_tokens = 4096;
+  std::optional<std::uint64_t> default_completion_tokens;  // nullopt: the charge model's (pacing), 4,096 (budgets)
   std::string estimate = "exact";
   std::string connect_timeout = "10s";
   std::string timeout = "10m";
@@ -48,5 +52,7 @@ struct EngineFlags {
 
 void add_engine_flags(CLI::App* cmd, EngineFlags& flags);
 void apply_engine_flags(const EngineFlags& flags, engine::EngineOptions& options);
+// The completion allowance budgets assume for a request without max_tokens.
+[[nodiscard]] std::uint64_t worst_case_completion_tokens(const EngineFlags& flags);
 
 }  // namespace floodgate::cli

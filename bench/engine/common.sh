@@ -1,6 +1,7 @@
-# Sourced by run.sh and alternate.sh: the pinning, the scratch folder and the simulator they
+# Sourced by run.sh, alternate.sh and window.sh: the pinning, the scratch folder and the simulator they
 # share. Reads SIM_THREADS and PIN (defaults below) and sim_bin; sets sim_pin, client_pin,
-# work (removed on exit, with the simulator stopped) and, after start_sim, sim_pid and base.
+# work (removed on exit, with the simulator stopped) and, after start_sim, sim_pid and base;
+# stop_sim stops it (flushing its ledger).
 me=$(basename "$0")
 SIM_THREADS=${SIM_THREADS:-0}
 # PIN=1 (the default on 2+ cores): the simulator with one thread on the last core, every
@@ -18,14 +19,20 @@ fi
 work=$(mktemp -d)
 sim_pid=""
 cleanup() {
-  if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2> /dev/null || true; wait "$sim_pid" 2> /dev/null || true; fi
+  stop_sim
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# The simulator: no limits, no latency, no faults; its base URL is its first line.
+stop_sim() {
+  if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2> /dev/null || true; wait "$sim_pid" 2> /dev/null || true; fi
+  sim_pid=""
+}
+
+# The simulator: no limits, no faults, latency $SIM_LATENCY (none); extra flags (limits, a
+# ledger ...) as arguments. Its base URL is its first line.
 start_sim() {
-  "${sim_pin[@]}" "$sim_bin" sim --port 0 --latency none --fault-rate 0 --threads "$SIM_THREADS" > "$work/sim.out" 2> "$work/sim.err" &
+  "${sim_pin[@]}" "$sim_bin" sim --port 0 --latency "${SIM_LATENCY:-none}" --fault-rate 0 --threads "$SIM_THREADS" "$@" > "$work/sim.out" 2> "$work/sim.err" &
   sim_pid=$!
   for _ in $(seq 1 100); do
     [[ -s "$work/sim.out" ]] && break

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -21,6 +22,7 @@
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
 #include "floodgate/engine/response.hpp"
+#include "floodgate/http/dialect.hpp"
 #include "floodgate/http/multipart_body.hpp"
 #include "floodgate/limit/limiter_set.hpp"
 #include "floodgate/limit/rate_limit_headers.hpp"
@@ -55,12 +57,6 @@ std::string hex64(std::uint64_t v) {
     v >>= 4;
   }
   return s;
-}
-
-std::string join_url(std::string base, std::string_view path) {
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  if (base.size() >= 3 && base.compare(base.size() - 3, 3, "/v1") == 0 && path.starts_with("/v1/")) path.remove_prefix(3);
-  return base + std::string(path);
 }
 
 bool file_nonempty(const std::string& path) {
@@ -137,13 +133,17 @@ struct Engine::Impl {
     std::string client_request_id;
     TimePoint read_at{};
     TimePoint first_sent_at{};
-    std::uint64_t est_tokens = 0;
+    std::uint64_t est_tokens = 0;   // the worst case (budgets, the row's estimate)
+    std::uint64_t pace_tokens = 0;  // the pacing charge the limiter reserves
     Outcome last;  // the last failed attempt, for the final error line
   };
   struct Lane {
     std::string model;
     std::deque<Item*> queue;
     limit::RateLimiter* limiter = nullptr;
+    limit::ChargeModel charge;         // what the provider counts at admission for this model
+    Provider provider = Provider::openai;
+    std::map<Endpoint, std::string> urls;  // when the URL names the model (Azure deployments)
     TimePoint next_try{};       // don't ask the limiter before this
     Item* head_seen = nullptr;  // for --max-wait: when did the current head become head
     TimePoint head_since{};
@@ -358,7 +358,7 @@ struct Engine::Impl {
 
     // Headers shared by every request. The key is only ever placed here.
     std::vector<std::string> shared;
-    if (!opt.credentials.api_key.empty()) shared.push_back("Authorization: Bearer " + opt.credentials.api_key);
+    if (!opt.credentials.api_key.empty()) shared.push_back(http::auth_header(opt.limits.provider.value_or(Provider::openai), opt.credentials.api_key));
     if (!opt.credentials.organization.empty()) shared.push_back("OpenAI-Organization: " + opt.credentials.organization);
     if (!opt.credentials.project.empty()) shared.push_back("OpenAI-Project: " + opt.credentials.project);
     base_headers = std::make_shared<const std::vector<std::string>>(shared);
@@ -368,7 +368,7 @@ struct Engine::Impl {
     run_nonce = hex64((static_cast<std::uint64_t>(rd()) << 32) ^ rd()).substr(0, 12);
     for (Endpoint e : {Endpoint::chat_completions, Endpoint::embeddings, Endpoint::audio_transcriptions, Endpoint::completions,
                        Endpoint::responses}) {
-      urls[e] = join_url(opt.base_url, endpoint_path(e));
+      urls[e] = http::endpoint_url(opt.limits.provider.value_or(Provider::openai), opt.base_url, e, "", opt.api_version);
     }
   }
 
@@ -663,8 +663,14 @@ struct Engine::Impl {
     auto it = lanes.find(model);
     if (it == lanes.end()) {
       it = lanes.emplace(model, Lane{}).first;
-      it->second.model = model;
-      it->second.limiter = &limiters.for_model(model);
+      Lane& lane = it->second;
+      lane.model = model;
+      lane.limiter = &limiters.for_model(model);
+      lane.charge = limiters.config().charge_for(model);
+      lane.provider = limiters.config().provider_for(model);
+      if (http::url_depends_on_model(lane.provider, opt.base_url)) {
+        for (const auto& [e, url] : urls) lane.urls[e] = http::endpoint_url(lane.provider, opt.base_url, e, model, opt.api_version);
+      }
     }
     return it->second;
   }
@@ -750,13 +756,15 @@ struct Engine::Impl {
         }
         item->multipart = std::make_shared<const http::MultipartSpec>(std::move(*spec));
       }
-      item->est_tokens = opt.estimator(req);
+      Lane& lane = lane_for(req.model);
+      const limit::ChargeInputs charge_inputs = opt.estimator(req);
+      item->pace_tokens = lane.charge.charge(charge_inputs);
+      item->est_tokens = limit::worst_case_tokens(charge_inputs, opt.worst_case_completion_tokens);
       req.estimated_tokens = item->est_tokens;
       item->client_request_id = "fg-" + run_nonce + "-" + std::to_string(line_no);
       item->req = std::move(req);
       Item* raw = item.get();
       items.emplace(raw->seq, std::move(item));
-      Lane& lane = lane_for(raw->req.model);
       lane.queue.push_back(raw);
     }
   }
@@ -924,7 +932,7 @@ struct Engine::Impl {
     journal->record_admission(lane.model, std::chrono::system_clock::now(), grant.cost.requests, grant.cost.tokens);
     http::HttpRequest hr;
     hr.tag = item->seq;
-    hr.url = urls[item->req.endpoint];
+    hr.url = lane.urls.empty() ? urls[item->req.endpoint] : lane.urls[item->req.endpoint];
     hr.headers.push_back("x-client-request-id: " + item->client_request_id);
     hr.max_response_bytes = opt.max_response_bytes.value_or(default_response_cap(item->req.endpoint));
     if (item->multipart) {
@@ -975,14 +983,14 @@ struct Engine::Impl {
           finish(head, failure(head, ErrorKind::max_wait, "waited longer than --max-wait (" + format_duration(*opt.max_wait) + ") for admission"), now);
           continue;
         }
-        const limit::Cost cost{1, head->est_tokens};
+        const limit::Cost cost{1, head->pace_tokens};
         const bool closed = breaker.state(now) == limit::BreakerState::closed;
         limit::Decision d = closed ? lane.limiter->try_acquire(cost, now) : lane.limiter->peek(cost, now);
         if (d.verdict == limit::Decision::Verdict::cannot_fit) {
           lane.queue.pop_front();
           const auto lim = lane.limiter->limits();
           finish(head, failure(head, ErrorKind::cannot_fit,
-                               "the request needs an estimated " + std::to_string(head->est_tokens) + " tokens, more than the " +
+                               "the request is charged an estimated " + std::to_string(head->pace_tokens) + " tokens, more than the " +
                                    std::string(limit::to_string(d.blocked_by)) + " limit allows (tokens/min " +
                                    std::to_string(static_cast<long long>(lim.tokens_per_minute)) + "); it can never be sent"),
                  now);
@@ -1048,8 +1056,8 @@ struct Engine::Impl {
 
     header_views.clear();  // reused: no allocation per response
     for (std::size_t i = 0; i < r.header_count(); ++i) header_views.emplace_back(r.header_name(i), r.header_value(i));
-    const auto rl = limit::parse_rate_limit_headers(header_views);
-    lane.limiter->observe(rl, now);
+    const auto rl = limit::for_provider(limit::parse_rate_limit_headers(header_views), lane.provider);
+    lane.limiter->observe(rl, now, f.grant);
 
     Outcome o;
     o.custom_id = item->req.custom_id;
@@ -1112,10 +1120,12 @@ struct Engine::Impl {
       if (r.status == 429) ++summary.http_429;
     }
 
-    // Reconcile the reservation with what the attempt actually cost.
+    // Settle the reservation with what the server counted. A provider that charges at
+    // admission (OpenAI) keeps that charge whatever the answer used; one that settles at
+    // usage (",refund" rules) counts the usage.
     limit::Cost actual{1, f.grant.cost.tokens};
     if (o.ok()) {
-      if (o.usage.total_tokens > 0) actual.tokens = o.usage.total_tokens;
+      if (lane.charge.refunds_unused && o.usage.total_tokens > 0) actual.tokens = o.usage.total_tokens;
     } else if (o.error == ErrorKind::rate_limited || o.error == ErrorKind::insufficient_quota || !is_retryable(o.error)) {
       actual.tokens = 0;  // refused before any work: no tokens spent
     }
@@ -1160,6 +1170,11 @@ struct Engine::Impl {
     // answer it is evidence that the API cannot be reached; after it, of an outage.
     const bool no_contact = !reached && (r.error == http::TransportError::connection || r.error == http::TransportError::timeout);
     if (o.error == ErrorKind::rate_limited) {
+      if (lane.limiter->on_rate_limited(rl, now)) {
+        progress->message("warning", "model \"" + lane.model + "\": a 429 although the server's remaining said there was room: it "
+                                     "enforces its limit over a shorter period than the minute; pacing evenly from now on (--burst " +
+                                     format_duration(opt.limiter.burst) + ")");
+      }
       const auto before = breaker.times_opened();
       breaker.on_rate_limited(now, rl.wait_hint());
       if (breaker.times_opened() != before) {
@@ -1477,13 +1492,23 @@ struct Engine::Impl {
     s.http_429 = summary.http_429;
     s.retries = summary.retries;
     s.breaker = std::string(limit::to_string(breaker.state(now)));
+    s.usage_tokens = summary.tokens_total;
     if (!lanes.empty()) {
-      const auto snap = lanes.begin()->second.limiter->snapshot(now);
+      const Lane& lane = lanes.begin()->second;
+      const auto snap = lane.limiter->snapshot(now);
       s.requests_last_minute = snap.requests_last_minute;
       s.tokens_last_minute = snap.tokens_last_minute;
       s.rpm_limit = snap.limits.requests_per_minute;
       s.tpm_limit = snap.limits.tokens_per_minute;
-      if (snap.learning) s.note = "learning limits";
+      s.charge = lane.charge.describe();
+      if (snap.learned_extra_tokens > 0) s.charge += "+" + std::to_string(static_cast<long long>(std::ceil(snap.learned_extra_tokens))) + " learned";
+      if (snap.learning) {
+        s.note = "learning limits";
+      } else if (!snap.limits.any()) {
+        s.note = "limits unknown (the server sends none): by concurrency, --max-in-flight " + std::to_string(opt.max_in_flight);
+      } else if (snap.even_pacing && opt.limiter.pacing == limit::LimiterOptions::Pacing::whole_window) {
+        s.note = "even pacing (429s inside the window)";
+      }
     }
     if (stop_admitting) {
       s.note = interrupted        ? "interrupted: draining"

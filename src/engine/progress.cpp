@@ -75,7 +75,10 @@ std::string Progress::render(const ProgressState& s, TimePoint now) const {
                       ",\"failed\":" + std::to_string(s.failed) + ",\"http_429\":" + std::to_string(s.http_429) +
                       ",\"retries\":" + std::to_string(s.retries) + ",\"rpm\":" + std::to_string(s.requests_last_minute) +
                       ",\"rpm_limit\":" + std::to_string(s.rpm_limit) + ",\"tpm\":" + std::to_string(s.tokens_last_minute) +
-                      ",\"tpm_limit\":" + std::to_string(s.tpm_limit) + ",\"breaker\":";
+                      ",\"tpm_limit\":" + std::to_string(s.tpm_limit) + ",\"usage_tokens\":" + std::to_string(s.usage_tokens) +
+                      ",\"charge\":";
+    append_json_string(out, s.charge);
+    out += ",\"breaker\":";
     append_json_string(out, s.breaker);
     out += ",\"note\":";
     append_json_string(out, s.note);
@@ -90,10 +93,12 @@ std::string Progress::render(const ProgressState& s, TimePoint now) const {
   } else {
     std::snprintf(pct_text, sizeof pct_text, "%3.0f%%", pct);
   }
-  std::snprintf(buf, sizeof buf, "[%s/%s %s] %.1f req/s ETA %s | rpm %s/%s tpm %s/%s | in flight %llu | 429s %llu retries %llu failed %llu | breaker %s%s%s",
+  const std::string charge = s.charge.empty() ? std::string() : " charged (" + s.charge + ")";
+  std::snprintf(buf, sizeof buf, "[%s/%s %s] %.1f req/s ETA %s | rpm %s/%s tpm %s/%s%s used %s | in flight %llu | 429s %llu retries %llu failed %llu | breaker %s%s%s",
                 human(static_cast<double>(s.done)).c_str(), total.c_str(), pct_text, rate, eta_text(eta).c_str(),
                 human(s.requests_last_minute).c_str(), limit_text(s.rpm_limit).c_str(), human(s.tokens_last_minute).c_str(),
-                limit_text(s.tpm_limit).c_str(), static_cast<unsigned long long>(s.in_flight),
+                limit_text(s.tpm_limit).c_str(), charge.c_str(), human(static_cast<double>(s.usage_tokens)).c_str(),
+                static_cast<unsigned long long>(s.in_flight),
                 static_cast<unsigned long long>(s.http_429), static_cast<unsigned long long>(s.retries),
                 static_cast<unsigned long long>(s.failed), s.breaker.c_str(), s.note.empty() ? "" : " | ", s.note.c_str());
   return buf;

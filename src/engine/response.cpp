@@ -61,30 +61,30 @@ ResponseInfo inspect_response_body(std::string_view body) {
   return info;
 }
 
-Estimator conservative_estimator(std::uint64_t default_completion_tokens) {
-  return [default_completion_tokens](const Request& r) -> std::uint64_t {
-    if (r.endpoint == Endpoint::audio_transcriptions) return 0;
-    const std::uint64_t prompt = (r.body.size() + 2) / 3;
-    if (r.endpoint == Endpoint::embeddings) return prompt;
+Estimator conservative_estimator() {
+  return [](const Request& r) -> limit::ChargeInputs {
+    limit::ChargeInputs in;
+    in.generates = r.endpoint != Endpoint::embeddings && r.endpoint != Endpoint::audio_transcriptions;
+    if (r.endpoint == Endpoint::audio_transcriptions) return in;
+    in.input_tokens = (r.body.size() + 2) / 3;
+    if (!in.generates) return in;
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element root;
-    std::uint64_t allowance = default_completion_tokens;
-    std::uint64_t n = 1;
     if (parser.parse(r.body.data(), r.body.size()).get(root) == simdjson::SUCCESS && root.is_object()) {
       for (const char* key : {"max_completion_tokens", "max_tokens", "max_output_tokens"}) {
         std::uint64_t v = 0;
         if (root[key].get_uint64().get(v) == simdjson::SUCCESS) {
-          allowance = v;
+          in.max_tokens_per_choice = v;
           break;
         }
       }
-      if (r.endpoint == Endpoint::completions && root["max_tokens"].error()) allowance = 16;
+      if (r.endpoint == Endpoint::completions && !in.max_tokens_per_choice) in.max_tokens_per_choice = 16;
       for (const char* key : {"n", "best_of"}) {
         std::uint64_t v = 0;
-        if (root[key].get_uint64().get(v) == simdjson::SUCCESS) n = std::max(n, v);
+        if (root[key].get_uint64().get(v) == simdjson::SUCCESS) in.choices = std::max(in.choices, v);
       }
     }
-    return prompt + allowance * n;
+    return in;
   };
 }
 

@@ -266,14 +266,16 @@ struct Transport::Impl {
     if (type != CURLINFO_HEADER_OUT && type != CURLINFO_HEADER_IN && type != CURLINFO_TEXT) return 0;
     try {
       std::string text(data, size);
-      // Redact every Authorization header line.
+      // Redact every credential header line (Authorization, Azure's api-key).
       std::size_t pos = 0;
       while (pos < text.size()) {
         std::size_t eol = text.find('\n', pos);
         if (eol == std::string::npos) eol = text.size();
         const std::string_view line(text.data() + pos, eol - pos);
-        if (line.size() >= 14 && lower(line.substr(0, 14)) == "authorization:") {
-          const std::string redacted = "Authorization: [redacted]\r";
+        const bool bearer = line.size() >= 14 && lower(line.substr(0, 14)) == "authorization:";
+        const bool api_key = line.size() >= 8 && lower(line.substr(0, 8)) == "api-key:";  // Azure
+        if (bearer || api_key) {
+          const std::string redacted = bearer ? "Authorization: [redacted]\r" : "api-key: [redacted]\r";
           text.replace(pos, eol - pos, redacted);
           eol = pos + redacted.size();
         }

@@ -8,8 +8,12 @@ LimiterSet::LimiterSet(LimitsConfig config, LimiterOptions options) : config_(st
 RateLimiter& LimiterSet::for_model(std::string_view model) {
   auto it = limiters_.find(model);
   if (it == limiters_.end()) {
-    it = limiters_.emplace(std::string(model),
-                           std::make_unique<RateLimiter>(config_.for_model(model), config_.learn_from_headers, options_)).first;
+    LimiterOptions options = options_;
+    // A server that settles at usage gives the unused part back: so does the limiter.
+    if (config_.charge_for(model).refunds_unused) options.refund = LimiterOptions::Refund::unused;
+    // A server that sends no rate-limit headers: nothing to learn, no probe to wait for.
+    const bool learn = config_.learn_from_headers && config_.provider_for(model) != Provider::none;
+    it = limiters_.emplace(std::string(model), std::make_unique<RateLimiter>(config_.for_model(model), learn, options)).first;
   }
   return *it->second;
 }

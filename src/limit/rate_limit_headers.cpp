@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "floodgate/core/duration.hpp"
 
@@ -110,7 +111,26 @@ std::optional<Duration> parse_reset(std::string_view text, std::chrono::system_c
 
 bool RateLimitHeaders::empty() const noexcept {
   return !limit_requests && !limit_tokens && !remaining_requests && !remaining_tokens && !reset_requests &&
-         !reset_tokens && !retry_after;
+         !reset_tokens && !retry_after && !limit_requests_day && !remaining_requests_day && !reset_requests_day;
+}
+
+RateLimitHeaders for_provider(RateLimitHeaders h, Provider provider) noexcept {
+  switch (provider) {
+    case Provider::openai:
+    case Provider::azure:
+      return h;
+    case Provider::groq:
+      h.limit_requests_day = std::exchange(h.limit_requests, std::nullopt);
+      h.remaining_requests_day = std::exchange(h.remaining_requests, std::nullopt);
+      h.reset_requests_day = std::exchange(h.reset_requests, std::nullopt);
+      return h;
+    case Provider::none: {
+      RateLimitHeaders out;
+      out.retry_after = h.retry_after;
+      return out;
+    }
+  }
+  return h;
 }
 
 std::optional<Duration> RateLimitHeaders::wait_hint() const noexcept {

@@ -139,6 +139,7 @@ RateLimiter::RateLimiter(Limits configured, bool learn_from_headers, LimiterOpti
       learn_(learn_from_headers),
       options_(options) {
   if (options_.burst.count() < 0) options_.burst = Duration{0};
+  even_ = options_.pacing == LimiterOptions::Pacing::even;
   const double values[4] = {configured.requests_per_minute, configured.tokens_per_minute,
                             configured.requests_per_day, configured.tokens_per_day};
   const Dimension names[4] = {Dimension::requests_per_minute, Dimension::tokens_per_minute,
@@ -189,7 +190,7 @@ Decision RateLimiter::decide(Cost cost, TimePoint now) const {
       out.blocked_by = d.name;
       return out;
     }
-    if (d.paced) {
+    if (d.paced && even_) {
       const std::int64_t n_t = pace_ns(c, d.limit);
       const std::int64_t tolerance = std::max<std::int64_t>(options_.burst.count(), n_t);
       const std::int64_t allowed_ns = std::max(d.tat_ns, now_ns) + n_t - tolerance;
@@ -211,20 +212,28 @@ Decision RateLimiter::decide(Cost cost, TimePoint now) const {
   return out;
 }
 
-Decision RateLimiter::peek(Cost cost, TimePoint now) const { return decide(cost, clamp(now)); }
+Cost RateLimiter::charged(Cost cost) const noexcept {
+  if (extra_tokens_ > 0 && cost.tokens > 0) cost.tokens += static_cast<std::uint64_t>(std::ceil(extra_tokens_ * static_cast<double>(cost.requests)));
+  return cost;
+}
+
+Decision RateLimiter::peek(Cost cost, TimePoint now) const { return decide(charged(cost), clamp(now)); }
 
 Decision RateLimiter::try_acquire(Cost cost, TimePoint now) {
   now = clamp(now);
   latest_now_ = now;
+  cost = charged(cost);
   Decision decision = decide(cost, now);
   if (!decision.admitted()) return decision;
   const std::int64_t now_ns = ns_of(now);
+  decision.grant.requests_before = dims_[0].window.total(dims_[0].window.slot_of(now));
+  decision.grant.tokens_before = dims_[1].window.total(dims_[1].window.slot_of(now));
   for (Dim& d : dims_) {
     const double c = cost_in(d, cost);
     if (c <= 0) continue;
     const std::int64_t now_slot = d.window.slot_of(now);
     d.window.add(now_slot, c, now_slot);  // recorded even while unlimited: learning needs it
-    if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, now_ns) + pace_ns(c, d.limit);
+    if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, now_ns) + pace_ns(c, d.limit);
   }
   if (learning_ && !probe_sent_) {
     probe_sent_ = true;
@@ -261,10 +270,10 @@ void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
     const std::int64_t grant_slot = d.window.slot_of(grant.admitted_at);
     if (used < reserved) {
       d.window.remove(grant_slot, reserved - used, now_slot);
-      if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, d.limit), now_ns);
+      if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, d.limit), now_ns);
     } else {
       d.window.add(grant_slot, used - reserved, now_slot);
-      if (d.paced && is_limited(d.limit)) {
+      if (d.paced && even_ && is_limited(d.limit)) {
         // An excess beyond a day's pace is not worth waiting for (and must not overflow).
         const std::int64_t cap = now_ns + std::chrono::duration_cast<Duration>(kDay).count();
         d.tat_ns = std::min(cap, std::max(d.tat_ns, now_ns - options_.burst.count()) + std::min(pace_ns(used - reserved, d.limit), cap - now_ns));
@@ -282,11 +291,12 @@ void RateLimiter::resync(Dim& d, std::int64_t remaining, std::optional<Duration>
   const double diff = std::floor(ours - static_cast<double>(remaining));
   if (diff < 1) return;
   // Keep the difference until the server says its bucket is full again.
-  const Duration keep = reset ? std::min(*reset, kMinute) : kMinute;
+  const Duration period = d.paced ? Duration{kMinute} : Duration{kDay};
+  const Duration keep = reset ? std::min(*reset, period) : period;
   const std::int64_t expiry_slot = d.window.slot_of(now + keep);
   const std::int64_t slot = std::min(now_slot, expiry_slot - d.window.live_slots() + 1);
   d.window.add(slot, diff, now_slot);
-  if (d.paced) {
+  if (d.paced && even_) {
     const std::int64_t now_ns = ns_of(now);
     std::int64_t tat = std::max(d.tat_ns, now_ns) + pace_ns(diff, d.limit);
     if (reset) tat = std::min(tat, std::max(d.tat_ns, now_ns + reset->count()));
@@ -315,9 +325,91 @@ void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now) {
     };
     learn(dims_[0], headers.limit_requests);
     learn(dims_[1], headers.limit_tokens);
+    learn(dims_[2], headers.limit_requests_day);
+    if (headers.limit_requests) from_remaining_[0] = false;
+    if (headers.limit_tokens) from_remaining_[1] = false;
   }
-  if (headers.remaining_requests) resync(dims_[0], *headers.remaining_requests, headers.reset_requests, now);
-  if (headers.remaining_tokens) resync(dims_[1], *headers.remaining_tokens, headers.reset_tokens, now);
+  if (headers.remaining_requests) {
+    resync(dims_[0], *headers.remaining_requests, headers.reset_requests, now);
+    last_remaining_requests_ = headers.remaining_requests;
+  }
+  if (headers.remaining_tokens) {
+    resync(dims_[1], *headers.remaining_tokens, headers.reset_tokens, now);
+    last_remaining_tokens_ = headers.remaining_tokens;
+  }
+  if (headers.remaining_requests_day) resync(dims_[2], *headers.remaining_requests_day, headers.reset_requests_day, now);
+}
+
+void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now, const Grant& answered) {
+  learn_from_answer(headers, answered, clamp(now));
+  observe(headers, now);
+}
+
+// What one answer's `remaining` says beyond the plain re-sync (the essay, "Learning"):
+//  - a limit the server does not send (Azure): remaining + what we had charged in the
+//    window when this request was admitted is a lower bound of the limit, exact when the
+//    window was empty then (at the start, after a quiet spell): learned only then, and
+//    only upwards, so it never passes the server's limit by more than the charge estimate
+//    of one request;
+//  - the server's charge: limit - remaining is what the server had counted when it admitted
+//    this request. Requests admitted after it may have reached the server first (in flight
+//    together), so the most of ours it can have counted is what our window holds now, the
+//    requests in flight included. More than that on the server's side, spread over the
+//    requests in our window, is the extra it charges per request: later reservations carry
+//    it. Only upwards: a bucket refills between our count and the server's, so "fewer
+//    used" proves nothing, while "more used" does.
+void RateLimiter::learn_from_answer(const RateLimitHeaders& headers, const Grant& g, TimePoint now) {
+  const double requests_then = g.requests_before + static_cast<double>(g.cost.requests);
+  const double tokens_then = g.tokens_before + static_cast<double>(g.cost.tokens);
+  if (learn_) {
+    auto infer = [&](std::size_t i, std::optional<std::int64_t> limit_header, std::optional<std::int64_t> remaining, double before,
+                     double ours_then) {
+      Dim& d = dims_[i];
+      if (limit_header || !remaining || d.configured > 0) return;
+      if (d.limit > 0 && !from_remaining_[i]) return;
+      if (before > 0) return;  // not from a quiet window: others' requests may be in it
+      const double candidate = static_cast<double>(*remaining) + ours_then;
+      if (candidate > d.limit) {
+        set_limit(d, candidate);
+        from_remaining_[i] = true;
+      }
+    };
+    infer(0, headers.limit_requests, headers.remaining_requests, g.requests_before, requests_then);
+    infer(1, headers.limit_tokens, headers.remaining_tokens, g.tokens_before, tokens_then);
+  }
+  if (options_.learn_charge && headers.remaining_tokens && is_limited(dims_[1].limit) && g.cost.tokens > 0) {
+    const double server_used = dims_[1].limit - static_cast<double>(*headers.remaining_tokens);
+    const double tokens_now = dims_[1].window.total(dims_[1].window.slot_of(now));
+    const double requests_now = std::max(requests_then, dims_[0].window.total(dims_[0].window.slot_of(now)));
+    const double excess = server_used - tokens_now;
+    // Below one request's own charge the difference is rounding and timing noise.
+    if (excess > static_cast<double>(g.cost.tokens) / 2 && requests_now > 0) {
+      const double per_request = excess / requests_now;
+      extra_tokens_ = std::max(extra_tokens_, std::min(per_request, dims_[1].limit));
+    }
+  }
+}
+
+bool RateLimiter::on_rate_limited(const RateLimitHeaders& headers, TimePoint now) {
+  if (even_) return false;
+  auto room = [](std::optional<std::int64_t> in_429, std::optional<std::int64_t> before) {
+    const auto r = in_429 ? in_429 : before;
+    return !r || *r > 0;
+  };
+  // `remaining` said 0: the minute's count is spent (another client, or a lower limit than
+  // ours): the re-sync handles that. Room left: a shorter period binds.
+  if (!room(headers.remaining_requests, last_remaining_requests_) || !room(headers.remaining_tokens, last_remaining_tokens_)) {
+    return false;
+  }
+  fall_back_to_even_pacing(now);
+  return true;
+}
+
+void RateLimiter::fall_back_to_even_pacing(TimePoint now) {
+  now = clamp(now);
+  if (even_) return;
+  even_ = true;
+  for (Dim& d : dims_) d.tat_ns = std::max(d.tat_ns, ns_of(now));
 }
 
 void RateLimiter::pause_until(TimePoint until) { paused_until_ = std::max(paused_until_, until); }
@@ -336,6 +428,9 @@ LimiterSnapshot RateLimiter::snapshot(TimePoint now) const {
   s.tokens_last_day = dims_[3].window.total(dims_[3].window.slot_of(now));
   s.paused_until = paused_until_;
   s.learning = learning_;
+  s.even_pacing = even_;
+  s.learned_extra_tokens = extra_tokens_;
+  s.limits_from_remaining = from_remaining_[0] || from_remaining_[1];
   return s;
 }
 

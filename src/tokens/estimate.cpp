@@ -143,19 +143,20 @@ std::uint64_t uint_field(const Json& body, const char* key, std::uint64_t fallba
   return static_cast<std::uint64_t>(std::max(0.0, it->get<double>()));
 }
 
-std::uint64_t completion_allowance(Endpoint endpoint, const Json& body, std::uint64_t default_tokens) {
-  if (endpoint == Endpoint::embeddings || endpoint == Endpoint::audio_transcriptions) return 0;
-  if (endpoint == Endpoint::completions) default_tokens = 16;  // the legacy API's default
-  std::uint64_t per_choice = default_tokens;
+// What the body sets: the first of max_completion_tokens, max_tokens, max_output_tokens.
+std::optional<std::uint64_t> explicit_max(Endpoint endpoint, const Json& body) {
   for (const char* key : {"max_completion_tokens", "max_tokens", "max_output_tokens"}) {
-    if (body.contains(key) && body[key].is_number()) {
-      per_choice = uint_field(body, key, default_tokens);
-      break;
-    }
+    if (body.contains(key) && body[key].is_number()) return uint_field(body, key, 0);
   }
-  const std::uint64_t choices = std::max<std::uint64_t>({1, uint_field(body, "n", 1), uint_field(body, "best_of", 1)});
-  return per_choice * choices;
+  if (endpoint == Endpoint::completions) return 16;  // the legacy API's default
+  return std::nullopt;
 }
+
+std::uint64_t choices_of(const Json& body) {
+  return std::max<std::uint64_t>({1, uint_field(body, "n", 1), uint_field(body, "best_of", 1)});
+}
+
+bool generates(Endpoint endpoint) { return endpoint != Endpoint::embeddings && endpoint != Endpoint::audio_transcriptions; }
 
 // The fast path for the common chat shape: every message an object of string fields, no
 // tools/functions/response_format/text and no repeated keys. It reads the body with
@@ -252,15 +253,15 @@ std::optional<RequestEstimate> estimate_plain_chat(std::string_view body_json, c
       }
     }
   }
-  std::uint64_t per_choice = options.default_completion_tokens;
   for (const auto& v : max_keys) {
     if (v) {
-      per_choice = *v;
+      e.max_tokens_per_choice = *v;
       break;
     }
   }
   e.prompt_tokens = prompt;
-  e.completion_allowance_tokens = per_choice * std::max<std::uint64_t>({1, n, best_of});
+  e.choices = std::max<std::uint64_t>({1, n, best_of});
+  e.completion_allowance_tokens = e.max_tokens_per_choice.value_or(options.default_completion_tokens) * e.choices;
   e.total_tokens = e.prompt_tokens + e.completion_allowance_tokens;
   return e;
 }
@@ -290,15 +291,18 @@ RequestEstimate estimate_request(Endpoint endpoint, std::string_view body_json, 
     }
     enc = &Encoding::get(id);
   }
+  e.generates = generates(endpoint);
   if (body.is_discarded()) {
     e.body_parsed = false;
     e.prompt_tokens = enc->count(body_json);
-    e.completion_allowance_tokens =
-        endpoint == Endpoint::embeddings || endpoint == Endpoint::audio_transcriptions ? 0 : options.default_completion_tokens;
+    e.completion_allowance_tokens = e.generates ? options.default_completion_tokens : 0;
   } else {
     e.prompt_tokens = prompt_tokens_of(endpoint, body, *enc);
-    e.completion_allowance_tokens =
-        body.is_object() ? completion_allowance(endpoint, body, options.default_completion_tokens) : 0;
+    if (body.is_object() && e.generates) {
+      e.max_tokens_per_choice = explicit_max(endpoint, body);
+      e.choices = choices_of(body);
+      e.completion_allowance_tokens = e.max_tokens_per_choice.value_or(options.default_completion_tokens) * e.choices;
+    }
   }
   e.total_tokens = e.prompt_tokens + e.completion_allowance_tokens;
   return e;

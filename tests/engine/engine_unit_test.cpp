@@ -36,21 +36,26 @@ TEST(InspectResponse, ReadsUsageAndErrorFields) {
 }
 
 TEST(ConservativeEstimator, CountsAllowanceTimesN) {
-  auto est = conservative_estimator(100);
+  auto est = conservative_estimator();
+  const floodgate::limit::ChargeModel openai;  // input + (max | 16) x n
   Request r;
   r.endpoint = Endpoint::chat_completions;
   r.body = R"({"model":"m","messages":[],"max_tokens":50,"n":3})";
   const std::uint64_t prompt = (r.body.size() + 2) / 3;
-  EXPECT_EQ(est(r), prompt + 150);
+  EXPECT_EQ(openai.charge(est(r)), prompt + 150);
+  EXPECT_EQ(floodgate::limit::worst_case_tokens(est(r), 4096), prompt + 150);
   r.body = R"({"model":"m","messages":[]})";
-  EXPECT_EQ(est(r), (r.body.size() + 2) / 3 + 100);
+  // No max_tokens: the pacing charge takes the provider's 16, the worst case 4,096.
+  EXPECT_EQ(openai.charge(est(r)), (r.body.size() + 2) / 3 + 16);
+  EXPECT_EQ(floodgate::limit::worst_case_tokens(est(r), 4096), (r.body.size() + 2) / 3 + 4096);
   r.body = R"({"model":"m","messages":[],"max_completion_tokens":7})";
-  EXPECT_EQ(est(r), (r.body.size() + 2) / 3 + 7);
+  EXPECT_EQ(openai.charge(est(r)), (r.body.size() + 2) / 3 + 7);
   r.endpoint = Endpoint::embeddings;
   r.body = R"({"model":"e","input":"hello"})";
-  EXPECT_EQ(est(r), (r.body.size() + 2) / 3);
+  EXPECT_EQ(openai.charge(est(r)), (r.body.size() + 2) / 3);
+  EXPECT_EQ(floodgate::limit::worst_case_tokens(est(r), 4096), (r.body.size() + 2) / 3);
   r.endpoint = Endpoint::audio_transcriptions;
-  EXPECT_EQ(est(r), 0u);
+  EXPECT_EQ(openai.charge(est(r)), 0u);
 }
 
 std::string read_stream(std::FILE* f) {

@@ -201,8 +201,10 @@ TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) 
   const int n = 8;
   const fs::path in = write_chat_input(dir.path, "q", n);
   const fs::path out = dir.path / "out.jsonl";
-  // 60/min admits one request a second; a head of the lane gives up after 300 ms.
-  ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "60", "--max-wait", "300ms"}, dir.path / "log"), 1) << slurp(dir.path / "log");
+  // 60/min paced evenly (--burst) admits one request a second; a head of the lane gives up
+  // after 300 ms.
+  ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "60", "--burst", "1s", "--max-wait", "300ms"}, dir.path / "log"), 1)
+      << slurp(dir.path / "log");
   const auto lines = read_jsonl(out);
   ASSERT_EQ(lines.size(), static_cast<std::size_t>(n));
   std::map<std::string, int> seen;
@@ -375,7 +377,9 @@ TEST(RunControl, LimitsFilePacesEachModelUnderItsOwnLimit) {
     }
   }
   const fs::path out = dir.path / "out.jsonl";
-  ASSERT_EQ(run_to_end(sim, in, out, {"--limits", limits.string()}, dir.path / "log"), 0) << slurp(dir.path / "log");
+  // Even pacing (--burst) shows each model's own pace; the default whole-window pacing
+  // would send both quotas at once (tests/integration/charge_pacing_test.cpp).
+  ASSERT_EQ(run_to_end(sim, in, out, {"--limits", limits.string(), "--burst", "1s"}, dir.path / "log"), 0) << slurp(dir.path / "log");
   EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(mini + nano));
 
   std::map<std::string, std::vector<std::int64_t>> ts;

@@ -18,6 +18,7 @@ constexpr Cost one{1, 0};
 
 RateLimiter make(Limits limits, Duration burst = 1s, LimiterOptions::Refund refund = LimiterOptions::Refund::refused_only) {
   LimiterOptions options;
+  options.pacing = LimiterOptions::Pacing::even;  // --burst
   options.burst = burst;
   options.refund = refund;
   return RateLimiter(limits, /*learn_from_headers=*/false, options);
@@ -334,7 +335,7 @@ TEST(LimiterSet, PerModelOverridesCompletedByDefaults) {
 TEST(LimiterSet, ModelsAreIndependent) {
   ManualClock clock;
   LimitsConfig config;
-  config.defaults = rpm(60);
+  config.defaults = rpm(1);
   LimiterSet set(config);
   EXPECT_TRUE(set.for_model("a").try_acquire(one, clock.now()).admitted());
   EXPECT_FALSE(set.for_model("a").try_acquire(one, clock.now()).admitted());

@@ -48,6 +48,9 @@ struct EngineOptions {
 
   std::string base_url = "https://api.openai.com/v1";
   Credentials credentials;
+  // Azure's api-version query parameter (empty: the one in base_url, else
+  // http::kDefaultAzureApiVersion). The provider dialect is limits.provider.
+  std::string api_version;
 
   limit::LimitsConfig limits;
   limit::LimiterOptions limiter;
@@ -92,6 +95,9 @@ struct EngineOptions {
   // stays below --max-in-flight x the cap whatever a server sends.
   std::optional<std::size_t> max_response_bytes;
   Estimator estimator;                   // null: conservative_estimator()
+  // The worst case's completion allowance for a request without max_tokens (budgets and
+  // the row's estimated_tokens); the pacing charge follows limits.charge_for(model).
+  std::uint64_t worst_case_completion_tokens = 4096;
   ProgressOptions progress;
   // Extra sinks (CSV, SQLite ...) written beside the JSONL output, same rows.
   std::vector<std::unique_ptr<Sink>> extra_sinks;

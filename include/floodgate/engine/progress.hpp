@@ -1,6 +1,8 @@
 #pragma once
 // Progress: what a running job shows. On a terminal, one live line rewritten in place
-//   [ 4,210/10,000  42%] 98.1 req/s  ETA 59s | rpm 5,890/6,000 tpm 1.2M/2M | 429s 0 retries 3 | breaker closed
+//   [ 4,210/10,000  42%] 98.1 req/s  ETA 59s | rpm 5,890/6,000 tpm 1.2M/2M charged (input+16) used 0.9M | 429s 0 retries 3 | breaker closed
+// "tpm" is the server-side charge of the last 60 s (what the provider counts against the
+// limit, by the model's charge rule), "used" the usage the answers reported so far.
 // Not on a terminal, the same facts as a log line every `log_interval` (plain text or one
 // JSON object per line with --log-format json). --quiet shows nothing but errors.
 // The engine calls update() on every loop turn; Progress decides when to draw.
@@ -43,6 +45,8 @@ struct ProgressState {
   double tokens_last_minute = 0;
   double rpm_limit = 0;
   double tpm_limit = 0;
+  std::uint64_t usage_tokens = 0;  // what the answers say was used so far (not the charge)
+  std::string charge;              // the first model's charge rule ("input+16"), "" when unknown
   std::string breaker = "closed";
   std::string note;              // "draining", "paused until ...", "learning limits"
 };

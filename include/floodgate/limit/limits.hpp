@@ -9,8 +9,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "floodgate/core/provider.hpp"
+#include "floodgate/limit/charge_model.hpp"
 
 namespace floodgate::limit {
 
@@ -43,17 +47,29 @@ struct LimitsConfig {
   // Learn limits from x-ratelimit-limit-* headers for dimensions left at 0 (the "auto"
   // mode, the default when nothing is configured). See RateLimiter::observe().
   bool learn_from_headers = true;
+  // The run's provider dialect (--provider, or guessed from the base URL) and charge rule
+  // (--charge; nullopt: the provider's default), and per-model overrides from the file.
+  std::optional<Provider> provider;  // nullopt: openai
+  std::optional<ChargeModel> charge;
+  std::map<std::string, Provider, std::less<>> model_providers;
+  std::map<std::string, ChargeModel, std::less<>> model_charges;
 
   // The limits that apply to `model`: its override completed by the defaults.
   [[nodiscard]] Limits for_model(std::string_view model) const;
+  [[nodiscard]] Provider provider_for(std::string_view model) const;
+  // The model's rule, else the run's, else its provider's default.
+  [[nodiscard]] ChargeModel charge_for(std::string_view model) const;
 };
 
 // Parses the limits file:
 //   {"default": {"rpm": 500, "tpm": 200000},
-//    "models": {"gpt-4o-mini": {"rpm": 5000, "tpm": 4000000, "rpd": 0, "tpd": 0}},
+//    "models": {"gpt-4o-mini": {"rpm": 5000, "tpm": 4000000, "rpd": 0, "tpd": 0},
+//               "gpt-35-turbo": {"provider": "azure", "charge": "flat:16"}},
 //    "learn": true}
 // Keys per entry: rpm/tpm/rpd/tpd or requests_per_minute/tokens_per_minute/
-// requests_per_day/tokens_per_day; every key optional; values non-negative numbers.
+// requests_per_day/tokens_per_day (values non-negative numbers); "provider" (openai,
+// azure, groq, none) and "charge" (a rule, see charge_model.hpp: "flat:16", "input+16");
+// every key optional.
 // Unknown keys or bad values throw floodgate::Error naming the key.
 [[nodiscard]] LimitsConfig parse_limits_config(std::string_view json_text);
 // Reads and parses a file; throws floodgate::Error("cannot read limits file ...") etc.

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "floodgate/core/clock.hpp"
+#include "floodgate/core/provider.hpp"
 
 namespace floodgate::limit {
 
@@ -33,6 +34,11 @@ struct RateLimitHeaders {
   std::optional<Duration> reset_tokens;
   // retry-after-ms if present and valid, else retry-after (seconds or HTTP-date).
   std::optional<Duration> retry_after;
+  // Per-day requests: never parsed from a header name (no provider names it so); set by
+  // for_provider() when a provider's x-ratelimit-*-requests trio counts a day (Groq).
+  std::optional<std::int64_t> limit_requests_day;
+  std::optional<std::int64_t> remaining_requests_day;
+  std::optional<Duration> reset_requests_day;
 
   [[nodiscard]] bool empty() const noexcept;
   // How long the server asks us to wait before trying again, for a 429: retry_after if
@@ -40,6 +46,12 @@ struct RateLimitHeaders {
   // nullopt. Feed it to Backoff::next() and CircuitBreaker::on_rate_limited().
   [[nodiscard]] std::optional<Duration> wait_hint() const noexcept;
 };
+
+// What the headers mean for a provider (core/provider.hpp): OpenAI and Azure count the
+// x-ratelimit-*-requests trio per minute; Groq counts it per DAY (its tokens trio is per
+// minute), so for Groq the trio moves to the *_requests_day fields and the per-minute
+// request fields are left empty; `none` drops every rate-limit field (retry-after stays).
+[[nodiscard]] RateLimitHeaders for_provider(RateLimitHeaders headers, Provider provider) noexcept;
 
 // Looks a header up by its lower-case name; returns nullopt when absent. The caller's
 // header store decides how (case-insensitive map, vector scan ...). If a header occurs

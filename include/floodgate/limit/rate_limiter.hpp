@@ -6,46 +6,53 @@
 //
 // How is the RateLimiter designed, and why?
 //
-// *Two rules per minute dimension.* A provider's "5,000 requests per minute" may be
-// enforced as a sliding 60-second window, as a bucket of 5,000 refilled continuously, or
-// as a much smaller bucket (60,000/min as 1,000 per second). We want to be inside all of
-// them (the pace below conforms to any bucket at least `burst` deep), and
-// still finish within a few percent of the fastest schedule the limit allows. So each
-// per-minute dimension applies two rules, and a request is admitted only when both pass:
-//  1. Pacing (GCRA). With L per minute the emission interval is T = 60 s / L per unit of
-//     cost. One number, the theoretical arrival time TAT, records where the steady pace
-//     has got to. A cost n is admitted at `now` if max(TAT, now) + n*T <= now + max(burst,
-//     n*T), and then TAT = max(TAT, now) + n*T. `burst` (default 1 s) is how far ahead of
-//     the steady pace we may run: a full bucket holds 1 s worth of the minute's limit, never
-//     a whole minute. A cost larger than the burst (one big prompt) is admitted when the
-//     pace has fully caught up (TAT <= now) and then pays for itself by pushing TAT ahead;
-//     it is never refused for being big unless it exceeds the minute's limit itself.
-//  2. The window. Admitted costs are also kept in a ring of 600 time slots covering the
-//     last minute (100 ms each); a cost is admitted only if what the last 60 s (+ a small
-//     margin, default 500 ms, for the delay between admitting and the server's stamp) hold,
-//     plus it, stays <= L. A slot counts until its *end* + 60 s + margin: we may
-//     overestimate the window, never underestimate it. So the hard invariant holds for
-//     any sequence of calls: no 60-second window ever holds more than L admitted cost.
-//     The pacing alone would allow L + burst in a window; the window alone would allow the
-//     whole minute at once. Together: evenly paced, at most L per minute, and at full
-//     speed the schedule is L per minute exactly.
+// *The whole window, then the pace only if the server asks for it.* A provider's "5,000
+// requests per minute" may be enforced as a sliding 60-second window, as a bucket of
+// 5,000 refilled continuously, or as a much smaller bucket (60,000/min as 1,000 per
+// second). Under the first two the minute's quota may go at once: measured on the issue's
+// job (900 requests at 600/min, 40 ms latency), sending 600 at once and the rest when the
+// window lets them takes ~62 s, the even pace with a 1 s burst 89.8 s. So each per-minute
+// dimension keeps
+//  1. The window (always). Admitted costs are kept in a ring of 600 time slots covering
+//     the last minute (100 ms each); a cost is admitted only if what the last 60 s (+ a
+//     small margin, default 500 ms, for the delay between admitting and the server's
+//     stamp) hold, plus it, stays <= L. A slot counts until its *end* + 60 s + margin: we
+//     may overestimate the window, never underestimate it. So the hard invariant holds
+//     for any sequence of calls: no 60-second window ever holds more than L admitted
+//     cost. Keeping every 60 s window within L also keeps a continuously refilled bucket
+//     of depth L within its limit (over any span d, the window allows at most
+//     (floor(d/60 s) + 1)·L, the bucket L + d·L/60 s), so the whole window is safe under
+//     both.
+//  2. Pacing (GCRA), only in even mode (--burst, or after the fall-back below). With L
+//     per minute the emission interval is T = 60 s / L per unit of cost; the theoretical
+//     arrival time TAT records where the steady pace has got to. A cost n is admitted at
+//     `now` if max(TAT, now) + n*T <= now + max(burst, n*T), and then TAT = max(TAT, now)
+//     + n*T. A cost larger than the burst goes when the pace has caught up, then pays for
+//     itself by pushing TAT ahead. The pace conforms to any bucket at least `burst` deep.
+// The fall-back: a server that enforces a shorter period answers a burst with 429s
+// although its `remaining` (in the 429, or the last answer before it) says the minute has
+// room. on_rate_limited() then switches the model to even pacing from now on (TAT = now),
+// losing nothing (the 429s are retried) and keeping every window rule.
 // The per-day dimensions apply only the window rule (600 slots of 144 s over 24 h): a
 // daily quota is a budget to spend, not a pace to keep, so the day is not spread evenly.
 //
-// *Reserve, then settle.* try_acquire() reserves every dimension at once when it admits,
-// or none. Checking without reserving lets concurrent requests all see the same room and
-// overshoot together. The tokens reserved are an estimate (prompt + completion allowance);
-// when the attempt ends, reconcile() settles it in both the pace and the window slot where
-// the reservation was recorded: usage beyond the estimate is charged; a request the server
+// *Reserve, then settle: the pacing charge.* try_acquire() reserves every dimension at
+// once when it admits, or none. Checking without reserving lets concurrent requests all see
+// the same room and overshoot together. The tokens reserved are the request's *pacing
+// charge*: what the provider counts against tokens/min when it admits the request (its
+// charge model, limit/charge_model.hpp: for OpenAI the input estimate + (max_completion_tokens
+// | max_tokens | 16) x n), not its worst case (budgets keep that) and not its usage (the
+// summary and the cost report that). When the attempt ends, reconcile() settles it in both
+// the pace and the window slot where the reservation was recorded: a request the server
 // refused without doing any work (a 429, a 4xx: actual tokens 0) gets its tokens back.
-// Unused completion allowance of a completed request is *not* given back by default:
-// providers count max_tokens against the tokens/min limit when the request arrives
-// ("the maximum of max_tokens and the estimated tokens"), and a client that refunds it runs
-// ahead of the server's count (measured: 61,341 tokens in a 60 s window at 60,000 TPM).
-// `refund = Refund::unused` gives it back for servers that count actual usage. Failed
-// requests still cost their request (providers count them): reconcile with requests = 1.
+// Unused tokens of a completed request are *not* given back by default: OpenAI's charge is
+// taken at admission and is not visibly corrected afterwards, and a client that refunds
+// runs ahead of the server's count (measured: 61,341 tokens in a 60 s window at 60,000
+// TPM). `refund = Refund::unused` (",refund" charge rules) gives it back, for servers that
+// count actual usage. Failed requests still cost their request: reconcile with requests = 1.
 //
-// *Re-sync.* observe() reads every response's x-ratelimit-* headers. In auto mode a
+// *Re-sync.* observe() reads every response's x-ratelimit-* headers (as the provider's
+// dialect means them: Groq's requests trio counts a day, core/provider.hpp). In auto mode a
 // dimension with no configured limit adopts the server's limit (and a configured limit
 // higher than the server's is lowered to it). If the server says fewer remain than we
 // think (remaining < L - what our window holds: another process shares the key, or the
@@ -54,13 +61,35 @@
 // the pace. We never add room because the server says more remain: its figure is older
 // than our reservations in flight.
 //
+// *Learning from remaining.* The answer to a grant also says what the server had counted
+// when it admitted that request (limit - remaining); the grant records what our window
+// held then (requests_before, tokens_before). Two things follow:
+//  - a limit the server does not send (Azure sends remaining only): from an answer whose
+//    request was admitted into an empty window, remaining + its charge is the limit
+//    (exact up to our charge estimate of that one request). Learned only from such
+//    answers and only upwards, so other clients' requests never inflate it.
+//  - the server's charge: when the server counted more than our window holds by the time the
+//    answer arrives (requests in flight included: they may have reached the server before
+//    the answered one), by over half a request's charge, the excess spread over the
+//    requests in our window is what
+//    the server charges per request beyond our charge model (Azure's context-size or flat
+//    reservations, a provider that counts 4,096); later reservations carry it, so the pace
+//    falls before 429s pile up. Only upwards: a bucket refills between our count and the
+//    server's, and answers are older than our reservations in flight, so "fewer used"
+//    proves nothing while "more used" does. A server that charges less than the model is
+//    found by giving the model (--charge, "charge" in the limits file).
+// Neither breaks the window invariant: a learned charge only adds cost, and a learned limit
+// is at most the server's.
+//
 // *Unknown limits.* In auto mode, before any response has been observed, only one
 // request (a probe) is admitted; the others wait for the first observe() (or for
 // `probe_timeout`), so a job does not open with a burst of max-in-flight requests against
 // a limit nobody knows yet. The first response carrying x-ratelimit-* headers ends this
 // phase; a response without them (a connection error: call observe() with empty headers)
 // lets the next probe go, and after 3 such answers the server is taken to send no limits.
-// A dimension whose limit stays unknown is not limited.
+// A dimension whose limit stays unknown is not limited: a server that sends no rate-limit
+// headers (vLLM; `--provider none` says so at once, skipping the probe) runs by the
+// engine's concurrency bound, with backoff on its 429s and 503s.
 //
 // *Fairness is the scheduler's job.* The limiter answers "can this cost go now, and if not,
 // when?". It keeps no queue. The scheduler asks only for the head of each lane (FIFO), and
@@ -95,8 +124,15 @@ enum class Dimension : std::uint8_t {
 [[nodiscard]] std::string_view to_string(Dimension d) noexcept;
 
 struct LimiterOptions {
-  // How far ahead of the steady pace a per-minute dimension may run (the bucket's depth,
-  // in time: 1 s = one second's worth of the minute's limit).
+  // How a per-minute dimension spends its minute (see the essay):
+  //  whole_window: what the 60 s window holds free may go at once (a rolling window allows
+  //    the minute's quota at once); falls back to `even` by itself when bursts draw 429s
+  //    although the server's `remaining` said there was room (fall_back_to_even_pacing()).
+  //  even: GCRA at the steady pace, at most `burst` ahead of it (--burst).
+  enum class Pacing : std::uint8_t { whole_window, even };
+  Pacing pacing = Pacing::whole_window;
+  // Even pacing: how far ahead of the steady pace a per-minute dimension may run (the
+  // bucket's depth, in time: 1 s = one second's worth of the minute's limit).
   Duration burst = std::chrono::seconds(1);
   // Extra time each window entry is kept beyond its window: a request admitted at t reaches
   // the server at t + delay, and delays vary (scheduling, connection set-up). At 200 ms a
@@ -112,12 +148,19 @@ struct LimiterOptions {
     unused,        // the difference too (servers that count actual usage)
   };
   Refund refund = Refund::refused_only;
+  // Learn the server's per-request token charge from `remaining` (see the essay): a server
+  // that counts more than the charge model says raises every later reservation.
+  bool learn_charge = true;
 };
 
 // Proof of an admission; hand it back to reconcile().
 struct Grant {
-  Cost cost;
+  Cost cost;                // what was reserved (the charge, any learned correction included)
   TimePoint admitted_at{};
+  // What the per-minute windows held just before this admission: with the server's
+  // `remaining` in this request's answer they tell the server's own count apart from ours.
+  double requests_before = 0;
+  double tokens_before = 0;
 };
 
 struct Decision {
@@ -143,6 +186,9 @@ struct LimiterSnapshot {
   double tokens_last_day = 0;
   TimePoint paused_until{};
   bool learning = false;
+  bool even_pacing = false;        // whole-window mode fell back (or --burst asked for it)
+  double learned_extra_tokens = 0; // per request, learned from `remaining` (0: the model holds)
+  bool limits_from_remaining = false;  // a limit was inferred from `remaining` (no limit header)
 };
 
 class RateLimiter {
@@ -166,6 +212,19 @@ class RateLimiter {
   // Every finished attempt's headers (429s, errors and connection failures included;
   // empty headers are fine): learns limits, re-syncs remaining, ends the learning phase.
   void observe(const RateLimitHeaders& headers, TimePoint now);
+  // The same for the answer to `answered` (one of this limiter's grants): with it the
+  // limiter can also learn a limit the server does not send (from `remaining` after a quiet
+  // spell) and the server's charge per request (from `remaining` against its own window).
+  void observe(const RateLimitHeaders& headers, TimePoint now, const Grant& answered);
+
+  // A 429 (rate_limit_exceeded) for this model with its headers. In whole-window mode, when
+  // the server's `remaining` (in the 429 or the last answer before it) said there was room,
+  // the server enforces a shorter period than the minute: pace evenly from now on (burst
+  // as configured). Returns true when this call switched.
+  bool on_rate_limited(const RateLimitHeaders& headers, TimePoint now);
+  // Even pacing from `now` (what on_rate_limited() does; also for tests and the CLI).
+  void fall_back_to_even_pacing(TimePoint now);
+  [[nodiscard]] bool even_pacing() const noexcept { return even_; }
 
   // What an earlier process admitted for this model (a resume right after a crash): `cost`
   // admitted at `at` (<= now) counts in every window as an admission at `at` would, and
@@ -216,6 +275,8 @@ class RateLimiter {
   [[nodiscard]] static double cost_in(const Dim& d, Cost cost) noexcept;
   void set_limit(Dim& d, double limit);
   void resync(Dim& d, std::int64_t remaining, std::optional<Duration> reset, TimePoint now);
+  void learn_from_answer(const RateLimitHeaders& headers, const Grant& g, TimePoint now);
+  [[nodiscard]] Cost charged(Cost cost) const noexcept;
 
   std::array<Dim, 4> dims_;
   bool learn_;
@@ -226,6 +287,11 @@ class RateLimiter {
   bool probe_sent_ = false;
   TimePoint probe_sent_at_{};
   int headerless_answers_ = 0;   // observe() calls without rate-limit headers while learning
+  bool even_ = false;            // GCRA pacing in force (even mode, or whole-window fell back)
+  double extra_tokens_ = 0;      // learned per-request charge beyond the model's
+  std::array<bool, 2> from_remaining_{false, false};  // per-minute limit inferred from remaining
+  std::optional<std::int64_t> last_remaining_requests_;
+  std::optional<std::int64_t> last_remaining_tokens_;
 };
 
 }  // namespace floodgate::limit

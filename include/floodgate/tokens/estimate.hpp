@@ -20,11 +20,15 @@
 //   (max_completion_tokens, else max_tokens, else max_output_tokens, else
 //    EstimateOptions::default_completion_tokens) x max(n, best_of, 1); 0 for embeddings
 //   and transcriptions. The legacy completions endpoint defaults max_tokens to 16.
+// The estimate also keeps what the body said (max_tokens_per_choice, choices): the
+// limiter's pacing charge is computed from them by a provider's charge model
+// (limit/charge_model.hpp), which differs from this worst case when max_tokens is absent.
 //
 // Parsing never throws: a body that is not JSON is counted as text (its token count),
 // with body_parsed = false, so a bad line costs something rather than nothing.
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "floodgate/core/request.hpp"
@@ -51,8 +55,13 @@ struct EstimateOptions {
 struct RequestEstimate {
   std::uint64_t prompt_tokens = 0;
   std::uint64_t completion_allowance_tokens = 0;
-  std::uint64_t total_tokens = 0;  // prompt + allowance: what the limiter reserves
+  std::uint64_t total_tokens = 0;  // prompt + allowance: the worst case (budgets)
   bool body_parsed = true;         // false: not JSON, prompt counted as raw text
+  // What the body set: max_completion_tokens | max_tokens | max_output_tokens (nullopt:
+  // none; the legacy completions endpoint's default 16 counts as set), and max(n, best_of, 1).
+  std::optional<std::uint64_t> max_tokens_per_choice;
+  std::uint64_t choices = 1;
+  bool generates = true;           // false: embeddings and transcriptions (input only)
 };
 
 // Exact prompt tokens of a request body for one encoding (see the formula above).

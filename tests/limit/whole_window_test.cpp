@@ -1,0 +1,291 @@
+// Whole-window pacing, the fall-back to even pacing, and what the limiter learns from an
+// answer's `remaining` (limits a server does not send, the server's charge), all with
+// plain time points: nothing sleeps.
+#include <algorithm>
+#include <deque>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "floodgate/limit/limiter_set.hpp"
+#include "floodgate/limit/rate_limiter.hpp"
+
+using namespace std::chrono_literals;
+using floodgate::Duration;
+using floodgate::ManualClock;
+using floodgate::Provider;
+using floodgate::TimePoint;
+using namespace floodgate::limit;
+
+namespace {
+
+constexpr Cost one{1, 0};
+
+RateLimiter whole_window(Limits limits, bool learn = false) { return RateLimiter(limits, learn, LimiterOptions{}); }
+
+// Most entries of `log` in any 60 s window (t - 60 s, t].
+std::size_t most_in_a_minute(const std::vector<TimePoint>& log) {
+  std::size_t most = 0;
+  std::size_t lo = 0;
+  for (std::size_t hi = 0; hi < log.size(); ++hi) {
+    while (log[hi] - log[lo] >= 60s) ++lo;
+    most = std::max(most, hi - lo + 1);
+  }
+  return most;
+}
+
+// A job of `n` requests with `latency` per answer and at most `max_in_flight` at once,
+// driven by the limiter's own answers (an event simulation on a manual clock). Returns the
+// admission times.
+std::vector<TimePoint> run_job(RateLimiter& limiter, int n, Duration latency, std::size_t max_in_flight, TimePoint t0) {
+  std::vector<TimePoint> admitted;
+  std::deque<TimePoint> answers;  // when each request in flight answers
+  TimePoint now = t0;
+  while (static_cast<int>(admitted.size()) < n) {
+    while (!answers.empty() && answers.front() <= now) answers.pop_front();
+    if (answers.size() >= max_in_flight) {
+      now = answers.front();
+      continue;
+    }
+    const Decision d = limiter.try_acquire(one, now);
+    if (d.admitted()) {
+      admitted.push_back(now);
+      answers.push_back(now + latency);
+      continue;
+    }
+    now = answers.empty() ? d.not_before : std::min(d.not_before, answers.front());
+  }
+  return admitted;
+}
+
+// An auto-mode limiter whose probe (1 request, 100 tokens) was admitted at `t0`.
+struct Probed {
+  RateLimiter limiter = whole_window(Limits{}, /*learn=*/true);
+  Grant probe;
+  explicit Probed(TimePoint t0) {
+    const Decision d = limiter.try_acquire({1, 100}, t0);
+    EXPECT_TRUE(d.admitted());
+    probe = d.grant;
+  }
+};
+
+}  // namespace
+
+TEST(WholeWindow, TheMinutesQuotaGoesAtOnce) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{600, 0, 0, 0});
+  const TimePoint t0 = clock.now();
+  for (int i = 0; i < 600; ++i) ASSERT_TRUE(limiter.try_acquire(one, t0).admitted()) << i;
+  const Decision d = limiter.try_acquire(one, t0);
+  ASSERT_EQ(d.verdict, Decision::Verdict::wait);
+  EXPECT_EQ(d.blocked_by, Dimension::requests_per_minute);
+  EXPECT_GE(d.not_before - t0, 60s + 500ms);  // the window (+ margin) decides, not a pace
+  EXPECT_LE(d.not_before - t0, 60s + 600ms);
+  EXPECT_FALSE(limiter.snapshot(t0).even_pacing);
+}
+
+// The job: 900 requests at 600/min, 40 ms latency, 64 in flight. The fastest
+// schedule that keeps every 60 s window within 600 sends 600 at once and the rest when the
+// first minute's entries leave the window: the last admission is just after 60 s (+ the
+// margin and one slot), never more than 600 in any 60 s.
+TEST(WholeWindow, NineHundredAtSixHundredPerMinuteTakesOneWindow) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{600, 0, 0, 0});
+  const TimePoint t0 = clock.now();
+  const auto log = run_job(limiter, 900, 40ms, 64, t0);
+  ASSERT_EQ(log.size(), 900u);
+  EXPECT_EQ(most_in_a_minute(log), 600u);
+  EXPECT_LE(log[599] - t0, 1s);           // the first 600 within the first second
+  EXPECT_LE(log.back() - t0, 62s);        // even pacing: ~89 s
+  EXPECT_GE(log[600] - log[0], 60s);      // and not one of the rest inside the first window
+}
+
+TEST(WholeWindow, TokensPerMinuteToo) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{0, 60000, 0, 0});
+  const TimePoint t0 = clock.now();
+  for (int i = 0; i < 600; ++i) ASSERT_TRUE(limiter.try_acquire({1, 100}, t0).admitted()) << i;
+  EXPECT_EQ(limiter.try_acquire({1, 100}, t0 + 30s).blocked_by, Dimension::tokens_per_minute);
+}
+
+TEST(WholeWindow, A429WithRoomLeftFallsBackToEvenPacing) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{600, 0, 0, 0});
+  const TimePoint t0 = clock.now();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(limiter.try_acquire(one, t0).admitted());
+  RateLimitHeaders h;
+  h.remaining_requests = 580;  // the minute has room: a shorter period refused it
+  EXPECT_TRUE(limiter.on_rate_limited(h, t0 + 40ms));
+  EXPECT_TRUE(limiter.even_pacing());
+  EXPECT_FALSE(limiter.on_rate_limited(h, t0 + 50ms));  // once
+  // From now on: a 1 s burst (10), then one per 100 ms.
+  const TimePoint t1 = t0 + 40ms;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(limiter.try_acquire(one, t1).admitted()) << i;
+  const Decision d = limiter.try_acquire(one, t1);
+  EXPECT_EQ(d.blocked_by, Dimension::requests_per_minute);
+  EXPECT_EQ(d.not_before, t1 + 100ms);
+}
+
+TEST(WholeWindow, A429WithNothingRemainingKeepsTheWindow) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{600, 0, 0, 0});
+  const TimePoint t0 = clock.now();
+  ASSERT_TRUE(limiter.try_acquire(one, t0).admitted());
+  RateLimitHeaders h;
+  h.remaining_requests = 0;  // the minute is spent (another client): not a shorter period
+  h.reset_requests = 10s;
+  EXPECT_FALSE(limiter.on_rate_limited(h, t0 + 40ms));
+  EXPECT_FALSE(limiter.even_pacing());
+  // An earlier answer's remaining counts when the 429 carries none.
+  RateLimitHeaders ok;
+  ok.remaining_requests = 598;
+  limiter.observe(ok, t0 + 50ms);
+  EXPECT_TRUE(limiter.on_rate_limited(RateLimitHeaders{}, t0 + 60ms));
+}
+
+TEST(WholeWindow, BurstOptionPacesEvenlyFromTheStart) {
+  ManualClock clock;
+  LimiterOptions options;
+  options.pacing = LimiterOptions::Pacing::even;
+  RateLimiter limiter(Limits{600, 0, 0, 0}, false, options);
+  const TimePoint t0 = clock.now();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(limiter.try_acquire(one, t0).admitted());
+  EXPECT_FALSE(limiter.try_acquire(one, t0).admitted());
+}
+
+// Azure sends x-ratelimit-remaining-* but no limit headers: the probe's answer, sent from
+// an empty window, gives the limit (remaining + what the probe was charged).
+TEST(LearnFromRemaining, LimitWithoutALimitHeader) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  Probed p(t0);
+  RateLimiter& limiter = p.limiter;
+  RateLimitHeaders h;
+  h.remaining_requests = 299;
+  h.remaining_tokens = 49900;
+  limiter.observe(h, t0 + 40ms, p.probe);
+  EXPECT_EQ(limiter.limits().requests_per_minute, 300);
+  EXPECT_EQ(limiter.limits().tokens_per_minute, 50000);
+  EXPECT_TRUE(limiter.snapshot(t0).limits_from_remaining);
+  // Then the window's room goes at once, and no more.
+  int admitted = 0;
+  while (limiter.try_acquire({1, 100}, t0 + 40ms).admitted()) ++admitted;
+  EXPECT_EQ(admitted, 299);
+}
+
+TEST(LearnFromRemaining, OnlyFromAnEmptyWindow) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  Probed p(t0);
+  RateLimiter& limiter = p.limiter;
+  RateLimitHeaders h;
+  h.remaining_requests = 299;
+  limiter.observe(h, t0 + 40ms, p.probe);
+  ASSERT_EQ(limiter.limits().requests_per_minute, 300);
+  Decision d;
+  for (int i = 0; i < 10; ++i) d = limiter.try_acquire({1, 100}, t0 + 40ms);
+  ASSERT_TRUE(d.admitted());
+  // An answer for a request admitted into a busy window does not raise it (others' requests
+  // may be what made the server's count differ from ours).
+  h.remaining_requests = 400;
+  limiter.observe(h, t0 + 80ms, d.grant);
+  EXPECT_EQ(limiter.limits().requests_per_minute, 300);
+  // After a quiet spell (the window empty again) it may: the server's limit was raised.
+  const Decision later = limiter.try_acquire({1, 100}, t0 + 70s);
+  ASSERT_TRUE(later.admitted());
+  h.remaining_requests = 399;
+  limiter.observe(h, t0 + 70s, later.grant);
+  EXPECT_EQ(limiter.limits().requests_per_minute, 400);
+}
+
+TEST(LearnFromRemaining, GroqsRequestHeadersArePerDay) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  Probed groq(t0);
+  RateLimiter& limiter = groq.limiter;
+  RateLimitHeaders h;
+  h.limit_requests = 14400;
+  h.remaining_requests = 14399;
+  h.reset_requests = 2min;
+  h.limit_tokens = 6000;
+  h.remaining_tokens = 5900;
+  limiter.observe(for_provider(h, Provider::groq), t0 + 40ms, groq.probe);
+  EXPECT_EQ(limiter.limits().requests_per_minute, 0);  // not 14,400 a minute
+  EXPECT_EQ(limiter.limits().requests_per_day, 14400);
+  EXPECT_EQ(limiter.limits().tokens_per_minute, 6000);
+  // OpenAI's reading of the same headers: per minute.
+  Probed openai(t0);
+  openai.limiter.observe(for_provider(h, Provider::openai), t0 + 40ms, openai.probe);
+  EXPECT_EQ(openai.limiter.limits().requests_per_minute, 14400);
+}
+
+TEST(LearnFromRemaining, NoneDialectDropsEveryLimitHeader) {
+  RateLimitHeaders h;
+  h.limit_requests = 100;
+  h.remaining_tokens = 5;
+  h.retry_after = 2s;
+  const RateLimitHeaders none = for_provider(h, Provider::none);
+  EXPECT_FALSE(none.limit_requests);
+  EXPECT_FALSE(none.remaining_tokens);
+  EXPECT_EQ(none.retry_after, Duration{2s});
+}
+
+// A server that charges more than the model says (here 500 a request against our 100)
+// shows it in remaining: later reservations carry the learned extra, so the window fills
+// at the server's count before 429s pile up.
+TEST(LearnCharge, AServerThatChargesMoreRaisesTheCharge) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{0, 10000, 0, 0});
+  const TimePoint t0 = clock.now();
+  std::vector<Grant> grants;
+  for (int i = 0; i < 4; ++i) {
+    const Decision d = limiter.try_acquire({1, 100}, t0);
+    ASSERT_TRUE(d.admitted());
+    grants.push_back(d.grant);
+  }
+  RateLimitHeaders h;
+  h.limit_tokens = 10000;
+  h.remaining_tokens = 10000 - 4 * 500;  // the server counted 500 for each of the four
+  limiter.observe(h, t0 + 40ms, grants.back());
+  EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, 400, 1);
+  const Decision next = limiter.try_acquire({1, 100}, t0 + 40ms);
+  ASSERT_TRUE(next.admitted());
+  EXPECT_GE(next.grant.cost.tokens, 499u);
+}
+
+TEST(LearnCharge, FewerUsedIsNotTakenForACheaperCharge) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{0, 10000, 0, 0});
+  const TimePoint t0 = clock.now();
+  Decision d = limiter.try_acquire({1, 100}, t0);
+  for (int i = 0; i < 3; ++i) d = limiter.try_acquire({1, 100}, t0);
+  RateLimitHeaders h;
+  h.limit_tokens = 10000;
+  h.remaining_tokens = 10000;  // a bucket that refilled, or an answer older than ours
+  limiter.observe(h, t0 + 40ms, d.grant);
+  EXPECT_EQ(limiter.snapshot(t0).learned_extra_tokens, 0);
+  EXPECT_EQ(limiter.try_acquire({1, 100}, t0 + 40ms).grant.cost.tokens, 100u);
+}
+
+TEST(LimiterSet, RefundRulesSettleAtUsageAndNoneDoesNotProbe) {
+  ManualClock clock;
+  LimitsConfig config;
+  config.defaults = Limits{0, 1000, 0, 0};
+  config.model_charges["refunding"] = parse_charge_model("input+16,refund");
+  config.learn_from_headers = false;
+  LimiterSet set(config);
+  const TimePoint t0 = clock.now();
+  const Decision a = set.for_model("refunding").try_acquire({1, 1000}, t0);
+  ASSERT_TRUE(a.admitted());
+  set.for_model("refunding").reconcile(a.grant, {1, 100}, t0 + 1s);
+  EXPECT_EQ(set.for_model("refunding").snapshot(t0 + 1s).tokens_last_minute, 100);
+  const Decision b = set.for_model("admission").try_acquire({1, 1000}, t0);
+  set.for_model("admission").reconcile(b.grant, {1, 100}, t0 + 1s);
+  EXPECT_EQ(set.for_model("admission").snapshot(t0 + 1s).tokens_last_minute, 1000);
+
+  LimitsConfig none;
+  none.provider = Provider::none;
+  LimiterSet headerless(none);
+  EXPECT_FALSE(headerless.for_model("m").snapshot(t0).learning);  // no probe to wait for
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(headerless.for_model("m").try_acquire(one, t0).admitted());
+}
