@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reads a `floodgate sim --ledger` file and reports what the server saw: requests, 429s,
-the most requests and tokens in any 60-second window (sliding, at every request), the most
+the most requests and tokens in any 60-second window (sliding, at every request; at the
+server's admission times when the ledger records them, `admitted_ms`), the most
 requests in any 1-second window, and the span from the first to the last request.
 
     ledger_windows.py LEDGER.jsonl [--rpm R] [--tpm T]
@@ -44,9 +45,16 @@ def main() -> int:
         for line in f:
             if line.strip():
                 rows.append(json.loads(line))
-    rows.sort(key=lambda r: r["ts"])
-    times = [parse_ts(r["ts"]) for r in rows]
     out = {"requests": len(rows), "http_429": sum(1 for r in rows if r.get("status") == 429)}
+    if rows and "admitted_ms" in rows[0]:
+        # The server's own count: what it admitted, at the time it admitted it (ledgers of
+        # simulators that record it; `ts` is when the answer was logged).
+        rows = [r for r in rows if r.get("admitted")]
+        rows.sort(key=lambda r: r["admitted_ms"])
+        times = [r["admitted_ms"] / 1000.0 for r in rows]
+    else:
+        rows.sort(key=lambda r: r["ts"])
+        times = [parse_ts(r["ts"]) for r in rows]
     if rows:
         ones = [1.0] * len(rows)
         tokens = [float(r.get("tokens_charged") or 0) for r in rows]

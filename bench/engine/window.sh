@@ -28,7 +28,7 @@ SIM_LATENCY=$latency
 source "$here/common.sh"
 
 sim_has_window=0
-"$fg" sim --help 2>&1 | grep -q -- '--window' && sim_has_window=1
+if "$fg" sim --help 2>&1 | grep -- '--window' > /dev/null; then sim_has_window=1; fi
 windows=${WINDOWS:-bucket rolling quantized}
 
 job() {  # name window minimum_s input out rpm tpm -- run_flags...

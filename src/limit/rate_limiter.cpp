@@ -252,7 +252,7 @@ void RateLimiter::record_admitted(Cost cost, TimePoint at, TimePoint now) {
     const double c = cost_in(d, cost);
     if (c <= 0) continue;
     d.window.add(d.window.slot_of(at), c, d.window.slot_of(now));
-    if (d.paced && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, ns_of(at)) + pace_ns(c, d.limit);
+    if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, ns_of(at)) + pace_ns(c, d.limit);
   }
 }
 
@@ -265,14 +265,23 @@ void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
     double used = cost_in(d, actual);
     // 0 means the server did no work for it (refused, or never sent): always given back.
     if (used < reserved && used > 0 && options_.refund == LimiterOptions::Refund::refused_only) used = reserved;
-    if (used == reserved) continue;
     const std::int64_t now_slot = d.window.slot_of(now);
     const std::int64_t grant_slot = d.window.slot_of(grant.admitted_at);
-    if (used < reserved) {
+    if (grant_slot < now_slot && reserved > 0) {
+      // Answered in a later slot: the server stamped it somewhere between the admission and
+      // now (connections opening at the start of a burst delayed some by over half a
+      // second on a loaded machine). Counted from now on, it leaves our window no earlier
+      // than the server's.
+      d.window.remove(grant_slot, reserved, now_slot);
+      if (used > 0) d.window.add(now_slot, used, now_slot);
+    } else if (used < reserved) {
       d.window.remove(grant_slot, reserved - used, now_slot);
-      if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, d.limit), now_ns);
-    } else {
+    } else if (used > reserved) {
       d.window.add(grant_slot, used - reserved, now_slot);
+    }
+    if (used < reserved) {
+      if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, d.limit), now_ns);
+    } else if (used > reserved) {
       if (d.paced && even_ && is_limited(d.limit)) {
         // An excess beyond a day's pace is not worth waiting for (and must not overflow).
         const std::int64_t cap = now_ns + std::chrono::duration_cast<Duration>(kDay).count();

@@ -3,6 +3,8 @@
 // once, never more in a 60 s window of the server's ledger), provider dialects, and
 // `floodgate estimate` with the same charge model. The sim's ledger and stats are the
 // judge: counts and windows, never wall-clock time.
+#include <sys/wait.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -116,27 +118,104 @@ TEST(ChargePacing, NoMaxTokensIsPacedAtTheProvidersCharge) {
   EXPECT_LE(sim.stats()["max_tokens_60s"].get<std::int64_t>(), 20000);
 }
 
-// A server that sends no rate-limit headers: no probe to wait for, no limit invented; the
-// job runs by concurrency and the progress line says the limits are unknown.
+// Runs `floodgate run IN -o OUT EXTRA...` with the sim's key and --log-format json (so the
+// progress and summary are JSON lines in `log`); returns the exit code.
+int run_json(const SimProcess& sim, const fs::path& in, const fs::path& out, const std::vector<std::string>& extra,
+             const fs::path& log) {
+  std::vector<std::string> args = {"run", in.string(), "-o", out.string(), "--log-format", "json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::string cmd = std::string("OPENAI_API_KEY=") + sim.api_key() + " " + FLOODGATE_BIN;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>'" + log.string() + "'";
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The summary line of a --log-format json run.
+nlohmann::json summary_of(const fs::path& log) {
+  std::ifstream f(log);
+  std::string line;
+  nlohmann::json last;
+  while (std::getline(f, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("event", "") == "summary") last = j;
+  }
+  return last;
+}
+
+// A server that sends no rate-limit headers (vLLM; the sim's --dialect none): no limit is
+// invented, the job runs by concurrency, and the progress line says the limits are
+// unknown; found out by itself, or said with --provider none.
 TEST(ChargePacing, NoHeadersRunsByConcurrencyAndSaysLimitsAreUnknown) {
-  // --provider none: whatever headers come are not rate-limit headers (vLLM sends none).
-  for (const std::vector<std::string>& provider : {std::vector<std::string>{"--provider", "none"}}) {
+  for (const std::vector<std::string>& provider : {std::vector<std::string>{}, std::vector<std::string>{"--provider", "none"}}) {
     TempDir dir("charge");
-    SimProcess sim({"--latency", "fixed:20ms"});
+    SimProcess sim({"--dialect", "none", "--latency", "fixed:20ms"});
     const auto in = write_chat(dir.path, 100, 16);
     const auto out = dir.path / "out.jsonl";
-    std::vector<std::string> args = {"run", in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--max-in-flight", "8",
-                                     "--log-format", "json"};
-    args.insert(args.end(), provider.begin(), provider.end());
-    std::string cmd = std::string("OPENAI_API_KEY=") + sim.api_key() + " " + FLOODGATE_BIN;
-    for (const auto& a : args) cmd += " '" + a + "'";
-    cmd += " 2>" + (dir.path / "log").string();
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir.path / "log");
+    std::vector<std::string> extra = {"--base-url", sim.base_url(), "--max-in-flight", "8"};
+    extra.insert(extra.end(), provider.begin(), provider.end());
+    ASSERT_EQ(run_json(sim, in, out, extra, dir.path / "log"), 0) << slurp(dir.path / "log");
     EXPECT_EQ(read_jsonl(out).size(), 100u);
     const std::string log = slurp(dir.path / "log");
     EXPECT_NE(log.find("limits unknown"), std::string::npos) << log;
+    const auto summary = summary_of(dir.path / "log");
+    EXPECT_EQ(summary["limits"]["rpm"].get<double>(), 0) << summary.dump();
+    EXPECT_EQ(summary["limits"]["tpm"].get<double>(), 0) << summary.dump();
     EXPECT_EQ(count_429(sim.stats()), 0);
   }
+}
+
+// Azure: api-key instead of Bearer (the sim refuses a Bearer key), deployment URLs with
+// api-version, and remaining headers without any limit: the limit is learned from the
+// probe's remaining, the minute's quota goes at once and the rest a window later, under
+// 1% 429s and never over 300 in any 60 s of the server's ledger. The provider is guessed
+// from nothing here (a loopback URL): --provider azure says it.
+TEST(ChargePacing, AzureDialectLearnsItsLimitFromRemaining) {
+  TempDir dir("charge");
+  SimProcess sim({"--dialect", "azure", "--rpm", "300", "--tpm", "1000000", "--window", "rolling", "--latency", "fixed:20ms"});
+  const int n = 450;
+  const auto in = write_chat(dir.path, n, std::nullopt);
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_json(sim, in, out, {"--base-url", sim.root_url(), "--provider", "azure", "--max-in-flight", "32"}, dir.path / "log"), 0)
+      << slurp(dir.path / "log");
+  EXPECT_EQ(read_jsonl(out).size(), static_cast<std::size_t>(n));
+  int deployment_urls = 0;
+  int http_429 = 0;
+  for (const auto& e : sim.ledger()) {
+    if (e.value("path", "").starts_with("/openai/deployments/gpt-4o-mini/chat/completions")) ++deployment_urls;
+    if (e["status"] == 429) ++http_429;
+  }
+  EXPECT_GE(deployment_urls, n);
+  EXPECT_LT(http_429, n / 100) << "under 1%";
+  EXPECT_LE(sim.stats()["max_requests_60s"].get<std::int64_t>(), 300);
+  const auto summary = summary_of(dir.path / "log");
+  EXPECT_EQ(summary["limits"]["rpm"].get<double>(), 300) << summary.dump();
+}
+
+TEST(ChargePacing, AzureV1FormKeepsTheModelInTheBody) {
+  TempDir dir("charge");
+  SimProcess sim({"--dialect", "azure", "--rpm", "600"});
+  const auto in = write_chat(dir.path, 20, 16);
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_json(sim, in, out, {"--base-url", sim.root_url() + "/openai/v1", "--provider", "azure"}, dir.path / "log"), 0)
+      << slurp(dir.path / "log");
+  EXPECT_EQ(read_jsonl(out).size(), 20u);
+  for (const auto& e : sim.ledger()) EXPECT_EQ(e.value("path", ""), "/openai/v1/chat/completions") << e.dump();
+}
+
+// Groq's x-ratelimit-*-requests count a DAY: 14,400 is a daily budget, not 14,400 a minute.
+TEST(ChargePacing, GroqsPerDayRequestsHeaderIsNotTakenPerMinute) {
+  TempDir dir("charge");
+  SimProcess sim({"--dialect", "groq", "--rpd", "14400", "--tpm", "60000"});
+  const auto in = write_chat(dir.path, 30, 16);
+  const auto out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_json(sim, in, out, {"--base-url", sim.base_url(), "--provider", "groq"}, dir.path / "log"), 0) << slurp(dir.path / "log");
+  EXPECT_EQ(read_jsonl(out).size(), 30u);
+  const auto summary = summary_of(dir.path / "log");
+  EXPECT_EQ(summary["limits"]["rpm"].get<double>(), 0) << summary.dump();
+  EXPECT_EQ(summary["limits"]["rpd"].get<double>(), 14400) << summary.dump();
+  EXPECT_EQ(summary["limits"]["tpm"].get<double>(), 60000) << summary.dump();
+  EXPECT_EQ(count_429(sim.stats()), 0);
 }
 
 // `floodgate estimate` counts the same charge as run's pacing: input + 16 for a request

@@ -289,3 +289,22 @@ TEST(LimiterSet, RefundRulesSettleAtUsageAndNoneDoesNotProbe) {
   EXPECT_FALSE(headerless.for_model("m").snapshot(t0).learning);  // no probe to wait for
   for (int i = 0; i < 50; ++i) EXPECT_TRUE(headerless.for_model("m").try_acquire(one, t0).admitted());
 }
+
+// A burst's first requests wait for their connections: the server may stamp them later than
+// the window margin after their admission. An answer moves the entry to its own slot, so it
+// never leaves our window before it leaves the server's.
+TEST(WholeWindow, AnAnswerCountsFromWhenItCame) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{2, 0, 0, 0});
+  const TimePoint t0 = clock.now();
+  const Decision a = limiter.try_acquire(one, t0);
+  const Decision b = limiter.try_acquire(one, t0);
+  ASSERT_TRUE(a.admitted() && b.admitted());
+  limiter.reconcile(a.grant, {1, 0}, t0 + 2s);  // answered 2 s later (the server stamped it <= then)
+  // b (not answered yet) keeps its admission slot and leaves at ~60.6 s; a not before 62.5 s.
+  EXPECT_TRUE(limiter.try_acquire(one, t0 + 60700ms).admitted());
+  const Decision d = limiter.try_acquire(one, t0 + 61s);
+  ASSERT_FALSE(d.admitted());
+  EXPECT_GE(d.not_before - t0, 62s + 500ms);
+  EXPECT_EQ(limiter.snapshot(t0 + 61s).requests_last_minute, 2);
+}

@@ -50,6 +50,11 @@
 // runs ahead of the server's count (measured: 61,341 tokens in a 60 s window at 60,000
 // TPM). `refund = Refund::unused` (",refund" charge rules) gives it back, for servers that
 // count actual usage. Failed requests still cost their request: reconcile with requests = 1.
+// The settled cost is also moved to the slot of `now` when the answer comes in a later slot
+// than the admission: the server stamped the request somewhere in between (a burst's first
+// requests wait for their connections; on a loaded machine over half a second, more than
+// the window margin), so an entry counted from its answer never leaves our window before
+// it leaves the server's. Requests still in flight keep their admission slot.
 //
 // *Re-sync.* observe() reads every response's x-ratelimit-* headers (as the provider's
 // dialect means them: Groq's requests trio counts a day, core/provider.hpp). In auto mode a
