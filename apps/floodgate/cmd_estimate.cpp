@@ -198,16 +198,20 @@ int run(const EstimateFlags& f) {
   // The limit that sets the time is named.
   double minutes = 0;
   const char* bound_by = "";
-  auto bound = [&](double m, const char* name) {
-    if (m > minutes) {
-      minutes = m;
+  // The limit that binds is the one with the most periods' worth of quota to send; it is
+  // named even when one window holds the whole job.
+  double most_periods = 0;
+  auto bound = [&](double total, double limit, double minutes_per_period, const char* name) {
+    minutes = std::max(minutes, periods_needed(total, limit) * minutes_per_period);
+    if (total / limit * minutes_per_period > most_periods) {
+      most_periods = total / limit * minutes_per_period;
       bound_by = name;
     }
   };
-  if (f.rpm > 0) bound(periods_needed(requests, f.rpm), "rpm");
-  if (f.tpm > 0) bound(periods_needed(charged_tokens, f.tpm), "tpm");
-  if (f.rpd > 0) bound(periods_needed(requests, f.rpd) * 1440, "rpd");
-  if (f.tpd > 0) bound(periods_needed(charged_tokens, f.tpd) * 1440, "tpd");
+  if (f.rpm > 0) bound(requests, f.rpm, 1, "rpm");
+  if (f.tpm > 0) bound(charged_tokens, f.tpm, 1, "tpm");
+  if (f.rpd > 0) bound(requests, f.rpd, 1440, "rpd");
+  if (f.tpd > 0) bound(charged_tokens, f.tpd, 1440, "tpd");
   const bool limited = f.rpm > 0 || f.tpm > 0 || f.rpd > 0 || f.tpd > 0;
 
   // Cost range (docs/tables.md): at least prompt x input, at most + allowance x output.
@@ -248,7 +252,7 @@ int run(const EstimateFlags& f) {
                           {"charge", charge.describe()}};
     if (limited) {
       out["min_seconds"] = minutes * 60;
-      if (minutes > 0) out["bound_by"] = bound_by;
+      if (*bound_by) out["bound_by"] = bound_by;
     }
     if (all.error_rows > 0) out["error_rows"] = all.error_rows;
     out["cost_usd_min"] = total_range.min_usd;
@@ -294,19 +298,13 @@ int run(const EstimateFlags& f) {
   }
   if (all.unparsed) std::printf("bodies that were not JSON (counted as text): %llu\n", static_cast<unsigned long long>(all.unparsed));
   if (limited) {
-    if (minutes == 0) {
-      std::printf("minimum time at these limits: %s (one window holds it all: the time the answers take)\n",
-                  minutes_text(minutes).c_str());
-    } else {
-      const std::string_view b = bound_by;
-      const bool by_requests = b == "rpm" || b == "rpd";
-      std::printf("minimum time at these limits: %s (each 60 s window full, plus the answers' time; set by %s: %.0f %s at %.0f/%s)\n",
-                  minutes_text(minutes).c_str(),
-                  b == "rpm" ? "requests/min" : b == "tpm" ? "tokens/min" : b == "rpd" ? "requests/day" : "tokens/day",
-                  by_requests ? requests : charged_tokens, by_requests ? "requests" : "charged tokens",
-                  b == "rpm" ? f.rpm : b == "tpm" ? f.tpm : b == "rpd" ? f.rpd : f.tpd,
-                  b == "rpm" || b == "tpm" ? "min" : "day");
-    }
+    const std::string_view b = bound_by;
+    const bool by_requests = b == "rpm" || b == "rpd";
+    std::printf("minimum time at these limits: %s (set by %s: %.0f %s at %.0f/%s; %s)\n", minutes_text(minutes).c_str(),
+                b == "rpm" ? "requests/min" : b == "tpm" ? "tokens/min" : b == "rpd" ? "requests/day" : "tokens/day",
+                by_requests ? requests : charged_tokens, by_requests ? "requests" : "charged tokens",
+                b == "rpm" ? f.rpm : b == "tpm" ? f.tpm : b == "rpd" ? f.rpd : f.tpd, b == "rpm" || b == "tpm" ? "min" : "day",
+                minutes == 0 ? "one window holds it all: the time the answers take" : "each 60 s window full, plus the answers' time");
   } else {
     std::printf("minimum time: pass --rpm/--tpm (and --rpd/--tpd) to compute it\n");
   }
