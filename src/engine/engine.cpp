@@ -1129,6 +1129,9 @@ struct Engine::Impl {
     } else if (o.error == ErrorKind::rate_limited || o.error == ErrorKind::insufficient_quota || !is_retryable(o.error)) {
       actual.tokens = 0;  // refused before any work: no tokens spent
     }
+    // A 429 although the minute had room: a shorter period refused it, and the minute's
+    // count does not hold it: its request goes back to the window and the pace too.
+    if (o.error == ErrorKind::rate_limited && lane.limiter->minute_had_room(rl, f.grant.cost)) actual.requests = 0;
     lane.limiter->reconcile(f.grant, actual, now);
     if (opt.settle) opt.settle(item->req, o.usage);
     // Every answered attempt is billed, also one re-asked below (--retry-invalid): count it
@@ -1501,7 +1504,10 @@ struct Engine::Impl {
       s.rpm_limit = snap.limits.requests_per_minute;
       s.tpm_limit = snap.limits.tokens_per_minute;
       s.charge = lane.charge.describe();
-      if (snap.learned_extra_tokens > 0) s.charge += "+" + std::to_string(static_cast<long long>(std::ceil(snap.learned_extra_tokens))) + " learned";
+      if (snap.learned_extra_tokens != 0) {
+        const auto extra = static_cast<long long>(std::ceil(snap.learned_extra_tokens));
+        s.charge += (extra >= 0 ? "+" : "") + std::to_string(extra) + " learned";
+      }
       if (snap.learning) {
         s.note = "learning limits";
       } else if (!snap.limits.any()) {

@@ -137,7 +137,10 @@ RateLimiter::RateLimiter(Limits configured, bool learn_from_headers, LimiterOpti
     : dims_{Dim{Window(kMinute, options.window_margin)}, Dim{Window(kMinute, options.window_margin)},
             Dim{Window(kDay, options.window_margin)}, Dim{Window(kDay, options.window_margin)}},
       learn_(learn_from_headers),
-      options_(options) {
+      options_(options),
+      model_tokens_(kMinute, options.window_margin),
+      settled_requests_(kMinute, options.window_margin),
+      settled_model_tokens_(kMinute, options.window_margin) {
   if (options_.burst.count() < 0) options_.burst = Duration{0};
   even_ = options_.pacing == LimiterOptions::Pacing::even;
   const double values[4] = {configured.requests_per_minute, configured.tokens_per_minute,
@@ -213,7 +216,10 @@ Decision RateLimiter::decide(Cost cost, TimePoint now) const {
 }
 
 Cost RateLimiter::charged(Cost cost) const noexcept {
-  if (extra_tokens_ > 0 && cost.tokens > 0) cost.tokens += static_cast<std::uint64_t>(std::ceil(extra_tokens_ * static_cast<double>(cost.requests)));
+  if (extra_tokens_ == 0 || cost.tokens == 0) return cost;
+  // A learned correction below the model never takes a request under 1 token.
+  const double t = static_cast<double>(cost.tokens) + std::ceil(extra_tokens_ * static_cast<double>(cost.requests));
+  cost.tokens = t < 1 ? 1 : t >= 9e18 ? std::numeric_limits<std::uint64_t>::max() / 4 : static_cast<std::uint64_t>(t);
   return cost;
 }
 
@@ -222,12 +228,18 @@ Decision RateLimiter::peek(Cost cost, TimePoint now) const { return decide(charg
 Decision RateLimiter::try_acquire(Cost cost, TimePoint now) {
   now = clamp(now);
   latest_now_ = now;
+  const std::uint64_t model_tokens = cost.tokens;
   cost = charged(cost);
   Decision decision = decide(cost, now);
   if (!decision.admitted()) return decision;
   const std::int64_t now_ns = ns_of(now);
-  decision.grant.requests_before = dims_[0].window.total(dims_[0].window.slot_of(now));
-  decision.grant.tokens_before = dims_[1].window.total(dims_[1].window.slot_of(now));
+  const std::int64_t minute_slot = dims_[0].window.slot_of(now);
+  decision.grant.requests_before = dims_[0].window.total(minute_slot);
+  decision.grant.tokens_before = dims_[1].window.total(minute_slot);
+  decision.grant.model_tokens = model_tokens;
+  decision.grant.settled_requests_before = settled_requests_.total(minute_slot);
+  decision.grant.settled_model_tokens_before = settled_model_tokens_.total(minute_slot);
+  if (model_tokens > 0) model_tokens_.add(minute_slot, static_cast<double>(model_tokens), minute_slot);
   for (Dim& d : dims_) {
     const double c = cost_in(d, cost);
     if (c <= 0) continue;
@@ -254,31 +266,37 @@ void RateLimiter::record_admitted(Cost cost, TimePoint at, TimePoint now) {
     d.window.add(d.window.slot_of(at), c, d.window.slot_of(now));
     if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, ns_of(at)) + pace_ns(c, d.limit);
   }
+  if (cost.tokens > 0) model_tokens_.add(model_tokens_.slot_of(at), static_cast<double>(cost.tokens), model_tokens_.slot_of(now));
+}
+
+// Settles one window entry of `reserved` admitted in `grant_slot` at `used`.
+void RateLimiter::Window::settle(std::int64_t grant_slot, std::int64_t now_slot, double reserved, double used) {
+  if (grant_slot < now_slot && reserved > 0) {
+    // Answered in a later slot: the server stamped it somewhere between the admission and
+    // now (connections opening at the start of a burst delayed some by over half a
+    // second on a loaded machine). Counted from now on, it leaves our window no earlier
+    // than the server's.
+    remove(grant_slot, reserved, now_slot);
+    if (used > 0) add(now_slot, used, now_slot);
+  } else if (used < reserved) {
+    remove(grant_slot, reserved - used, now_slot);
+  } else if (used > reserved) {
+    add(grant_slot, used - reserved, now_slot);
+  }
 }
 
 void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
   now = clamp(now);
   latest_now_ = now;
   const std::int64_t now_ns = ns_of(now);
+  double used_tokens = 0;
   for (Dim& d : dims_) {
     const double reserved = cost_in(d, grant.cost);
     double used = cost_in(d, actual);
     // 0 means the server did no work for it (refused, or never sent): always given back.
     if (used < reserved && used > 0 && options_.refund == LimiterOptions::Refund::refused_only) used = reserved;
-    const std::int64_t now_slot = d.window.slot_of(now);
-    const std::int64_t grant_slot = d.window.slot_of(grant.admitted_at);
-    if (grant_slot < now_slot && reserved > 0) {
-      // Answered in a later slot: the server stamped it somewhere between the admission and
-      // now (connections opening at the start of a burst delayed some by over half a
-      // second on a loaded machine). Counted from now on, it leaves our window no earlier
-      // than the server's.
-      d.window.remove(grant_slot, reserved, now_slot);
-      if (used > 0) d.window.add(now_slot, used, now_slot);
-    } else if (used < reserved) {
-      d.window.remove(grant_slot, reserved - used, now_slot);
-    } else if (used > reserved) {
-      d.window.add(grant_slot, used - reserved, now_slot);
-    }
+    if (d.name == Dimension::tokens_per_minute) used_tokens = used;
+    d.window.settle(d.window.slot_of(grant.admitted_at), d.window.slot_of(now), reserved, used);
     if (used < reserved) {
       if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, d.limit), now_ns);
     } else if (used > reserved) {
@@ -287,6 +305,22 @@ void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
         const std::int64_t cap = now_ns + std::chrono::duration_cast<Duration>(kDay).count();
         d.tat_ns = std::min(cap, std::max(d.tat_ns, now_ns - options_.burst.count()) + std::min(pace_ns(used - reserved, d.limit), cap - now_ns));
       }
+    }
+  }
+  // The same entry's model charge: what was settled, less the learned correction it carried.
+  if (grant.model_tokens > 0) {
+    const double model = static_cast<double>(grant.model_tokens);
+    const double correction = static_cast<double>(grant.cost.tokens) - model;
+    const double used_model = used_tokens > 0 ? std::max(0.0, used_tokens - correction) : 0.0;
+    const std::int64_t now_slot = model_tokens_.slot_of(now);
+    const std::int64_t grant_slot = model_tokens_.slot_of(grant.admitted_at);
+    model_tokens_.settle(grant_slot, now_slot, model, used_model);
+    // Answered, so counted by the server (refused requests are not: their tokens come back),
+    // at its admission slot. It may stay in this window a little longer than in the
+    // server's: the requests check in learn_charge() sees that.
+    if (used_model > 0 && actual.requests > 0) {
+      settled_requests_.add(grant_slot, static_cast<double>(actual.requests), now_slot);
+      settled_model_tokens_.add(grant_slot, used_model, now_slot);
     }
   }
 }
@@ -313,9 +347,22 @@ void RateLimiter::resync(Dim& d, std::int64_t remaining, std::optional<Duration>
   }
 }
 
-void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now) {
-  now = clamp(now);
-  latest_now_ = now;
+void RateLimiter::learn_limits(const RateLimitHeaders& headers) {
+  if (!learn_) return;
+  auto learn = [&](Dim& d, std::optional<std::int64_t> server) {
+    if (!server || *server <= 0) return;
+    const auto value = static_cast<double>(*server);
+    set_limit(d, d.configured > 0 ? std::min(d.configured, value) : value);
+  };
+  learn(dims_[0], headers.limit_requests);
+  learn(dims_[1], headers.limit_tokens);
+  learn(dims_[2], headers.limit_requests_day);
+  if (headers.limit_requests) from_remaining_[0] = false;
+  if (headers.limit_tokens) from_remaining_[1] = false;
+}
+
+// The learning phase and the re-sync (after anything learned from the same answer).
+void RateLimiter::observe_remaining(const RateLimitHeaders& headers, TimePoint now) {
   if (learning_) {
     // A response with rate-limit headers ends the learning phase. One without (a
     // connection error, or a server that sends none) lets the next probe go; after a few
@@ -325,18 +372,6 @@ void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now) {
     } else {
       probe_sent_ = false;
     }
-  }
-  if (learn_) {
-    auto learn = [&](Dim& d, std::optional<std::int64_t> server) {
-      if (!server || *server <= 0) return;
-      const auto value = static_cast<double>(*server);
-      set_limit(d, d.configured > 0 ? std::min(d.configured, value) : value);
-    };
-    learn(dims_[0], headers.limit_requests);
-    learn(dims_[1], headers.limit_tokens);
-    learn(dims_[2], headers.limit_requests_day);
-    if (headers.limit_requests) from_remaining_[0] = false;
-    if (headers.limit_tokens) from_remaining_[1] = false;
   }
   if (headers.remaining_requests) {
     resync(dims_[0], *headers.remaining_requests, headers.reset_requests, now);
@@ -349,24 +384,28 @@ void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now) {
   if (headers.remaining_requests_day) resync(dims_[2], *headers.remaining_requests_day, headers.reset_requests_day, now);
 }
 
-void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now, const Grant& answered) {
-  learn_from_answer(headers, answered, clamp(now));
-  observe(headers, now);
+void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now) {
+  now = clamp(now);
+  latest_now_ = now;
+  learn_limits(headers);
+  observe_remaining(headers, now);
 }
 
-// What one answer's `remaining` says beyond the plain re-sync (the essay, "Learning"):
-//  - a limit the server does not send (Azure): remaining + what we had charged in the
-//    window when this request was admitted is a lower bound of the limit, exact when the
-//    window was empty then (at the start, after a quiet spell): learned only then, and
-//    only upwards, so it never passes the server's limit by more than the charge estimate
-//    of one request;
-//  - the server's charge: limit - remaining is what the server had counted when it admitted
-//    this request. Requests admitted after it may have reached the server first (in flight
-//    together), so the most of ours it can have counted is what our window holds now, the
-//    requests in flight included. More than that on the server's side, spread over the
-//    requests in our window, is the extra it charges per request: later reservations carry
-//    it. Only upwards: a bucket refills between our count and the server's, so "fewer
-//    used" proves nothing, while "more used" does.
+void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now, const Grant& answered) {
+  now = clamp(now);
+  latest_now_ = now;
+  // The limits first: the probe's answer then also teaches the charge, before the window
+  // opens at the model's charge.
+  learn_limits(headers);
+  learn_from_answer(headers, answered, now);
+  observe_remaining(headers, now);
+}
+
+// A limit the server does not send (Azure): remaining + what we had charged in the window
+// when this request was admitted is a lower bound of the limit, exact when the window was
+// empty then (at the start, after a quiet spell): learned only then, and only upwards, so
+// it never passes the server's limit by more than the charge estimate of one request.
+// Then the charge (the essay, "Learning from remaining").
 void RateLimiter::learn_from_answer(const RateLimitHeaders& headers, const Grant& g, TimePoint now) {
   const double requests_then = g.requests_before + static_cast<double>(g.cost.requests);
   const double tokens_then = g.tokens_before + static_cast<double>(g.cost.tokens);
@@ -386,17 +425,44 @@ void RateLimiter::learn_from_answer(const RateLimitHeaders& headers, const Grant
     infer(0, headers.limit_requests, headers.remaining_requests, g.requests_before, requests_then);
     infer(1, headers.limit_tokens, headers.remaining_tokens, g.tokens_before, tokens_then);
   }
-  if (options_.learn_charge && headers.remaining_tokens && is_limited(dims_[1].limit) && g.cost.tokens > 0) {
-    const double server_used = dims_[1].limit - static_cast<double>(*headers.remaining_tokens);
-    const double tokens_now = dims_[1].window.total(dims_[1].window.slot_of(now));
-    const double requests_now = std::max(requests_then, dims_[0].window.total(dims_[0].window.slot_of(now)));
-    const double excess = server_used - tokens_now;
-    // Below one request's own charge the difference is rounding and timing noise.
-    if (excess > static_cast<double>(g.cost.tokens) / 2 && requests_now > 0) {
-      const double per_request = excess / requests_now;
-      extra_tokens_ = std::max(extra_tokens_, std::min(per_request, dims_[1].limit));
-    }
+  if (options_.learn_charge) learn_charge(headers, g, now);
+}
+
+void RateLimiter::learn_charge(const RateLimitHeaders& headers, const Grant& g, TimePoint now) {
+  if (!headers.remaining_tokens || g.cost.tokens == 0 || g.model_tokens == 0) return;
+  // The server's limit: its header, else ours (configured, or inferred from remaining).
+  const double limit_tokens = headers.limit_tokens ? static_cast<double>(*headers.limit_tokens) : dims_[1].limit;
+  if (!is_limited(limit_tokens)) return;
+  // What the server had counted when it admitted this request, the request included.
+  const double server_used = limit_tokens - static_cast<double>(*headers.remaining_tokens);
+  const std::int64_t now_slot = dims_[1].window.slot_of(now);
+
+  // More than our whole window (requests in flight included) by over half a request's
+  // charge (below that it is rounding and timing noise): the server's average charge over
+  // our window is at least server_used / requests.
+  const double requests_now = std::max(g.requests_before + static_cast<double>(g.cost.requests), dims_[0].window.total(now_slot));
+  if (server_used - dims_[1].window.total(now_slot) > static_cast<double>(g.cost.tokens) / 2 && requests_now > 0) {
+    const double at_least = (server_used - model_tokens_.total(now_slot)) / requests_now;
+    if (at_least > extra_tokens_) extra_tokens_ = std::min(at_least, limit_tokens);
+    return;
   }
+  if (!options_.learn_charge_down) return;
+
+  // Fewer: only from an answer that proves it (the essay). What the server must have
+  // counted of ours: the requests answered before this one was admitted, and this one.
+  const double must_requests = g.settled_requests_before + static_cast<double>(g.cost.requests);
+  const double must_model = g.settled_model_tokens_before + static_cast<double>(g.model_tokens);
+  bool proves = false;
+  if (headers.remaining_requests) {
+    const double limit_requests = headers.limit_requests ? static_cast<double>(*headers.limit_requests) : dims_[0].limit;
+    proves = is_limited(limit_requests) && limit_requests - static_cast<double>(*headers.remaining_requests) >= must_requests;
+  } else {
+    proves = g.requests_before == 0 && g.tokens_before == 0;  // admitted into an empty window: the probe
+  }
+  if (!proves) return;
+  const double at_most = (server_used - must_model) / must_requests;
+  const double tolerance = std::max(2.0, 0.05 * static_cast<double>(g.model_tokens));
+  if (at_most < extra_tokens_ - tolerance) extra_tokens_ = at_most;
 }
 
 bool RateLimiter::on_rate_limited(const RateLimitHeaders& headers, TimePoint now) {
@@ -418,7 +484,22 @@ void RateLimiter::fall_back_to_even_pacing(TimePoint now) {
   now = clamp(now);
   if (even_) return;
   even_ = true;
-  for (Dim& d : dims_) d.tat_ns = std::max(d.tat_ns, ns_of(now));
+  // The burst is spent (the window's room just went): from one emission interval on.
+  for (Dim& d : dims_) d.tat_ns = std::max(d.tat_ns, ns_of(now) + options_.burst.count());
+}
+
+bool RateLimiter::minute_had_room(const RateLimitHeaders& headers, Cost cost) const noexcept {
+  auto room = [](std::optional<std::int64_t> in_429, std::optional<std::int64_t> before, std::uint64_t need) {
+    const auto r = in_429 ? in_429 : before;
+    return r && *r >= 0 && static_cast<std::uint64_t>(*r) >= need;
+  };
+  const bool requests = room(headers.remaining_requests, last_remaining_requests_, cost.requests);
+  const bool tokens = room(headers.remaining_tokens, last_remaining_tokens_, cost.tokens);
+  // Every minute figure the server sends must have had room; at least one must be known.
+  const bool any = headers.remaining_requests || last_remaining_requests_ || headers.remaining_tokens || last_remaining_tokens_;
+  const bool requests_ok = requests || !(headers.remaining_requests || last_remaining_requests_);
+  const bool tokens_ok = tokens || !(headers.remaining_tokens || last_remaining_tokens_);
+  return any && requests_ok && tokens_ok;
 }
 
 void RateLimiter::pause_until(TimePoint until) { paused_until_ = std::max(paused_until_, until); }

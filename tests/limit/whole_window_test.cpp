@@ -118,12 +118,63 @@ TEST(WholeWindow, A429WithRoomLeftFallsBackToEvenPacing) {
   EXPECT_TRUE(limiter.on_rate_limited(h, t0 + 40ms));
   EXPECT_TRUE(limiter.even_pacing());
   EXPECT_FALSE(limiter.on_rate_limited(h, t0 + 50ms));  // once
-  // From now on: a 1 s burst (10), then one per 100 ms.
+  // From now on one per 100 ms: the burst was spent by the window (a second burst of 10 at
+  // once drew 10 more 429s from a server counting 10 a second).
   const TimePoint t1 = t0 + 40ms;
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(limiter.try_acquire(one, t1).admitted()) << i;
   const Decision d = limiter.try_acquire(one, t1);
   EXPECT_EQ(d.blocked_by, Dimension::requests_per_minute);
   EXPECT_EQ(d.not_before, t1 + 100ms);
+  for (int i = 1; i <= 10; ++i) {
+    EXPECT_TRUE(limiter.try_acquire(one, t1 + i * 100ms).admitted()) << i;
+    EXPECT_FALSE(limiter.try_acquire(one, t1 + i * 100ms).admitted()) << i;
+  }
+}
+
+// The 429s of a server enforcing a shorter period (their remaining said the minute had
+// room) did not count against its minute: settled with Cost{0, 0}, their permits go back
+// to the window and the pace, so the refused requests of the first burst do not take a
+// minute's room from the rest of the job.
+TEST(WholeWindow, RefusedWithRoomLeftGiveTheirPermitsBack) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{600, 0, 0, 0});
+  const TimePoint t0 = clock.now();
+  std::vector<Grant> burst;
+  for (int i = 0; i < 64; ++i) burst.push_back(limiter.try_acquire(one, t0).grant);
+  RateLimitHeaders h;
+  h.remaining_requests = 590;  // the server admitted 10; the minute has room
+  ASSERT_TRUE(limiter.minute_had_room(h, one));
+  ASSERT_TRUE(limiter.on_rate_limited(h, t0 + 40ms));
+  for (int i = 10; i < 64; ++i) limiter.reconcile(burst[static_cast<std::size_t>(i)], Cost{0, 0}, t0 + 40ms);
+  EXPECT_EQ(limiter.snapshot(t0 + 40ms).requests_last_minute, 10);
+  // 590 more fit in the first minute (at the even pace): 600 in all, none refused among them.
+  TimePoint t = t0 + 40ms;
+  int admitted = 0;
+  while (t < t0 + 60s) {
+    const Decision d = limiter.try_acquire(one, t);
+    if (d.admitted()) {
+      ++admitted;
+    } else {
+      t = d.not_before;
+    }
+  }
+  EXPECT_EQ(admitted, 590);
+}
+
+TEST(WholeWindow, MinuteHadRoomNeedsRoomForTheRequest) {
+  auto limiter = whole_window(Limits{600, 100000, 0, 0});
+  RateLimitHeaders h;
+  EXPECT_FALSE(limiter.minute_had_room(h, {1, 100}));  // nothing known
+  h.remaining_requests = 5;
+  h.remaining_tokens = 50;
+  EXPECT_FALSE(limiter.minute_had_room(h, {1, 100}));  // the tokens bind: a minute limit
+  EXPECT_TRUE(limiter.minute_had_room(h, {1, 50}));
+  h.remaining_requests = 0;
+  EXPECT_FALSE(limiter.minute_had_room(h, {1, 50}));
+  // Without remaining in the 429, the last answer's count.
+  RateLimitHeaders ok;
+  ok.remaining_requests = 300;
+  limiter.observe(ok, TimePoint{});
+  EXPECT_TRUE(limiter.minute_had_room(RateLimitHeaders{}, {1, 0}));
 }
 
 TEST(WholeWindow, A429WithNothingRemainingKeepsTheWindow) {
@@ -265,6 +316,121 @@ TEST(LearnCharge, FewerUsedIsNotTakenForACheaperCharge) {
   limiter.observe(h, t0 + 40ms, d.grant);
   EXPECT_EQ(limiter.snapshot(t0).learned_extra_tokens, 0);
   EXPECT_EQ(limiter.try_acquire({1, 100}, t0 + 40ms).grant.cost.tokens, 100u);
+}
+
+// A server that charges more than the model (context:4096 for a request without
+// max_tokens, where the model says ~76): the probe's own answer sets the charge, before the
+// window opens. Before, the charge was learned only once the limit was known, i.e. from a
+// later answer: the window first opened at the model's charge (1,300 of them) and the
+// server refused all beyond its 24.
+TEST(LearnCharge, TheProbesAnswerSetsTheChargeBeforeTheWindowOpens) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  RateLimiter limiter(Limits{}, /*learn=*/true, LimiterOptions{});
+  const Decision probe = limiter.try_acquire({1, 76}, t0);
+  ASSERT_TRUE(probe.admitted());
+  RateLimitHeaders h;
+  h.limit_requests = 600;
+  h.remaining_requests = 599;
+  h.limit_tokens = 100000;
+  h.remaining_tokens = 100000 - 4096;
+  limiter.observe(h, t0 + 40ms, probe.grant);
+  EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, 4020, 1);
+  int admitted = 0;
+  while (limiter.try_acquire({1, 76}, t0 + 40ms).admitted()) ++admitted;
+  EXPECT_EQ(admitted, 23);  // 24 in all: what the server counts 4,096 each
+}
+
+// A server that charges less (flat 16 a request, where the model says prompt + 16 =
+// 1,516): the probe, alone in the server's window, proves it; the charge falls so that the
+// requests limit binds, as it does on the server. Before, only upward corrections were
+// learned and this job ran at 66 requests a minute of its 600.
+TEST(LearnCharge, AServerThatChargesLessLowersTheCharge) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  RateLimiter limiter(Limits{}, /*learn=*/true, LimiterOptions{});
+  const Decision probe = limiter.try_acquire({1, 1516}, t0);
+  ASSERT_TRUE(probe.admitted());
+  RateLimitHeaders h;
+  h.limit_requests = 600;
+  h.remaining_requests = 599;
+  h.limit_tokens = 100000;
+  h.remaining_tokens = 100000 - 16;
+  limiter.observe(h, t0 + 40ms, probe.grant);
+  EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, -1500, 1);
+  std::vector<Grant> grants;
+  for (;;) {
+    const Decision d = limiter.try_acquire({1, 1520}, t0 + 40ms);
+    if (!d.admitted()) {
+      EXPECT_EQ(d.blocked_by, Dimension::requests_per_minute);
+      break;
+    }
+    EXPECT_LE(d.grant.cost.tokens, 20u);
+    grants.push_back(d.grant);
+  }
+  EXPECT_EQ(grants.size(), 599u);
+  // Their answers (the server counting 16 each) keep it there: not taken for a server that
+  // charges more than our window holds.
+  h.remaining_requests = 0;
+  h.remaining_tokens = 100000 - 600 * 16;
+  limiter.observe(h, t0 + 80ms, grants.back());
+  EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, -1500, 1);
+}
+
+// "Fewer used" proves a cheaper charge only when the server's count holds every request of
+// ours it must: a bucket that refilled (the server counts fewer requests than were answered
+// before this one) says nothing about the charge.
+TEST(LearnCharge, ACheaperChargeNeedsTheServerToCountOurRequests) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  auto limiter = whole_window(Limits{600, 100000, 0, 0});
+  std::vector<Grant> first;
+  for (int i = 0; i < 10; ++i) first.push_back(limiter.try_acquire({1, 1000}, t0).grant);
+  for (const Grant& g : first) limiter.reconcile(g, {1, 1000}, t0 + 40ms);
+  const Decision d = limiter.try_acquire({1, 1000}, t0 + 20s);
+  ASSERT_TRUE(d.admitted());
+  EXPECT_EQ(d.grant.settled_requests_before, 10);
+  RateLimitHeaders h;
+  h.limit_requests = 600;
+  h.limit_tokens = 100000;
+  // The bucket refilled for 20 s: it counts 11 - 200 requests (0) and few tokens.
+  h.remaining_requests = 600;
+  h.remaining_tokens = 100000 - 1000;
+  limiter.observe(h, t0 + 20s + 40ms, d.grant);
+  EXPECT_EQ(limiter.snapshot(t0).learned_extra_tokens, 0);
+  // A server that counted all 11, at 100 tokens each, proves it.
+  const Decision e = limiter.try_acquire({1, 1000}, t0 + 21s);
+  ASSERT_TRUE(e.admitted());
+  h.remaining_requests = 600 - 11;
+  h.remaining_tokens = 100000 - 11 * 100;
+  limiter.observe(h, t0 + 21s + 40ms, e.grant);
+  EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, -900, 1);
+}
+
+// A charge model that was given is known: never learned below (the window rule holds at
+// the server's count), still corrected upwards.
+TEST(LearnCharge, AGivenChargeModelIsNotLoweredButStillRaised) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  LimitsConfig config;
+  config.charge = parse_charge_model("input+16");
+  LimiterSet set(config);
+  RateLimiter& limiter = set.for_model("m");
+  const Decision probe = limiter.try_acquire({1, 1516}, t0);
+  ASSERT_TRUE(probe.admitted());
+  RateLimitHeaders h;
+  h.limit_requests = 600;
+  h.remaining_requests = 599;
+  h.limit_tokens = 100000;
+  h.remaining_tokens = 100000 - 16;
+  limiter.observe(h, t0 + 40ms, probe.grant);
+  EXPECT_EQ(limiter.snapshot(t0).learned_extra_tokens, 0);
+  const Decision next = limiter.try_acquire({1, 1516}, t0 + 40ms);
+  ASSERT_TRUE(next.admitted());
+  h.remaining_requests = 598;
+  h.remaining_tokens = 100000 - 2 * 3016;  // both counted at 1,500 over the model
+  limiter.observe(h, t0 + 80ms, next.grant);
+  EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, 1500, 1);
 }
 
 TEST(LimiterSet, RefundRulesSettleAtUsageAndNoneDoesNotProbe) {

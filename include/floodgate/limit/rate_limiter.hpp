@@ -67,24 +67,36 @@
 // than our reservations in flight.
 //
 // *Learning from remaining.* The answer to a grant also says what the server had counted
-// when it admitted that request (limit - remaining); the grant records what our window
-// held then (requests_before, tokens_before). Two things follow:
+// when it admitted that request (limit - remaining); the grant records what our windows
+// held then. Three things follow (learned before the re-sync, and after the limits of the
+// same answer, so the probe's answer already sets the charge before the window opens):
 //  - a limit the server does not send (Azure sends remaining only): from an answer whose
 //    request was admitted into an empty window, remaining + its charge is the limit
 //    (exact up to our charge estimate of that one request). Learned only from such
 //    answers and only upwards, so other clients' requests never inflate it.
-//  - the server's charge: when the server counted more than our window holds by the time the
-//    answer arrives (requests in flight included: they may have reached the server before
-//    the answered one), by over half a request's charge, the excess spread over the
-//    requests in our window is what
-//    the server charges per request beyond our charge model (Azure's context-size or flat
-//    reservations, a provider that counts 4,096); later reservations carry it, so the pace
-//    falls before 429s pile up. Only upwards: a bucket refills between our count and the
-//    server's, and answers are older than our reservations in flight, so "fewer used"
-//    proves nothing while "more used" does. A server that charges less than the model is
-//    found by giving the model (--charge, "charge" in the limits file).
-// Neither breaks the window invariant: a learned charge only adds cost, and a learned limit
-// is at most the server's.
+//  - a server that charges more: the server counted more than our window holds by the
+//    time the answer arrives (requests in flight included: they may have reached the
+//    server before the answered one), by over half a request's charge. Then its average
+//    charge over our window is at least (server's count) / (requests in our window): the
+//    learned extra per request is raised to that lower bound over the charge model (the
+//    window also keeps each request's model charge, so a correction is never counted
+//    twice). Azure's context-size or flat reservations, a provider that counts 4,096.
+//  - a server that charges less (flat 16 where the model says prompt + 16), unless the
+//    charge model was given (--charge, the limits file: then it is known and only the
+//    upward correction applies). Downwards only from an answer that proves it: the server's
+//    count holds at least every request of ours it must have counted, i.e. those whose
+//    answers had arrived when this one was admitted (still in our window) and this one.
+//    With the requests header, that is checked: the server counted at least that many
+//    requests (a bucket that refilled, or requests that left the server's window before
+//    ours, fail it); without it, only an answer admitted into an empty window counts (the
+//    probe). Requests in flight then may have reached the server first: they only add to
+//    its count. So (server's count - those requests' model charges) / their number is an
+//    upper bound of what the server adds per request to the model: the learned extra is
+//    lowered to it (it may go below zero; a request is charged at least 1 token).
+//    Within 5% of a request's charge the model is kept.
+// None of this breaks the window invariant when limits and charge model are given: the
+// upward correction only adds cost, the downward one is off, and a learned limit is at
+// most the server's.
 //
 // *Unknown limits.* In auto mode, before any response has been observed, only one
 // request (a probe) is admitted; the others wait for the first observe() (or for
@@ -156,6 +168,9 @@ struct LimiterOptions {
   // Learn the server's per-request token charge from `remaining` (see the essay): a server
   // that counts more than the charge model says raises every later reservation.
   bool learn_charge = true;
+  // ... and one that counts less lowers it (proved by an answer, see the essay). Off when
+  // the charge model is given (LimiterSet: --charge or the limits file): it is known then.
+  bool learn_charge_down = true;
 };
 
 // Proof of an admission; hand it back to reconcile().
@@ -166,6 +181,12 @@ struct Grant {
   // `remaining` in this request's answer they tell the server's own count apart from ours.
   double requests_before = 0;
   double tokens_before = 0;
+  // The charge model's tokens of this request (cost.tokens without the learned correction),
+  // and what the server must have counted of ours when this was admitted: the requests
+  // already answered (still in the window) and their model charges.
+  std::uint64_t model_tokens = 0;
+  double settled_requests_before = 0;
+  double settled_model_tokens_before = 0;
 };
 
 struct Decision {
@@ -192,7 +213,7 @@ struct LimiterSnapshot {
   TimePoint paused_until{};
   bool learning = false;
   bool even_pacing = false;        // whole-window mode fell back (or --burst asked for it)
-  double learned_extra_tokens = 0; // per request, learned from `remaining` (0: the model holds)
+  double learned_extra_tokens = 0; // per request, learned from `remaining` (0: the model holds; < 0: the server charges less)
   bool limits_from_remaining = false;  // a limit was inferred from `remaining` (no limit header)
 };
 
@@ -227,8 +248,16 @@ class RateLimiter {
   // the server enforces a shorter period than the minute: pace evenly from now on (burst
   // as configured). Returns true when this call switched.
   bool on_rate_limited(const RateLimitHeaders& headers, TimePoint now);
-  // Even pacing from `now` (what on_rate_limited() does; also for tests and the CLI).
+  // Even pacing from `now` (what on_rate_limited() does; also for tests and the CLI). The
+  // burst counts as spent (the whole window just went): the next admission is one
+  // emission interval later, then the steady pace.
   void fall_back_to_even_pacing(TimePoint now);
+  // Whether a 429 with these headers came although the minute had room for `cost` (its
+  // remaining, or the last answer's before it): a shorter period refused it, and the server
+  // did not count it against the minute. The engine then settles it with Cost{0, 0}: its
+  // permit goes back to the window and the pace (a refused request is otherwise counted,
+  // as OpenAI counts failed requests); a re-sync takes it again if the server did count it.
+  [[nodiscard]] bool minute_had_room(const RateLimitHeaders& headers, Cost cost) const noexcept;
   [[nodiscard]] bool even_pacing() const noexcept { return even_; }
 
   // What an earlier process admitted for this model (a resume right after a crash): `cost`
@@ -252,6 +281,8 @@ class RateLimiter {
     [[nodiscard]] std::int64_t earliest_slot_for(double cost, double limit, std::int64_t now_slot) const;
     void add(std::int64_t slot, double cost, std::int64_t now_slot);
     void remove(std::int64_t slot, double cost, std::int64_t now_slot);
+    // Settles an entry of `reserved` admitted in `grant_slot` at `used` (reconcile()).
+    void settle(std::int64_t grant_slot, std::int64_t now_slot, double reserved, double used);
     [[nodiscard]] std::int64_t slot_of(TimePoint t) const noexcept;
     [[nodiscard]] TimePoint slot_start(std::int64_t slot) const noexcept;
     [[nodiscard]] std::int64_t live_slots() const noexcept { return live_slots_; }
@@ -280,7 +311,10 @@ class RateLimiter {
   [[nodiscard]] static double cost_in(const Dim& d, Cost cost) noexcept;
   void set_limit(Dim& d, double limit);
   void resync(Dim& d, std::int64_t remaining, std::optional<Duration> reset, TimePoint now);
+  void learn_limits(const RateLimitHeaders& headers);
+  void observe_remaining(const RateLimitHeaders& headers, TimePoint now);
   void learn_from_answer(const RateLimitHeaders& headers, const Grant& g, TimePoint now);
+  void learn_charge(const RateLimitHeaders& headers, const Grant& g, TimePoint now);
   [[nodiscard]] Cost charged(Cost cost) const noexcept;
 
   std::array<Dim, 4> dims_;
@@ -293,7 +327,13 @@ class RateLimiter {
   TimePoint probe_sent_at_{};
   int headerless_answers_ = 0;   // observe() calls without rate-limit headers while learning
   bool even_ = false;            // GCRA pacing in force (even mode, or whole-window fell back)
-  double extra_tokens_ = 0;      // learned per-request charge beyond the model's
+  double extra_tokens_ = 0;      // learned per-request charge beyond the model's (< 0: below it)
+  // Beside the tokens window: the model charges of the same entries (what the correction
+  // is learned against), and of the answered requests, with their count, at their
+  // admission slots (what the server must have counted).
+  Window model_tokens_;
+  Window settled_requests_;
+  Window settled_model_tokens_;
   std::array<bool, 2> from_remaining_{false, false};  // per-minute limit inferred from remaining
   std::optional<std::int64_t> last_remaining_requests_;
   std::optional<std::int64_t> last_remaining_tokens_;
