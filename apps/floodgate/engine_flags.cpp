@@ -71,7 +71,8 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_option("--charge", f.charge,
                   "what the provider counts against tokens/min at admission: openai (= input+16: input + (max_completion_tokens | "
                   "max_tokens | 16) x n), input+N, max(input,N), flat:N, context:N; append ,refund for a server that gives unused "
-                  "tokens back on completion. Default: the provider's (openai)");
+                  "tokens back on completion. Default: the provider's (openai), corrected from the server's remaining "
+                  "headers both ways; a given rule is only corrected upwards");
   cmd->add_option("--burst", f.burst,
                   "pace evenly, at most this far ahead of the steady pace (1s = one second's worth of the limit). Default: use "
                   "the whole 60 s window (the minute's quota at once, never more in any 60 s), falling back to even pacing with "

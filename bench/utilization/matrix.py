@@ -18,11 +18,12 @@ requests/tokens the server admitted in any 60-second window, for
 
 Every cell starts its own `floodgate sim` (port 0, 40 ms latency, R rpm and T tpm per
 model) and runs one job with `floodgate run`. The job size is chosen per cell so that the
-binding limit needs about 1.5 minutes' worth of quota (a rolling window's minimum is then
-60 s, a bucket's 30 s). The minimum is computed from the server's ledger: the admitted
-requests, in order, with their charges, placed greedily at the earliest instant the
-server's counting (bucket or rolling, every dimension, per model) admits them, plus the
-latency. util = minimum / wall. A cell that runs past --cap seconds is stopped ("cut",
+binding limit needs about 1.5 minutes' worth of quota (the minimum is then 60 s). The
+minimum is computed from the server's ledger: the admitted requests, in order, with their
+charges, placed greedily at the earliest instant the server's counting (bucket or rolling,
+every dimension, per model) admits them AND every strict 60 s window stays within the limit
+(the rule the client keeps; a bucket alone would admit 1.5 minutes' quota in 30 s, up to
+2x the limit in one 60 s window), plus the latency. util = minimum / wall. A cell that runs past --cap seconds is stopped ("cut",
 shown as done/requests and ~wall): its wall time is extrapolated at the pace it kept
 (cap × requests / done, per model, the slowest model's) and its minimum is the whole job's, the unsent requests charged
 like the sent ones.
@@ -139,26 +140,27 @@ def read_ledger(path):
 
 
 def minimum_seconds(admitted, window):
-    """Greedy earliest schedule of `admitted` [(charge at admission, final charge)] under the
-    server's counting of R requests/min and T tokens/min for one model."""
+    """Greedy earliest schedule of `admitted` [(charge at admission, final charge)] for one
+    model at R requests/min and T tokens/min that (1) the server's counting admits (the
+    cell's window mode) and (2) keeps every strict 60 s window within the limits: the rule
+    the client must keep when limits are given (issue 11), and keeps in every cell because
+    it cannot tell a bucket from a rolling window. Against a rolling server (2) is (1).
+    Against a bucket it forbids the bucket's head start (a full bucket, then the refill:
+    up to 2x the limit in one 60 s window, which a rolling server would refuse), so the
+    minimum of a job of 1.5 minutes' quota is 60 s, not 30 s. Each request's earliest
+    instant is the latest of what each rule needs, repeated until both hold (both rules
+    only ever delay, so greedy in order is the fastest)."""
     dims = [(RPM, lambda a: 1, lambda a: 1), (TPM, lambda a: a[0], lambda a: a[1])]
-    t = 0.0
-    if window == "bucket":
-        avail = [float(limit) for limit, _, _ in dims]
-        last = 0.0
-        for a in admitted:
-            wait = 0.0
-            for d, (limit, need, _) in enumerate(dims):
-                have = min(limit, avail[d] + (t - last) * limit / 60.0)
-                if have < need(a):
-                    wait = max(wait, (need(a) - have) * 60.0 / limit)
-            t += wait
-            for d, (limit, need, final) in enumerate(dims):
-                avail[d] = min(limit, avail[d] + (t - last) * limit / 60.0) - need(a) + (need(a) - final(a))
-            last = t
-        return t
-    entries = [collections.deque() for _ in dims]  # (time, final charge)
+    entries = [collections.deque() for _ in dims]  # the strict window: (time, final charge)
     used = [0.0 for _ in dims]
+    avail = [float(limit) for limit, _, _ in dims]  # the bucket
+    last = 0.0
+    t = 0.0
+
+    def bucket_have(d, at):
+        limit = dims[d][0]
+        return min(limit, avail[d] + (at - last) * limit / 60.0)
+
     for a in admitted:
         while True:
             start = t
@@ -167,18 +169,24 @@ def minimum_seconds(admitted, window):
                 while q and q[0][0] <= t - 60.0:
                     used[d] -= q.popleft()[1]
                 if used[d] + need(a) > limit + 1e-9:
-                    # wait until enough leaves
-                    freed = 0.0
+                    freed = 0.0  # wait until enough leaves the window
                     for when, cost in q:
                         freed += cost
                         if used[d] - freed + need(a) <= limit + 1e-9:
                             t = max(t, when + 60.0)
                             break
+                if window == "bucket":
+                    have = bucket_have(d, t)
+                    if have + 1e-9 < need(a):
+                        t += (need(a) - have) * 60.0 / limit
             if t == start:
                 break
-        for d, (_, _, final) in enumerate(dims):
+        for d, (_, need, final) in enumerate(dims):
             entries[d].append((t, final(a)))
             used[d] += final(a)
+            if window == "bucket":
+                avail[d] = bucket_have(d, t) - final(a)
+        last = t
     return t
 
 

@@ -69,6 +69,17 @@ struct Probed {
   }
 };
 
+// An answer's headers from a server at 600 requests and 100,000 tokens a minute that had
+// counted `requests` and `tokens` when it admitted the request.
+RateLimitHeaders counted(std::int64_t requests, std::int64_t tokens) {
+  RateLimitHeaders h;
+  h.limit_requests = 600;
+  h.remaining_requests = 600 - requests;
+  h.limit_tokens = 100000;
+  h.remaining_tokens = 100000 - tokens;
+  return h;
+}
+
 }  // namespace
 
 TEST(WholeWindow, TheMinutesQuotaGoesAtOnce) {
@@ -329,11 +340,7 @@ TEST(LearnCharge, TheProbesAnswerSetsTheChargeBeforeTheWindowOpens) {
   RateLimiter limiter(Limits{}, /*learn=*/true, LimiterOptions{});
   const Decision probe = limiter.try_acquire({1, 76}, t0);
   ASSERT_TRUE(probe.admitted());
-  RateLimitHeaders h;
-  h.limit_requests = 600;
-  h.remaining_requests = 599;
-  h.limit_tokens = 100000;
-  h.remaining_tokens = 100000 - 4096;
+  RateLimitHeaders h = counted(1, 4096);
   limiter.observe(h, t0 + 40ms, probe.grant);
   EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, 4020, 1);
   int admitted = 0;
@@ -351,11 +358,7 @@ TEST(LearnCharge, AServerThatChargesLessLowersTheCharge) {
   RateLimiter limiter(Limits{}, /*learn=*/true, LimiterOptions{});
   const Decision probe = limiter.try_acquire({1, 1516}, t0);
   ASSERT_TRUE(probe.admitted());
-  RateLimitHeaders h;
-  h.limit_requests = 600;
-  h.remaining_requests = 599;
-  h.limit_tokens = 100000;
-  h.remaining_tokens = 100000 - 16;
+  RateLimitHeaders h = counted(1, 16);
   limiter.observe(h, t0 + 40ms, probe.grant);
   EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, -1500, 1);
   std::vector<Grant> grants;
@@ -377,6 +380,26 @@ TEST(LearnCharge, AServerThatChargesLessLowersTheCharge) {
   EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, -1500, 1);
 }
 
+// Corrections are learned against the model's charge, not against the corrected one: a
+// server first seen charging 16 (learned 1,500 below the model) that then counts 100 a
+// request raises the charge to 100, not to 100 over what the window already carried.
+TEST(LearnCharge, ACorrectionIsLearnedAgainstTheModelsCharge) {
+  ManualClock clock;
+  const TimePoint t0 = clock.now();
+  RateLimiter limiter(Limits{}, /*learn=*/true, LimiterOptions{});
+  const Decision probe = limiter.try_acquire({1, 1516}, t0);
+  RateLimitHeaders h = counted(1, 16);
+  limiter.observe(h, t0 + 40ms, probe.grant);
+  ASSERT_NEAR(limiter.snapshot(t0).learned_extra_tokens, -1500, 1);
+  Grant last;
+  for (int i = 0; i < 99; ++i) last = limiter.try_acquire({1, 1516}, t0 + 40ms).grant;
+  h.remaining_requests = 500;
+  h.remaining_tokens = 100000 - 100 * 100;  // the server now counts 100 each
+  limiter.observe(h, t0 + 80ms, last);
+  EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, -1416, 1);
+  EXPECT_NEAR(static_cast<double>(limiter.try_acquire({1, 1516}, t0 + 80ms).grant.cost.tokens), 100, 1);
+}
+
 // "Fewer used" proves a cheaper charge only when the server's count holds every request of
 // ours it must: a bucket that refilled (the server counts fewer requests than were answered
 // before this one) says nothing about the charge.
@@ -390,20 +413,13 @@ TEST(LearnCharge, ACheaperChargeNeedsTheServerToCountOurRequests) {
   const Decision d = limiter.try_acquire({1, 1000}, t0 + 20s);
   ASSERT_TRUE(d.admitted());
   EXPECT_EQ(d.grant.settled_requests_before, 10);
-  RateLimitHeaders h;
-  h.limit_requests = 600;
-  h.limit_tokens = 100000;
   // The bucket refilled for 20 s: it counts 11 - 200 requests (0) and few tokens.
-  h.remaining_requests = 600;
-  h.remaining_tokens = 100000 - 1000;
-  limiter.observe(h, t0 + 20s + 40ms, d.grant);
+  limiter.observe(counted(0, 1000), t0 + 20s + 40ms, d.grant);
   EXPECT_EQ(limiter.snapshot(t0).learned_extra_tokens, 0);
   // A server that counted all 11, at 100 tokens each, proves it.
   const Decision e = limiter.try_acquire({1, 1000}, t0 + 21s);
   ASSERT_TRUE(e.admitted());
-  h.remaining_requests = 600 - 11;
-  h.remaining_tokens = 100000 - 11 * 100;
-  limiter.observe(h, t0 + 21s + 40ms, e.grant);
+  limiter.observe(counted(11, 11 * 100), t0 + 21s + 40ms, e.grant);
   EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, -900, 1);
 }
 
@@ -418,11 +434,7 @@ TEST(LearnCharge, AGivenChargeModelIsNotLoweredButStillRaised) {
   RateLimiter& limiter = set.for_model("m");
   const Decision probe = limiter.try_acquire({1, 1516}, t0);
   ASSERT_TRUE(probe.admitted());
-  RateLimitHeaders h;
-  h.limit_requests = 600;
-  h.remaining_requests = 599;
-  h.limit_tokens = 100000;
-  h.remaining_tokens = 100000 - 16;
+  RateLimitHeaders h = counted(1, 16);
   limiter.observe(h, t0 + 40ms, probe.grant);
   EXPECT_EQ(limiter.snapshot(t0).learned_extra_tokens, 0);
   const Decision next = limiter.try_acquire({1, 1516}, t0 + 40ms);

@@ -51,7 +51,7 @@ struct ChargeModel {
 [[nodiscard]] ChargeModel parse_charge_model(std::string_view text);
 
 // What each provider is observed to charge by default (Azure and Groq: as OpenAI; the
-// charge is corrected upwards from `remaining` where the server counts more).
+// charge is corrected from `remaining` where the server counts more, or provably less).
 [[nodiscard]] ChargeModel default_charge_model(Provider provider) noexcept;
 
 // The worst case of one request (budgets, --max-cost): input + (max | default) x n.
