@@ -15,6 +15,7 @@
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
+#include "floodgate/cost/prices.hpp"
 
 namespace floodgate::cli {
 namespace {
@@ -36,6 +37,8 @@ struct BatchFlags {
   std::string deadline_reserve = "10m";
   bool retry_failed = false;
   std::string fallback = "none";
+  std::string schema_path;
+  std::string prices_path;
   EngineFlags engine;
 };
 
@@ -77,6 +80,11 @@ batch::JobOptions job_options(const BatchFlags& f) {
     throw Error("--fallback is none or realtime", exit_code::usage);
   }
   o.quiet = f.engine.quiet;
+  const ResultSchema result_schema = read_result_schema(f.schema_path);
+  o.schema_json = result_schema.schema_json;
+  o.answer_columns = result_schema.answer_columns;
+  o.answer_sql_types = result_schema.answer_sql_types;
+  if (!f.prices_path.empty()) o.prices = std::make_shared<const cost::PriceTable>(cost::PriceTable::load(f.prices_path));
   engine::EngineOptions eo;
   apply_engine_flags(f.engine, eo);
   o.client.base_url = eo.base_url;
@@ -98,6 +106,18 @@ void print_summary(const batch::JobSummary& s, bool quiet) {
                static_cast<unsigned long long>(s.lines), static_cast<unsigned long long>(s.succeeded),
                static_cast<unsigned long long>(s.failed), static_cast<unsigned long long>(s.not_done),
                s.realtime > 0 ? (" (" + std::to_string(s.realtime) + " through the real-time API)").c_str() : "");
+  if (!quiet && (s.cost_usd > 0 || s.realtime_price_usd > 0)) {
+    std::fprintf(stderr, "batch: cost $%.6f for the answers merged now (Batch API prices%s); $%.6f at real-time prices%s\n",
+                 s.cost_usd, s.realtime > 0 ? ", real-time prices for the real-time finish" : "", s.realtime_price_usd,
+                 s.unpriced ? "; some models have no price and are left out" : "");
+  }
+}
+
+void add_result_flags(CLI::App* cmd, BatchFlags& f) {
+  cmd->add_option("--schema", f.schema_path,
+                  "JSON Schema of the answers (as run's --schema): every answer is checked, a violation is an error row\n"
+                  "of kind schema_violation; its properties become columns of a .csv/.sqlite OUTPUT");
+  cmd->add_option("--prices", f.prices_path, "price table for cost_usd and the cost line (default: the built-in data/prices.json)");
 }
 
 CLI::App* add_common(CLI::App* cmd, BatchFlags& f, bool with_input) {
@@ -131,7 +151,9 @@ void register_batch(CLI::App& app, int& exit_code) {
   CLI::App* batch = app.add_subcommand(
       "batch",
       "Send a JSONL file through OpenAI's Batch API (half the price, results within 24h) and merge the\n"
-      "results into OUTPUT in run's format, each custom_id exactly once.\n\n"
+      "results into OUTPUT in run's formats, each custom_id exactly once: JSONL, or a results table for a .csv or\n"
+      ".sqlite OUTPUT (with cost_usd at Batch prices; the JSONL goes beside it as OUTPUT.raw.jsonl); --schema\n"
+      "checks every answer as run's does.\n\n"
       "  floodgate batch run in.jsonl -o out.jsonl                 submit, wait, fetch\n"
       "  floodgate batch submit in.jsonl -o out.jsonl              validate, split, upload, create\n"
       "  floodgate batch status -o out.jsonl                        one poll, a line per batch\n"
@@ -184,6 +206,7 @@ void register_batch(CLI::App& app, int& exit_code) {
   }
   {
     auto [cmd, f] = make("fetch", "Merge the results of every finished batch into OUTPUT (streamed)", false, false, false);
+    add_result_flags(cmd, *f);
     cmd->callback([f = f, &exit_code] {
       batch::Job job(job_options(*f));
       const auto s = job.fetch();
@@ -201,6 +224,7 @@ void register_batch(CLI::App& app, int& exit_code) {
   }
   {
     auto [cmd, f] = make("run", "submit + wait + fetch (+ --retry-failed / --fallback realtime / --deadline)", true, true, true);
+    add_result_flags(cmd, *f);
     cmd->add_flag("--retry-failed", f->retry_failed, "send the lines that failed or expired again, in new batches");
     cmd->add_option("--fallback", f->fallback, "none, or realtime: the lines that failed or expired go through the real-time API")
         ->capture_default_str();

@@ -89,8 +89,10 @@ int run(SimFlags& f) {
   if (o.fault_rate < 0 || o.fault_rate > 1) throw Error("--fault-rate must be between 0 and 1");
   parse_model_tokens(f.batch_queue_limits, "--batch-queue-limit", o.batch.queue_limits, o.batch.queue_limit_all);
   if (o.batch.speed <= 0) throw Error("--batch-speed must be above 0");
-  if (o.batch.line_failure_rate < 0 || o.batch.expire_rate < 0 || o.batch.line_failure_rate + o.batch.expire_rate > 1) {
-    throw Error("--batch-line-failure-rate and --batch-expire-rate must be between 0 and 1 together");
+  if (o.batch.line_failure_rate < 0 || o.batch.expire_rate < 0 || o.batch.zero_status_rate < 0 || o.batch.lost_rate < 0 ||
+      o.batch.line_failure_rate + o.batch.expire_rate + o.batch.zero_status_rate + o.batch.lost_rate > 1) {
+    throw Error("--batch-line-failure-rate, --batch-expire-rate, --batch-zero-status-rate and --batch-lost-rate must be "
+                "between 0 and 1 together");
   }
   if (o.invalid_content_rate < 0 || o.invalid_content_rate > 1) {
     throw Error("--invalid-content-rate must be between 0 and 1");
@@ -210,6 +212,14 @@ void register_sim(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--batch-expire-rate", o.batch.expire_rate,
                   "Fraction of batch lines never run: the batch ends expired, they get batch_expired (seeded)")
+      ->group(batch)
+      ->capture_default_str();
+  cmd->add_option("--batch-zero-status-rate", o.batch.zero_status_rate,
+                  "Fraction of batch lines in the output file with status_code 0 and no answer, counted completed (seeded)")
+      ->group(batch)
+      ->capture_default_str();
+  cmd->add_option("--batch-lost-rate", o.batch.lost_rate,
+                  "Fraction of batch lines in neither the output nor the error file, counted completed (seeded)")
       ->group(batch)
       ->capture_default_str();
   cmd->add_option("--batch-queue-limit", f.batch_queue_limits,

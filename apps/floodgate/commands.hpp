@@ -6,7 +6,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace floodgate::engine {
 struct EngineOptions;
@@ -34,5 +36,15 @@ int finish_run_table_options(int exit_code, bool quiet, bool json);
 // name the file, the parser's line and column, or the strict-mode rule and JSON pointer).
 std::string read_text_file(const std::string& path, const char* what);
 std::string read_schema_file(const std::string& path);
+
+// A --schema file as the results tables use it (`run`, `batch fetch`): the strict schema
+// answers are checked against, and its top-level properties as answer columns with their
+// SQLite types. Empty (no schema, no columns) for an empty path.
+struct ResultSchema {
+  std::optional<std::string> schema_json;
+  std::vector<std::string> answer_columns;
+  std::vector<std::string> answer_sql_types;
+};
+ResultSchema read_result_schema(const std::string& schema_path);
 
 }  // namespace floodgate::cli

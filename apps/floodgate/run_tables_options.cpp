@@ -291,6 +291,17 @@ std::string read_schema_file(const std::string& path) {
   }
 }
 
+ResultSchema read_result_schema(const std::string& path) {
+  ResultSchema out;
+  if (path.empty()) return out;
+  // The strict form is what the API is asked for, so answers are checked against it too
+  // (an optional field comes back as null).
+  out.schema_json = read_schema_file(path);
+  out.answer_columns = schema::top_level_properties(*out.schema_json);
+  for (const auto& t : schema::top_level_property_types(*out.schema_json)) out.answer_sql_types.push_back(sql_type_of(t));
+  return out;
+}
+
 void add_run_table_options(CLI::App* cmd) {
   auto& f = flags();
   const char* group = "Tables, structured outputs, cost and budgets";
@@ -344,16 +355,8 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
     throw Error("--model, --system and --id-column apply to table inputs (a .csv file, or JSONL with --template)");
   }
 
-  std::optional<std::string> schema_json;
-  std::vector<std::string> answer_columns;
-  std::vector<std::string> answer_sql_types;
-  if (!f.schema_path.empty()) {
-    // The strict form is what the API is asked for, so answers are checked against it too
-    // (an optional field comes back as null).
-    schema_json = read_schema_file(f.schema_path);
-    answer_columns = schema::top_level_properties(*schema_json);
-    for (const auto& t : schema::top_level_property_types(*schema_json)) answer_sql_types.push_back(sql_type_of(t));
-  }
+  const ResultSchema result_schema = read_result_schema(f.schema_path);
+  const std::optional<std::string>& schema_json = result_schema.schema_json;
   run->checker = std::make_shared<schema::AnswerChecker>(schema_json);
 
   const std::string out_path = o.output_path;
@@ -363,14 +366,11 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
   const bool resume = !o.overwrite && file_exists(journal_path);
 
   TableSinkOptions sink_options;
-  sink_options.answer_columns = answer_columns;
-  sink_options.answer_sql_types = answer_sql_types;
+  sink_options.answer_columns = result_schema.answer_columns;
+  sink_options.answer_sql_types = result_schema.answer_sql_types;
   const cost::PriceTable* prices = &run->prices;
-  sink_options.cost_usd = [prices](const Outcome& out, const RowContext& ctx) -> std::optional<double> {
-    if (out.usage.total_tokens == 0 && out.usage.prompt_tokens == 0) return std::nullopt;
-    std::string model(ctx.model);
-    if (prices->find(model) == nullptr) return std::nullopt;
-    return cost::actual_charge(*prices, model, out.usage).cost_usd;
+  sink_options.cost_usd = [prices](const Outcome& out, const RowContext& ctx) {
+    return cost::row_cost_usd(*prices, ctx.model, out.usage);
   };
 
   std::vector<std::unique_ptr<Sink>> sinks;

@@ -1,5 +1,6 @@
 #include "floodgate/batch/job.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -8,18 +9,24 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <regex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/exit_codes.hpp"
+#include "floodgate/cost/budget_gate.hpp"
+#include "floodgate/engine/response.hpp"
+#include "floodgate/schema/structured_output.hpp"
 #include "floodgate/store/journal.hpp"
 #include "floodgate/store/output_order.hpp"
 #include "floodgate/store/sink.hpp"
+#include "floodgate/store/table_sink.hpp"
 #include "floodgate/tokens/estimate.hpp"
 
 namespace floodgate::batch {
@@ -186,14 +193,15 @@ Outcome outcome_of(const json& j, const Part& part) {
   const json* response = j.contains("response") && j["response"].is_object() ? &j["response"] : nullptr;
   const json* error = j.contains("error") && j["error"].is_object() ? &j["error"] : nullptr;
   if (response != nullptr) {
-    o.status_code = response->value("status_code", 0);
-    o.request_id = response->value("request_id", "");
+    const auto code = response->find("status_code");
+    o.status_code = code != response->end() && code->is_number_integer() ? code->get<int>() : 0;
+    o.request_id = string_or_empty(*response, "request_id");
     if (response->contains("body") && !(*response)["body"].is_null()) o.body = (*response)["body"].dump();
   }
   if (error != nullptr) {
-    const std::string code = error->value("code", "");
+    const std::string code = string_or_empty(*error, "code");
     o.error = code == "batch_expired" ? ErrorKind::timeout : ErrorKind::server_error;
-    o.error_message = code + ": " + error->value("message", "") + " (batch " + part.batch_id + ")";
+    o.error_message = code + ": " + string_or_empty(*error, "message") + " (batch " + part.batch_id + ")";
     return o;
   }
   if (response == nullptr || o.status_code == 0) {
@@ -201,27 +209,16 @@ Outcome outcome_of(const json& j, const Part& part) {
     o.error_message = "status_code 0: batch " + part.batch_id + " returned no answer for this line";
     return o;
   }
+  // The body as the engine reads a real-time answer: usage (cached and reasoning tokens
+  // too) for cost, the error object for the classifier.
+  const engine::ResponseInfo info = engine::inspect_response_body(o.body);
   if (o.status_code >= 200 && o.status_code < 300) {
-    const json& body = (*response)["body"];
-    if (body.is_object() && body.contains("usage") && body["usage"].is_object()) {
-      const json& u = body["usage"];
-      o.usage.prompt_tokens = u.value("prompt_tokens", std::uint64_t{0});
-      o.usage.completion_tokens = u.value("completion_tokens", std::uint64_t{0});
-      o.usage.total_tokens = u.value("total_tokens", std::uint64_t{0});
-    }
+    if (info.has_usage) o.usage = info.usage;
     return o;
   }
-  std::string type, code, message;
-  if (response->contains("body") && (*response)["body"].is_object() && (*response)["body"].contains("error")) {
-    const json& e = (*response)["body"]["error"];
-    if (e.is_object()) {
-      if (e.contains("type") && e["type"].is_string()) type = e["type"];
-      if (e.contains("code") && e["code"].is_string()) code = e["code"];
-      if (e.contains("message") && e["message"].is_string()) message = e["message"];
-    }
-  }
-  o.error = classify_http(o.status_code, type, code);
-  o.error_message = "HTTP " + std::to_string(o.status_code) + " in batch " + part.batch_id + (message.empty() ? "" : ": " + message);
+  o.error = classify_http(o.status_code, info.error_type, info.error_code);
+  o.error_message = "HTTP " + std::to_string(o.status_code) + " in batch " + part.batch_id +
+                    (info.error_message.empty() ? "" : ": " + info.error_message);
   return o;
 }
 
@@ -259,14 +256,29 @@ struct Job::Impl {
   State state;
   std::unique_ptr<BatchClient> client;
   std::string work_dir;
+  // The Batch-API JSONL of the results: OUTPUT itself, or OUTPUT.raw.jsonl beside a results
+  // table (as `run` writes it). Crash recovery, --retry-failed and the real-time merge read it.
+  std::string jsonl_path;
+  bool table = false;  // OUTPUT is a CSV or SQLite results table
+  std::unique_ptr<schema::AnswerChecker> checker;
+  std::shared_ptr<const cost::PriceTable> prices;
+  // What the answers merged by this command cost (JobSummary).
+  double cost_usd = 0;
+  double realtime_price_usd = 0;
+  bool unpriced = false;
 
   explicit Impl(JobOptions options) : o(std::move(options)) {
     if (o.output_path.empty() || o.output_path == "-") throw Error("batch needs -o OUTPUT (a file: the journal lives beside it)", exit_code::usage);
     if (o.journal_path.empty()) o.journal_path = default_journal_path(o.output_path);
     work_dir = o.output_path + ".batch";
+    table = output_format_of(o.output_path) != OutputFormat::jsonl;
+    jsonl_path = table ? o.output_path + ".raw.jsonl" : o.output_path;
+    checker = std::make_unique<schema::AnswerChecker>(o.schema_json);
+    prices = o.prices ? o.prices : std::shared_ptr<const cost::PriceTable>(&cost::PriceTable::builtin(), [](const cost::PriceTable*) {});
     if (o.overwrite) {
       std::error_code ec;
-      for (const auto& p : {o.output_path, o.journal_path, o.journal_path + "-wal", o.journal_path + "-shm"}) {
+      for (const auto& p : {o.output_path, o.output_path + "-wal", o.output_path + "-shm", jsonl_path, o.journal_path,
+                            o.journal_path + "-wal", o.journal_path + "-shm"}) {
         std::filesystem::remove(p, ec);
       }
       std::filesystem::remove_all(work_dir, ec);
@@ -663,9 +675,9 @@ struct Job::Impl {
 
   // Lines a crash left in OUTPUT after its flush but before the journal's commit.
   void adopt_unjournaled_output() {
-    if (!std::filesystem::exists(o.output_path)) return;
-    truncate_torn_tail(o.output_path);
-    LineReader reader(o.output_path);
+    if (!std::filesystem::exists(jsonl_path)) return;
+    truncate_torn_tail(jsonl_path);
+    LineReader reader(jsonl_path);
     std::string_view line;
     std::uint64_t adopted = 0;
     while (reader.next(line)) {
@@ -682,9 +694,89 @@ struct Job::Impl {
     if (adopted > 0) journal->commit();
   }
 
+  // ---- results: run's sinks, schema check and cost ------------------------------------
+
+  // The results table (CSV or SQLite) with cost_usd at `tier`'s prices.
+  std::unique_ptr<Sink> open_table(cost::Tier tier) const {
+    TableSinkOptions t;
+    t.answer_columns = o.answer_columns;
+    t.answer_sql_types = o.answer_sql_types;
+    t.cost_usd = [prices = prices, tier](const Outcome& out, const RowContext& ctx) {
+      return cost::row_cost_usd(*prices, ctx.model, out.usage, tier);
+    };
+    return make_sink_for_path(o.output_path, OpenMode::append, std::move(t));
+  }
+
+  std::mutex cost_mutex;  // the real-time engine settles from its own threads
+  void add_cost(std::string_view model, const Usage& usage, cost::Tier tier) {
+    const auto paid = cost::row_cost_usd(*prices, model, usage, tier);
+    const std::lock_guard lock(cost_mutex);
+    if (!paid) {
+      if (usage.total_tokens != 0 || usage.prompt_tokens != 0) unpriced = true;
+      return;
+    }
+    cost_usd += *paid;
+    realtime_price_usd += cost::row_cost_usd(*prices, model, usage).value_or(0);
+  }
+
+  // Where each line of a part that asks for a response_format is (offset, length), by
+  // custom_id: without --schema its answer is checked against the line's own format. Lines
+  // without one are not indexed (nothing but a refusal to check).
+  struct FormatIndex {
+    std::unordered_map<std::string, std::pair<std::uint64_t, std::uint32_t>> at;
+    int fd = -1;
+    FormatIndex() = default;
+    FormatIndex(const FormatIndex&) = delete;
+    FormatIndex& operator=(const FormatIndex&) = delete;
+    ~FormatIndex() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+
+  void index_formats(const Part& p, FormatIndex& index) const {
+    LineReader reader(p.path);
+    std::string_view line;
+    std::uint64_t offset = reader.bytes_read();
+    while (reader.next(line)) {
+      const std::uint64_t at = offset;
+      offset = reader.bytes_read();
+      if (line.find("\"response_format\"") == std::string_view::npos) continue;
+      const ParsedLine parsed = parse_input_line(line, reader.line_no(), InputOptions{});
+      if (parsed.request) index.at[parsed.request->custom_id] = {at, static_cast<std::uint32_t>(line.size())};
+    }
+    if (!index.at.empty()) index.fd = ::open(p.path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+
+  // A 2xx chat answer that violates the schema or refuses becomes that error, as in `run`.
+  void check_answer(Outcome& out, const Part& p, const FormatIndex& formats) const {
+    if (!out.ok() || out.body.empty() || p.endpoint != endpoint_path(Endpoint::chat_completions)) return;
+    std::string text;
+    ParsedLine parsed;
+    std::string_view request_body;
+    if (const auto it = formats.at.find(out.custom_id); it != formats.at.end() && formats.fd >= 0) {
+      text.resize(it->second.second);
+      if (::pread(formats.fd, text.data(), text.size(), static_cast<off_t>(it->second.first)) == static_cast<ssize_t>(text.size())) {
+        parsed = parse_input_line(text, 0, InputOptions{});
+        if (parsed.request) request_body = parsed.request->body;
+      }
+    }
+    const schema::Verdict v = checker->check(request_body, out.body);
+    if (v.ok()) return;
+    out.error = v.kind;
+    out.error_message = v.message;
+  }
+
   JobSummary fetch() {
     adopt_unjournaled_output();
-    auto sink = make_jsonl_sink(o.output_path, OpenMode::append);
+    // A row reaches the table before the JSONL: a row in the JSONL (journaled or adopted
+    // after a crash) is in the table too; a row only in the table is written again on the
+    // next fetch (CSV skips ids it has, SQLite upserts).
+    std::unique_ptr<Sink> table_sink = table ? open_table(cost::Tier::batch) : nullptr;
+    auto sink = make_jsonl_sink(jsonl_path, OpenMode::append);
+    const auto flush = [&] {
+      if (table_sink) table_sink->flush();
+      sink->flush();
+    };
     for (auto& p : state.parts) {
       if (p.fetched || p.batch_id.empty() || !terminal(p.status)) continue;
       CustomIdSet here;
@@ -693,18 +785,23 @@ struct Job::Impl {
       ctx.model = p.model;
       ctx.url = p.endpoint;
       if (auto e = endpoint_from_path(p.endpoint)) ctx.endpoint = *e;
-      const auto put = [&](const Outcome& out) {
+      FormatIndex formats;
+      if (!o.schema_json && ctx.endpoint == Endpoint::chat_completions) index_formats(p, formats);
+      const auto put = [&](Outcome out) {
         if (out.custom_id.empty() || here.contains(out.custom_id) || journal->is_done(out.custom_id)) return;
         here.insert(out.custom_id);
+        check_answer(out, p, formats);
         ctx.finished_at = std::chrono::system_clock::now();
+        if (table_sink) table_sink->write(out, ctx);
         sink->write(out, ctx);
+        add_cost(p.model, out.usage, cost::Tier::batch);
         journal->record(out);
         if (++written == 1) {
-          sink->flush();
+          flush();
           crash_point("during_fetch");
         }
         if (written % 5000 == 0) {
-          sink->flush();
+          flush();
           journal->commit();
         }
       };
@@ -727,13 +824,14 @@ struct Job::Impl {
                             p.status + (p.failure.empty() ? "" : ": " + p.failure) + ")";
         put(out);
       }
-      sink->flush();
+      flush();
       journal->commit();
       p.fetched = true;
       save();
       say("batch: " + p.name + ": merged " + fmt_count(written) + " lines from " + p.batch_id);
     }
-    sink->flush();
+    flush();
+    if (table_sink) table_sink->close();
     sink->close();
     return summary();
   }
@@ -746,6 +844,10 @@ struct Job::Impl {
     s.not_done = s.lines > s.succeeded + s.failed ? s.lines - s.succeeded - s.failed : 0;
     s.parts = state.parts.size();
     s.exit_code = s.failed > 0 || s.not_done > 0 ? exit_code::some_failed : exit_code::ok;
+    const std::lock_guard lock(cost_mutex);
+    s.cost_usd = cost_usd;
+    s.realtime_price_usd = realtime_price_usd;
+    s.unpriced = unpriced;
     return s;
   }
 
@@ -756,10 +858,12 @@ struct Job::Impl {
   }
 
   // Takes the error lines out of OUTPUT and the journal, so those lines can be sent again.
+  // The table forgets them first: a crash after it leaves them journaled and in the JSONL
+  // (the next retry forgets them again), never a stale error row beside a new answer.
   void forget_failures() {
     std::vector<std::string> failed;
-    if (std::filesystem::exists(o.output_path)) {
-      LineReader reader(o.output_path);
+    if (std::filesystem::exists(jsonl_path)) {
+      LineReader reader(jsonl_path);
       std::string_view line;
       while (reader.next(line)) {
         const auto info = read_output_line(line);
@@ -767,8 +871,13 @@ struct Job::Impl {
       }
     }
     if (failed.empty()) return;
+    if (table) {
+      auto t = open_table(cost::Tier::batch);
+      t->forget(failed);
+      t->close();
+    }
     journal->remove(failed);
-    drop_failed_lines(o.output_path);
+    drop_failed_lines(jsonl_path);
   }
 
   // ---- real time --------------------------------------------------------------------
@@ -805,12 +914,28 @@ struct Job::Impl {
     eo.output_path = output;
     eo.journal_path.clear();
     eo.input = o.input;
+    // Answers checked as the batch answers are; rows into the results table at real-time
+    // prices; every attempt's usage into the job's cost.
+    eo.check_answer = [c = checker.get()](const Request& r, std::string_view body) {
+      engine::EngineOptions::AnswerVerdict v;
+      if (r.endpoint != Endpoint::chat_completions) return v;
+      const schema::Verdict verdict = c->check(r.body, body);
+      v.kind = verdict.kind;
+      v.message = verdict.message;
+      return v;
+    };
+    if (table) eo.extra_sinks.push_back(open_table(cost::Tier::standard));
+    eo.settle = [this, chained = std::move(eo.settle)](const Request& r, const Usage& u) {
+      add_cost(r.model, u, cost::Tier::standard);
+      if (chained) chained(r, u);
+    };
     engine::Engine eng(std::move(eo));
     const engine::RunSummary rs = eng.run();
     if (rs.not_done > 0) throw Error("the real-time finish stopped early (" + rs.stop_reason + "); re-run to resume", rs.exit_code);
-    // Merge: every line of the real-time output whose custom_id OUTPUT does not have yet.
-    std::FILE* out = std::fopen(o.output_path.c_str(), "ab");
-    if (out == nullptr) throw Error("cannot append to " + o.output_path);
+    // Merge: every line of the real-time output whose custom_id OUTPUT does not have yet
+    // (the engine wrote the table's rows itself).
+    std::FILE* out = std::fopen(jsonl_path.c_str(), "ab");
+    if (out == nullptr) throw Error("cannot append to " + jsonl_path);
     LineReader reader(output);
     std::string_view line;
     std::uint64_t merged = 0;
@@ -826,7 +951,7 @@ struct Job::Impl {
       journal->record(o2);
       ++merged;
     }
-    if (std::fflush(out) != 0 || std::fclose(out) != 0) throw Error("cannot write " + o.output_path);
+    if (std::fflush(out) != 0 || std::fclose(out) != 0) throw Error("cannot write " + jsonl_path);
     journal->commit();
     state.realtime_stage = 2;
     ++state.realtime_rounds;

@@ -24,6 +24,13 @@ Charge actual_charge(const PriceTable& prices, std::string_view model, const Usa
   return c;
 }
 
+std::optional<double> row_cost_usd(const PriceTable& prices, std::string_view model, const Usage& usage, Tier tier) {
+  if (usage.total_tokens == 0 && usage.prompt_tokens == 0) return std::nullopt;
+  const ModelPrice* p = prices.find(model);
+  if (p == nullptr) return std::nullopt;
+  return cost_usd(*p, usage, tier);
+}
+
 BudgetGate::BudgetGate(BudgetLimits limits, const PriceTable& prices, std::uint64_t default_completion_tokens,
                        std::shared_ptr<DailyLedger> ledger, std::chrono::system_clock::time_point now)
     : budget_(limits, ledger && limits.daily_budget_usd ? ledger->spent_usd(utc_day(now)) : 0.0),

@@ -75,7 +75,7 @@ std::string query_value(std::string_view query, std::string_view key) {
 
 const char* const kEndpoints[] = {"/v1/chat/completions", "/v1/embeddings"};
 
-enum Fate : std::uint8_t { run_it, fail_it, expire_it };
+enum Fate : std::uint8_t { run_it, fail_it, expire_it, zero_it, lose_it };
 
 }  // namespace
 
@@ -401,6 +401,10 @@ void BatchApi::validate(Batch& b, const StoredFile& input) {
       b.fate[i] = expire_it;
     } else if (u < o.expire_rate + o.line_failure_rate) {
       b.fate[i] = fail_it;
+    } else if (u < o.expire_rate + o.line_failure_rate + o.zero_status_rate) {
+      b.fate[i] = zero_it;
+    } else if (u < o.expire_rate + o.line_failure_rate + o.zero_status_rate + o.lost_rate) {
+      b.fate[i] = lose_it;
     }
   }
   b.runnable = static_cast<std::size_t>(std::count_if(b.fate.begin(), b.fate.end(), [](std::uint8_t f) { return f != expire_it; }));
@@ -488,6 +492,16 @@ void BatchApi::run_lines(Batch& b, std::size_t due) {
     out.clear();
     out += R"({"id":"batch_req_)" + to_hex(id_bytes, sizeof id_bytes) + R"(","custom_id":)" + json(custom_id).dump();
     bool success = false;
+    if (b.fate[index] == lose_it) {  // counted, written nowhere
+      ++b.completed;
+      continue;
+    }
+    if (b.fate[index] == zero_it) {  // counted as completed, in the output file, no answer
+      out += R"(,"response":{"status_code":0,"request_id":"","body":{}},"error":null})" "\n";
+      std::fwrite(out.data(), 1, out.size(), b.out);
+      ++b.completed;
+      continue;
+    }
     if (b.fate[index] == fail_it || !line.is_object()) {
       out += R"(,"response":{"status_code":500,"request_id":"req_batchfailure)" + to_hex(id_bytes, 8) +
              R"(","body":{"error":{"message":"The server had an error while processing your request. Sorry about that!",)"

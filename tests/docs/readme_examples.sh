@@ -31,4 +31,12 @@ else
     *) echo "the README's estimate example does not say what bounds the run:"; echo "$out"; fail=1 ;;
   esac
 fi
+# The Batch section's cost comparison is what `floodgate estimate` prints for examples/chat.jsonl.
+root=$(dirname "$readme")
+for line in "$(grep '^cost (USD, prices as of' "$readme")" "$(grep '^cost with `floodgate batch`' "$readme")"; do
+  if [ -z "$line" ] || ! "$bin" estimate "$root/examples/chat.jsonl" 2>&1 | grep -qxF "$line"; then
+    echo "the README's estimate line '$line' is not what floodgate estimate prints for examples/chat.jsonl"
+    fail=1
+  fi
+done
 exit $fail

@@ -7,16 +7,21 @@
 
 #include <chrono>
 #include <map>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "floodgate/cost/prices.hpp"
+#include "floodgate/schema/structured_output.hpp"
 #include "support/files.hpp"
 #include "support/run_process.hpp"
 #include "support/sim_process.hpp"
+#include "support/tables.hpp"
 
 namespace floodgate::test {
 namespace {
@@ -32,16 +37,20 @@ std::string chat_body(int i) {
       .dump();
 }
 
+void write_text(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+}
+
 void write_input(const std::string& path, int n) {
   std::string text;
   for (int i = 0; i < n; ++i) {
     text += R"({"custom_id":"q)" + std::to_string(i) + R"(","method":"POST","url":"/v1/chat/completions","body":)" +
             chat_body(i) + "}\n";
   }
-  FILE* f = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  std::fwrite(text.data(), 1, text.size(), f);
-  std::fclose(f);
+  write_text(path, text);
 }
 
 RunProcess::Options command_options(const std::string& command,
@@ -303,17 +312,215 @@ TEST(BatchRun, EstimateShowsTheBatchPriceBesideTheRealTimeOne) {
   EXPECT_NE(slurp(text_log).find("cost with `floodgate batch` (Batch API prices): $"), std::string::npos) << slurp(text_log);
 }
 
-class BatchCrash : public ::testing::TestWithParam<const char*> {};
+// ---- results in run's formats and sinks -------------------------------------------------
+
+const char* kSchema = R"({"type":"object","properties":{
+  "label":{"type":"string","enum":["positive","negative","neutral"]},
+  "score":{"type":"integer","minimum":0,"maximum":10}},
+  "required":["label","score"]})";
+
+// Lines that ask for kSchema in their own response_format.
+void write_schema_input(const std::string& path, int n) {
+  const json rf = json::parse(schema::response_format(kSchema, "rating"));
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    json body = json::parse(chat_body(i));
+    body["response_format"] = rf;
+    text += json{{"custom_id", "q" + std::to_string(i)}, {"method", "POST"}, {"url", "/v1/chat/completions"}, {"body", body}}
+                .dump() +
+            "\n";
+  }
+  write_text(path, text);
+}
+
+// What an answer of gpt-4o-mini with this usage costs at `tier` (the built-in price table).
+double price_of(std::uint64_t prompt, std::uint64_t completion, cost::Tier tier) {
+  Usage u;
+  u.prompt_tokens = prompt;
+  u.completion_tokens = completion;
+  u.total_tokens = prompt + completion;
+  return cost::cost_usd(*cost::PriceTable::builtin().find("gpt-4o-mini"), u, tier);
+}
+
+bool near(double a, double b) { return std::abs(a - b) <= 1e-6 * std::max(std::abs(a), std::abs(b)) + 1e-15; }
+
+TEST(BatchResults, CsvOutputHasRunsColumnsSchemaChecksAndBatchPrices) {
+  SimProcess sim({"--batch-speed", "200", "--invalid-content-rate", "0.3", "--seed", "5"});
+  TempDir dir("batch_csv");
+  Cli batch{sim, dir};
+  write_schema_input(dir.file("in.jsonl"), 80);
+  write_text(dir.file("schema.json"), kSchema);
+  const std::string out = dir.file("out.csv");
+  EXPECT_EQ(batch("run", {dir.file("in.jsonl"), "-o", out, "--schema", dir.file("schema.json")}), 1) << batch.log();
+  const Table t = read_csv(out);
+  for (const char* column : {"custom_id", "status", "label", "score", "content", "prompt_tokens", "completion_tokens",
+                             "cost_usd", "model", "error_kind", "error_message"}) {
+    EXPECT_NE(std::find(t.header.begin(), t.header.end(), column), t.header.end()) << column;
+  }
+  const schema::Validator validator(kSchema);
+  std::set<std::string> ids;
+  int ok = 0, violations = 0;
+  double batch_sum = 0;
+  for (const auto& row : t.rows) {
+    EXPECT_TRUE(ids.insert(row.at("custom_id")).second) << row.at("custom_id");
+    const auto prompt = std::stoull(row.at("prompt_tokens"));
+    const auto completion = std::stoull(row.at("completion_tokens"));
+    // Batch API prices: the row's cost is the batch price, half the real-time one.
+    const double at_batch = price_of(prompt, completion, cost::Tier::batch);
+    EXPECT_TRUE(near(std::stod(row.at("cost_usd")), at_batch)) << row.at("cost_usd") << " vs " << at_batch;
+    EXPECT_TRUE(near(2 * at_batch, price_of(prompt, completion, cost::Tier::standard)));
+    batch_sum += at_batch;
+    if (row.at("status") == "ok") {
+      ++ok;
+      EXPECT_EQ(validator.validate(row.at("content")), "") << row.at("custom_id");
+      EXPECT_FALSE(row.at("label").empty());
+    } else {
+      ++violations;
+      EXPECT_EQ(row.at("error_kind"), "schema_violation") << row.at("error_message");
+      EXPECT_NE(validator.validate(row.at("content")), "");  // what was caught is really invalid
+    }
+  }
+  EXPECT_EQ(ids.size(), 80u);
+  EXPECT_GT(ok, 0);
+  EXPECT_GT(violations, 0);
+  // The Batch-API JSONL beside the table, as run writes it: the same lines, the same verdicts.
+  int raw_errors = 0;
+  const auto raw = read_jsonl(out + ".raw.jsonl");
+  EXPECT_EQ(raw.size(), 80u);
+  for (const auto& line : raw) raw_errors += line["error"].is_null() ? 0 : 1;
+  EXPECT_EQ(raw_errors, violations);
+  // The cost line: the rows' sum at Batch prices, and what real time would have cost.
+  const std::string log = batch.log();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(cost \$([0-9.]+) .*; \$([0-9.]+) at real-time prices)"))) << log;
+  EXPECT_NEAR(std::stod(m[1]), batch_sum, 2e-6);
+  EXPECT_NEAR(std::stod(m[2]), 2 * batch_sum, 2e-6);
+}
+
+TEST(BatchResults, SqliteThroughTheStepsThenRetryFailedReplacesTheErrorRows) {
+  SimProcess sim({"--batch-speed", "200", "--batch-expire-rate", "0.3"});
+  TempDir dir("batch_sqlite");
+  Cli batch{sim, dir};
+  write_input(dir.file("in.jsonl"), 60);
+  const std::string out = dir.file("out.sqlite");
+  ASSERT_EQ(batch("submit", {dir.file("in.jsonl"), "-o", out}), 0) << batch.log();
+  ASSERT_EQ(batch("wait", {"-o", out}), 0) << batch.log();
+  EXPECT_EQ(batch("fetch", {"-o", out}), 1) << batch.log();
+  const auto first = query(out, "SELECT count(*), count(DISTINCT custom_id), sum(status = 'ok'), sum(error_kind = 'timeout') FROM results");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0][0], "60");
+  EXPECT_EQ(first[0][1], "60");
+  const int expired = std::stoi(first[0][3]);
+  EXPECT_GT(expired, 5);  // batch_expired lines are error rows of kind timeout
+  EXPECT_EQ(std::stoi(first[0][2]) + expired, 60);
+  EXPECT_EQ(read_jsonl(out + ".raw.jsonl").size(), 60u);
+  // --retry-failed: the error rows are replaced, not joined.
+  ASSERT_EQ(batch("run", {dir.file("in.jsonl"), "-o", out, "--retry-failed"}), 0) << batch.log();
+  const auto after = query(out, "SELECT count(*), count(DISTINCT custom_id), sum(status = 'ok') FROM results");
+  EXPECT_EQ(after[0], (std::vector<std::string>{"60", "60", "60"}));
+  EXPECT_EQ(expect_each_once(out + ".raw.jsonl", 60), 60);
+  expect_charged_once(count_ledger(sim), 60);
+}
+
+TEST(BatchResults, EachLinesOwnResponseFormatIsCheckedWithoutSchemaFlag) {
+  SimProcess sim({"--batch-speed", "200", "--invalid-content-rate", "0.3", "--seed", "11"});
+  TempDir dir("batch_rf");
+  Cli batch{sim, dir};
+  write_schema_input(dir.file("in.jsonl"), 80);
+  EXPECT_EQ(batch("run", {dir.file("in.jsonl"), "-o", dir.file("out.jsonl")}), 1) << batch.log();
+  const schema::Validator validator(kSchema);
+  int ok = 0, violations = 0;
+  for (const auto& line : read_jsonl(dir.file("out.jsonl"))) {
+    const std::string content = line["response"]["body"]["choices"][0]["message"]["content"];
+    if (line["error"].is_null()) {
+      ++ok;
+      EXPECT_EQ(validator.validate(content), "");
+    } else {
+      ++violations;
+      EXPECT_EQ(line["error"]["code"], "schema_violation") << line.dump();
+      EXPECT_NE(validator.validate(content), "");
+    }
+  }
+  EXPECT_EQ(expect_each_once(dir.file("out.jsonl"), 80), ok);
+  EXPECT_GT(ok, 0);
+  EXPECT_GT(violations, 0);
+}
+
+TEST(BatchResults, RealTimeFinishRowsCostRealTimePrices) {
+  SimProcess sim({"--batch-speed", "200", "--batch-expire-rate", "0.3"});
+  TempDir dir("batch_rt_sqlite");
+  Cli batch{sim, dir};
+  write_input(dir.file("in.jsonl"), 60);
+  const std::string out = dir.file("out.sqlite");
+  ASSERT_EQ(batch("run", {dir.file("in.jsonl"), "-o", out, "--fallback", "realtime"}), 0) << batch.log();
+  const auto rows = query(out, "SELECT custom_id, status, prompt_tokens, completion_tokens, cost_usd FROM results");
+  ASSERT_EQ(rows.size(), 60u);
+  std::set<std::string> ids;
+  int at_batch = 0, at_realtime = 0;
+  for (const auto& r : rows) {
+    EXPECT_TRUE(ids.insert(r[0]).second) << r[0];
+    EXPECT_EQ(r[1], "ok") << r[0];
+    const auto prompt = std::stoull(r[2]), completion = std::stoull(r[3]);
+    const double cost = std::stod(r[4]);
+    if (near(cost, price_of(prompt, completion, cost::Tier::batch))) {
+      ++at_batch;
+    } else if (near(cost, price_of(prompt, completion, cost::Tier::standard))) {
+      ++at_realtime;
+    }
+  }
+  const auto c = count_ledger(sim);
+  EXPECT_EQ(at_batch, c.batch_lines);  // answered by the batch: Batch prices
+  EXPECT_EQ(at_realtime, 60 - c.batch_lines);  // answered in real time: real-time prices
+  EXPECT_GT(at_realtime, 5);
+  expect_charged_once(c, 60);
+}
+
+TEST(BatchRun, StatusCodeZeroAndLostLinesAreNamedAsSuch) {
+  SimProcess sim({"--batch-speed", "200", "--batch-zero-status-rate", "0.2", "--batch-lost-rate", "0.2"});
+  TempDir dir("batch_zero");
+  Cli batch{sim, dir};
+  write_input(dir.file("in.jsonl"), 100);
+  EXPECT_EQ(batch("run", {dir.file("in.jsonl"), "-o", dir.file("out.jsonl")}), 1) << batch.log();
+  const int ok = expect_each_once(dir.file("out.jsonl"), 100);
+  int zero = 0, lost = 0;
+  for (const auto& line : read_jsonl(dir.file("out.jsonl"))) {
+    if (line["error"].is_null()) continue;
+    const std::string message = line["error"]["message"];
+    if (message.find("status_code 0: batch batch_") == 0) ++zero;
+    if (message.find("missing from both the output and the error file of batch batch_") == 0) ++lost;
+  }
+  EXPECT_GT(zero, 5);
+  EXPECT_GT(lost, 5);
+  EXPECT_EQ(ok + zero + lost, 100);
+  EXPECT_EQ(ok, count_ledger(sim).batch_lines);  // the answered lines, each once
+  EXPECT_EQ(sim.get("/v1/batches").json()["data"][0]["status"], "completed");
+}
+
+// kill -9 at each step, with a JSONL and with a CSV OUTPUT (the table and the JSONL beside it).
+class BatchCrash : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {};
 
 TEST_P(BatchCrash, KilledThenRunAgainNeverDuplicatesAnUploadABatchOrACharge) {
+  const auto [point, extension] = GetParam();
   SimProcess sim({"--batch-speed", "100"});
   TempDir dir("batch_crash");
   Cli batch{sim, dir};
   write_input(dir.file("in.jsonl"), 90);
-  const std::vector<std::string> args = {dir.file("in.jsonl"), "-o", dir.file("out.jsonl"), "--max-lines", "40"};
-  EXPECT_EQ(batch("run", args, {{"FLOODGATE_TEST_CRASH_AT", GetParam()}}), 128 + 9) << batch.log();
+  const std::string out = dir.file(std::string("out") + extension);
+  const std::vector<std::string> args = {dir.file("in.jsonl"), "-o", out, "--max-lines", "40"};
+  EXPECT_EQ(batch("run", args, {{"FLOODGATE_TEST_CRASH_AT", point}}), 128 + 9) << batch.log();
   ASSERT_EQ(batch("run", args), 0) << batch.log();
-  EXPECT_EQ(expect_each_once(dir.file("out.jsonl"), 90), 90);
+  if (std::string_view(extension) == ".csv") {
+    const Table t = read_csv(out);
+    std::set<std::string> ids;
+    for (const auto& row : t.rows) {
+      EXPECT_TRUE(ids.insert(row.at("custom_id")).second) << row.at("custom_id");
+      EXPECT_EQ(row.at("status"), "ok");
+    }
+    EXPECT_EQ(ids.size(), 90u);
+    EXPECT_EQ(expect_each_once(out + ".raw.jsonl", 90), 90);
+  } else {
+    EXPECT_EQ(expect_each_once(out, 90), 90);
+  }
   const auto c = count_ledger(sim);
   EXPECT_EQ(c.uploads, 3);
   EXPECT_EQ(c.creates, 3);
@@ -322,7 +529,11 @@ TEST_P(BatchCrash, KilledThenRunAgainNeverDuplicatesAnUploadABatchOrACharge) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStep, BatchCrash,
-                         ::testing::Values("after_upload", "after_create", "during_wait", "during_fetch"));
+                         ::testing::Combine(::testing::Values("after_upload", "after_create", "during_wait", "during_fetch"),
+                                            ::testing::Values(".jsonl", ".csv")),
+                         [](const auto& param_info) {
+                           return std::string(std::get<0>(param_info.param)) + (std::get<1>(param_info.param)[1] == 'c' ? "_csv" : "_jsonl");
+                         });
 
 }  // namespace
 }  // namespace floodgate::test

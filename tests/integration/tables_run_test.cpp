@@ -26,6 +26,7 @@
 #include "floodgate/schema/structured_output.hpp"
 #include "support/files.hpp"
 #include "support/sim_process.hpp"
+#include "support/tables.hpp"
 
 namespace {
 
@@ -33,6 +34,9 @@ namespace fs = std::filesystem;
 using floodgate::test::SimProcess;
 using floodgate::test::slurp;
 using floodgate::test::TempDir;
+using floodgate::test::Table;
+using floodgate::test::read_csv;
+using floodgate::test::query;
 using nlohmann::json;
 
 const char* kSchema = R"({"type":"object","properties":{
@@ -87,46 +91,6 @@ int run_command(const SimProcess& sim, const std::string& command, const std::ve
 // Runs `floodgate run ARGS`.
 int run_floodgate(const SimProcess& sim, const std::vector<std::string>& args, const std::string& log) {
   return run_command(sim, "run", args, log);
-}
-
-struct Table {
-  std::vector<std::string> header;
-  std::vector<std::map<std::string, std::string>> rows;
-};
-
-Table read_csv(const std::string& path) {
-  Table t;
-  const auto recs = floodgate::csv::parse(slurp(path));
-  EXPECT_FALSE(recs.empty());
-  if (recs.empty()) return t;
-  t.header = recs[0].fields;
-  for (std::size_t i = 1; i < recs.size(); ++i) {
-    EXPECT_EQ(recs[i].error, "");
-    EXPECT_EQ(recs[i].fields.size(), t.header.size());
-    std::map<std::string, std::string> row;
-    for (std::size_t c = 0; c < t.header.size() && c < recs[i].fields.size(); ++c) row[t.header[c]] = recs[i].fields[c];
-    t.rows.push_back(std::move(row));
-  }
-  return t;
-}
-
-std::vector<std::vector<std::string>> query(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  std::vector<std::vector<std::string>> out;
-  EXPECT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  while (st != nullptr && sqlite3_step(st) == SQLITE_ROW) {
-    std::vector<std::string> row;
-    for (int i = 0; i < sqlite3_column_count(st); ++i) {
-      const auto* t = sqlite3_column_text(st, i);
-      row.emplace_back(t != nullptr ? reinterpret_cast<const char*>(t) : "<null>");
-    }
-    out.push_back(row);
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return out;
 }
 
 class TablesRun : public ::testing::Test {

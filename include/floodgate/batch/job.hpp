@@ -33,9 +33,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "floodgate/batch/client.hpp"
 #include "floodgate/core/batch_io.hpp"
+#include "floodgate/cost/prices.hpp"
 #include "floodgate/engine/engine.hpp"
 
 namespace floodgate::batch {
@@ -67,6 +69,18 @@ struct JobOptions {
   Fallback fallback = Fallback::none;
   bool quiet = false;
 
+  // Results in run's formats and sinks: OUTPUT's extension picks them (.csv, .sqlite/.db:
+  // a results table, with the Batch-API JSONL beside it as OUTPUT.raw.jsonl, as `run`
+  // writes; anything else: JSONL). Every 2xx chat answer is checked against `schema_json`
+  // (--schema, strict form) or, without one, against the line's own response_format: a
+  // violation or a refusal is an error row (schema_violation / refusal), as in `run`.
+  std::optional<std::string> schema_json;
+  std::vector<std::string> answer_columns;    // the table's answer columns (the schema's properties)
+  std::vector<std::string> answer_sql_types;  // aligned with answer_columns
+  // cost_usd of each row and the job's cost: Batch API prices for lines the batches
+  // answered, real-time prices for the real-time finish. nullptr: the built-in table.
+  std::shared_ptr<const cost::PriceTable> prices;
+
   ClientOptions client;
   // The real-time engine's options (credentials, limits ...) for the fallback; input,
   // output and journal are set by the job.
@@ -80,6 +94,11 @@ struct JobSummary {
   std::uint64_t not_done = 0;    // not in OUTPUT yet
   std::uint64_t parts = 0;
   std::uint64_t realtime = 0;    // lines sent through the real-time engine
+  // What the answers merged by this command cost (Batch prices for batch lines, real-time
+  // prices for real-time attempts), and what the same answers cost at real-time prices.
+  double cost_usd = 0;
+  double realtime_price_usd = 0;
+  bool unpriced = false;         // some answer's model has no price (left out of both)
   int exit_code = 0;
 };
 

@@ -33,6 +33,9 @@ namespace floodgate::cost {
 // The actual charge of a finished attempt.
 [[nodiscard]] Charge actual_charge(const PriceTable& prices, std::string_view model, const Usage& usage,
                                    Tier tier = Tier::standard);
+// A result row's cost_usd: nullopt when the row has no usage or the model no price.
+[[nodiscard]] std::optional<double> row_cost_usd(const PriceTable& prices, std::string_view model, const Usage& usage,
+                                                 Tier tier = Tier::standard);
 
 class BudgetGate {
  public:

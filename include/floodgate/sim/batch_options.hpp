@@ -17,6 +17,11 @@ struct BatchSimOptions {
   std::chrono::nanoseconds finalizing{std::chrono::seconds(1)};
   double line_failure_rate = 0.0;   // lines answered 500 server_error (error file)
   double expire_rate = 0.0;         // lines never run: the batch ends `expired`, they get batch_expired
+  // The failures users report from the real service: a `completed` batch whose output file
+  // holds lines with status_code 0 and no answer, or lacks lines altogether (in neither file).
+  // Both count as completed in request_counts and are not answered (not in the ledger).
+  double zero_status_rate = 0.0;
+  double lost_rate = 0.0;
   // Enqueued-token limit per model (input tokens of every unfinished batch); a batch that
   // would pass it fails whole with token_limit_exceeded. 0 / absent: no limit.
   std::map<std::string, std::int64_t> queue_limits;
