@@ -34,7 +34,7 @@ struct BatchFlags {
   std::string poll_max = "60s";
   std::string stuck_after = "30m";
   std::string deadline;
-  std::string deadline_reserve = "10m";
+  std::string deadline_reserve;  // empty: from the limits
   bool retry_failed = false;
   std::string fallback = "none";
   std::string schema_path;
@@ -72,7 +72,9 @@ batch::JobOptions job_options(const BatchFlags& f) {
     o.deadline = batch::parse_deadline(f.deadline, std::chrono::system_clock::now());
     if (!o.deadline) throw Error("invalid --deadline '" + f.deadline + "' (e.g. 18:00, 2026-01-02T18:00, 3h)", exit_code::usage);
   }
-  o.deadline_reserve = std::chrono::duration_cast<std::chrono::seconds>(duration_flag(f.deadline_reserve, "--deadline-reserve"));
+  if (!f.deadline_reserve.empty()) {
+    o.deadline_reserve = std::chrono::duration_cast<std::chrono::seconds>(duration_flag(f.deadline_reserve, "--deadline-reserve"));
+  }
   o.retry_failed = f.retry_failed;
   if (f.fallback == "realtime") {
     o.fallback = batch::Fallback::realtime;
@@ -164,7 +166,8 @@ void register_batch(CLI::App& app, int& exit_code) {
       "interrupted (kill -9 included) and run again without a second upload, batch or charge.\n"
       "Lines that failed or expired: --retry-failed sends them in new batches, --fallback realtime through\n"
       "the real-time API (at the rate limit, full price). --deadline 18:00 cancels what is still queued when\n"
-      "the deadline comes near (--deadline-reserve before it) and finishes the rest in real time.\n\n"
+      "the deadline comes near, leaving the time the real-time limits (--rpm/--tpm/--rpd/--tpd, --limits) need\n"
+      "for the lines not finished yet, and finishes the rest in real time (--deadline-reserve fixes that time).\n\n"
       "Exit codes: 0 every line succeeded, 1 some lines failed or are not done, 2 usage error (bad input lines\n"
       "are listed with their line numbers and nothing is submitted).");
   batch->require_subcommand(1);
@@ -196,8 +199,10 @@ void register_batch(CLI::App& app, int& exit_code) {
   }
   {
     auto [cmd, f] = make("wait", "Wait until every batch has finished, submitting queued parts as the limit allows", false, false, true);
-    cmd->add_option("--deadline", f->deadline, "cancel what is still queued at DEADLINE minus --deadline-reserve (18:00, 2026-01-02T18:00 or 3h)");
-    cmd->add_option("--deadline-reserve", f->deadline_reserve, "time left for the real-time finish")->capture_default_str();
+    cmd->add_option("--deadline", f->deadline, "cancel what is still queued when DEADLINE (18:00, 2026-01-02T18:00 or 3h) is as near as\nthe real-time finish of the rest needs");
+    cmd->add_option("--deadline-reserve", f->deadline_reserve,
+                    "time kept for the real-time finish (default: what --rpm/--tpm/--rpd/--tpd or --limits need for the\n"
+                    "lines not finished yet, + 2m; 10m + 2m for a model without known limits)");
     cmd->callback([f = f, &exit_code] {
       batch::Job job(job_options(*f));
       job.wait();
@@ -228,8 +233,10 @@ void register_batch(CLI::App& app, int& exit_code) {
     cmd->add_flag("--retry-failed", f->retry_failed, "send the lines that failed or expired again, in new batches");
     cmd->add_option("--fallback", f->fallback, "none, or realtime: the lines that failed or expired go through the real-time API")
         ->capture_default_str();
-    cmd->add_option("--deadline", f->deadline, "finish by then: cancel what is still queued at DEADLINE minus --deadline-reserve and finish in real time");
-    cmd->add_option("--deadline-reserve", f->deadline_reserve, "time left for the real-time finish")->capture_default_str();
+    cmd->add_option("--deadline", f->deadline, "finish by then: cancel what is still queued when DEADLINE is as near as the real-time\nfinish of the rest needs, and finish in real time");
+    cmd->add_option("--deadline-reserve", f->deadline_reserve,
+                    "time kept for the real-time finish (default: what --rpm/--tpm/--rpd/--tpd or --limits need for the\n"
+                    "lines not finished yet, + 2m; 10m + 2m for a model without known limits)");
     cmd->callback([f = f, &exit_code] {
       batch::Job job(job_options(*f));
       const auto s = job.run();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <ctime>
@@ -102,6 +103,7 @@ struct Part {
   std::uint64_t lines = 0;
   std::uint64_t bytes = 0;
   std::int64_t tokens = 0;
+  std::int64_t charged = 0;  // the real-time pacing charge of its lines (the deadline's reserve)
   bool uploading = false;  // intent: an upload may have reached the server
   bool creating = false;   // intent: a create may have reached the server
   std::string file_id;
@@ -125,7 +127,7 @@ struct Part {
 void to_json(json& j, const Part& p) {
   j = json{{"name", p.name},         {"path", p.path},         {"endpoint", p.endpoint}, {"model", p.model},
            {"round", p.round},       {"lines", p.lines},       {"bytes", p.bytes},       {"tokens", p.tokens},
-           {"uploading", p.uploading}, {"creating", p.creating}, {"file_id", p.file_id}, {"batch_id", p.batch_id},
+           {"charged", p.charged},   {"uploading", p.uploading}, {"creating", p.creating}, {"file_id", p.file_id}, {"batch_id", p.batch_id},
            {"rejected", p.rejected}, {"status", p.status},     {"output_file_id", p.output_file_id},
            {"error_file_id", p.error_file_id}, {"completed", p.completed}, {"failed", p.failed},
            {"failure", p.failure},   {"fetched", p.fetched}};
@@ -140,6 +142,7 @@ void from_json(const json& j, Part& p) {
   p.lines = j.value("lines", std::uint64_t{0});
   p.bytes = j.value("bytes", std::uint64_t{0});
   p.tokens = j.value("tokens", std::int64_t{0});
+  p.charged = j.value("charged", p.tokens);
   p.uploading = j.value("uploading", false);
   p.creating = j.value("creating", false);
   p.file_id = j.value("file_id", "");
@@ -224,6 +227,39 @@ Outcome outcome_of(const json& j, const Part& part) {
 
 }  // namespace
 
+FinishTime realtime_finish_time(const std::map<std::string, Unfinished>& by_model, const limit::LimitsConfig& limits) {
+  FinishTime out;
+  std::int64_t most = 0;
+  for (const auto& [model, u] : by_model) {
+    if (u.requests == 0) continue;
+    const limit::Limits l = limits.for_model(model);
+    if (!l.any()) {
+      out.known = false;
+      continue;
+    }
+    // Windows after the first that the last request waits for (0 when one holds it all).
+    const auto windows = [](double total, double limit) -> std::int64_t {
+      if (limit <= 0 || total <= limit) return 0;
+      return static_cast<std::int64_t>(std::ceil(total / limit)) - 1;
+    };
+    const auto consider = [&](double total, double limit, std::int64_t seconds_per_window, const char* name) {
+      const std::int64_t s = windows(total, limit) * seconds_per_window;
+      if (s > most) {
+        most = s;
+        out.bound_by = model + " " + name;
+      }
+    };
+    const auto requests = static_cast<double>(u.requests);
+    const auto tokens = static_cast<double>(u.charged_tokens);
+    consider(requests, l.requests_per_minute, 60, "rpm");
+    consider(tokens, l.tokens_per_minute, 60, "tpm");
+    consider(requests, l.requests_per_day, 86'400, "rpd");
+    consider(tokens, l.tokens_per_day, 86'400, "tpd");
+  }
+  out.needed = std::chrono::seconds(most);
+  return out;
+}
+
 std::optional<std::chrono::system_clock::time_point> parse_deadline(const std::string& text,
                                                                     std::chrono::system_clock::time_point now) {
   if (const auto d = parse_duration(text)) return now + std::chrono::duration_cast<std::chrono::system_clock::duration>(*d);
@@ -262,6 +298,7 @@ struct Job::Impl {
   bool table = false;  // OUTPUT is a CSV or SQLite results table
   std::unique_ptr<schema::AnswerChecker> checker;
   std::shared_ptr<const cost::PriceTable> prices;
+  limit::LimitsConfig realtime_limits;  // of the real-time finish: the deadline's reserve
   // What the answers merged by this command cost (JobSummary).
   double cost_usd = 0;
   double realtime_price_usd = 0;
@@ -305,6 +342,7 @@ struct Job::Impl {
     if (o.job_name.empty()) o.job_name = std::filesystem::path(o.output_path).filename().string();
     std::filesystem::create_directories(work_dir);
     client = std::make_unique<BatchClient>(o.client);
+    if (o.realtime_options) realtime_limits = o.realtime_options().limits;
   }
 
   void save() { journal->set_meta(kStateKey, json(state).dump()); }
@@ -374,7 +412,10 @@ struct Job::Impl {
       text += R"(,"body":)";
       text += r.body;
       text += "}\n";
-      const auto tokens = static_cast<std::int64_t>(tokens::estimate_request(r.endpoint, r.body).prompt_tokens);
+      const auto est = tokens::estimate_request(r.endpoint, r.body);
+      const auto tokens = static_cast<std::int64_t>(est.prompt_tokens);
+      const auto charged = static_cast<std::int64_t>(realtime_limits.charge_for(r.model).charge(
+          limit::ChargeInputs{est.prompt_tokens, est.max_tokens_per_choice, est.choices, est.generates}));
       const std::string key = std::string(endpoint_path(r.endpoint)) + " " + r.model;
       Open& w = open[key];
       const std::int64_t limit = limit_for(r.model);
@@ -396,6 +437,7 @@ struct Job::Impl {
       ++w.part.lines;
       w.part.bytes += text.size();
       w.part.tokens += tokens;
+      w.part.charged += charged;
     }
     for (auto& [key, w] : open) close(w);
     if (bad > 0) {
@@ -635,9 +677,49 @@ struct Job::Impl {
     save();
   }
 
-  bool deadline_near() const {
+  // The lines no batch has answered yet, by model: what a real-time finish would send.
+  std::map<std::string, Unfinished> unfinished() const {
+    std::map<std::string, Unfinished> out;
+    for (const auto& p : state.parts) {
+      if (p.fetched || p.lines == 0) continue;
+      std::uint64_t left = p.lines;  // a queued part: all of it
+      if (!p.batch_id.empty()) left = p.completed >= p.lines ? 0 : p.lines - p.completed;
+      if (left == 0) continue;
+      Unfinished& u = out[p.model];
+      u.requests += left;
+      u.charged_tokens += static_cast<std::uint64_t>(p.charged) * left / p.lines;
+    }
+    return out;
+  }
+
+  struct Reserve {
+    std::chrono::seconds reserve{0};
+    std::string why;
+  };
+
+  // The time kept before the deadline (JobOptions::deadline_reserve).
+  Reserve deadline_reserve() const {
+    if (o.deadline_reserve) return {*o.deadline_reserve, "--deadline-reserve"};
+    const auto by_model = unfinished();
+    std::uint64_t lines = 0;
+    for (const auto& [model, u] : by_model) lines += u.requests;
+    const FinishTime t = realtime_finish_time(by_model, realtime_limits);
+    if (!t.known) {
+      return {o.deadline_unknown_limits + o.deadline_margin,
+              "no real-time limit is known for some model (--rpm/--tpm or --limits FILE): " +
+                  format_duration(o.deadline_unknown_limits) + " for the real-time finish of " + fmt_count(lines) +
+                  " lines + " + format_duration(o.deadline_margin) + " margin"};
+    }
+    return {t.needed + o.deadline_margin,
+            "the real-time finish of " + fmt_count(lines) + " lines needs " + format_duration(t.needed) + " at the limits" +
+                (t.bound_by.empty() ? std::string() : " (set by " + t.bound_by + ")") + " + " +
+                format_duration(o.deadline_margin) + " margin to cancel and for the last answers"};
+  }
+
+  bool deadline_near(Reserve& reserve) const {
     if (!o.deadline) return false;
-    return std::chrono::system_clock::now() + o.deadline_reserve >= *o.deadline;
+    reserve = deadline_reserve();
+    return std::chrono::system_clock::now() + reserve.reserve >= *o.deadline;
   }
 
   void wait() {
@@ -645,10 +727,17 @@ struct Job::Impl {
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     std::string last;
     bool first = true;
+    if (o.deadline && !state.deadline_hit) {
+      const Reserve r = deadline_reserve();
+      say("batch: --deadline: what is still queued is cancelled " + format_duration(r.reserve) + " before it (" + r.why + ")");
+    }
     for (;;) {
-      if (!state.deadline_hit && deadline_near()) {
+      Reserve reserve;
+      if (!state.deadline_hit && deadline_near(reserve)) {
         state.deadline_hit = true;
         save();
+        say("batch: the deadline is " + format_duration(std::max(std::chrono::system_clock::duration{0}, *o.deadline - std::chrono::system_clock::now())) +
+            " away and " + reserve.why);
         cancel_running(": the deadline is near, the rest goes through the real-time API");
       }
       submit_ready();

@@ -296,6 +296,35 @@ TEST(BatchRun, DeadlineCancelsAndFinishesInRealTime) {
   expect_charged_once(count_ledger(sim), 40);
 }
 
+TEST(BatchRun, TheDeadlineReserveIsWhatTheLimitsNeedForTheUnfinishedLines) {
+  // 40 lines at 1,000 requests a minute: one window holds them all, so a deadline 5 minutes
+  // away leaves the batch alone (a fixed 10-minute reserve would cancel it at once).
+  SimProcess sim({"--batch-speed", "200"});
+  TempDir dir("batch_deadline_reserve");
+  Cli batch{sim, dir};
+  write_input(dir.file("in.jsonl"), 40);
+  ASSERT_EQ(batch("run", {dir.file("in.jsonl"), "-o", dir.file("out.jsonl"), "--deadline", "5m", "--rpm", "1000"}), 0)
+      << batch.log();
+  EXPECT_NE(batch.log().find("cancelled 2m0s before it (the real-time finish of 40 lines needs 0ms at the limits"),
+            std::string::npos)
+      << batch.log();
+  EXPECT_EQ(batch.log().find("the deadline is near"), std::string::npos) << batch.log();
+  EXPECT_EQ(sim.get("/v1/batches").json()["data"][0]["status"], "completed");
+  EXPECT_EQ(count_ledger(sim).batch_lines, 40);  // every line at Batch prices, none in real time
+
+  // 100 lines at 10 a minute: the last would go after 9 windows; the reserve says so.
+  SimProcess sim2({"--batch-speed", "200"});
+  Cli batch2{sim2, dir};
+  write_input(dir.file("in2.jsonl"), 100);
+  ASSERT_EQ(batch2("run", {dir.file("in2.jsonl"), "-o", dir.file("out2.jsonl"), "--deadline", "1h", "--rpm", "10"}), 0)
+      << batch2.log();
+  EXPECT_NE(batch2.log().find("cancelled 11m0s before it (the real-time finish of 100 lines needs 9m0s at the limits (set "
+                              "by gpt-4o-mini rpm)"),
+            std::string::npos)
+      << batch2.log();
+  EXPECT_EQ(count_ledger(sim2).batch_lines, 100);
+}
+
 TEST(BatchRun, EstimateShowsTheBatchPriceBesideTheRealTimeOne) {
   TempDir dir("batch_estimate");
   write_input(dir.file("in.jsonl"), 20);

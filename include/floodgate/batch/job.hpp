@@ -39,6 +39,7 @@
 #include "floodgate/core/batch_io.hpp"
 #include "floodgate/cost/prices.hpp"
 #include "floodgate/engine/engine.hpp"
+#include "floodgate/limit/limits.hpp"
 
 namespace floodgate::batch {
 
@@ -63,7 +64,13 @@ struct JobOptions {
   std::chrono::milliseconds poll_max{60'000};
   std::chrono::seconds stuck_after{1800};
   std::optional<std::chrono::system_clock::time_point> deadline;
-  std::chrono::seconds deadline_reserve{600};  // the time kept for the real-time finish
+  // The time kept before the deadline for the real-time finish. nullopt (the default): what
+  // the real-time limits need for the lines not finished yet (realtime_finish_time(), from
+  // the engine options' rpm/tpm/rpd/tpd and charge rule), plus deadline_margin; recomputed at
+  // every poll as the batches progress. `--deadline-reserve` fixes it.
+  std::optional<std::chrono::seconds> deadline_reserve;
+  std::chrono::seconds deadline_margin{120};         // the cancel taking effect, the last answers
+  std::chrono::seconds deadline_unknown_limits{600};  // the reserve for a model without known limits
 
   bool retry_failed = false;
   Fallback fallback = Fallback::none;
@@ -122,6 +129,24 @@ class Job {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// What the real-time finish of the unfinished lines needs at the known limits: per model,
+// the requests and the pacing charge (tokens) still to send. Whole-window pacing sends a
+// window's quota at once, so the last request goes after ceil(total / limit) - 1 windows
+// (60 s for per-minute limits, a day for per-day ones; 0 when one window holds it all); the
+// slowest model and dimension decide. `known` is false when a model has no limit at all
+// (then the time cannot be computed: the caller keeps a fixed reserve).
+struct Unfinished {
+  std::uint64_t requests = 0;
+  std::uint64_t charged_tokens = 0;
+};
+struct FinishTime {
+  std::chrono::seconds needed{0};
+  bool known = true;
+  std::string bound_by;  // "gpt-4o-mini rpm" ...; empty when nothing binds
+};
+[[nodiscard]] FinishTime realtime_finish_time(const std::map<std::string, Unfinished>& by_model,
+                                              const limit::LimitsConfig& limits);
 
 // "2026-01-02T18:00" / "18:00" (today, local time; tomorrow when past) / "18:00:00" or a
 // duration from now ("3h", "90m"). nullopt when it is none of these.
