@@ -3,7 +3,8 @@
 #   (a) a 100,000-line chat input split (50,000 lines and the enqueued-token limit per
 #       file), uploaded, run, fetched and merged back: each custom_id exactly once; wall
 #       time and peak RSS of `floodgate batch run`;
-#   (b) `floodgate batch fetch` of a ~200 MB output (embeddings): peak RSS while streaming.
+#   (b) `floodgate batch fetch` of a ~200 MB output (embeddings): peak RSS while streaming;
+#   (c) the same fetch into a SQLite results table (run's sink): peak RSS.
 # Usage: bench/batch/run.sh [BUILD_DIR]   (LINES=100000 EMBED_LINES=6500 QUEUE=1000000)
 set -eu
 BUILD=${1:-build}
@@ -86,4 +87,17 @@ echo "largest file on the simulator (the output file): $size bytes"
 OPENAI_API_KEY=sk-bench /usr/bin/time -v "$BIN" batch fetch -o "$WORK/emb.out.jsonl" --base-url "$SIM_URL" 2>"$WORK/b.time" >/dev/null || grep -v "^\s" "$WORK/b.time" | tail -3
 report "$WORK/b.time"
 echo "merged output: $(wc -l <"$WORK/emb.out.jsonl") lines, $(du -b "$WORK/emb.out.jsonl" | cut -f1) bytes"
+
+echo "== (c) the same fetch into a SQLite results table (run's sink; the JSONL beside it)"
+OPENAI_API_KEY=sk-bench "$BIN" batch submit "$WORK/emb.jsonl" -o "$WORK/emb.out.sqlite" --base-url "$SIM_URL" --quiet
+OPENAI_API_KEY=sk-bench "$BIN" batch wait -o "$WORK/emb.out.sqlite" --base-url "$SIM_URL" --poll-interval 100ms --quiet
+OPENAI_API_KEY=sk-bench /usr/bin/time -v "$BIN" batch fetch -o "$WORK/emb.out.sqlite" --base-url "$SIM_URL" 2>"$WORK/c.time" >/dev/null || grep -v "^\s" "$WORK/c.time" | tail -3
+report "$WORK/c.time"
+python3 - "$WORK/emb.out.sqlite" "$EMBED_LINES" <<'PY'
+import sqlite3, sys
+n, distinct, ok = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT count(*), count(DISTINCT custom_id), sum(status = 'ok') FROM results").fetchone()
+print(f"results table: {n} rows, {distinct} distinct custom_ids, {ok} ok")
+assert n == distinct == ok == int(sys.argv[2])
+PY
 stop_sim

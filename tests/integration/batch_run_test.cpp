@@ -184,6 +184,43 @@ TEST(BatchRun, BadLinesAreNamedAndNothingIsSubmitted) {
   EXPECT_EQ(count_ledger(sim).uploads, 0);
 }
 
+TEST(BatchRun, ABatchTheServerFailsInValidationNamesItsLineErrorsOnEveryLine) {
+  // Lines the client accepts but the server refuses: a model it does not have.
+  SimProcess sim({"--batch-speed", "200"});
+  TempDir dir("batch_server_invalid");
+  Cli batch{sim, dir};
+  std::string text;
+  for (int i = 0; i < 5; ++i) {
+    json body = json::parse(chat_body(i));
+    body["model"] = "gpt-no-such-model";
+    text += json{{"custom_id", "q" + std::to_string(i)}, {"method", "POST"}, {"url", "/v1/chat/completions"}, {"body", body}}
+                .dump() +
+            "\n";
+  }
+  write_text(dir.file("in.jsonl"), text);
+  EXPECT_EQ(batch("run", {dir.file("in.jsonl"), "-o", dir.file("out.jsonl")}), 1) << batch.log();
+  EXPECT_NE(batch.log().find("failed: model_not_found (line 1)"), std::string::npos) << batch.log();
+  EXPECT_EQ(expect_each_once(dir.file("out.jsonl"), 5), 0);
+  for (const auto& line : read_jsonl(dir.file("out.jsonl"))) {
+    const std::string message = line["error"]["message"];
+    EXPECT_NE(message.find("(status failed: model_not_found (line 1)"), std::string::npos) << message;
+    EXPECT_NE(message.find("model_not_found (line 5)"), std::string::npos) << message;
+  }
+  EXPECT_EQ(count_ledger(sim).batch_lines, 0);
+}
+
+TEST(BatchRun, WaitWarnsAboutABatchWhoseCountsDoNotMove) {
+  SimProcess sim({"--batch-speed", "1"});  // 2 s validating: the counts stay at 0
+  TempDir dir("batch_stuck");
+  Cli batch{sim, dir};
+  write_input(dir.file("in.jsonl"), 5);
+  ASSERT_EQ(batch("run", {dir.file("in.jsonl"), "-o", dir.file("out.jsonl"), "--stuck-after", "500ms"}), 0) << batch.log();
+  const std::string log = batch.log();
+  EXPECT_NE(log.find(") has been validating at 0/5 for "), std::string::npos) << log;
+  EXPECT_NE(log.find("without progress; `floodgate batch cancel` keeps what it did"), std::string::npos) << log;
+  EXPECT_EQ(expect_each_once(dir.file("out.jsonl"), 5), 5);
+}
+
 TEST(BatchRun, ExpiredLinesThenRetryFailedSendsOnlyThoseAgain) {
   SimProcess sim({"--batch-speed", "200", "--batch-expire-rate", "0.3"});
   TempDir dir("batch_retry");
