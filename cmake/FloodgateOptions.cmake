@@ -18,6 +18,8 @@ endif()
 
 # floodgate_component(NAME SOURCES a.cpp b.cpp DEPS floodgate::core ... PRIVATE_DEPS ...)
 # Declares target floodgate_<NAME> with alias floodgate::<NAME>.
+include(GNUInstallDirs)
+
 function(floodgate_component name)
   cmake_parse_arguments(FC "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(floodgate_${name} STATIC ${FC_SOURCES})
@@ -26,8 +28,13 @@ function(floodgate_component name)
   target_include_directories(floodgate_${name}
     PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
            $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
+           $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
     PRIVATE ${PROJECT_SOURCE_DIR}/src)
-  target_link_libraries(floodgate_${name} PUBLIC ${FC_DEPS} PRIVATE floodgate_warnings ${FC_PRIVATE_DEPS})
+  # The warnings as compile options, not as a linked target: a static library exports its
+  # private link items, and the installed package should not carry floodgate_warnings.
+  target_compile_options(floodgate_${name} PRIVATE $<TARGET_PROPERTY:floodgate_warnings,INTERFACE_COMPILE_OPTIONS>)
+  target_link_libraries(floodgate_${name} PUBLIC ${FC_DEPS} PRIVATE ${FC_PRIVATE_DEPS})
+  set_target_properties(floodgate_${name} PROPERTIES EXPORT_NAME ${name})
   set_target_properties(floodgate_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()
 

@@ -1,0 +1,32 @@
+# Installs BUILD_DIR into PREFIX, then builds EXAMPLES against it and runs them.
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(run_out "${out}" PARENT_SCOPE)
+endfunction()
+
+file(REMOVE_RECURSE "${PREFIX}" "${CONSUMER_DIR}")
+run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${PREFIX}")
+foreach(must include/floodgate/tokens/estimate.hpp include/floodgate/engine/engine.hpp
+             include/floodgate/version.hpp lib/cmake/floodgate/floodgateConfig.cmake)
+  if(NOT EXISTS "${PREFIX}/${must}")
+    message(FATAL_ERROR "the install lacks ${must}")
+  endif()
+endforeach()
+if(EXISTS "${PREFIX}/include/floodgate/sim")
+  message(FATAL_ERROR "the simulator's headers were installed with the client library")
+endif()
+
+run(${CMAKE_COMMAND} -S "${EXAMPLES}" -B "${CONSUMER_DIR}" -G "${GENERATOR}"
+    -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${PREFIX} -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build "${CONSUMER_DIR}")
+
+# "Hello" in a user message: 3 (message) + 1 (role) + 1 (content) + 3 (priming) = 8.
+run("${CONSUMER_DIR}/count_tokens"
+    [[{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"max_tokens":5}]])
+if(NOT run_out STREQUAL "prompt_tokens=8 worst_case_tokens=13\n")
+  message(FATAL_ERROR "count_tokens printed '${run_out}', expected prompt_tokens=8 worst_case_tokens=13")
+endif()
+message(STATUS "installed package OK: ${run_out}")
