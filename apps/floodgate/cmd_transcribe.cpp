@@ -36,6 +36,7 @@
 #include "floodgate/audio/chunk_dir.hpp"
 #include "floodgate/audio/job.hpp"
 #include "floodgate/audio/merge.hpp"
+#include "floodgate/core/text.hpp"
 #include "floodgate/audio/split.hpp"
 #include "floodgate/core/batch_io.hpp"
 #include "floodgate/core/error.hpp"
@@ -593,7 +594,7 @@ int transcribe(const TranscribeFlags& f) {
     }
     if (last_end != std::chrono::system_clock::time_point{}) {
       j.row.transcription_seconds = std::chrono::duration<double>(last_end - first_start).count();
-      j.row.transcribed_at = audio::iso8601_utc(last_end);
+      j.row.transcribed_at = floodgate::iso8601_utc(last_end);
     }
     if (!error.empty()) {
       j.row.status = "error";
@@ -619,7 +620,7 @@ int transcribe(const TranscribeFlags& f) {
         if (fmt == audio::ResponseFormat::json || fmt == audio::ResponseFormat::text) {
           j.row.text = audio::transcript_text(audio::ResponseFormat::json, *merged);
         }
-        if (j.row.transcribed_at.empty()) j.row.transcribed_at = audio::iso8601_utc(std::chrono::system_clock::now());
+        if (j.row.transcribed_at.empty()) j.row.transcribed_at = floodgate::iso8601_utc(std::chrono::system_clock::now());
         audio_seconds += j.info.duration.count();
         ++ok;
       }

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "floodgate/core/text.hpp"
 #include "floodgate/core/error.hpp"
 
 namespace floodgate::audio {
@@ -16,12 +17,6 @@ namespace floodgate::audio {
 namespace {
 
 using nlohmann::json;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 TranscribeOptions options_from_line(const json& obj, TranscribeOptions o, const std::string& where) {
   auto str = [&](const char* key, std::string& out) {
@@ -134,7 +129,7 @@ std::vector<InputFile> expand_inputs(std::span<const std::string> paths, const T
       }
       std::sort(found.begin(), found.end());
       for (auto& f : found) out.push_back(InputFile{std::move(f), defaults, 0});
-    } else if (lower(p.extension().string()) == ".jsonl") {
+    } else if (iequals(p.extension().string(), ".jsonl")) {
       read_list(p, defaults, out);
     } else {
       out.push_back(InputFile{p, defaults, 0});
@@ -342,17 +337,6 @@ std::optional<FilePlan> plan_from_json(std::string_view line) {
   } catch (const json::exception&) {
     return std::nullopt;
   }
-}
-
-std::string iso8601_utc(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
 }
 
 }  // namespace floodgate::audio

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "floodgate/core/text.hpp"
+
 namespace floodgate::audio {
 
 std::optional<ResponseFormat> response_format_from_string(std::string_view name) noexcept {
@@ -97,12 +99,7 @@ struct Cue {
   std::string text;
 };
 
-std::string trim(std::string_view s) {
-  const auto a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string_view::npos) return {};
-  const auto b = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(a, b - a + 1));
-}
+std::string trimmed(std::string_view s) { return std::string(trim(s)); }
 
 std::vector<std::string_view> lines_of(std::string_view body) {
   std::vector<std::string_view> lines;
@@ -136,7 +133,7 @@ std::optional<std::vector<Cue>> parse_cues(std::string_view body, bool vtt) {
     // A block: [identifier]\n timing \n text...
     std::size_t j = i;
     if (lines[j].find("-->") == std::string_view::npos) {
-      const std::string first = trim(lines[j]);
+      const std::string first = trimmed(lines[j]);
       if (vtt && (first.rfind("NOTE", 0) == 0 || first.rfind("STYLE", 0) == 0 || first.rfind("REGION", 0) == 0)) {
         while (i < lines.size() && !trim(lines[i]).empty()) ++i;
         continue;
@@ -165,7 +162,7 @@ std::optional<std::vector<Cue>> parse_cues(std::string_view body, bool vtt) {
 }
 
 void append_joined(std::string& out, std::string_view piece) {
-  const std::string t = trim(piece);
+  const std::string t = trimmed(piece);
   if (t.empty()) return;
   if (!out.empty()) out += ' ';
   out += t;
@@ -310,11 +307,11 @@ AudioResult<std::string> merge_transcripts(ResponseFormat format, std::span<cons
 
 std::string transcript_text(ResponseFormat format, std::string_view body) {
   switch (format) {
-    case ResponseFormat::text: return trim(body);
+    case ResponseFormat::text: return trimmed(body);
     case ResponseFormat::json:
     case ResponseFormat::verbose_json: {
       const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
-      if (doc.is_object() && doc.contains("text") && doc["text"].is_string()) return trim(doc["text"].get<std::string>());
+      if (doc.is_object() && doc.contains("text") && doc["text"].is_string()) return trimmed(doc["text"].get<std::string>());
       return {};
     }
     case ResponseFormat::srt:
@@ -334,7 +331,7 @@ std::string transcript_text(ResponseFormat format, std::string_view body) {
 }
 
 std::string prompt_tail(std::string_view text, std::size_t max_chars) {
-  std::string t = trim(text);
+  std::string t = trimmed(text);
   if (t.size() <= max_chars) return t;
   std::size_t start = t.size() - max_chars;
   // Do not start inside a UTF-8 sequence, then move to the next word.

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "floodgate/core/text.hpp"
+
 namespace floodgate {
 namespace {
 
@@ -35,12 +37,6 @@ std::optional<double> read_number(std::string_view text, std::size_t& pos) noexc
     return std::nullopt;
   }
   return int_part + frac;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace

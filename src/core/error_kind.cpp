@@ -27,7 +27,6 @@ constexpr std::array<std::pair<ErrorKind, std::string_view>, 22> kNames{{
     {ErrorKind::schema_violation, "schema_violation"},
     {ErrorKind::refusal, "refusal"},
     {ErrorKind::insufficient_quota, "insufficient_quota"},
-    {ErrorKind::budget, "budget"},
     {ErrorKind::cancelled, "cancelled"},
 }};
 

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "floodgate/core/error.hpp"
+#include "floodgate/core/text.hpp"
 
 namespace floodgate::http {
 namespace {
@@ -35,27 +36,6 @@ using MimePtr = std::unique_ptr<curl_mime, MimeDeleter>;
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-// ASCII lower case by table (header names; no locale lookup per byte).
-constexpr auto kLower = [] {
-  std::array<char, 256> t{};
-  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return t;
-}();
-
-char ascii_lower(char c) noexcept { return kLower[static_cast<unsigned char>(c)]; }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = ascii_lower(c);
-  return out;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
-  return s;
 }
 
 // "https://..." (any case), as opposed to "http://...".
@@ -239,7 +219,7 @@ struct Transport::Impl {
       if (colon == std::string_view::npos) return size * n;
       const std::string_view name = trim(line.substr(0, colon));
       const std::string_view value = trim(line.substr(colon + 1));
-      if (t->max_body != 0 && name.size() == 14 && lower(name) == "content-length" && content_length_over(value, t->max_body)) {
+      if (t->max_body != 0 && name.size() == 14 && iequals(name, "content-length") && content_length_over(value, t->max_body)) {
         t->over_cap = true;  // announced too large: not a byte of it is read
         return 0;
       }
@@ -272,8 +252,8 @@ struct Transport::Impl {
         std::size_t eol = text.find('\n', pos);
         if (eol == std::string::npos) eol = text.size();
         const std::string_view line(text.data() + pos, eol - pos);
-        const bool bearer = line.size() >= 14 && lower(line.substr(0, 14)) == "authorization:";
-        const bool api_key = line.size() >= 8 && lower(line.substr(0, 8)) == "api-key:";  // Azure
+        const bool bearer = line.size() >= 14 && iequals(line.substr(0, 14), "authorization:");
+        const bool api_key = line.size() >= 8 && iequals(line.substr(0, 8), "api-key:");  // Azure
         if (bearer || api_key) {
           const std::string redacted = bearer ? "Authorization: [redacted]\r" : "api-key: [redacted]\r";
           text.replace(pos, eol - pos, redacted);

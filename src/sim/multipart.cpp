@@ -3,20 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "floodgate/core/text.hpp"
+
 namespace floodgate::sim {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Reads `;`-separated parameters (key=value or key="quoted value") after the first token.
 // Calls f(key, value) for each.

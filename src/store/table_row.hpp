@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "floodgate/core/text.hpp"
 #include "floodgate/store/sqlite_table.hpp"
 #include "floodgate/store/table_sink.hpp"
 
@@ -34,7 +35,5 @@ class Flattener {
 // (`digits` after the point, trailing zeros trimmed), null as "".
 [[nodiscard]] std::string cell_text(const Cell& cell);
 
-// "2026-11-22T17:51:14.123Z"
-[[nodiscard]] std::string iso8601_utc(std::chrono::system_clock::time_point t);
 
 }  // namespace floodgate::store_detail

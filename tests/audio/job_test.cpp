@@ -159,11 +159,6 @@ TEST(ResultRows, CsvQuotesAndJsonlRoundTrips) {
   EXPECT_FALSE(parse_result_jsonl("nope"));
 }
 
-TEST(Iso8601, Utc) {
-  const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123));
-  EXPECT_EQ(iso8601_utc(t), "2023-11-14T22:13:20.123Z");
-}
-
 }  // namespace
 }  // namespace floodgate::audio
 

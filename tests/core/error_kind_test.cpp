@@ -30,7 +30,7 @@ TEST(IsRetryable, RetriesOnlyTransientKinds) {
   }
   for (auto k : {ErrorKind::none, ErrorKind::bad_request, ErrorKind::auth, ErrorKind::permission, ErrorKind::not_found,
                  ErrorKind::too_large, ErrorKind::unprocessable, ErrorKind::insufficient_quota, ErrorKind::invalid_input,
-                 ErrorKind::cannot_fit, ErrorKind::budget}) {
+                 ErrorKind::cannot_fit}) {
     EXPECT_FALSE(is_retryable(k)) << to_string(k);
   }
 }

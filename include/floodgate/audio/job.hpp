@@ -107,7 +107,5 @@ struct FilePlan {
 [[nodiscard]] std::string plan_to_json(const FilePlan& plan);
 [[nodiscard]] std::optional<FilePlan> plan_from_json(std::string_view line);
 
-// "2026-11-22T18:04:05.123Z"
-[[nodiscard]] std::string iso8601_utc(std::chrono::system_clock::time_point t);
 
 }  // namespace floodgate::audio

@@ -32,7 +32,7 @@ enum class ErrorKind {
   refusal,             // the model refused (message.refusal)
   // terminal for the whole job
   insufficient_quota,  // 429 insufficient_quota: stop admitting at once
-  budget,              // the run's budget is spent
+  // (A spent budget is no kind: the run stops admitting and leaves the rest unsent, exit 4.)
   cancelled,           // the job was interrupted before this request finished
 };
 

@@ -1,0 +1,38 @@
+#pragma once
+// Small ASCII text helpers shared by the client, the audio paths and the simulator:
+// header names, header values and the lines of text formats are ASCII-case-insensitive
+// and padded with ASCII whitespace, never with the locale's.
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace floodgate {
+
+// `s` without leading and trailing spaces, tabs, CRs and LFs.
+[[nodiscard]] constexpr std::string_view trim(std::string_view s) noexcept {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto first = s.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+}
+
+[[nodiscard]] constexpr char ascii_lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+[[nodiscard]] std::string ascii_lower(std::string_view s);
+
+// Equal ignoring ASCII case.
+[[nodiscard]] constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+// "2026-12-03T08:27:45.123Z": UTC, milliseconds (ISO 8601, as the journal and tables write).
+[[nodiscard]] std::string iso8601_utc(std::chrono::system_clock::time_point t);
+
+}  // namespace floodgate
