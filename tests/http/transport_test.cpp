@@ -34,9 +34,9 @@ HttpRequest chat(const SimProcess& sim, std::uint64_t tag) {
 }
 
 // Polls until `n` responses arrived or 30 s passed.
-std::vector<HttpResponse> collect(Transport& t, std::size_t n) {
+std::vector<HttpResponse> collect(Transport& t, std::size_t n, std::chrono::seconds bound = std::chrono::seconds(30)) {
   std::vector<HttpResponse> out;
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  const auto deadline = Clock::now() + bound;
   while (out.size() < n && Clock::now() < deadline) t.poll(std::chrono::milliseconds(100), out);
   return out;
 }
@@ -133,6 +133,16 @@ TEST(Transport, TraceRedactsTheAuthorizationHeader) {
 // A body over libcurl's 1 MiB threshold goes without "Expect: 100-continue" (which would cost
 // a round trip, or a second's wait with servers that never send 100), while small bodies
 // carry no extra header line at all.
+// `bytes` of ordinary words: many short pre-tokens, which the simulator's tokenizer counts
+// quickly (one 2 MiB run of a single letter is its slowest input).
+std::string words(std::size_t bytes) {
+  std::string text;
+  text.reserve(bytes + 16);
+  while (text.size() < bytes) text += "lorem ipsum dolor sit amet ";
+  text.resize(bytes);
+  return text;
+}
+
 TEST(Transport, BigBodiesAreSentWithoutExpect100Continue) {
   SimProcess sim;
   std::string trace;
@@ -141,9 +151,11 @@ TEST(Transport, BigBodiesAreSentWithoutExpect100Continue) {
   Transport t(o);
   HttpRequest big = chat(sim, 1);
   big.body = std::make_shared<const std::string>(R"({"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":")" +
-                                                 std::string(2 * 1024 * 1024, 'a') + "\"}]}");
+                                                 words(2 * 1024 * 1024) + "\"}]}");
   t.submit(std::move(big));
-  auto out = collect(t, 1);
+  // The simulator counts the 2 MiB prompt's tokens before it answers: seconds in a Debug
+  // build under ASan, so a longer bound than the other tests'.
+  auto out = collect(t, 1, std::chrono::seconds(180));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_NE(out[0].status, 0) << out[0].error_message;  // answered (200, or 400 for the context length)
   EXPECT_NE(trace.find("Content-Length: 2097"), std::string::npos);  // the big request is in the trace
