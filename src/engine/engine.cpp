@@ -18,6 +18,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "classifier.hpp"
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
@@ -69,16 +70,6 @@ void remove_journal_files(const std::string& path) {
   std::filesystem::remove(path, ec);
   std::filesystem::remove(path + "-wal", ec);
   std::filesystem::remove(path + "-shm", ec);
-}
-
-// At most `max` bytes of a body for a message, control characters as spaces.
-std::string printable_excerpt(std::string_view body, std::size_t max) {
-  std::string out(body.substr(0, max));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  }
-  if (body.size() > max) out += "...";
-  return out;
 }
 
 std::string thousands(std::uint64_t v) {
@@ -1059,66 +1050,21 @@ struct Engine::Impl {
     const auto rl = limit::for_provider(limit::parse_rate_limit_headers(header_views), lane.provider);
     lane.limiter->observe(rl, now, f.grant);
 
-    Outcome o;
+    Exchange x = classify_exchange(r);
+    Outcome o = std::move(x.outcome);
     o.custom_id = item->req.custom_id;
     o.line_no = item->req.line_no;
     o.attempts = item->attempts;
     o.latency_seconds = std::chrono::duration<double>(r.elapsed).count();
-    o.status_code = r.status;
-    if (auto rid = r.header("x-request-id")) o.request_id = std::string(*rid);
-
-    std::string answer_refusal;  // set below for a 401/403/404 answer: its status and code
-    // The server was reached when its status line arrived, even if the exchange then failed
-    // (a slow body that timed out, a reset mid-body): slow is not unreachable.
-    const bool reached = r.error == http::TransportError::none || r.answer_started;
-    if (reached) {
+    const std::string& answer_refusal = x.refusal;
+    const std::string& quota_code = x.quota_code;
+    if (x.reached) {
       answered_once = true;
       // Lines held for a verdict (their last attempt found no server) were bad lines after all.
       for (auto& [parked_item, parked_outcome] : parked) finish(parked_item, std::move(parked_outcome), now);
       parked.clear();
     }
-    std::string quota_code;  // the code of an insufficient_quota answer
-    if (r.error != http::TransportError::none) {
-      const std::string answered = r.answer_started ? " after the server began answering (HTTP " + std::to_string(r.partial_status) + ")" : "";
-      if (r.error == http::TransportError::too_large) {
-        o.error = ErrorKind::bad_response;
-        o.error_message = "HTTP " + std::to_string(r.partial_status) + ": " + r.error_message;
-      } else if (r.error == http::TransportError::timeout) {
-        o.error = ErrorKind::timeout;
-        o.error_message = "timeout" + answered + ": " + r.error_message;
-      } else {
-        o.error = ErrorKind::connection;
-        o.error_message = "connection error" + answered + ": " + r.error_message;
-      }
-    } else {
-      ResponseInfo info = inspect_response_body(r.body);
-      if (r.status >= 200 && r.status < 300) {
-        if (!info.valid_json) {
-          o.error = ErrorKind::bad_response;
-          o.error_message = "the " + std::to_string(r.status) + " response body is not valid JSON (" + std::to_string(r.body.size()) + " bytes)";
-        } else {
-          o.body = std::move(r.body);
-          o.usage = info.usage;
-        }
-      } else {
-        o.error = classify_http(r.status, info.error_type, info.error_code);
-        if (r.status == 401 || r.status == 403 || r.status == 404) answer_refusal = std::to_string(r.status) + " " + info.error_code;
-        o.error_message = !info.error_message.empty() ? info.error_message : "HTTP " + std::to_string(r.status);
-        if (!info.error_code.empty() && info.error_message.empty()) o.error_message += " (" + info.error_code + ")";
-        if (o.error == ErrorKind::insufficient_quota) quota_code = is_quota_code(info.error_code) ? info.error_code : info.error_type;
-        if (o.error == ErrorKind::rate_limited && info.error_code.empty() && info.error_type.empty()) {
-          // Not a JSON error object (plain text, a gateway's page): a quota that waiting
-          // will not fix is still recognised by its code.
-          if (const std::string_view q = quota_code_in_text(r.body); !q.empty()) {
-            o.error = ErrorKind::insufficient_quota;
-            quota_code = std::string(q);
-            o.error_message = "HTTP 429 (" + quota_code + "): " + printable_excerpt(r.body, 200);
-          }
-        }
-        if (info.valid_json) o.body = std::move(r.body);
-      }
-      if (r.status == 429) ++summary.http_429;
-    }
+    if (r.status == 429) ++summary.http_429;
 
     // Settle the reservation with what the server counted. A provider that charges at
     // admission (OpenAI) keeps that charge whatever the answer used; one that settles at
@@ -1167,11 +1113,9 @@ struct Engine::Impl {
       finish(item, std::move(o), now);
       return;
     }
-    // No answer at all: a connection that failed (refused, DNS, TLS, reset before a status
-    // line) or an attempt that timed out without one (a blackholed host, a server that
-    // never answers), not a local failure such as an unreadable upload. Before the first
-    // answer it is evidence that the API cannot be reached; after it, of an outage.
-    const bool no_contact = !reached && (r.error == http::TransportError::connection || r.error == http::TransportError::timeout);
+    // No answer at all (classifier.hpp): before the first answer it is evidence that the API
+    // cannot be reached; after it, of an outage.
+    const bool no_contact = x.no_contact;
     if (o.error == ErrorKind::rate_limited) {
       if (lane.limiter->on_rate_limited(rl, now)) {
         progress->message("warning", "model \"" + lane.model + "\": a 429 although the server's remaining said there was room: it "
