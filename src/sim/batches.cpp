@@ -73,9 +73,33 @@ std::string query_value(std::string_view query, std::string_view key) {
   return {};
 }
 
-const char* const kEndpoints[] = {"/v1/chat/completions", "/v1/embeddings"};
+// What the simulator answers, and what the API's CreateBatchRequest.endpoint enum allows
+// (openai-openapi) beyond that: those are refused as not simulated, not as invalid.
+const char* const kEndpoints[] = {"/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses"};
+const char* const kNotSimulated[] = {"/v1/moderations", "/v1/images/generations", "/v1/images/edits", "/v1/videos"};
 
 enum Fate : std::uint8_t { run_it, fail_it, expire_it, zero_it, lose_it };
+
+// The `usage` object of an answer body, read without parsing the rest (an embeddings body
+// is mostly its vectors): null when there is none.
+json usage_of(std::string_view body) {
+  const std::size_t at = body.rfind("\"usage\":{");
+  if (at == std::string_view::npos) return nullptr;
+  const std::size_t open = at + std::string_view("\"usage\":").size();
+  int depth = 0;
+  for (std::size_t i = open; i < body.size(); ++i) {
+    if (body[i] == '{') ++depth;
+    if (body[i] == '}' && --depth == 0) return json::parse(body.substr(open, i - open + 1), nullptr, false);
+  }
+  return nullptr;
+}
+
+std::int64_t int_field(const json& j, const char* key, const char* other) {
+  for (const char* k : {key, other}) {
+    if (const auto it = j.find(k); it != j.end() && it->is_number_integer()) return it->get<std::int64_t>();
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -104,6 +128,7 @@ struct BatchApi::Batch {
   std::size_t pos = 0;       // next index into order
   std::size_t done = 0;      // runnable lines answered
   std::uint64_t completed = 0, failed = 0;
+  std::int64_t usage_input = 0, usage_output = 0;  // tokens the answered lines used
   std::string out_path, err_path;
   std::FILE* out = nullptr;
   std::FILE* err = nullptr;
@@ -234,9 +259,14 @@ ApiReply BatchApi::create(std::string_view body, const std::string& api_key) {
     }
   }
   const std::string endpoint = request["endpoint"];
+  if (std::any_of(std::begin(kNotSimulated), std::end(kNotSimulated), [&](const char* e) { return endpoint == e; })) {
+    return api_error(400, "floodgate sim does not answer " + endpoint + " batches (it answers /v1/responses, "
+                     "/v1/chat/completions, /v1/embeddings and /v1/completions).", "endpoint", "invalid_value");
+  }
   if (std::none_of(std::begin(kEndpoints), std::end(kEndpoints), [&](const char* e) { return endpoint == e; })) {
-    return api_error(400, "Invalid value: '" + endpoint + "'. Supported values are: '/v1/chat/completions' and "
-                     "'/v1/embeddings'.", "endpoint", "invalid_value");
+    return api_error(400, "Invalid value: '" + endpoint + "'. Supported values are: '/v1/responses', "
+                     "'/v1/chat/completions', '/v1/embeddings', '/v1/completions', '/v1/moderations', "
+                     "'/v1/images/generations', '/v1/images/edits', and '/v1/videos'.", "endpoint", "invalid_value");
   }
   if (request["completion_window"] != "24h") {
     return api_error(400, "Invalid value: '" + request["completion_window"].get<std::string>() +
@@ -250,6 +280,13 @@ ApiReply BatchApi::create(std::string_view body, const std::string& api_key) {
     metadata = ojson::object();
     for (const auto& [k, v] : m->items()) {
       if (!v.is_string()) return api_error(400, "Invalid 'metadata': values must be strings.", "metadata", "invalid_type");
+      // The spec's Metadata: keys at most 64 characters, values at most 512.
+      if (k.size() > 64) {
+        return api_error(400, "Invalid 'metadata': keys must be at most 64 characters long.", "metadata", "invalid_value");
+      }
+      if (v.get_ref<const std::string&>().size() > 512) {
+        return api_error(400, "Invalid 'metadata': values must be at most 512 characters long.", "metadata", "invalid_value");
+      }
       metadata[k] = v;
     }
   }
@@ -370,10 +407,16 @@ void BatchApi::validate(Batch& b, const StoredFile& input) {
             "body.model", n);
         continue;
       }
-      if (b.endpoint == "/v1/embeddings") {
-        if (body.contains("input")) b.input_tokens += std::max<std::int64_t>(0, estimate_embedding_input_tokens(body["input"], encoding));
-      } else {
+      if (b.endpoint == "/v1/chat/completions") {
         b.input_tokens += estimate_chat_prompt_tokens(body, encoding);
+      } else {
+        // embeddings' input; the prompt (completions) or input (responses) counted as text,
+        // or as the JSON of input items.
+        const char* key = b.endpoint == "/v1/completions" ? "prompt" : "input";
+        if (body.contains(key)) {
+          const std::int64_t counted = estimate_embedding_input_tokens(body[key], encoding);
+          b.input_tokens += counted >= 0 ? counted : estimate_text_tokens(body[key].dump());
+        }
       }
     }
     if (b.offsets.empty() && data.empty()) add("empty_file", "The batch input file is empty.", nullptr, 0);
@@ -509,6 +552,11 @@ void BatchApi::run_lines(Batch& b, std::size_t due) {
     } else {
       const LineAnswer a = answer_(b.endpoint, line["body"].dump(), b.api_key, custom_id, b.id);
       success = a.status == 200;
+      // The batch's usage (the Batch object's `usage`): what the answered lines used.
+      if (const json u = usage_of(a.body); u.is_object()) {
+        b.usage_input += int_field(u, "prompt_tokens", "input_tokens");
+        b.usage_output += int_field(u, "completion_tokens", "output_tokens");
+      }
       out += R"(,"response":{"status_code":)" + std::to_string(a.status) + R"(,"request_id":)" + json(a.request_id).dump() +
              R"(,"body":)" + (a.body.empty() ? std::string("null") : a.body) + R"(},"error":null})";
     }
@@ -639,6 +687,12 @@ ojson BatchApi::batch_object(const Batch& b) const {
                {"cancelled_at", stamp(b.cancelled_at)},
                {"request_counts",
                 {{"total", counted ? b.order.size() : 0}, {"completed", b.completed}, {"failed", b.failed}}},
+               {"usage",
+                {{"input_tokens", b.usage_input},
+                 {"input_tokens_details", {{"cached_tokens", 0}}},
+                 {"output_tokens", b.usage_output},
+                 {"output_tokens_details", {{"reasoning_tokens", 0}}},
+                 {"total_tokens", b.usage_input + b.usage_output}}},
                {"metadata", b.metadata}};
 }
 

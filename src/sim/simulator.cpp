@@ -30,6 +30,8 @@ const tokens::Encoding* prompt_encoding(const SimOptions& options, const std::st
 }
 
 constexpr std::string_view kChatPath = "/v1/chat/completions";
+constexpr std::string_view kCompletionsPath = "/v1/completions";
+constexpr std::string_view kResponsesPath = "/v1/responses";
 constexpr std::string_view kEmbeddingsPath = "/v1/embeddings";
 constexpr std::string_view kTranscriptionsPath = "/v1/audio/transcriptions";
 constexpr std::string_view kModelsPath = "/v1/models";
@@ -109,7 +111,8 @@ Route resolve(std::string_view target) {
 }
 
 bool is_known_path(std::string_view path) {
-  return path == kChatPath || path == kEmbeddingsPath || path == kTranscriptionsPath || path == kModelsPath ||
+  return path == kChatPath || path == kCompletionsPath || path == kResponsesPath || path == kEmbeddingsPath ||
+         path == kTranscriptionsPath || path == kModelsPath ||
          path.rfind("/v1/models/", 0) == 0 || BatchApi::is_api_path(path) || path == "/_sim/stats" || path == "/_sim/flush" || path == "/_sim/health";
 }
 
@@ -700,7 +703,125 @@ Reply Simulator::route(Context& ctx, std::string_view body) {
     ctx.model = model->get<std::string>();
   }
   if (path == kChatPath) return chat(ctx, request);
+  if (path == kCompletionsPath) return completions(ctx, request);
+  if (path == kResponsesPath) return responses(ctx, request);
   return embeddings(ctx, request);
+}
+
+namespace {
+
+// A 200 chat answer in another endpoint's shape; anything else (errors, a truncated body) as it is.
+template <typename Reshape>
+void reshape_chat_reply(Reply& reply, Reshape&& reshape) {
+  if (reply.status != 200) return;
+  const json chat_body = json::parse(reply.body, nullptr, false);
+  if (chat_body.is_discarded() || !chat_body.is_object() || !chat_body.contains("choices")) return;
+  reply.body = reshape(chat_body).dump();
+}
+
+}  // namespace
+
+Reply Simulator::completions(Context& ctx, const json& request) {
+  const auto prompt = request.find("prompt");
+  if (prompt == request.end() || prompt->is_null()) {
+    return error(ctx, 400, "Missing required parameter: 'prompt'.", "invalid_request_error", "prompt",
+                 "missing_required_parameter");
+  }
+  json chat_request{{"model", ctx.model},
+                    {"messages", json::array({{{"role", "user"}, {"content", prompt->is_string() ? prompt->get<std::string>() : prompt->dump()}}})},
+                    {"max_tokens", 16}};  // the legacy endpoint's default
+  for (const char* key : {"max_tokens", "n"}) {
+    if (const auto it = request.find(key); it != request.end() && !it->is_null()) chat_request[key] = *it;
+  }
+  Reply reply = chat(ctx, chat_request);
+  reshape_chat_reply(reply, [&](const json& c) {
+    ojson choices = ojson::array();
+    for (const auto& ch : c["choices"]) {
+      choices.push_back({{"text", ch["message"]["content"]}, {"index", ch["index"]}, {"logprobs", nullptr},
+                         {"finish_reason", ch["finish_reason"]}});
+    }
+    return ojson{{"id", "cmpl-" + c["id"].get<std::string>().substr(std::string_view("chatcmpl-").size())},
+                 {"object", "text_completion"},
+                 {"created", c["created"]},
+                 {"model", c["model"]},
+                 {"choices", choices},
+                 {"usage", c["usage"]}};
+  });
+  return reply;
+}
+
+Reply Simulator::responses(Context& ctx, const json& request) {
+  const auto input = request.find("input");
+  if (input == request.end() || input->is_null()) {
+    return error(ctx, 400, "Missing required parameter: 'input'.", "invalid_request_error", "input",
+                 "missing_required_parameter");
+  }
+  json messages = json::array();
+  if (const auto it = request.find("instructions"); it != request.end() && it->is_string()) {
+    messages.push_back({{"role", "system"}, {"content", *it}});
+  }
+  if (input->is_string()) {
+    messages.push_back({{"role", "user"}, {"content", *input}});
+  } else if (input->is_array()) {
+    for (const auto& item : *input) {
+      if (!item.is_object()) continue;
+      json content = item.value("content", json(""));
+      if (content.is_array()) {  // [{"type":"input_text","text":...}, ...]
+        std::string text;
+        for (const auto& part : content) {
+          if (part.is_object() && part.contains("text") && part["text"].is_string()) text += part["text"].get<std::string>();
+        }
+        content = text;
+      }
+      messages.push_back({{"role", item.value("role", "user")}, {"content", content}});
+    }
+  }
+  if (messages.empty()) {
+    return error(ctx, 400, "Invalid type for 'input': expected a string or an array of input items.",
+                 "invalid_request_error", "input", "invalid_type");
+  }
+  json chat_request{{"model", ctx.model}, {"messages", messages}};
+  if (const auto it = request.find("max_output_tokens"); it != request.end() && !it->is_null()) chat_request["max_tokens"] = *it;
+  // Structured outputs: text.format {"type":"json_schema","name","schema","strict"}.
+  if (const auto text = request.find("text"); text != request.end() && text->is_object() && text->contains("format")) {
+    const json& format = (*text)["format"];
+    if (format.is_object() && format.value("type", "") == "json_schema") {
+      json js{{"name", format.value("name", "answer")}, {"schema", format.value("schema", json::object())}};
+      if (format.contains("strict")) js["strict"] = format["strict"];
+      chat_request["response_format"] = {{"type", "json_schema"}, {"json_schema", js}};
+    } else if (format.is_object() && format.value("type", "") == "json_object") {
+      chat_request["response_format"] = {{"type", "json_object"}};
+    }
+  }
+  Reply reply = chat(ctx, chat_request);
+  reshape_chat_reply(reply, [&](const json& c) {
+    const std::string id = c["id"].get<std::string>().substr(std::string_view("chatcmpl-").size());
+    const json& choice = c["choices"][0];
+    const bool incomplete = choice["finish_reason"] == "length";
+    const json& u = c["usage"];
+    return ojson{{"id", "resp_" + id},
+                 {"object", "response"},
+                 {"created_at", c["created"]},
+                 {"status", incomplete ? "incomplete" : "completed"},
+                 {"incomplete_details", incomplete ? ojson{{"reason", "max_output_tokens"}} : ojson(nullptr)},
+                 {"error", nullptr},
+                 {"model", c["model"]},
+                 {"output",
+                  ojson::array({{{"type", "message"},
+                                 {"id", "msg_" + id},
+                                 {"status", incomplete ? "incomplete" : "completed"},
+                                 {"role", "assistant"},
+                                 {"content", ojson::array({{{"type", "output_text"},
+                                                            {"text", choice["message"]["content"]},
+                                                            {"annotations", ojson::array()}}})}}})},
+                 {"usage",
+                  {{"input_tokens", u["prompt_tokens"]},
+                   {"input_tokens_details", {{"cached_tokens", 0}}},
+                   {"output_tokens", u["completion_tokens"]},
+                   {"output_tokens_details", {{"reasoning_tokens", 0}}},
+                   {"total_tokens", u["total_tokens"]}}}};
+  });
+  return reply;
 }
 
 Reply Simulator::files_and_batches(Context& ctx, std::string_view body) {

@@ -123,6 +123,10 @@ class Simulator {
   Reply route(Context& ctx, std::string_view body);
   Reply chat(Context& ctx, const nlohmann::json& request);
   Reply embeddings(Context& ctx, const nlohmann::json& request);
+  // The legacy Completions and the Responses API: the request is answered as the same chat
+  // request would be (limits, charge, faults, structured outputs), in that endpoint's shape.
+  Reply completions(Context& ctx, const nlohmann::json& request);
+  Reply responses(Context& ctx, const nlohmann::json& request);
   Reply models(Context& ctx);
   Reply files_and_batches(Context& ctx, std::string_view body);
   Reply api_reply(Context& ctx, ApiReply&& api);

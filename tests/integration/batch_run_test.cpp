@@ -541,6 +541,56 @@ TEST(BatchResults, RealTimeFinishRowsCostRealTimePrices) {
   expect_charged_once(c, 60);
 }
 
+TEST(BatchResults, ResponsesAndCompletionsLinesGoThroughTheBatchAndTheRealTimeFinish) {
+  SimProcess sim({"--batch-speed", "200", "--batch-expire-rate", "0.3"});
+  TempDir dir("batch_responses");
+  Cli batch{sim, dir};
+  std::string text;
+  for (int i = 0; i < 20; ++i) {
+    const std::string n = std::to_string(i);
+    text += json{{"custom_id", "r" + n}, {"method", "POST"}, {"url", "/v1/responses"},
+                 {"body", {{"model", "gpt-4o-mini"}, {"input", "respond to " + n}, {"max_output_tokens", 8}}}}
+                .dump() +
+            "\n";
+    text += json{{"custom_id", "c" + n}, {"method", "POST"}, {"url", "/v1/completions"},
+                 {"body", {{"model", "gpt-4o-mini"}, {"prompt", "complete " + n}, {"max_tokens", 8}}}}
+                .dump() +
+            "\n";
+  }
+  write_text(dir.file("in.jsonl"), text);
+  const std::string out = dir.file("out.csv");
+  ASSERT_EQ(batch("run", {dir.file("in.jsonl"), "-o", out, "--fallback", "realtime"}), 0) << batch.log();
+  const Table t = read_csv(out);
+  std::set<std::string> ids;
+  int at_batch = 0, at_realtime = 0;
+  for (const auto& row : t.rows) {
+    EXPECT_TRUE(ids.insert(row.at("custom_id")).second) << row.at("custom_id");
+    EXPECT_EQ(row.at("status"), "ok") << row.at("error_message");
+    const auto prompt = std::stoull(row.at("prompt_tokens")), completion = std::stoull(row.at("completion_tokens"));
+    EXPECT_GT(prompt, 0u);  // the Responses API's input_tokens read as the prompt
+    const double cost = std::stod(row.at("cost_usd"));
+    if (near(cost, price_of(prompt, completion, cost::Tier::batch))) ++at_batch;
+    if (near(cost, price_of(prompt, completion, cost::Tier::standard))) ++at_realtime;
+  }
+  EXPECT_EQ(ids.size(), 40u);
+  std::map<std::string, int> answered;  // body hash -> 200s, batch and real time
+  int batch_lines = 0, creates = 0;
+  for (const auto& e : sim.ledger()) {
+    const std::string path = e["path"];
+    if (e["method"] == "POST" && path == "/v1/batches" && e["status"] == 200) ++creates;
+    if ((path == "/v1/responses" || path == "/v1/completions") && e["status"] == 200) {
+      ++answered[e["body_sha256"].get<std::string>()];
+      if (e.contains("batch_id")) ++batch_lines;
+    }
+  }
+  EXPECT_EQ(creates, 2);  // one batch per endpoint
+  EXPECT_EQ(answered.size(), 40u);
+  for (const auto& [hash, count] : answered) EXPECT_EQ(count, 1) << hash;
+  EXPECT_EQ(at_batch, batch_lines);
+  EXPECT_EQ(at_realtime, 40 - batch_lines);
+  EXPECT_GT(at_realtime, 0);
+}
+
 TEST(BatchRun, StatusCodeZeroAndLostLinesAreNamedAsSuch) {
   SimProcess sim({"--batch-speed", "200", "--batch-zero-status-rate", "0.2", "--batch-lost-rate", "0.2"});
   TempDir dir("batch_zero");

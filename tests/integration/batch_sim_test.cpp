@@ -243,5 +243,72 @@ TEST(SimBatch, EnqueuedTokenLimitFailsTheBatchThatWouldPassIt) {
   EXPECT_EQ(again["status"], "completed");
 }
 
+TEST(SimBatch, ResponsesAndCompletionsBatchesAnswerInTheirEndpointsShapeWithTheBatchsUsage) {
+  SimProcess sim({"--batch-speed", "1000"});
+  for (const std::string endpoint : {"/v1/responses", "/v1/completions"}) {
+    std::string content;
+    for (int i = 0; i < 20; ++i) {
+      const json body = endpoint == "/v1/responses"
+                            ? json{{"model", "gpt-4o-mini"}, {"instructions", "Be brief."}, {"input", "item " + std::to_string(i)},
+                                   {"max_output_tokens", 8}}
+                            : json{{"model", "gpt-4o-mini"}, {"prompt", "item " + std::to_string(i)}, {"max_tokens", 8}};
+      content += json{{"custom_id", "q" + std::to_string(i)}, {"method", "POST"}, {"url", endpoint}, {"body", body}}.dump() + "\n";
+    }
+    const json done = wait_terminal(sim, create(sim, upload(sim, content), endpoint)["id"]);
+    ASSERT_EQ(done["status"], "completed") << done.dump();
+    std::int64_t input = 0, output = 0;
+    const auto out = file_lines(sim, done["output_file_id"]);
+    ASSERT_EQ(out.size(), 20u);
+    for (const auto& line : out) {
+      const json& body = line["response"]["body"];
+      if (endpoint == "/v1/responses") {
+        EXPECT_EQ(body["object"], "response") << body.dump();
+        EXPECT_EQ(body["output"][0]["type"], "message");
+        EXPECT_EQ(body["output"][0]["content"][0]["type"], "output_text");
+        EXPECT_FALSE(body["output"][0]["content"][0]["text"].get<std::string>().empty());
+        input += body["usage"]["input_tokens"].get<std::int64_t>();
+        output += body["usage"]["output_tokens"].get<std::int64_t>();
+        EXPECT_LE(body["usage"]["output_tokens"].get<int>(), 8);
+      } else {
+        EXPECT_EQ(body["object"], "text_completion") << body.dump();
+        EXPECT_FALSE(body["choices"][0]["text"].get<std::string>().empty());
+        input += body["usage"]["prompt_tokens"].get<std::int64_t>();
+        output += body["usage"]["completion_tokens"].get<std::int64_t>();
+      }
+    }
+    // The Batch object's usage (openai-openapi: input/output tokens and their details).
+    EXPECT_GT(input, 0);
+    EXPECT_EQ(done["usage"]["input_tokens"], input);
+    EXPECT_EQ(done["usage"]["output_tokens"], output);
+    EXPECT_EQ(done["usage"]["total_tokens"], input + output);
+    EXPECT_EQ(done["usage"]["input_tokens_details"]["cached_tokens"], 0);
+    EXPECT_EQ(done["usage"]["output_tokens_details"]["reasoning_tokens"], 0);
+  }
+  // In real time too.
+  const HttpResult r = sim.post("/v1/responses", json{{"model", "gpt-4o-mini"}, {"input", "hello"}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["status"], "completed");
+}
+
+TEST(SimBatch, CreateFollowsTheSpecsEndpointsAndMetadataLimits) {
+  SimProcess sim;
+  const std::string id = upload(sim, chat_file(1));
+  const auto create_with = [&](const std::string& endpoint, const json& metadata) {
+    return sim.post("/v1/batches", json{{"input_file_id", id}, {"endpoint", endpoint}, {"completion_window", "24h"},
+                                        {"metadata", metadata}}.dump());
+  };
+  // In the spec's enum but not simulated: said so, not called invalid.
+  const HttpResult moderations = create_with("/v1/moderations", json::object());
+  EXPECT_EQ(moderations.status, 400);
+  EXPECT_NE(moderations.body.find("does not answer /v1/moderations batches"), std::string::npos) << moderations.body;
+  const HttpResult unknown = create_with("/v1/audio/transcriptions", json::object());
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("Supported values are: '/v1/responses'"), std::string::npos) << unknown.body;
+  // Metadata: keys up to 64 characters, values up to 512.
+  EXPECT_EQ(create_with("/v1/chat/completions", {{std::string(64, 'k'), std::string(512, 'v')}}).status, 200);
+  EXPECT_EQ(create_with("/v1/chat/completions", {{std::string(65, 'k'), "v"}}).status, 400);
+  EXPECT_EQ(create_with("/v1/chat/completions", {{"k", std::string(513, 'v')}}).status, 400);
+}
+
 }  // namespace
 }  // namespace floodgate::test
