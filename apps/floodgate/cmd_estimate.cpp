@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "floodgate/core/batch_io.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/request.hpp"
 #include "floodgate/core/provider.hpp"
@@ -61,21 +62,6 @@ struct Totals {
   std::uint64_t unparsed = 0;
   std::uint64_t error_rows = 0;  // table rows that cannot become a request (never sent)
 };
-
-// Bare bodies: the endpoint their fields imply, else the --endpoint default.
-Endpoint guess_endpoint(const nlohmann::json& body, Endpoint fallback) {
-  if (body.contains("messages")) return Endpoint::chat_completions;
-  if (body.contains("prompt")) return Endpoint::completions;
-  if (body.contains("input")) {
-    const auto model = body.value("model", std::string());
-    if (model.find("embedding") != std::string::npos || body.contains("encoding_format") ||
-        body.contains("dimensions")) {
-      return Endpoint::embeddings;
-    }
-    return Endpoint::responses;
-  }
-  return fallback;
-}
 
 // The fastest schedule a per-period limit counted over a rolling window allows: the
 // period's quota at once, the next when the first leaves the window, ...: the last request
@@ -184,7 +170,7 @@ int run(const EstimateFlags& f) {
         endpoint = *e;
         body_text = body->dump();
       } else {
-        endpoint = guess_endpoint(doc, *default_endpoint);
+        endpoint = guess_endpoint(line).value_or(*default_endpoint);  // the endpoint its fields imply, else --endpoint's
         body_text = line;
       }
       add(endpoint, body_text, f.model.empty() ? body->value("model", std::string("(none)")) : f.model);

@@ -42,24 +42,11 @@ using floodgate::test::run_to_end;
 using floodgate::test::RunProcess;
 using floodgate::test::slurp;
 using floodgate::test::TempDir;
+using floodgate::test::chat_request;
+using floodgate::test::write_chat_input;
 using floodgate::test::SimProcess;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-json chat_line(const std::string& id, const std::string& model, int i) {
-  return {{"custom_id", id},
-          {"method", "POST"},
-          {"url", "/v1/chat/completions"},
-          {"body", {{"model", model}, {"messages", {{{"role", "user"}, {"content", "Say something about " + std::to_string(i)}}}}, {"max_tokens", 8}}}};
-}
-
-// Writes `n` chat lines for gpt-4o-mini with custom_ids prefix0..prefix<n-1> to dir/in.jsonl.
-fs::path write_chat_input(const fs::path& dir, const std::string& prefix, int n) {
-  const fs::path in = dir / "in.jsonl";
-  std::ofstream f(in);
-  for (int i = 0; i < n; ++i) f << chat_line(prefix + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
-  return in;
-}
 
 std::int64_t model_requests(const SimProcess& sim, const std::string& model) {
   const json stats = sim.stats();
@@ -84,8 +71,8 @@ TEST(RunControl, DailyPauseIsRememberedAcrossRunsUnlessIgnored) {
   {
     std::ofstream f(in);
     for (int i = 0; i < 30; ++i) {
-      f << chat_line("m" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
-      f << chat_line("n" + std::to_string(i), "gpt-4.1-nano", i).dump() << "\n";
+      f << chat_request("m" + std::to_string(i), i, "gpt-4o-mini").dump() << "\n";
+      f << chat_request("n" + std::to_string(i), i, "gpt-4.1-nano").dump() << "\n";
     }
   }
   const fs::path out = dir.path / "out.jsonl";
@@ -146,14 +133,14 @@ TEST(RunControl, OrderedOutputIsInInputOrderAfterSigintAndKillThenResume) {
     std::ofstream f(in);
     for (int i = 0; i < n; ++i) {
       const std::string id = "q" + std::to_string(i);
-      f << chat_line(id, "gpt-4o-mini", i).dump() << "\n";
+      f << chat_request(id, i, "gpt-4o-mini").dump() << "\n";
       expected.push_back(id);
       if (i == 40) {  // line 42: not JSON
         f << "not json\n";
         expected.push_back("@line:42");
       }
       if (i == 200) {  // line 203: a duplicate custom_id
-        f << chat_line("q7", "gpt-4o-mini", 7).dump() << "\n";
+        f << chat_request("q7", 7, "gpt-4o-mini").dump() << "\n";
         expected.push_back("@line:203");
       }
     }
@@ -199,7 +186,7 @@ TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) 
   TempDir dir("ctl");
   SimProcess sim;
   const int n = 8;
-  const fs::path in = write_chat_input(dir.path, "q", n);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "q", n);
   const fs::path out = dir.path / "out.jsonl";
   // 60/min paced evenly (--burst) admits one request a second; a head of the lane gives up
   // after 300 ms.
@@ -235,7 +222,7 @@ TEST(RunControl, MaxWaitFailsRequestsThatCannotBeAdmittedInTimeAndTheJobGoesOn) 
 TEST(RunControl, RetryFailedSendsOnlyTheFailedLinesAgainAndKeepsEachIdOnce) {
   TempDir dir("ctl");
   const int n = 20;
-  const fs::path in = write_chat_input(dir.path, "r", n);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "r", n);
   const fs::path out = dir.path / "out.jsonl";
   std::size_t failed_first = 0;
   {
@@ -300,7 +287,7 @@ int closed_port() {
 TEST(RunControl, UnreachableApiStopsWithExit7AndRecordsNothing) {
   TempDir dir("ctl");
   const int n = 12;
-  const fs::path in = write_chat_input(dir.path, "u", n);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "u", n);
   const fs::path out = dir.path / "out.jsonl";
   const std::string dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
   {
@@ -334,7 +321,7 @@ TEST(RunControl, UnreachableVerdictComesWhenOrderedReadingIsBlocked) {
   const fs::path in = dir.path / "in.jsonl";
   {
     std::ofstream f(in);
-    f << chat_line("v0", "gpt-4o-mini", 0).dump() << "\n";
+    f << chat_request("v0", 0, "gpt-4o-mini").dump() << "\n";
     // Lines that are JSON but no request (no body): each an invalid_input line at once. (A
     // file of lines that are not JSON at all is refused at start as not JSONL.)
     for (int i = 0; i < 1100; ++i) f << R"({"custom_id":"bad)" << i << R"("})" << "\n";
@@ -352,7 +339,7 @@ TEST(RunControl, UnreachableVerdictComesWhenOrderedReadingIsBlocked) {
 TEST(RunControl, UnreachableCountsAttemptsThatTimeOut) {
   TempDir dir("ctl");
   SimProcess stalled({"--fault-rate", "1", "--faults", "stall", "--stall-seconds", "30s"});
-  const fs::path in = write_chat_input(dir.path, "t", 10);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "t", 10);
   const fs::path out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(stalled, in, out, {"--timeout", "200ms", "--unreachable-after", "1s"}, dir.path / "log"), 7) << slurp(dir.path / "log");
   EXPECT_TRUE(read_jsonl(out).empty()) << slurp(out);
@@ -372,8 +359,8 @@ TEST(RunControl, LimitsFilePacesEachModelUnderItsOwnLimit) {
   {
     std::ofstream f(in);
     for (int i = 0; i < mini; ++i) {
-      f << chat_line("m" + std::to_string(i), "gpt-4o-mini", i).dump() << "\n";
-      if (i % 5 == 0) f << chat_line("n" + std::to_string(i / 5), "gpt-4.1-nano", i).dump() << "\n";
+      f << chat_request("m" + std::to_string(i), i, "gpt-4o-mini").dump() << "\n";
+      if (i % 5 == 0) f << chat_request("n" + std::to_string(i / 5), i, "gpt-4.1-nano").dump() << "\n";
     }
   }
   const fs::path out = dir.path / "out.jsonl";

@@ -43,21 +43,8 @@ using floodgate::test::RunProcess;
 using floodgate::test::SimProcess;
 using floodgate::test::slurp;
 using floodgate::test::TempDir;
+using floodgate::test::write_chat_input;
 using nlohmann::json;
-
-// `n` chat lines c0..c<n-1> for gpt-4o-mini.
-fs::path write_input(const fs::path& dir, int n) {
-  const fs::path in = dir / "in.jsonl";
-  std::ofstream f(in);
-  for (int i = 0; i < n; ++i) {
-    const json line = {{"custom_id", "c" + std::to_string(i)},
-                       {"method", "POST"},
-                       {"url", "/v1/chat/completions"},
-                       {"body", {{"model", "gpt-4o-mini"}, {"messages", {{{"role", "user"}, {"content", "Line " + std::to_string(i)}}}}, {"max_tokens", 8}}}};
-    f << line.dump() << "\n";
-  }
-  return in;
-}
 
 // The run's summary (--log-format json, not --quiet): the last "summary" event in the log.
 json summary_of(const fs::path& log) {
@@ -171,7 +158,7 @@ std::string http_429(const std::string& content_type, const std::string& body, c
 TEST(RunFaults, EveryRequestTheServerSawIsACountedAttempt) {
   TempDir dir("faults");
   SimProcess sim({"--rpm", "100000", "--fault-rate", "0.3", "--faults", "stall,reset", "--stall-seconds", "200ms", "--seed", "5"});
-  const fs::path in = write_input(dir.path, 70);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 70);
   const fs::path out = dir.path / "out.jsonl";
   const fs::path log = dir.path / "log";
   RunProcess p({in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--rpm", "60", "--burst", "60s", "--max-wait", "300ms",
@@ -211,7 +198,7 @@ TEST(RunFaults, EveryRequestTheServerSawIsACountedAttempt) {
 TEST(RunFaults, AnEndlessBodyFailsTheAttemptAtTheCap) {
   TempDir dir("faults");
   SimProcess sim({"--fault-rate", "1", "--faults", "endless-body"});
-  const fs::path in = write_input(dir.path, 3);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 3);
   const fs::path out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {"--max-response-size", "256K", "--max-attempts", "2", "--timeout", "5m"}, dir.path / "log"), 1)
       << slurp(dir.path / "log");
@@ -230,7 +217,7 @@ TEST(RunFaults, AnEndlessBodyFailsTheAttemptAtTheCap) {
 TEST(RunFaults, ASlowAnswerIsATimeoutNotAnUnreachableApi) {
   TempDir dir("faults");
   SimProcess sim({"--fault-rate", "1", "--faults", "endless-body"});
-  const fs::path in = write_input(dir.path, 10);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 10);
   const fs::path out = dir.path / "out.jsonl";
   const fs::path log = dir.path / "log";
   ASSERT_EQ(run_to_end(sim, in, out, {"--timeout", "1s", "--unreachable-after", "1s", "--max-attempts", "2"}, log), 1) << slurp(log);
@@ -251,7 +238,7 @@ TEST(RunFaults, APlainText429NamingAQuotaStopsTheJob) {
   for (const std::string code : {"insufficient_quota", "project_spend_limit_exceeded"}) {
     TempDir dir("faults");
     CannedServer server(http_429("text/plain", "Error: " + code + " - you cannot send more requests this month\n"));
-    const fs::path in = write_input(dir.path, 20);
+    const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 20);
     const fs::path out = dir.path / "out.jsonl";
     const fs::path log = dir.path / "log";
     RunProcess p({in.string(), "-o", out.string(), "--base-url", server.base_url(), "--max-in-flight", "1", "--max-attempts", "3",
@@ -270,7 +257,7 @@ TEST(RunFaults, ARetryAfterOfDecadesIsCappedAtMaxPause) {
   TempDir dir("faults");
   const std::string body = R"({"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}})";
   CannedServer server(http_429("application/json", body, "retry-after: 999999999\r\n"));
-  const fs::path in = write_input(dir.path, 5);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 5);
   const fs::path out = dir.path / "out.jsonl";
   const fs::path log = dir.path / "log";
   RunProcess p({in.string(), "-o", out.string(), "--base-url", server.base_url(), "--max-in-flight", "1", "--rpm", "6000"}, "sk-test", log);
@@ -294,7 +281,7 @@ TEST(RunFaults, AServerThatDiesMidRunIsWaitedFor) {
   TempDir dir("faults");
   auto first = std::make_unique<SimProcess>(std::vector<std::string>{"--rpm", "100000", "--latency", "fixed:20ms"});
   const std::uint16_t port = first->port();
-  const fs::path in = write_input(dir.path, 300);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 300);
   const fs::path out = dir.path / "out.jsonl";
   const fs::path log = dir.path / "log";
   // Not --quiet: the test waits for the outage warning before bringing the server back.
@@ -327,7 +314,7 @@ TEST(RunFaults, AnOutageLongerThanTheLimitStopsResumably) {
   const std::uint16_t port = first->port();
   const std::string base_url = first->base_url();
   const std::string key = first->api_key();
-  const fs::path in = write_input(dir.path, 200);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 200);
   const fs::path out = dir.path / "out.jsonl";
   const fs::path log = dir.path / "log";
   RunProcess p(run_args(*first, in, out, {"--max-in-flight", "8", "--max-attempts", "2", "--outage-limit", "2s", "--log-format", "json"}),

@@ -29,15 +29,9 @@ using floodgate::test::RunProcess;
 using floodgate::test::SimProcess;
 using floodgate::test::slurp;
 using floodgate::test::TempDir;
+using floodgate::test::chat_request;
+using floodgate::test::write_chat_input;
 using nlohmann::json;
-
-std::string chat_line(const std::string& id, int i) {
-  return json{{"custom_id", id},
-              {"method", "POST"},
-              {"url", "/v1/chat/completions"},
-              {"body", {{"model", "gpt-4o-mini"}, {"messages", {{{"role", "user"}, {"content", "Say something about " + std::to_string(i)}}}}, {"max_tokens", 8}}}}
-      .dump();
-}
 
 // The JSON summary a run printed with --log-format json (the last "event":"summary" line).
 json summary_of(const fs::path& log) {
@@ -73,7 +67,7 @@ TEST(RunInputs, ReRunExitsOneWhileTheOutputHoldsErrorLines) {
       if ((i == 1 || i == 4 || i == 6 || i == 8) && !fixed) {
         f << R"({"custom_id":"q)" << i << R"(","method":"POST","url":"/v1/nope","body":{"model":"gpt-4o-mini"}})" << "\n";
       } else {
-        f << chat_line("q" + std::to_string(i), i) << "\n";
+        f << chat_request("q" + std::to_string(i), i).dump() << "\n";
       }
     }
   };
@@ -148,17 +142,6 @@ TEST(RunInputs, TokenTotalsCountEveryAnsweredAttempt) {
 
 // ---- 3. hopeless jobs stop at once -------------------------------------------------------------
 
-fs::path write_chat_input(const fs::path& dir, int n, const std::string& model = "gpt-4o-mini") {
-  const fs::path in = dir / "in.jsonl";
-  std::ofstream f(in);
-  for (int i = 0; i < n; ++i) {
-    json l = json::parse(chat_line("h" + std::to_string(i), i));
-    l["body"]["model"] = model;
-    f << l.dump() << "\n";
-  }
-  return in;
-}
-
 std::size_t output_lines(const fs::path& out) { return fs::exists(out) ? read_jsonl(out).size() : 0; }
 
 // A wrong API key: the first answers are all 401. The run stops with exit 9 after a few
@@ -167,7 +150,7 @@ std::size_t output_lines(const fs::path& out) { return fs::exists(out) ? read_js
 TEST(RunInputs, WrongApiKeyStopsAtOnceWithExit9AndRecordsNothing) {
   TempDir dir("inputs");
   SimProcess sim;
-  const fs::path in = write_chat_input(dir.path, 50);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "h", 50);
   const fs::path out = dir.path / "out.jsonl";
   const std::vector<std::string> args = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--max-in-flight", "2"};
   {
@@ -192,7 +175,7 @@ TEST(RunInputs, WrongUrlPathOrUnknownModelStopsWithExit9) {
   TempDir dir("inputs");
   SimProcess sim;
   {
-    const fs::path in = write_chat_input(dir.path, 30);
+    const fs::path in = write_chat_input(dir.path / "in.jsonl", "h", 30);
     const fs::path out = dir.path / "url.jsonl";
     const std::vector<std::string> args = {in.string(), "-o", out.string(), "--base-url", sim.root_url() + "/api/v2", "--max-in-flight", "2"};
     ASSERT_EQ(run_cmd(sim, args, dir.path / "log1"), 9) << slurp(dir.path / "log1");
@@ -202,7 +185,7 @@ TEST(RunInputs, WrongUrlPathOrUnknownModelStopsWithExit9) {
   const int after_url = sim.stats()["requests"].get<int>();
   EXPECT_LE(after_url, 8) << "stopped after the first answers";
   {
-    const fs::path in = write_chat_input(dir.path, 30, "gpt-does-not-exist");
+    const fs::path in = write_chat_input(dir.path / "in.jsonl", "h", 30, "gpt-does-not-exist");
     const fs::path out = dir.path / "model.jsonl";
     const std::vector<std::string> args = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--max-in-flight", "1"};
     ASSERT_EQ(run_cmd(sim, args, dir.path / "log2"), 9) << slurp(dir.path / "log2");
@@ -236,7 +219,7 @@ TEST(RunInputs, PerLineErrorsAreNotHopeless) {
   {
     std::ofstream f(in2);
     for (int i = 0; i < 10; ++i) {
-      json l = json::parse(chat_line("m" + std::to_string(i), i));
+      json l = chat_request("m" + std::to_string(i), i);
       if (i < 3) l["body"]["model"] = "gpt-nope";
       f << l.dump() << "\n";
     }
@@ -255,7 +238,7 @@ TEST(RunInputs, PerLineErrorsAreNotHopeless) {
 TEST(RunInputs, ConfigurationErrorsExitTwoBeforeAnythingIsSent) {
   TempDir dir("inputs");
   SimProcess sim;
-  const fs::path in = write_chat_input(dir.path, 5);
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "h", 5);
   auto expect_usage = [&](const std::vector<std::string>& args, const std::string& want, const std::string& tag) {
     const fs::path log = dir.path / ("log_" + tag);
     EXPECT_EQ(run_cmd(sim, args, log), 2) << tag << ": " << slurp(log);
@@ -292,12 +275,12 @@ TEST(RunInputs, LinesWhoseBodyIsNotJsonAreInvalidInputAndNotSent) {
   const fs::path in = dir.path / "in.jsonl";
   {
     std::ofstream f(in);
-    f << chat_line("g0", 0) << "\n";
+    f << chat_request("g0", 0).dump() << "\n";
     f << R"({"custom_id":"x1","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],}})" << "\n";
-    f << chat_line("g1", 1) << "\n";
+    f << chat_request("g1", 1).dump() << "\n";
     f << R"({"custom_id":"x2","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini",...}})" << "\n";
-    f << chat_line("g2", 2) << "}\n";  // trailing garbage
-    f << chat_line("g3", 3) << "\n";
+    f << chat_request("g2", 2).dump() << "}\n";  // trailing garbage
+    f << chat_request("g3", 3).dump() << "\n";
   }
   const fs::path out = dir.path / "out.jsonl";
   ASSERT_EQ(run_to_end(sim, in, out, {}, dir.path / "log"), 1) << slurp(dir.path / "log");
@@ -336,7 +319,7 @@ TEST(RunInputs, BinaryOrNonJsonlInputStopsWithExit2) {
   const fs::path text = dir.path / "notes.jsonl";
   {
     std::ofstream f(text);
-    f << chat_line("t0", 0) << "\n";
+    f << chat_request("t0", 0).dump() << "\n";
     for (int i = 0; i < 40; ++i) f << "note " << i << ": call back tomorrow\n";
   }
   EXPECT_EQ(run_cmd(sim, {text.string(), "-o", dir.file("b.jsonl"), "--base-url", sim.base_url()}, dir.path / "log2"), 2)
@@ -358,7 +341,7 @@ TEST(RunInputs, EditingFailedLinesThenRetryFailedResumesButADifferentFileIsRefus
   auto write_input = [&](const std::string& prefix, bool broken) {
     std::ofstream f(in, std::ios::trunc);
     for (int i = 1; i <= 10; ++i) {
-      std::string l = chat_line(prefix + std::to_string(i), i);
+      std::string l = chat_request(prefix + std::to_string(i), i).dump();
       if (i == 6 && broken) l.insert(l.size() - 3, ",");  // "...}],}}": not JSON
       f << l << "\n";
     }
@@ -405,11 +388,11 @@ TEST(RunInputs, OversizedLineIsAnErrorAtOnceAndNeverHeldWhole) {
   const fs::path in = dir.path / "in.jsonl";
   {
     std::ofstream f(in, std::ios::binary);
-    f << chat_line("s1", 1) << "\n";
-    json big = json::parse(chat_line("big", 2));
+    f << chat_request("s1", 1).dump() << "\n";
+    json big = chat_request("big", 2);
     big["body"]["messages"][0]["content"] = std::string(50u << 20, 'a');
     f << big.dump() << "\n";
-    f << chat_line("s3", 3) << "\n";
+    f << chat_request("s3", 3).dump() << "\n";
   }
   const fs::path out = dir.path / "out.jsonl";
   const std::vector<std::string> args = {FLOODGATE_BIN, "run", in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--quiet"};

@@ -43,4 +43,17 @@ std::size_t complete_lines(const std::filesystem::path& path) {
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
 }
 
+nlohmann::json chat_request(const std::string& custom_id, int i, const std::string& model) {
+  return {{"custom_id", custom_id},
+          {"method", "POST"},
+          {"url", "/v1/chat/completions"},
+          {"body", {{"model", model}, {"messages", {{{"role", "user"}, {"content", "Say something about " + std::to_string(i)}}}}, {"max_tokens", 8}}}};
+}
+
+std::filesystem::path write_chat_input(const std::filesystem::path& path, const std::string& prefix, int n, const std::string& model) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  for (int i = 0; i < n; ++i) f << chat_request(prefix + std::to_string(i), i, model).dump() << '\n';
+  return path;
+}
+
 }  // namespace floodgate::test
