@@ -717,6 +717,7 @@ void register_transcribe(CLI::App& app, int& exit_code) {
   // With --quiet, transcribe still prints its one-line summary of the files.
   f->engine = transcribe_engine_defaults();
   add_engine_flags(cmd, f->engine);
+  cmd->get_option("--quiet")->description("no progress line or notices: only warnings, errors and the one-line summary of the files");
   cmd->callback([f, &exit_code] { exit_code = transcribe(*f); });
 }
 

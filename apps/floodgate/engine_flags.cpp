@@ -110,7 +110,7 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
                 "send to models an earlier run paused (a daily limit's retry-after, kept in the journal) even before the pause ends");
   cmd->add_flag("--no-http2", f.no_http2, "use HTTP/1.1 only");
   cmd->add_flag("--trace-http", f.trace_http, "print each exchange's headers to stderr (Authorization redacted)");
-  cmd->add_flag("-q,--quiet", f.quiet, "no progress, no summary (errors only)");
+  cmd->add_flag("-q,--quiet", f.quiet, "no progress line, notices or cost line: only warnings and errors, and the summary when the exit code is not 0");
   cmd->add_option("--log-format", f.log_format, "text or json (progress, messages and summary)")->capture_default_str();
 }
 

@@ -49,8 +49,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "floodgate: %s\n", e.what());
     if (e.get_exit_code() != 0) {
       // Point at the help of the subcommand whose flags were wrong, not at the list of them.
+      // Down to the deepest one given: `floodgate batch submit --nope` names batch submit's.
       std::string help = "floodgate";
-      for (const CLI::App* sub : app.get_subcommands()) help += " " + sub->get_name();
+      for (const CLI::App* at = &app; !at->get_subcommands().empty();) {
+        at = at->get_subcommands().front();
+        help += " " + at->get_name();
+      }
       std::fprintf(stderr, "Run '%s --help' for usage.\n", help.c_str());
     }
     return e.get_exit_code() == 0 ? 0 : floodgate::exit_code::usage;

@@ -487,7 +487,7 @@ int finish_run_table_options(int exit_code, bool quiet, bool json) {
   // One summary: the engine's counts the requests (answers checked against the schema by its
   // hook included); what only the table knows is the rows that never became a request. Said
   // as a line of the same summary, not as a second tally of "valid" and "failed".
-  if (!quiet && c.error_rows > 0) {
+  if ((!quiet || exit_code != exit_code::ok) && c.error_rows > 0) {  // a line of the summary, printed when it is
     if (json) {
       std::fprintf(stderr, "{\"event\":\"table_rows\",\"error_rows\":%llu}\n",
                    static_cast<unsigned long long>(c.error_rows));

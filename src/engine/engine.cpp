@@ -781,7 +781,7 @@ struct Engine::Impl {
     unflushed_bytes += row_bytes;
     journal->record(w.outcome);
     const Outcome& o = w.outcome;
-    ++summary.outcomes[std::string(to_string(o.error))];
+    if (!o.ok()) ++summary.outcomes[std::string(to_string(o.error))];
     if (o.ok()) {
       ++summary.succeeded;
     } else {
@@ -988,9 +988,6 @@ struct Engine::Impl {
           continue;
         }
         if (d.verdict == limit::Decision::Verdict::wait) {
-          if (d.not_before != TimePoint::max()) {
-            warn_long_wait(d.not_before - now, "the " + std::string(limit::to_string(d.blocked_by)) + " limit of model \"" + lane.model + "\"", now);
-          }
           lane.next_try = d.not_before;
           if (opt.max_wait) lane.next_try = std::min(lane.next_try, lane.head_since + *opt.max_wait + std::chrono::milliseconds(1));
           wake = std::min(wake, lane.next_try);
@@ -1030,11 +1027,20 @@ struct Engine::Impl {
 
   // ---- responses ----------------------------------------------------------------------------
 
-  void warn_long_wait(Duration wait, const std::string& what, TimePoint now) {
+  // A retry that backs off longer than 10 s after an error: said once per 10 s, with the wait
+  // in seconds as a field (wait_s) in JSON logs. Waiting for the limiter's window is ordinary
+  // pacing, not a warning: the progress line shows it.
+  void warn_long_backoff(Duration wait, const Item& item, TimePoint now) {
     if (wait <= std::chrono::seconds(10)) return;
     if (now - last_long_wait_warning < std::chrono::seconds(10) && last_long_wait_warning != TimePoint{}) return;
     last_long_wait_warning = now;
-    progress->message("warning", what + ": waiting " + format_duration(wait));
+    const Outcome& o = item.last;
+    const std::string after = o.status_code > 0 ? "HTTP " + std::to_string(o.status_code) + " " + std::string(to_string(o.error))
+                                                : std::string(to_string(o.error));
+    progress->message("warning",
+                      "backing off after " + after + " (" + item.req.custom_id + ", attempt " + std::to_string(item.attempts) + " of " +
+                          std::to_string(opt.retry.max_attempts) + "): retrying in " + format_duration(wait),
+                      {{"wait_s", std::chrono::duration<double>(wait).count()}});
   }
 
   void on_response(http::HttpResponse& r, TimePoint now) {
@@ -1187,7 +1193,7 @@ struct Engine::Impl {
       if (d.verdict == limit::RetryVerdict::retry) {
         item->last = std::move(o);
         retry_at.emplace(now + d.delay, item);
-        warn_long_wait(d.delay, "retrying " + item->req.custom_id, now);
+        warn_long_backoff(d.delay, *item, now);
         return;
       }
       if (d.verdict == limit::RetryVerdict::suspend) {
@@ -1196,6 +1202,8 @@ struct Engine::Impl {
         const Duration asked = d.delay;
         d.delay = std::min(d.delay, opt.max_pause);
         const TimePoint until = now + d.delay;
+        // The other requests in flight when the model was paused get the same 429: one warning.
+        const bool already_paused = lane.suspended;
         lane.limiter->pause_until(until);
         lane.suspended = true;
         lane.suspended_until = until;
@@ -1211,9 +1219,11 @@ struct Engine::Impl {
         journal->set_pause(Journal::Pause{lane.model, wall_until, reason});
         PauseNote& note = pauses[lane.model];
         if (note.until < wall_until) note = PauseNote{wall_until, reason, false, note.left};
-        progress->message("warning", "the server asks to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped +
-                                         " for model \"" + lane.model +
-                                         "\" (beyond the retry horizon): no more requests for it in this run; re-run after that to resume");
+        if (!already_paused) {
+          progress->message("warning", "the server asks to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped +
+                                           " for model \"" + lane.model +
+                                           "\" (beyond the retry horizon): no more requests for it in this run; re-run after that to resume");
+        }
         lane.queue.push_front(item);  // stays unfinished: resumable
         return;
       }
@@ -1430,6 +1440,7 @@ struct Engine::Impl {
   ProgressState progress_state(TimePoint now) {
     ProgressState s;
     s.done = summary.succeeded + summary.failed + summary.skipped_done;
+    s.skipped = summary.skipped_done;
     s.total = summary.total_lines;
     s.total_final = input_done;
     if (reader->size_bytes() > 0) s.input_fraction = static_cast<double>(reader->bytes_read()) / static_cast<double>(reader->size_bytes());
@@ -1459,6 +1470,12 @@ struct Engine::Impl {
       } else if (snap.even_pacing && opt.limiter.pacing == limit::LimiterOptions::Pacing::whole_window) {
         s.note = "even pacing (429s inside the window)";
       }
+    } else {
+      // Nothing sent yet (or nothing to send: a resumed run with every line done): the limits
+      // given (--rpm/--tpm, --limits FILE), not "-".
+      const limit::Limits& given = limiters.config().defaults;
+      s.rpm_limit = given.requests_per_minute;
+      s.tpm_limit = given.tokens_per_minute;
     }
     if (stop_admitting) {
       s.note = interrupted        ? "interrupted: draining"
@@ -1588,7 +1605,7 @@ struct Engine::Impl {
       summary.achieved_rpm = static_cast<double>(summary.attempts) * 60.0 / summary.wall_seconds;
       summary.achieved_tpm = static_cast<double>(summary.tokens_total) * 60.0 / summary.wall_seconds;
     }
-    if (!lanes.empty()) summary.limits = lanes.begin()->second.limiter->limits();
+    summary.limits = lanes.empty() ? limiters.config().defaults : lanes.begin()->second.limiter->limits();
     summary.breaker_opened = breaker.times_opened();
     if (disk_full_stop) {
       summary.exit_code = exit_code::disk_full;
@@ -1685,7 +1702,10 @@ std::size_t default_response_cap(Endpoint endpoint) noexcept {
 // ---- summary --------------------------------------------------------------------------------
 
 std::string format_summary(const RunSummary& s, bool json) {
-  auto limit_or_dash = [](double v) { return v > 0 ? thousands(static_cast<std::uint64_t>(v)) : std::string("-"); };
+  auto limit_or_dash = [](double v) {
+    if (is_unlimited(v)) return std::string("unlimited");  // a server's "no limit" (1e9), not a number to compare with
+    return v > 0 ? thousands(static_cast<std::uint64_t>(v)) + "/min" : std::string("-");
+  };
   if (json) {
     std::string out = "{\"event\":\"summary\",\"exit_code\":" + std::to_string(s.exit_code) + ",\"stop_reason\":";
     append_json_string(out, s.stop_reason);
@@ -1696,6 +1716,7 @@ std::string format_summary(const RunSummary& s, bool json) {
            ",\"not_done\":" + std::to_string(s.not_done) + ",\"outcomes\":{";
     bool first = true;
     for (const auto& [k, v] : s.outcomes) {
+      if (k == "none") continue;  // successes are "succeeded": outcomes are the failures by kind
       if (!first) out += ",";
       first = false;
       append_json_string(out, k);
@@ -1735,25 +1756,31 @@ std::string format_summary(const RunSummary& s, bool json) {
   }
   std::snprintf(buf, sizeof buf, "  wall time     %.2f s\n", s.wall_seconds);
   out += buf;
-  if (s.wall_seconds >= 60.0) {
-    std::snprintf(buf, sizeof buf, "  requests/min  %s average over the run (limit %s/min in any 60 s); %s attempts, %s retries, %s answered 429\n",
+  if (s.attempts == 0) {
+    // Nothing sent (every line done before, or a stop before the first request): no rate to
+    // show, only the limits the run had.
+    std::snprintf(buf, sizeof buf, "  requests      none sent in this run (limit %s)\n  tokens/min    none used in this run (limit %s)\n",
+                  limit_or_dash(s.limits.requests_per_minute).c_str(), limit_or_dash(s.limits.tokens_per_minute).c_str());
+    out += buf;
+  } else if (s.wall_seconds >= 60.0) {
+    std::snprintf(buf, sizeof buf, "  requests/min  %s average over the run (limit %s in any 60 s); %s attempts, %s retries, %s answered 429\n",
                   thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), limit_or_dash(s.limits.requests_per_minute).c_str(),
                   thousands(s.attempts).c_str(), thousands(s.retries).c_str(), thousands(s.http_429).c_str());
     out += buf;
-    std::snprintf(buf, sizeof buf, "  tokens/min    %s average over the run (limit %s/min)\n", thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str(),
+    std::snprintf(buf, sizeof buf, "  tokens/min    %s average over the run (limit %s)\n", thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str(),
                   limit_or_dash(s.limits.tokens_per_minute).c_str());
     out += buf;
   } else {
-    // A run shorter than a minute: its per-minute average extrapolates a burst the limiter
-    // allowed (within the burst tolerance) and can read above the limit, although no 60 s
-    // window held more than the run's whole count. Say what was sent.
-    std::snprintf(buf, sizeof buf,
-                  "  requests      %s attempts in %.1f s, so at most that many in any 60 s (limit %s/min; %s/min if sustained); %s retries, %s answered 429\n",
-                  thousands(s.attempts).c_str(), s.wall_seconds, limit_or_dash(s.limits.requests_per_minute).c_str(),
-                  thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), thousands(s.retries).c_str(), thousands(s.http_429).c_str());
+    // A run shorter than a minute: one 60 s window holds all it sent, and the limits count
+    // per 60 s. A per-minute figure extrapolated from its seconds read like a breach of the
+    // limit after a burst the window allowed ("687/min if sustained (limit 600/min)"): say
+    // what was sent, against the limit.
+    std::snprintf(buf, sizeof buf, "  requests      %s attempts in %.1f s, all within one 60 s window (limit %s); %s retries, %s answered 429\n",
+                  thousands(s.attempts).c_str(), s.wall_seconds, limit_or_dash(s.limits.requests_per_minute).c_str(), thousands(s.retries).c_str(),
+                  thousands(s.http_429).c_str());
     out += buf;
-    std::snprintf(buf, sizeof buf, "  tokens/min    %s used in %.1f s (limit %s/min; %s/min if sustained)\n", thousands(s.tokens_total).c_str(), s.wall_seconds,
-                  limit_or_dash(s.limits.tokens_per_minute).c_str(), thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str());
+    std::snprintf(buf, sizeof buf, "  tokens/min    %s used in %.1f s, all within one 60 s window (limit %s)\n", thousands(s.tokens_total).c_str(),
+                  s.wall_seconds, limit_or_dash(s.limits.tokens_per_minute).c_str());
     out += buf;
   }
   std::snprintf(buf, sizeof buf, "  tokens        %s (prompt %s, completion %s)\n", thousands(s.tokens_total).c_str(),

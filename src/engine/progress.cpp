@@ -24,7 +24,7 @@ std::string human(double v) {
 // A server that states no limit for a dimension sends a huge one (OpenAI-compatible servers
 // and `floodgate sim` send 1000000000): that is "unlimited", not a limit to compare with.
 std::string limit_text(double v) {
-  if (v >= 1e9) return "unlimited";
+  if (is_unlimited(v)) return "unlimited";
   return v > 0 ? human(v) : std::string("-");
 }
 
@@ -50,13 +50,17 @@ Progress::Progress(ProgressOptions options, TimePoint start) : options_(options)
 
 std::string Progress::render(const ProgressState& s, TimePoint now) const {
   const double elapsed = std::chrono::duration<double>(now - start_).count();
-  // Recent rate: over the last ~10 s of draws (the whole run before that).
-  samples_.emplace_back(now, s.done);
+  // Recent rate: over the last ~10 s of draws (the whole run before that), of the lines this
+  // run finished; unknown (NaN) until measured over kMinRateSpan.
+  const std::uint64_t finished = s.done - std::min(s.done, s.skipped);
+  samples_.emplace_back(now, finished);
   while (samples_.size() > 2 && now - samples_[1].first >= std::chrono::seconds(10)) samples_.pop_front();
-  double rate = elapsed > 0 ? static_cast<double>(s.done) / elapsed : 0;
-  if (samples_.size() >= 2 && now - samples_.front().first >= std::chrono::seconds(2)) {
+  double rate = NAN;
+  if (samples_.size() >= 2 && now - samples_.front().first >= kMinRateSpan) {
     const double span = std::chrono::duration<double>(now - samples_.front().first).count();
-    rate = static_cast<double>(s.done - std::min(s.done, samples_.front().second)) / span;
+    rate = static_cast<double>(finished - std::min(finished, samples_.front().second)) / span;
+  } else if (now - start_ >= kMinRateSpan) {
+    rate = static_cast<double>(finished) / elapsed;
   }
   double remaining = 0;
   if (s.total_final) {
@@ -67,11 +71,12 @@ std::string Progress::render(const ProgressState& s, TimePoint now) const {
     remaining = NAN;
   }
   const double eta = rate > 0 ? remaining / rate : NAN;
+  const bool rate_known = !std::isnan(rate);
   char buf[512];
   if (options_.format == LogFormat::json) {
     std::string out = "{\"event\":\"progress\",\"elapsed_s\":" + std::to_string(elapsed) + ",\"done\":" + std::to_string(s.done) +
                       ",\"total\":" + std::to_string(s.total) + ",\"total_final\":" + (s.total_final ? "true" : "false") +
-                      ",\"rate_per_s\":" + std::to_string(rate) + ",\"in_flight\":" + std::to_string(s.in_flight) +
+                      ",\"rate_per_s\":" + (rate_known ? std::to_string(rate) : std::string("null")) + ",\"in_flight\":" + std::to_string(s.in_flight) +
                       ",\"failed\":" + std::to_string(s.failed) + ",\"http_429\":" + std::to_string(s.http_429) +
                       ",\"retries\":" + std::to_string(s.retries) + ",\"rpm\":" + std::to_string(s.requests_last_minute) +
                       ",\"rpm_limit\":" + std::to_string(s.rpm_limit) + ",\"tpm\":" + std::to_string(s.tokens_last_minute) +
@@ -94,8 +99,10 @@ std::string Progress::render(const ProgressState& s, TimePoint now) const {
     std::snprintf(pct_text, sizeof pct_text, "%3.0f%%", pct);
   }
   const std::string charge = s.charge.empty() ? std::string() : " charged (" + s.charge + ")";
-  std::snprintf(buf, sizeof buf, "[%s/%s %s] %.1f req/s ETA %s | rpm %s/%s tpm %s/%s%s used %s | in flight %llu | 429s %llu retries %llu failed %llu | breaker %s%s%s",
-                human(static_cast<double>(s.done)).c_str(), total.c_str(), pct_text, rate, eta_text(eta).c_str(),
+  char rate_text[32] = "-";
+  if (rate_known) std::snprintf(rate_text, sizeof rate_text, "%.1f", rate);
+  std::snprintf(buf, sizeof buf, "[%s/%s %s] %s req/s ETA %s | rpm %s/%s tpm %s/%s%s used %s | in flight %llu | 429s %llu retries %llu failed %llu | breaker %s%s%s",
+                human(static_cast<double>(s.done)).c_str(), total.c_str(), pct_text, rate_text, eta_text(eta).c_str(),
                 human(s.requests_last_minute).c_str(), limit_text(s.rpm_limit).c_str(), human(s.tokens_last_minute).c_str(),
                 limit_text(s.tpm_limit).c_str(), charge.c_str(), human(static_cast<double>(s.usage_tokens)).c_str(),
                 static_cast<unsigned long long>(s.in_flight),
@@ -135,7 +142,7 @@ void Progress::finish() {
   }
 }
 
-void Progress::message(std::string_view level, std::string_view text) {
+void Progress::message(std::string_view level, std::string_view text, std::initializer_list<std::pair<std::string_view, double>> numbers) {
   if (options_.quiet && level != "error" && level != "warning") return;
   finish();
   if (options_.format == LogFormat::json) {
@@ -143,6 +150,11 @@ void Progress::message(std::string_view level, std::string_view text) {
     append_json_string(out, level);
     out += ",\"message\":";
     append_json_string(out, text);
+    for (const auto& [name, value] : numbers) {
+      out += ",";
+      append_json_string(out, name);
+      out += ":" + std::to_string(value);
+    }
     out += "}\n";
     std::fputs(out.c_str(), options_.stream);
   } else {

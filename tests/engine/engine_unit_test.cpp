@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -114,6 +116,38 @@ TEST(Progress, AHugeLimitIsUnlimited) {
   std::fclose(f);
 }
 
+// The first lines do not extrapolate a rate from one to three answers: "- req/s ETA ?" until
+// the rate is measured over 5 s (kMinRateSpan); then a rate of this run's lines.
+TEST(Progress, NoRateFromTheFirstSeconds) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  ProgressOptions o;
+  o.tty = false;
+  o.stream = f;
+  const TimePoint t0 = TimePoint{} + std::chrono::hours(1);
+  Progress p(o, t0);
+  ProgressState s;
+  s.total = 100;
+  s.total_final = true;
+  s.done = 1;
+  p.update(s, t0 + std::chrono::milliseconds(250), true);
+  s.done = 3;
+  p.update(s, t0 + std::chrono::milliseconds(4999), true);
+  s.done = 10;
+  p.update(s, t0 + std::chrono::seconds(5), true);
+  const std::string text = read_stream(f);
+  std::istringstream lines(text);
+  std::string line;
+  std::vector<std::string> drawn;
+  while (std::getline(lines, line)) drawn.push_back(line);
+  ASSERT_EQ(drawn.size(), 3u) << text;
+  EXPECT_NE(drawn[0].find("] - req/s ETA ? |"), std::string::npos) << drawn[0];  // was "4.0 req/s ETA 25s"
+  EXPECT_NE(drawn[1].find("] - req/s ETA ? |"), std::string::npos) << drawn[1];
+  EXPECT_NE(drawn[2].find("] 2.0 req/s ETA 45s |"), std::string::npos) << drawn[2];  // 10 lines over the run's first 5 s
+  std::fclose(f);
+
+}
+
 TEST(Progress, JsonAndQuiet) {
   std::FILE* f = std::tmpfile();
   ProgressOptions o;
@@ -162,9 +196,11 @@ TEST(Summary, JsonCarriesCountsAndExitCode) {
   EXPECT_NE(text.find("succeeded     8"), std::string::npos);
 }
 
-// A run shorter than a minute reports what it sent, not a per-minute average that reads above
-// the limit after a permitted burst; a longer run reports the average against the limit.
-TEST(Summary, ShortRunsSayWhatWasSentInsteadOfAnAverageAboveTheLimit) {
+// A run shorter than a minute reports what it sent against the limit, all in one 60 s window:
+// a per-minute figure extrapolated from its seconds ("6,383/min if sustained (limit
+// 5,000/min)") read like a breach after a burst the window allowed. A longer run reports
+// the average against the limit.
+TEST(Summary, ShortRunsSayWhatWasSentWithoutAPerMinuteExtrapolation) {
   RunSummary s;
   s.total_lines = 300;
   s.succeeded = 300;
@@ -176,16 +212,70 @@ TEST(Summary, ShortRunsSayWhatWasSentInsteadOfAnAverageAboveTheLimit) {
   s.limits.requests_per_minute = 5000;
   s.limits.tokens_per_minute = 2000000;
   const std::string short_run = format_summary(s, false);
-  EXPECT_NE(short_run.find("requests      300 attempts in 2.8 s, so at most that many in any 60 s (limit 5,000/min; 6,383/min if sustained)"),
-            std::string::npos)
+  EXPECT_NE(short_run.find("requests      300 attempts in 2.8 s, all within one 60 s window (limit 5,000/min); 0 retries"), std::string::npos)
       << short_run;
-  EXPECT_NE(short_run.find("tokens/min    30,386 used in 2.8 s (limit 2,000,000/min; 646,510/min if sustained)"), std::string::npos) << short_run;
+  EXPECT_NE(short_run.find("tokens/min    30,386 used in 2.8 s, all within one 60 s window (limit 2,000,000/min)"), std::string::npos) << short_run;
+  EXPECT_EQ(short_run.find("6,383"), std::string::npos) << short_run;
+  EXPECT_EQ(short_run.find("646,510"), std::string::npos) << short_run;
+  EXPECT_EQ(short_run.find("sustained"), std::string::npos) << short_run;
   EXPECT_EQ(short_run.find("average over the run"), std::string::npos) << short_run;
 
   s.wall_seconds = 120.0;
   s.achieved_rpm = 4950.0;
   const std::string long_run = format_summary(s, false);
   EXPECT_NE(long_run.find("requests/min  4,950 average over the run (limit 5,000/min in any 60 s)"), std::string::npos) << long_run;
+}
+
+// A server's "unlimited" (1e9) is not a limit of 1,000,000,000/min in the summary either.
+TEST(Summary, AHugeLimitIsUnlimited) {
+  RunSummary s;
+  s.total_lines = 10;
+  s.succeeded = 10;
+  s.attempts = 10;
+  s.tokens_total = 90;
+  s.wall_seconds = 0.3;
+  s.limits.requests_per_minute = 1e9;
+  s.limits.tokens_per_minute = 1e9;
+  const std::string short_run = format_summary(s, false);
+  EXPECT_NE(short_run.find("(limit unlimited)"), std::string::npos) << short_run;
+  EXPECT_EQ(short_run.find("1,000,000,000"), std::string::npos) << short_run;
+  s.wall_seconds = 90;
+  const std::string long_run = format_summary(s, false);
+  EXPECT_NE(long_run.find("(limit unlimited in any 60 s)"), std::string::npos) << long_run;
+  EXPECT_EQ(long_run.find("1,000,000,000"), std::string::npos) << long_run;
+}
+
+// A fully resumed run sent nothing: no rate (it read "0/min if sustained"), and the limits
+// the run was given.
+TEST(Summary, NothingSentShowsTheLimitsAndNoRate) {
+  RunSummary s;
+  s.total_lines = 30;
+  s.skipped_done = 30;
+  s.earlier_succeeded = 30;
+  s.wall_seconds = 0.01;
+  s.limits.requests_per_minute = 6000;
+  s.limits.tokens_per_minute = 100000;
+  const std::string text = format_summary(s, false);
+  EXPECT_NE(text.find("requests      none sent in this run (limit 6,000/min)"), std::string::npos) << text;
+  EXPECT_NE(text.find("tokens/min    none used in this run (limit 100,000/min)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("/min if sustained"), std::string::npos) << text;
+  EXPECT_EQ(text.find("0 attempts"), std::string::npos) << text;
+}
+
+// --log-format json: the summary's outcomes are the failures by kind; successes are
+// "succeeded" (a number), never an outcome named "none".
+TEST(Summary, JsonOutcomesAreFailuresNotNone) {
+  RunSummary s;
+  s.total_lines = 10;
+  s.succeeded = 8;
+  s.failed = 2;
+  s.outcomes = {{"none", 8}, {"bad_request", 2}};
+  const std::string text = format_summary(s, true);
+  const auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["succeeded"], 8);
+  EXPECT_FALSE(j["outcomes"].contains("none")) << text;
+  EXPECT_EQ(text.find("\"none\""), std::string::npos) << text;
+  EXPECT_EQ(j["outcomes"]["bad_request"], 2);
 }
 
 }  // namespace

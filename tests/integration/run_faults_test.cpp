@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -338,6 +339,65 @@ TEST(RunFaults, AnOutageLongerThanTheLimitStopsResumably) {
     EXPECT_TRUE(ids.insert(l["custom_id"].get<std::string>()).second) << l.dump();
   }
   EXPECT_EQ(ids.size(), 200u);
+}
+
+// Issue 13, item 13: the requests in flight when a model is paused all get the same 429: one
+// warning, not one per request (4 in flight printed it 4 times).
+TEST(RunFaults, APauseIsSaidOnceForAllTheRequestsInFlight) {
+  TempDir dir("faults");
+  const std::string body = R"({"error":{"message":"Rate limit reached for requests per day","type":"requests","code":"rate_limit_exceeded"}})";
+  CannedServer server(http_429("application/json", body, "retry-after: 7200\r\n"));
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 8);
+  const fs::path out = dir.path / "out.jsonl";
+  const fs::path log = dir.path / "log";
+  RunProcess p({in.string(), "-o", out.string(), "--base-url", server.base_url(), "--max-in-flight", "4", "--rpm", "6000", "--tpm", "10000000"},
+               "sk-test", log);
+  ASSERT_EQ(p.wait(std::chrono::seconds(60)), 6) << slurp(log);
+  ASSERT_GE(server.requests(), 2) << "more than one request was in flight when the pause came";
+  const std::string text = slurp(log);
+  std::size_t said = 0;
+  for (auto at = text.find("the server asks to wait"); at != std::string::npos; at = text.find("the server asks to wait", at + 1)) ++said;
+  EXPECT_EQ(said, 1u) << text;
+}
+
+// Issue 13, item 13: the warning for a wait over 10 s is about backing off after an error (the
+// wait in seconds as a field, wait_s, with --log-format json), not about ordinary pacing.
+TEST(RunFaults, ALongWaitWarningIsAboutBackoffAfterAnErrorWithItsSeconds) {
+  TempDir dir("faults");
+  const std::string body = R"({"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}})";
+  CannedServer server(http_429("application/json", body, "retry-after: 30\r\n"));
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 1);
+  const fs::path out = dir.path / "out.jsonl";
+  const fs::path log = dir.path / "log";
+  RunProcess p({in.string(), "-o", out.string(), "--base-url", server.base_url(), "--max-in-flight", "1", "--rpm", "6000", "--log-format", "json"},
+               "sk-test", log);
+  json warning;
+  ASSERT_TRUE(eventually([&] {
+    std::ifstream f(log);
+    std::string line;
+    while (std::getline(f, line)) {
+      const json j = json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.value("level", "") == "warning") warning = j;
+    }
+    return warning.is_object();
+  }, std::chrono::seconds(20))) << slurp(log);
+  p.signal(SIGINT);
+  EXPECT_EQ(p.wait(std::chrono::seconds(30)), 5) << slurp(log);
+  ASSERT_TRUE(warning.contains("wait_s")) << warning.dump();
+  ASSERT_TRUE(warning["wait_s"].is_number()) << warning.dump();
+  EXPECT_GE(warning["wait_s"].get<double>(), 29.0) << warning.dump();
+  EXPECT_LE(warning["wait_s"].get<double>(), 31.0) << warning.dump();
+  EXPECT_NE(warning["message"].get<std::string>().find("backing off after HTTP 429 rate_limited (c0, attempt 1 of 6)"), std::string::npos)
+      << warning.dump();
+
+  // Pacing at a low limit: the second request waits a minute for the window. That is what
+  // the limit means, not a warning (it was "the requests/min limit ...: waiting 59s").
+  SimProcess sim;
+  const fs::path two = write_chat_input(dir.path / "two.jsonl", "p", 2);
+  ASSERT_EQ(run_to_end(sim, two, dir.path / "paced.jsonl", {"--rpm", "1", "--max-wait", "1s"}, dir.path / "paced.log"), 1)
+      << slurp(dir.path / "paced.log");
+  EXPECT_EQ(slurp(dir.path / "paced.log").find("warning"), std::string::npos) << slurp(dir.path / "paced.log");
+  EXPECT_EQ(sim.ledger().size(), 1u);
 }
 
 }  // namespace

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -431,6 +433,97 @@ TEST(RunInputs, OversizedLineIsAnErrorAtOnceAndNeverHeldWhole) {
 #if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(usage.ru_maxrss, 100 * 1024) << "peak RSS " << usage.ru_maxrss << " KiB";
 #endif
+}
+
+// ---- 13. messages and summaries that read right --------------------------------------------------
+
+// A fully resumed run (every line done): no rate from lines this run did not send (it showed
+// "3999.4 req/s" and "0/min if sustained"), and the limits it was given (they read "-/min").
+TEST(RunInputs, AFullyResumedRunShowsTheGivenLimitsAndNoRate) {
+  TempDir dir("inputs");
+  SimProcess sim;
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "r", 20);
+  const fs::path out = dir.path / "out.jsonl";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--rpm", "6000", "--tpm", "100000"}, dir.path / "log1"), 0) << slurp(dir.path / "log1");
+  const std::vector<std::string> again = {in.string(), "-o", out.string(), "--base-url", sim.base_url(), "--rpm", "6000", "--tpm", "100000"};
+  auto json_args = again;
+  json_args.insert(json_args.end(), {"--log-format", "json"});
+  ASSERT_EQ(run_cmd(sim, json_args, dir.path / "log2"), 0) << slurp(dir.path / "log2");
+  std::istringstream lines(slurp(dir.path / "log2"));
+  std::string line;
+  int progress_lines = 0;
+  while (std::getline(lines, line)) {
+    const json j = json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    if (j.value("event", "") != "progress") continue;
+    ++progress_lines;
+    EXPECT_TRUE(j["rate_per_s"].is_null()) << line;
+    EXPECT_EQ(j["rpm_limit"], 6000) << line;
+    EXPECT_EQ(j["tpm_limit"], 100000) << line;
+  }
+  EXPECT_GT(progress_lines, 0) << slurp(dir.path / "log2");
+  const json summary = summary_of(dir.path / "log2");
+  EXPECT_EQ(summary["limits"]["rpm"], 6000) << summary.dump();
+  EXPECT_EQ(summary["attempts"], 0) << summary.dump();
+
+  ASSERT_EQ(run_cmd(sim, again, dir.path / "log3"), 0) << slurp(dir.path / "log3");
+  const std::string text = slurp(dir.path / "log3");
+  EXPECT_NE(text.find("] - req/s ETA"), std::string::npos) << text;
+  EXPECT_NE(text.find("rpm 0/6000 tpm 0/100.0k"), std::string::npos) << text;
+  EXPECT_NE(text.find("requests      none sent in this run (limit 6,000/min)"), std::string::npos) << text;
+  EXPECT_NE(text.find("tokens/min    none used in this run (limit 100,000/min)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("sustained"), std::string::npos) << text;
+  EXPECT_EQ(sim.ledger().size(), 20u) << "the re-runs sent nothing";
+}
+
+// An unknown flag points to the help of the subcommand it was given to, nested ones too
+// (`batch submit --nope` pointed to `floodgate batch --help`).
+TEST(RunInputs, AnUnknownFlagPointsToItsSubcommandsHelp) {
+  TempDir dir("inputs");
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "u", 1);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"run", in.string(), "-o", (dir.path / "o.jsonl").string(), "--nope"}, "floodgate run --help"},
+      {{"estimate", in.string(), "--nope"}, "floodgate estimate --help"},
+      {{"batch", "submit", in.string(), "-o", (dir.path / "b.jsonl").string(), "--nope"}, "floodgate batch submit --help"},
+      {{"batch", "status", "-o", (dir.path / "b.jsonl").string(), "--nope"}, "floodgate batch status --help"},
+      {{"tokens", "count", "--nope"}, "floodgate tokens count --help"},
+      {{"sim", "--nope"}, "floodgate sim --help"},
+      {{"transcribe", in.string(), "--nope"}, "floodgate transcribe --help"},
+  };
+  RunProcess::Options no_subcommand;
+  no_subcommand.command = "";
+  for (const auto& [args, help] : cases) {
+    const fs::path log = dir.path / "log";
+    RunProcess p(args, "sk-test", log, no_subcommand);
+    EXPECT_EQ(p.wait(std::chrono::seconds(30)), 2) << args[0] << ": " << slurp(log);
+    EXPECT_NE(slurp(log).find("Run '" + help + "' for usage."), std::string::npos) << args[0] << " " << args[1] << ": " << slurp(log);
+  }
+}
+
+// -q does what its help says: no progress, notices or cost line; warnings and errors; the
+// summary only when the exit code is not 0. The help said "no summary (errors only)".
+TEST(RunInputs, QuietDoesWhatItsHelpSays) {
+  TempDir dir("inputs");
+  const fs::path help_log = dir.path / "help";
+  RunProcess help({"--help"}, "sk-test", help_log);
+  ASSERT_EQ(help.wait(std::chrono::seconds(30)), 0);
+  EXPECT_NE(slurp(help_log).find("no progress line, notices or cost line: only warnings and errors, and the summary when the exit code is not 0"),
+            std::string::npos)
+      << slurp(help_log);
+
+  SimProcess sim;
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "q", 5);
+  ASSERT_EQ(run_to_end(sim, in, dir.path / "ok.jsonl", {}, dir.path / "ok.log"), 0);
+  EXPECT_EQ(slurp(dir.path / "ok.log"), "") << "exit 0: nothing at all";
+  {
+    std::ofstream f(in, std::ios::app);
+    f << R"({"custom_id":"bad","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[],}})" << "\n";
+  }
+  ASSERT_EQ(run_to_end(sim, in, dir.path / "bad.jsonl", {}, dir.path / "bad.log"), 1);
+  const std::string text = slurp(dir.path / "bad.log");
+  EXPECT_NE(text.find("floodgate run summary"), std::string::npos) << text;
+  EXPECT_EQ(text.find("cost:"), std::string::npos) << text;
+  EXPECT_EQ(text.find("req/s"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -125,7 +125,7 @@ struct EngineOptions {
 };
 
 struct RunSummary {
-  std::map<std::string, std::uint64_t> outcomes;  // by ErrorKind name ("none" = success)
+  std::map<std::string, std::uint64_t> outcomes;  // failed lines by ErrorKind name (successes are `succeeded`, never "none")
   std::uint64_t total_lines = 0;        // request lines seen this run (blank lines excluded)
   std::uint64_t skipped_done = 0;       // already in the journal (resume)
   // The output as this run found it (after reconciliation and --retry-failed): lines an

@@ -6,11 +6,17 @@
 // Not on a terminal, the same facts as a log line every `log_interval` (plain text or one
 // JSON object per line with --log-format json). --quiet shows nothing but errors.
 // The engine calls update() on every loop turn; Progress decides when to draw.
+//
+// "rpm" and "tpm" are counts of the last 60 s (what the limiter's window holds), never a
+// rate extrapolated to a minute. The req/s rate (and the ETA built on it) counts only this
+// run's finished lines and is shown once it is measured over kMinRateSpan (5 s): before
+// that, a rate from the first one to three answers is noise ("- req/s ETA ?"; null in JSON).
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
+#include <initializer_list>
 #include <utility>
 #include <optional>
 #include <string>
@@ -21,6 +27,13 @@
 namespace floodgate::engine {
 
 enum class LogFormat { text, json };
+
+// The shortest span a req/s rate is measured over before it is shown.
+inline constexpr Duration kMinRateSpan = std::chrono::seconds(5);
+
+// A limit as a server states it: 1e9 and more is "no limit" (OpenAI-compatible servers and
+// `floodgate sim` send 1000000000 for a dimension they do not limit).
+[[nodiscard]] constexpr bool is_unlimited(double limit) noexcept { return limit >= 1e9; }
 
 struct ProgressOptions {
   bool quiet = false;
@@ -33,6 +46,7 @@ struct ProgressOptions {
 
 struct ProgressState {
   std::uint64_t done = 0;        // terminal outcomes this run (+ skipped)
+  std::uint64_t skipped = 0;     // of `done`: finished before this run (not in the rate)
   std::uint64_t total = 0;       // lines known so far
   bool total_final = false;      // input fully read
   double input_fraction = 0;     // bytes read / file size, for an ETA before the end is known
@@ -61,7 +75,9 @@ class Progress {
   // Clears the live line (before the summary is printed).
   void finish();
   // A warning or notice, printed on its own line (and in JSON with --log-format json).
-  void message(std::string_view level, std::string_view text);
+  // `numbers` become fields of the JSON object ({"wait_s": 31.5}); plain text shows `text` only.
+  void message(std::string_view level, std::string_view text,
+               std::initializer_list<std::pair<std::string_view, double>> numbers = {});
 
  private:
   [[nodiscard]] std::string render(const ProgressState& s, TimePoint now) const;
@@ -71,7 +87,8 @@ class Progress {
   TimePoint last_draw_{};
   bool drawn_ = false;
   bool live_line_ = false;
-  // (time, done) at recent draws: the rate and ETA use the last ~10 s, not the whole run.
+  // (time, lines finished this run) at recent draws: the rate and ETA use the last ~10 s,
+  // not the whole run.
   mutable std::deque<std::pair<TimePoint, std::uint64_t>> samples_;
 };
 
