@@ -50,6 +50,10 @@ std::string too_large_reason(const std::string& what, std::uint64_t bytes) {
          std::to_string(kMaxRequestBytes) + " bytes, 25 MiB): not sent";
 }
 
+// How far back the journal's admissions still matter: the longest window a server counts
+// (a day), and a margin.
+constexpr auto kAdmissionHorizon = std::chrono::hours(24) + std::chrono::minutes(2);
+
 std::string hex64(std::uint64_t v) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string s(16, '0');
@@ -291,7 +295,10 @@ struct Engine::Impl {
     const std::string_view prefix = reader->prefix(kIdentityPrefixBytes);
     check_input_start(prefix);
 
+    // What the replaced journal admitted in the last day still counts in the server's windows.
+    std::vector<Journal::Admission> carried_admissions;
     if (opt.overwrite) {
+      carried_admissions = Journal::read_admissions(opt.journal_path, std::chrono::system_clock::now() - kAdmissionHorizon);
       if (opt.output_path != "-") {
         std::error_code ec;
         std::filesystem::remove(opt.output_path, ec);
@@ -330,6 +337,13 @@ struct Engine::Impl {
       if (opt.retry_failed) forget_failures();
     }
 
+    if (!carried_admissions.empty()) {
+      for (const Journal::Admission& a : carried_admissions) {
+        journal->record_admission(a.model, std::chrono::system_clock::time_point{std::chrono::seconds(a.unix_second)}, a.requests,
+                                  a.tokens);
+      }
+      journal->commit_admissions();
+    }
     load_recorded_pauses();
     seed_limiters();
     if (opt.disk_reserve_bytes > 0) make_reserve();
@@ -530,8 +544,7 @@ struct Engine::Impl {
   // worth on top of what the server counted in the last 60 s.
   void seed_limiters() {
     const auto wall_now = std::chrono::system_clock::now();
-    const auto horizon = std::chrono::hours(24) + std::chrono::minutes(2);
-    for (const Journal::Admission& a : journal->admissions_since(wall_now - horizon)) {
+    for (const Journal::Admission& a : journal->admissions_since(wall_now - kAdmissionHorizon)) {
       const std::chrono::system_clock::time_point end_of_second{std::chrono::seconds(a.unix_second + 1)};
       const Duration ago = end_of_second < wall_now ? duration_cast<Duration>(wall_now - end_of_second) : Duration{0};
       limiters.for_model(a.model).record_admitted(limit::Cost{a.requests, a.tokens}, start - ago, start);

@@ -344,4 +344,28 @@ std::vector<Journal::Admission> Journal::admissions_since(std::chrono::system_cl
   return out;
 }
 
+std::vector<Journal::Admission> Journal::read_admissions(const std::string& path,
+                                                         std::chrono::system_clock::time_point since) {
+  std::vector<Admission> out;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return out;
+  }
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT model,unix_second,requests,tokens FROM admissions WHERE unix_second >= ? ORDER BY unix_second",
+                         -1, &st, nullptr) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, std::chrono::duration_cast<std::chrono::seconds>(since.time_since_epoch()).count());
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      out.push_back(Admission{std::string(t != nullptr ? t : "", static_cast<std::size_t>(sqlite3_column_bytes(st, 0))),
+                              sqlite3_column_int64(st, 1), static_cast<std::uint64_t>(sqlite3_column_int64(st, 2)),
+                              static_cast<std::uint64_t>(sqlite3_column_int64(st, 3))});
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
 }  // namespace floodgate

@@ -325,4 +325,28 @@ TEST(WindowAcrossCrash, ARunStartedRightAfterAKillDoesNotSendTheMinuteAgain) {
   EXPECT_LE(sim.stats().value("max_requests_60s", 0), 20) << slurp(dir.path / "log2");
 }
 
+// --overwrite starts the output and the journal afresh, not the server's windows: what the
+// replaced journal admitted in the last minute still counts.
+TEST(WindowAcrossCrash, OverwriteKeepsTheWindowOfTheRunItReplaces) {
+  TempDir dir("overwrite_window");
+  const fs::path in = write_chat_input(dir, 20);
+  const fs::path out = dir.path / "out.jsonl";
+  SimProcess sim({"--rpm", "100000"});
+  const std::vector<std::string> extra = {"--rpm", "20", "--burst", "60s", "--max-in-flight", "20"};
+  {
+    RunProcess first(run_args(sim, in, out, extra), sim.api_key(), dir.path / "log1");
+    ASSERT_EQ(run(first), 0) << slurp(dir.path / "log1");
+  }
+  ASSERT_EQ(sim.stats().value("requests", 0), 20);
+  std::vector<std::string> again = extra;
+  again.push_back("--overwrite");
+  RunProcess second(run_args(sim, in, out, again), sim.api_key(), dir.path / "log2");
+  // Give the second run time to send (an empty window would let it send 20 at once).
+  for (int i = 0; i < 250 && sim.stats().value("requests", 0) <= 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  second.signal(SIGINT);
+  EXPECT_EQ(run(second), 5) << slurp(dir.path / "log2");
+  EXPECT_LE(sim.stats().value("max_requests_60s", 0), 20) << slurp(dir.path / "log2");
+}
+
 }  // namespace
+

@@ -90,6 +90,12 @@ class Journal {
   void record_admission(std::string_view model, std::chrono::system_clock::time_point at, std::uint64_t requests, std::uint64_t tokens);
   void commit_admissions();
   [[nodiscard]] std::vector<Admission> admissions_since(std::chrono::system_clock::time_point since);
+  // The admissions since `since` of the journal at `path`, read without opening it as a
+  // journal (any run identity, read-only): what --overwrite carries over into the journal
+  // that replaces it, because the server's windows do not restart with the output. Empty
+  // when the file is missing, is not a journal or has no admissions table.
+  [[nodiscard]] static std::vector<Admission> read_admissions(const std::string& path,
+                                                              std::chrono::system_clock::time_point since);
 
   // Free-form metadata.
   void set_meta(const std::string& key, const std::string& value);
