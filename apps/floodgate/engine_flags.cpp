@@ -75,8 +75,9 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
                   "headers both ways; a given rule is only corrected upwards");
   cmd->add_option("--burst", f.burst,
                   "pace evenly, at most this far ahead of the steady pace (1s = one second's worth of the limit). Default: use "
-                  "the whole 60 s window (the minute's quota at once, never more in any 60 s), falling back to even pacing with "
-                  "a 1s burst for a model whose server answers 429 although its remaining said there was room");
+                  "the whole 60 s window (the minute's quota at once, never more in any 60 s), falling back to even pacing "
+                  "without a burst (after the 429's retry-after) for a model whose server answers 429 although its remaining "
+                  "said there was room");
   cmd->add_option("--max-in-flight", f.max_in_flight, "most requests in flight at once")->capture_default_str();
   cmd->add_option("--max-attempts", f.max_attempts, "attempts per request, the first included")->capture_default_str();
   cmd->add_option("--max-wait", f.max_wait, "fail a request that waits longer than this for admission (e.g. 10m)");

@@ -1095,9 +1095,12 @@ struct Engine::Impl {
       actual.tokens = 0;  // refused before any work: no tokens spent
     }
     // A 429 although the minute had room: a shorter period refused it, and the minute's
-    // count does not hold it: its request goes back to the window and the pace too.
-    if (o.error == ErrorKind::rate_limited && lane.limiter->minute_had_room(rl, f.grant.cost)) actual.requests = 0;
-    lane.limiter->reconcile(f.grant, actual, now);
+    // count does not hold it: its permits go back to the windows (not to the pace).
+    if (o.error == ErrorKind::rate_limited && lane.limiter->minute_had_room(rl, f.grant.cost)) {
+      lane.limiter->reconcile_refused_by_shorter_period(f.grant, now);
+    } else {
+      lane.limiter->reconcile(f.grant, actual, now);
+    }
     if (opt.settle) opt.settle(item->req, o.usage);
     // Every answered attempt is billed, also one re-asked below (--retry-invalid): count it
     // here, not from the final outcome.
@@ -1138,8 +1141,7 @@ struct Engine::Impl {
     if (o.error == ErrorKind::rate_limited) {
       if (lane.limiter->on_rate_limited(rl, now)) {
         progress->message("warning", "model \"" + lane.model + "\": a 429 although the server's remaining said there was room: it "
-                                     "enforces its limit over a shorter period than the minute; pacing evenly from now on (--burst " +
-                                     format_duration(opt.limiter.burst) + ")");
+                                     "enforces its limit over a shorter period than the minute; pacing evenly from now on, without a burst");
       }
       const auto before = breaker.times_opened();
       breaker.on_rate_limited(now, rl.wait_hint());

@@ -71,6 +71,45 @@ std::optional<std::int64_t> parse_http_date(std::string_view s) noexcept {
   return days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
 }
 
+// RFC 3339: "2026-11-22T17:00:30Z", "2026-11-22T17:00:30.5+01:00" -> Unix seconds.
+std::optional<double> parse_rfc3339(std::string_view s) noexcept {
+  s = trim(s);
+  unsigned year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (!read_uint(s, 4, year) || !expect(s, '-') || !read_uint(s, 2, month) || !expect(s, '-') || !read_uint(s, 2, day)) return std::nullopt;
+  if (s.empty() || (s.front() != 'T' && s.front() != 't' && s.front() != ' ')) return std::nullopt;
+  s.remove_prefix(1);
+  if (!read_uint(s, 2, hour) || !expect(s, ':') || !read_uint(s, 2, minute) || !expect(s, ':') || !read_uint(s, 2, second)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  double fraction = 0;
+  if (!s.empty() && s.front() == '.') {
+    s.remove_prefix(1);
+    double scale = 0.1;
+    if (s.empty() || s.front() < '0' || s.front() > '9') return std::nullopt;
+    while (!s.empty() && s.front() >= '0' && s.front() <= '9') {
+      fraction += scale * (s.front() - '0');
+      scale /= 10;
+      s.remove_prefix(1);
+    }
+  }
+  std::int64_t offset_s = 0;
+  if (s == "Z" || s == "z") {
+    s.remove_prefix(1);
+  } else if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    const int sign = s.front() == '+' ? 1 : -1;
+    s.remove_prefix(1);
+    unsigned oh = 0, om = 0;
+    if (!read_uint(s, 2, oh) || !expect(s, ':') || !read_uint(s, 2, om) || oh > 23 || om > 59) return std::nullopt;
+    offset_s = sign * static_cast<std::int64_t>(oh * 3600 + om * 60);
+  } else {
+    return std::nullopt;
+  }
+  if (!s.empty()) return std::nullopt;
+  const std::int64_t local = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+  return static_cast<double>(local - offset_s) + fraction;
+}
+
 Duration until_unix(double unix_seconds, std::chrono::system_clock::time_point wall_now) noexcept {
   const double now_s = std::chrono::duration<double>(wall_now.time_since_epoch()).count();
   const double delta = unix_seconds - now_s;
@@ -78,9 +117,14 @@ Duration until_unix(double unix_seconds, std::chrono::system_clock::time_point w
   return Duration{static_cast<Duration::rep>(std::min(delta, 1e9) * 1e9)};
 }
 
-// A reset value: a duration ("6m0s", "20"), or a Unix timestamp in seconds or milliseconds.
+// A reset value: a duration ("6m0s", "20"), a Unix timestamp in seconds or milliseconds,
+// or an RFC 3339 time (Anthropic's).
 std::optional<Duration> parse_reset(std::string_view text, std::chrono::system_clock::time_point wall_now) noexcept {
   text = trim(text);
+  if (text.size() >= 20 && text[4] == '-') {
+    if (const auto t = parse_rfc3339(text)) return until_unix(*t, wall_now);
+    return std::nullopt;
+  }
   if (all_digits(text) && text.size() >= 10 && text.size() <= 16) {
     double v = 0;
     for (char c : text) v = v * 10 + (c - '0');
@@ -173,6 +217,19 @@ RateLimitHeaders parse_rate_limit_headers(const HeaderLookup& get,
   h.remaining_tokens = count("x-ratelimit-remaining-tokens");
   if (const auto v = get("x-ratelimit-reset-requests")) h.reset_requests = parse_reset(*v, wall_now);
   if (const auto v = get("x-ratelimit-reset-tokens")) h.reset_tokens = parse_reset(*v, wall_now);
+  // Anthropic (also on its OpenAI-compatible endpoint): anthropic-ratelimit-requests-* and
+  // -tokens-* (the most restrictive token limit in force), resets as RFC 3339 times. Read
+  // only for what the x-ratelimit-* headers did not say.
+  if (!h.limit_requests) h.limit_requests = positive(count("anthropic-ratelimit-requests-limit"));
+  if (!h.limit_tokens) h.limit_tokens = positive(count("anthropic-ratelimit-tokens-limit"));
+  if (!h.remaining_requests) h.remaining_requests = count("anthropic-ratelimit-requests-remaining");
+  if (!h.remaining_tokens) h.remaining_tokens = count("anthropic-ratelimit-tokens-remaining");
+  if (!h.reset_requests) {
+    if (const auto v = get("anthropic-ratelimit-requests-reset")) h.reset_requests = parse_reset(*v, wall_now);
+  }
+  if (!h.reset_tokens) {
+    if (const auto v = get("anthropic-ratelimit-tokens-reset")) h.reset_tokens = parse_reset(*v, wall_now);
+  }
   if (const auto v = get("retry-after-ms")) {
     const auto t = trim(*v);
     if (!t.empty() && t.front() >= '0' && t.front() <= '9') {
@@ -187,19 +244,21 @@ RateLimitHeaders parse_rate_limit_headers(const HeaderLookup& get,
 
 namespace {
 
-// One pass over the response's headers (often 15-20) picks out the eight that matter;
+// One pass over the response's headers (often 15-20) picks out the fourteen that matter;
 // the lookups then compare against these only.
-constexpr std::array<std::string_view, 8> kRateLimitNames = {
+constexpr std::array<std::string_view, 14> kRateLimitNames = {
     "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
     "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
-    "retry-after-ms", "retry-after"};
+    "retry-after-ms", "retry-after",
+    "anthropic-ratelimit-requests-limit", "anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset"};
 
 template <class Pairs>
 RateLimitHeaders parse_pairs(const Pairs& headers, std::optional<std::chrono::system_clock::time_point> wall_now) {
   std::array<std::optional<std::string_view>, kRateLimitNames.size()> found;
   for (const auto& [name_s, value_s] : headers) {
     const std::string_view name(name_s);
-    if (name.size() < 11 || (name[0] != 'x' && name[0] != 'X' && name[0] != 'r' && name[0] != 'R')) continue;
+    if (name.size() < 11 || (name[0] != 'x' && name[0] != 'X' && name[0] != 'r' && name[0] != 'R' && name[0] != 'a' && name[0] != 'A')) continue;
     // Names usually arrive lower-cased (HTTP/2 requires it; the transport lowers them):
     // compare bytes, and fold case only for a name that has capitals.
     const bool lower_case = std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });

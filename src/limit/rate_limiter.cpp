@@ -16,6 +16,8 @@ constexpr Duration kMinute = 60s;
 constexpr Duration kDay = 24h;
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 constexpr int kHeaderlessAnswersToStopLearning = 3;
+constexpr double kPaceMarginStep = 0.005;
+constexpr double kMaxPaceMargin = 0.05;
 
 std::int64_t ns_of(TimePoint t) noexcept { return t.time_since_epoch().count(); }
 TimePoint at_ns(std::int64_t ns) noexcept { return TimePoint{Duration{ns}}; }
@@ -142,6 +144,7 @@ RateLimiter::RateLimiter(Limits configured, bool learn_from_headers, LimiterOpti
       settled_requests_(kMinute, options.window_margin),
       settled_model_tokens_(kMinute, options.window_margin) {
   if (options_.burst.count() < 0) options_.burst = Duration{0};
+  burst_ = options_.burst;
   even_ = options_.pacing == LimiterOptions::Pacing::even;
   const double values[4] = {configured.requests_per_minute, configured.tokens_per_minute,
                             configured.requests_per_day, configured.tokens_per_day};
@@ -159,6 +162,8 @@ RateLimiter::RateLimiter(Limits configured, bool learn_from_headers, LimiterOpti
 }
 
 TimePoint RateLimiter::clamp(TimePoint now) const noexcept { return std::max(now, latest_now_); }
+
+double RateLimiter::paced_limit(const Dim& d) const noexcept { return d.limit / (1.0 + pace_margin_); }
 
 double RateLimiter::cost_in(const Dim& d, Cost cost) noexcept {
   switch (d.name) {
@@ -194,8 +199,8 @@ Decision RateLimiter::decide(Cost cost, TimePoint now) const {
       return out;
     }
     if (d.paced && even_) {
-      const std::int64_t n_t = pace_ns(c, d.limit);
-      const std::int64_t tolerance = std::max<std::int64_t>(options_.burst.count(), n_t);
+      const std::int64_t n_t = pace_ns(c, paced_limit(d));
+      const std::int64_t tolerance = std::max<std::int64_t>(burst_.count(), n_t);
       const std::int64_t allowed_ns = std::max(d.tat_ns, now_ns) + n_t - tolerance;
       if (allowed_ns > now_ns) later(at_ns(allowed_ns), d.name);
     }
@@ -245,7 +250,7 @@ Decision RateLimiter::try_acquire(Cost cost, TimePoint now) {
     if (c <= 0) continue;
     const std::int64_t now_slot = d.window.slot_of(now);
     d.window.add(now_slot, c, now_slot);  // recorded even while unlimited: learning needs it
-    if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, now_ns) + pace_ns(c, d.limit);
+    if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, now_ns) + pace_ns(c, paced_limit(d));
   }
   if (learning_ && !probe_sent_) {
     probe_sent_ = true;
@@ -264,7 +269,7 @@ void RateLimiter::record_admitted(Cost cost, TimePoint at, TimePoint now) {
     const double c = cost_in(d, cost);
     if (c <= 0) continue;
     d.window.add(d.window.slot_of(at), c, d.window.slot_of(now));
-    if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, ns_of(at)) + pace_ns(c, d.limit);
+    if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns, ns_of(at)) + pace_ns(c, paced_limit(d));
   }
   if (cost.tokens > 0) model_tokens_.add(model_tokens_.slot_of(at), static_cast<double>(cost.tokens), model_tokens_.slot_of(now));
 }
@@ -298,12 +303,12 @@ void RateLimiter::reconcile(const Grant& grant, Cost actual, TimePoint now) {
     if (d.name == Dimension::tokens_per_minute) used_tokens = used;
     d.window.settle(d.window.slot_of(grant.admitted_at), d.window.slot_of(now), reserved, used);
     if (used < reserved) {
-      if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, d.limit), now_ns);
+      if (d.paced && even_ && is_limited(d.limit)) d.tat_ns = std::max(d.tat_ns - pace_ns(reserved - used, paced_limit(d)), now_ns);
     } else if (used > reserved) {
       if (d.paced && even_ && is_limited(d.limit)) {
         // An excess beyond a day's pace is not worth waiting for (and must not overflow).
         const std::int64_t cap = now_ns + std::chrono::duration_cast<Duration>(kDay).count();
-        d.tat_ns = std::min(cap, std::max(d.tat_ns, now_ns - options_.burst.count()) + std::min(pace_ns(used - reserved, d.limit), cap - now_ns));
+        d.tat_ns = std::min(cap, std::max(d.tat_ns, now_ns - burst_.count()) + std::min(pace_ns(used - reserved, paced_limit(d)), cap - now_ns));
       }
     }
   }
@@ -341,7 +346,7 @@ void RateLimiter::resync(Dim& d, std::int64_t remaining, std::optional<Duration>
   d.window.add(slot, diff, now_slot);
   if (d.paced && even_) {
     const std::int64_t now_ns = ns_of(now);
-    std::int64_t tat = std::max(d.tat_ns, now_ns) + pace_ns(diff, d.limit);
+    std::int64_t tat = std::max(d.tat_ns, now_ns) + pace_ns(diff, paced_limit(d));
     if (reset) tat = std::min(tat, std::max(d.tat_ns, now_ns + reset->count()));
     d.tat_ns = std::max(d.tat_ns, tat);
   }
@@ -391,13 +396,26 @@ void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now) {
   observe_remaining(headers, now);
 }
 
-void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now, const Grant& answered) {
+void RateLimiter::observe(const RateLimitHeaders& headers, TimePoint now, Grant& answered) {
   now = clamp(now);
   latest_now_ = now;
   // The limits first: the probe's answer then also teaches the charge, before the window
   // opens at the model's charge.
   learn_limits(headers);
   learn_from_answer(headers, answered, now);
+  // The answered request is now known to cost more than it reserved (a correction learned
+  // from this answer or another since its admission): its entry counts that, before the
+  // re-sync, which then sees no difference to keep. Kept only by the re-sync, the probe's
+  // true charge left the window when the server's reset came (a bucket's: 2.5 s).
+  const std::uint64_t known = charged(Cost{answered.cost.requests, answered.model_tokens}).tokens;
+  if (answered.model_tokens > 0 && known > answered.cost.tokens) {
+    const auto extra = static_cast<double>(known - answered.cost.tokens);
+    for (const std::size_t i : {std::size_t{1}, std::size_t{3}}) {
+      Window& w = dims_[i].window;
+      w.add(w.slot_of(answered.admitted_at), extra, w.slot_of(now));
+    }
+    answered.cost.tokens = known;  // model_tokens stays: the correction is what it carries beyond
+  }
   observe_remaining(headers, now);
 }
 
@@ -476,16 +494,38 @@ bool RateLimiter::on_rate_limited(const RateLimitHeaders& headers, TimePoint now
   if (!room(headers.remaining_requests, last_remaining_requests_) || !room(headers.remaining_tokens, last_remaining_tokens_)) {
     return false;
   }
-  fall_back_to_even_pacing(now);
+  // Nothing more until the server says its shorter period has room (retry-after): sent
+  // sooner, the next requests met the burst's quantum still full.
+  const Duration hold = std::min<Duration>(headers.retry_after.value_or(Duration{0}), kMinute);
+  fall_back_to_even_pacing(now, hold);
   return true;
 }
 
-void RateLimiter::fall_back_to_even_pacing(TimePoint now) {
+void RateLimiter::fall_back_to_even_pacing(TimePoint now, Duration hold) {
   now = clamp(now);
   if (even_) return;
   even_ = true;
-  // The burst is spent (the window's room just went): from one emission interval on.
-  for (Dim& d : dims_) d.tat_ns = std::max(d.tat_ns, ns_of(now) + options_.burst.count());
+  // A server that refuses bursts inside the minute gets none: one request per emission
+  // interval from now + hold on (with a 1 s burst, the pace ran a second's worth ahead
+  // after every pause, and a server counting 10 per rolling second refused those).
+  burst_ = Duration{0};
+  even_since_ = now + std::max(hold, Duration{0});
+  for (Dim& d : dims_) d.tat_ns = std::max(d.tat_ns, ns_of(even_since_));
+}
+
+void RateLimiter::reconcile_refused_by_shorter_period(const Grant& grant, TimePoint now) {
+  now = clamp(now);
+  latest_now_ = now;
+  // Admitted at the even pace and still refused: the pace sits on the server's edge (our
+  // admissions and its stamps differ by a few ms). Each such refusal widens the interval by
+  // 0.5%, up to 5%. (The burst's refusals, admitted before the fall-back, say nothing.)
+  if (even_ && grant.admitted_at >= even_since_) pace_margin_ = std::min(kMaxPaceMargin, pace_margin_ + kPaceMarginStep);
+  for (Dim& d : dims_) {
+    d.window.settle(d.window.slot_of(grant.admitted_at), d.window.slot_of(now), cost_in(d, grant.cost), 0);
+  }
+  if (grant.model_tokens > 0) {
+    model_tokens_.settle(model_tokens_.slot_of(grant.admitted_at), model_tokens_.slot_of(now), static_cast<double>(grant.model_tokens), 0);
+  }
 }
 
 bool RateLimiter::minute_had_room(const RateLimitHeaders& headers, Cost cost) const noexcept {

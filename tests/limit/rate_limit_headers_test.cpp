@@ -34,6 +34,29 @@ TEST(RateLimitHeaders, OpenAiFullSet) {
   EXPECT_FALSE(h.empty());
 }
 
+// Anthropic's names, RFC 3339 resets; the x-ratelimit-* headers win where both are sent.
+TEST(RateLimitHeaders, AnthropicHeaders) {
+  const auto h = parse({{"Anthropic-Ratelimit-Requests-Limit", "50"},
+                        {"anthropic-ratelimit-requests-remaining", "49"},
+                        {"anthropic-ratelimit-requests-reset", "2026-11-22T17:00:01.5Z"},
+                        {"anthropic-ratelimit-tokens-limit", "40000"},
+                        {"anthropic-ratelimit-tokens-remaining", "39000"},
+                        {"anthropic-ratelimit-tokens-reset", "2026-11-22T18:00:30+01:00"},
+                        {"anthropic-ratelimit-input-tokens-limit", "30000"}});
+  EXPECT_EQ(h.limit_requests, 50);
+  EXPECT_EQ(h.remaining_requests, 49);
+  EXPECT_EQ(h.reset_requests, Duration{1500ms});
+  EXPECT_EQ(h.limit_tokens, 40000);
+  EXPECT_EQ(h.remaining_tokens, 39000);
+  EXPECT_EQ(h.reset_tokens, Duration{30s});
+  const auto both = parse({{"x-ratelimit-limit-requests", "500"}, {"anthropic-ratelimit-requests-limit", "50"},
+                           {"anthropic-ratelimit-tokens-reset", "2026-11-22T16:59:00Z"},
+                           {"anthropic-ratelimit-requests-reset", "2026-11-22 garbage"}});
+  EXPECT_EQ(both.limit_requests, 500);
+  EXPECT_EQ(both.reset_tokens, Duration{0});  // in the past
+  EXPECT_FALSE(both.reset_requests);
+}
+
 TEST(RateLimitHeaders, NamesAreCaseInsensitive) {
   const auto h = parse({{"X-RateLimit-Remaining-Requests", "7"}, {"Retry-After", "3"}});
   EXPECT_EQ(h.remaining_requests, 7);

@@ -126,25 +126,29 @@ TEST(WholeWindow, A429WithRoomLeftFallsBackToEvenPacing) {
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(limiter.try_acquire(one, t0).admitted());
   RateLimitHeaders h;
   h.remaining_requests = 580;  // the minute has room: a shorter period refused it
+  h.retry_after = 900ms;       // when that period has room again
   EXPECT_TRUE(limiter.on_rate_limited(h, t0 + 40ms));
   EXPECT_TRUE(limiter.even_pacing());
   EXPECT_FALSE(limiter.on_rate_limited(h, t0 + 50ms));  // once
-  // From now on one per 100 ms: the burst was spent by the window (a second burst of 10 at
-  // once drew 10 more 429s from a server counting 10 a second).
-  const TimePoint t1 = t0 + 40ms;
-  const Decision d = limiter.try_acquire(one, t1);
+  // Nothing before the retry-after, then one per 100 ms and no burst, ever: a server that
+  // refuses bursts inside the minute (a 1 s burst after each pause drew its 429s).
+  const TimePoint t1 = t0 + 940ms;
+  const Decision d = limiter.try_acquire(one, t0 + 40ms);
   EXPECT_EQ(d.blocked_by, Dimension::requests_per_minute);
-  EXPECT_EQ(d.not_before, t1 + 100ms);
-  for (int i = 1; i <= 10; ++i) {
+  EXPECT_EQ(d.not_before, t1);
+  for (int i = 0; i < 10; ++i) {
     EXPECT_TRUE(limiter.try_acquire(one, t1 + i * 100ms).admitted()) << i;
     EXPECT_FALSE(limiter.try_acquire(one, t1 + i * 100ms).admitted()) << i;
   }
+  const TimePoint later = t1 + 10s;  // after a pause: still one at a time
+  EXPECT_TRUE(limiter.try_acquire(one, later).admitted());
+  EXPECT_FALSE(limiter.try_acquire(one, later).admitted());
 }
 
 // The 429s of a server enforcing a shorter period (their remaining said the minute had
-// room) did not count against its minute: settled with Cost{0, 0}, their permits go back
-// to the window and the pace, so the refused requests of the first burst do not take a
-// minute's room from the rest of the job.
+// room) did not count against its minute: their permits go back to the window, so the
+// refused requests of the first burst do not take a minute's room from the rest of the
+// job; not to the pace, which stands for the shorter period.
 TEST(WholeWindow, RefusedWithRoomLeftGiveTheirPermitsBack) {
   ManualClock clock;
   auto limiter = whole_window(Limits{600, 0, 0, 0});
@@ -155,11 +159,13 @@ TEST(WholeWindow, RefusedWithRoomLeftGiveTheirPermitsBack) {
   h.remaining_requests = 590;  // the server admitted 10; the minute has room
   ASSERT_TRUE(limiter.minute_had_room(h, one));
   ASSERT_TRUE(limiter.on_rate_limited(h, t0 + 40ms));
-  for (int i = 10; i < 64; ++i) limiter.reconcile(burst[static_cast<std::size_t>(i)], Cost{0, 0}, t0 + 40ms);
+  for (int i = 10; i < 64; ++i) limiter.reconcile_refused_by_shorter_period(burst[static_cast<std::size_t>(i)], t0 + 40ms);
   EXPECT_EQ(limiter.snapshot(t0 + 40ms).requests_last_minute, 10);
+  ASSERT_TRUE(limiter.try_acquire(one, t0 + 40ms).admitted());
+  EXPECT_EQ(limiter.try_acquire(one, t0 + 40ms).not_before, t0 + 140ms);  // the pace kept
   // 590 more fit in the first minute (at the even pace): 600 in all, none refused among them.
   TimePoint t = t0 + 40ms;
-  int admitted = 0;
+  int admitted = 1;
   while (t < t0 + 60s) {
     const Decision d = limiter.try_acquire(one, t);
     if (d.admitted()) {
@@ -169,6 +175,32 @@ TEST(WholeWindow, RefusedWithRoomLeftGiveTheirPermitsBack) {
     }
   }
   EXPECT_EQ(admitted, 590);
+}
+
+// A request admitted at the even pace and still refused by the shorter period: the pace
+// sits on the server's edge (a few ms between our admission and its stamp), so each such
+// refusal widens the interval by 0.5%, up to 5%. The burst's refusals say nothing about it.
+TEST(WholeWindow, RefusalsAtTheEvenPaceWidenItsInterval) {
+  ManualClock clock;
+  auto limiter = whole_window(Limits{600, 0, 0, 0});
+  const TimePoint t0 = clock.now();
+  const Grant burst = limiter.try_acquire(one, t0).grant;
+  RateLimitHeaders h;
+  h.remaining_requests = 590;
+  ASSERT_TRUE(limiter.on_rate_limited(h, t0 + 40ms));
+  limiter.reconcile_refused_by_shorter_period(burst, t0 + 40ms);
+  TimePoint t = t0 + 40ms;
+  Decision d = limiter.try_acquire(one, t);
+  ASSERT_TRUE(d.admitted());
+  EXPECT_EQ(limiter.try_acquire(one, t).not_before, t + 100ms);  // the burst's refusal: unchanged
+  limiter.reconcile_refused_by_shorter_period(d.grant, t + 40ms);
+  t += 100ms;
+  ASSERT_TRUE(limiter.try_acquire(one, t).admitted());
+  EXPECT_NEAR(static_cast<double>((limiter.try_acquire(one, t).not_before - t).count()), 100.5e6, 10);
+  for (int i = 0; i < 20; ++i) limiter.reconcile_refused_by_shorter_period(d.grant, t);
+  t += 100500us;
+  ASSERT_TRUE(limiter.try_acquire(one, t).admitted());
+  EXPECT_NEAR(static_cast<double>((limiter.try_acquire(one, t).not_before - t).count()), 105e6, 10);  // at most 5%
 }
 
 TEST(WholeWindow, MinuteHadRoomNeedsRoomForTheRequest) {
@@ -341,11 +373,19 @@ TEST(LearnCharge, TheProbesAnswerSetsTheChargeBeforeTheWindowOpens) {
   const Decision probe = limiter.try_acquire({1, 76}, t0);
   ASSERT_TRUE(probe.admitted());
   RateLimitHeaders h = counted(1, 4096);
-  limiter.observe(h, t0 + 40ms, probe.grant);
+  h.reset_tokens = 2500ms;  // a bucket: full again in 2.5 s
+  Grant answered = probe.grant;
+  limiter.observe(h, t0 + 40ms, answered);
   EXPECT_NEAR(limiter.snapshot(t0).learned_extra_tokens, 4020, 1);
+  EXPECT_EQ(answered.cost.tokens, 4096u);  // now known to cost that: settled at it
+  limiter.reconcile(answered, {1, answered.cost.tokens}, t0 + 40ms);
   int admitted = 0;
   while (limiter.try_acquire({1, 76}, t0 + 40ms).admitted()) ++admitted;
   EXPECT_EQ(admitted, 23);  // 24 in all: what the server counts 4,096 each
+  // After the re-sync's record of the probe has expired (a bucket's reset is short), the
+  // probe still counts 4,096 in the window: still no room for a 25th.
+  EXPECT_GE(limiter.snapshot(t0 + 30s).tokens_last_minute, 24 * 4096);
+  EXPECT_FALSE(limiter.try_acquire({1, 76}, t0 + 30s).admitted());
 }
 
 // A server that charges less (flat 16 a request, where the model says prompt + 16 =

@@ -5,6 +5,10 @@
 //   x-ratelimit-reset-requests / -tokens       time until the bucket is full again
 //                                              ("12ms", "6m0s", "1m30.5s", "2m59.56s", "20")
 //   retry-after (seconds or an HTTP-date), retry-after-ms (milliseconds) on 429s and 503s.
+// Anthropic (its own API and its OpenAI-compatible endpoint) sends
+//   anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}, resets as RFC 3339 times
+//   ("2026-11-22T17:00:30Z"); -tokens-* is the most restrictive token limit in force.
+//   They fill the same fields where no x-ratelimit-* header said anything.
 // Every field is optional: endpoints that carry no token headers (transcriptions), values
 // of -1 (unknown), unparseable values and absent headers all give nullopt. A limit of 0
 // is treated as unknown too. Remaining 0 is kept: it means "exhausted".

@@ -241,23 +241,39 @@ class RateLimiter {
   // The same for the answer to `answered` (one of this limiter's grants): with it the
   // limiter can also learn a limit the server does not send (from `remaining` after a quiet
   // spell) and the server's charge per request (from `remaining` against its own window).
-  void observe(const RateLimitHeaders& headers, TimePoint now, const Grant& answered);
+  // A grant now known to cost more than it reserved is raised to that, in the windows too:
+  // reconcile() it after (and settle it at its new cost.tokens).
+  void observe(const RateLimitHeaders& headers, TimePoint now, Grant& answered);
+  // The same on a copy of the grant (the raise then stays at its admission slot).
+  void observe(const RateLimitHeaders& headers, TimePoint now, const Grant& answered) {
+    Grant copy = answered;
+    observe(headers, now, copy);
+  }
 
   // A 429 (rate_limit_exceeded) for this model with its headers. In whole-window mode, when
   // the server's `remaining` (in the 429 or the last answer before it) said there was room,
   // the server enforces a shorter period than the minute: pace evenly from now on (burst
   // as configured). Returns true when this call switched.
   bool on_rate_limited(const RateLimitHeaders& headers, TimePoint now);
-  // Even pacing from `now` (what on_rate_limited() does; also for tests and the CLI). The
-  // burst counts as spent (the whole window just went): the next admission is one
-  // emission interval later, then the steady pace.
-  void fall_back_to_even_pacing(TimePoint now);
+  // Even pacing from `now` + `hold` on (what on_rate_limited() does, holding for the 429's
+  // retry-after), without the burst: a server that refuses bursts inside the minute gets
+  // one request per emission interval (--burst still sets even pacing with a burst).
+  void fall_back_to_even_pacing(TimePoint now, Duration hold = Duration{0});
   // Whether a 429 with these headers came although the minute had room for `cost` (its
   // remaining, or the last answer's before it): a shorter period refused it, and the server
-  // did not count it against the minute. The engine then settles it with Cost{0, 0}: its
-  // permit goes back to the window and the pace (a refused request is otherwise counted,
-  // as OpenAI counts failed requests); a re-sync takes it again if the server did count it.
+  // did not count it against the minute. The engine then settles it with
+  // reconcile_refused_by_shorter_period() instead of reconcile().
   [[nodiscard]] bool minute_had_room(const RateLimitHeaders& headers, Cost cost) const noexcept;
+  // Settles a grant refused by a shorter period than the minute: its permits go back to the
+  // windows (a refused request otherwise keeps its request permit, as OpenAI counts failed
+  // requests; a re-sync takes it again if this server did count it), but not to the pace:
+  // the pace stands for the shorter period, whose refusal says it was not slow enough
+  // (given back, the refused attempts' slots went to the next requests at once, and a
+  // 10-a-second server refused 1,956 of 2,735 attempts). A refusal of a request admitted
+  // at the even pace also widens the pace's interval by 0.5% (at most 5%): at exactly the
+  // limit, the few ms between our admission and the server's stamp made a server counting
+  // 10 per rolling second refuse some attempts.
+  void reconcile_refused_by_shorter_period(const Grant& grant, TimePoint now);
   [[nodiscard]] bool even_pacing() const noexcept { return even_; }
 
   // What an earlier process admitted for this model (a resume right after a crash): `cost`
@@ -307,6 +323,7 @@ class RateLimiter {
   };
 
   [[nodiscard]] TimePoint clamp(TimePoint now) const noexcept;
+  [[nodiscard]] double paced_limit(const Dim& d) const noexcept;  // the limit the even pace keeps
   [[nodiscard]] Decision decide(Cost cost, TimePoint now) const;
   [[nodiscard]] static double cost_in(const Dim& d, Cost cost) noexcept;
   void set_limit(Dim& d, double limit);
@@ -327,6 +344,9 @@ class RateLimiter {
   TimePoint probe_sent_at_{};
   int headerless_answers_ = 0;   // observe() calls without rate-limit headers while learning
   bool even_ = false;            // GCRA pacing in force (even mode, or whole-window fell back)
+  Duration burst_{0};            // options_.burst; 0 after the fall-back
+  TimePoint even_since_{TimePoint::min()};
+  double pace_margin_ = 0;       // the even pace runs at limit / (1 + this): widened by refusals
   double extra_tokens_ = 0;      // learned per-request charge beyond the model's (< 0: below it)
   // Beside the tokens window: the model charges of the same entries (what the correction
   // is learned against), and of the answered requests, with their count, at their
