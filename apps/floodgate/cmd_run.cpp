@@ -96,7 +96,7 @@ void register_run(CLI::App& app, int& exit_code) {
       "before anything is sent (empty or non-JSONL input, bare bodies without --endpoint, a base URL that\n"
       "is not http/https, a missing or read-only output folder), 3 insufficient_quota (resumable),\n"
       "4 budget reached (resumable), 5 interrupted (resumable), 6 paused until a limit resets (resumable),\n"
-      "7 the API never answered: wrong base URL or server down (--unreachable-after; resumable),\n"
+      "7 the API never answered: wrong base URL or server down, or no answer within --timeout (--unreachable-after; resumable),\n"
       "8 the API stopped answering mid-run for longer than --outage-limit (resumable),\n"
       "9 the first answers all refused the key, URL path or model (401/403/404): fix it and re-run,\n"
       "74 cannot write OUTPUT, a results file or the journal: disk full, quota or file size limit\n"

@@ -82,7 +82,7 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_option("--max-attempts", f.max_attempts, "attempts per request, the first included")->capture_default_str();
   cmd->add_option("--max-wait", f.max_wait, "fail a request that waits longer than this for admission (e.g. 10m)");
   cmd->add_option("--unreachable-after", f.unreachable_after,
-                  "stop (exit 7, resumable) when the API has never answered and connecting has failed for this long (0 = never)")
+                  "stop (exit 7, resumable) when the API has never answered and connecting (or an answer within --timeout) has failed for this long (0 = never)")
       ->capture_default_str();
   cmd->add_option("--outage-limit", f.outage_limit,
                   "after the first answer, a server that stops answering pauses sending and is probed until it is back; "

@@ -23,6 +23,7 @@ Exchange classify_exchange(http::HttpResponse& r) {
   if (auto rid = r.header("x-request-id")) o.request_id = std::string(*rid);
   x.reached = r.error == http::TransportError::none || r.answer_started;
   x.no_contact = !x.reached && (r.error == http::TransportError::connection || r.error == http::TransportError::timeout);
+  x.timed_out_sent = !x.reached && r.error == http::TransportError::timeout && r.request_sent;
 
   if (r.error != http::TransportError::none) {
     const std::string answered =

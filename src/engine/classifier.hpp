@@ -30,6 +30,10 @@ struct Exchange {
   // line) or an attempt that timed out without one (a blackholed host, a server that never
   // answers); not a local failure such as an unreadable upload (TransportError::other).
   bool no_contact = false;
+  // Of no_contact: a timeout after the request went out (the server took the connection and
+  // the request, and sent no status line in time). Slow, or hung: the engine tells them
+  // apart by whether other requests were answered meanwhile.
+  bool timed_out_sent = false;
   std::string quota_code;  // insufficient_quota: the code (or type) that said so
   std::string refusal;     // a 401/403/404 answer: "401 invalid_api_key" (status and code)
 };

@@ -198,6 +198,8 @@ struct Engine::Impl {
   std::uint64_t connect_failures = 0;
   std::optional<TimePoint> first_connect_failure;
   std::string last_connect_error;
+  bool last_failure_was_slow = false;  // ... and the last of them a timeout after the request went out
+  TimePoint last_answer_at{};         // the latest answer (a status line) of this run
   bool unreachable_stop = false;
   bool disk_full_stop = false;  // a write failed for want of room: stopped, resumable (exit 74)
   std::string disk_full_message;
@@ -1056,6 +1058,14 @@ struct Engine::Impl {
                       {{"wait_s", std::chrono::duration<double>(wait).count()}});
   }
 
+  // The flag whose limit a timeout after the request went out met: the attempt's total
+  // (--timeout) when it ran that long, else the wait for the next byte (--idle-timeout).
+  [[nodiscard]] std::string timeout_flag(const http::HttpResponse& r) const {
+    const Duration total = opt.transport.total_timeout;
+    if (r.elapsed + std::chrono::milliseconds(100) >= total) return "--timeout " + format_duration(total);
+    return "--idle-timeout " + format_duration(Duration(opt.transport.idle_timeout));
+  }
+
   void on_response(http::HttpResponse& r, TimePoint now) {
     auto it = in_flight.find(r.tag);
     if (it == in_flight.end()) return;
@@ -1077,8 +1087,16 @@ struct Engine::Impl {
     o.latency_seconds = std::chrono::duration<double>(r.elapsed).count();
     const std::string& answer_refusal = x.refusal;
     const std::string& quota_code = x.quota_code;
+    // A timeout after the request went out while the server answered other requests: this
+    // one was slow (--timeout too short for it), the server is up.
+    const bool others_answered = answered_once && last_answer_at >= now - r.elapsed;
+    if (x.timed_out_sent) {
+      o.error_message = "timeout: no answer within " + timeout_flag(r) + " although the server took the request" +
+                        (others_answered ? " and answered others meanwhile" : "") + " (raise it if answers take longer): " + r.error_message;
+    }
     if (x.reached) {
       answered_once = true;
+      last_answer_at = now;
       // Lines held for a verdict (their last attempt found no server) were bad lines after all.
       for (auto& [parked_item, parked_outcome] : parked) finish(parked_item, std::move(parked_outcome), now);
       parked.clear();
@@ -1136,8 +1154,10 @@ struct Engine::Impl {
       return;
     }
     // No answer at all (classifier.hpp): before the first answer it is evidence that the API
-    // cannot be reached; after it, of an outage.
-    const bool no_contact = x.no_contact;
+    // cannot be reached; after it, of an outage. Not a timeout of a request the server took
+    // while it answered others meanwhile: that is this request's timeout, retried like any
+    // other error.
+    const bool no_contact = x.no_contact && !(x.timed_out_sent && others_answered);
     if (o.error == ErrorKind::rate_limited) {
       if (lane.limiter->on_rate_limited(rl, now)) {
         progress->message("warning", "model \"" + lane.model + "\": a 429 although the server's remaining said there was room: it "
@@ -1161,6 +1181,7 @@ struct Engine::Impl {
       ++connect_failures;
       if (!first_connect_failure) first_connect_failure = now;
       last_connect_error = o.error_message;
+      last_failure_was_slow = x.timed_out_sent;
       check_unreachable(now);
     }
     if ((unreachable_stop || outage_stop) && no_contact) {
@@ -1287,6 +1308,16 @@ struct Engine::Impl {
     parked.clear();
   }
 
+  // After the first answer, lines whose last attempt got no answer wait for the next answer
+  // (then they failed on their own) or for the outage verdict. When neither can come any
+  // more (nothing else in flight, waiting or queued, and too few failures in a row for an
+  // outage) they fail now, as the next answer would have made them: the run waited for ever.
+  void check_parked(TimePoint now) {
+    if (parked.empty() || !answered_once || breaker.in_outage() || outage_stop || !nothing_else_to_try()) return;
+    for (auto& [item, outcome] : parked) finish(item, std::move(outcome), now);
+    parked.clear();
+  }
+
   // The outage has lasted --outage-limit: stop, and leave every unfinished line unsent
   // (resumable) rather than fail it.
   void check_outage(TimePoint now) {
@@ -1348,14 +1379,20 @@ struct Engine::Impl {
            "the model, and the project's permissions";
   }
 
+  // Nothing else can add evidence for a verdict: nothing in flight, waiting or queued, and no
+  // more input (read to the end, or blocked by the look-ahead, which held lines and --ordered
+  // holes can fill).
+  [[nodiscard]] bool nothing_else_to_try() const {
+    const bool reading_blocked = input_done || items.size() + reorder.size() >= lookahead;
+    return in_flight.empty() && retry_at.empty() && reading_blocked &&
+           std::all_of(lanes.begin(), lanes.end(), [](const auto& l) { return l.second.queue.empty(); });
+  }
+
   // The first answers are all the same refusal (kRefusalsToStop of them, or fewer when no
   // other line can answer): stop, leave every line unsent, exit 9.
   void check_rejected(TimePoint now) {
     if (rejected_stop || refusal_cleared || refused.empty()) return;
-    const bool reading_blocked = input_done || items.size() + reorder.size() >= lookahead;
-    const bool nothing_else = in_flight.empty() && retry_at.empty() && reading_blocked &&
-                              std::all_of(lanes.begin(), lanes.end(), [](const auto& l) { return l.second.queue.empty(); });
-    if (refusals < kRefusalsToStop && !nothing_else) return;
+    if (refusals < kRefusalsToStop && !nothing_else_to_try()) return;
     rejected_stop = true;
     stop_admitting = true;
     progress->message("error", "every answer so far was the same refusal (" + thousands(refusals) + " of them, HTTP " + refusal_key.substr(0, 3) +
@@ -1372,19 +1409,22 @@ struct Engine::Impl {
   void check_unreachable(TimePoint now) {
     if (answered_once || unreachable_stop || !first_connect_failure || opt.unreachable_after <= Duration{0}) return;
     if (now - *first_connect_failure < opt.unreachable_after) return;
-    // Nothing else can add evidence: nothing in flight, waiting or queued, and no more input
-    // (read to the end, or blocked by the look-ahead, which parked lines and --ordered holes
-    // can fill).
-    const bool reading_blocked = input_done || items.size() + reorder.size() >= lookahead;
-    const bool nothing_else = in_flight.empty() && retry_at.empty() && reading_blocked &&
-                              std::all_of(lanes.begin(), lanes.end(), [](const auto& l) { return l.second.queue.empty(); });
-    if (connect_failures < 8 && !nothing_else) return;
+    if (connect_failures < 8 && !nothing_else_to_try()) return;
     unreachable_stop = true;
     stop_admitting = true;
-    progress->message("error", "cannot reach " + opt.base_url + ": " + last_connect_error + " (" + thousands(connect_failures) +
-                                   " attempts in a row over " + format_duration(duration_cast<std::chrono::seconds>(now - *first_connect_failure)) +
-                                   ", no answer yet). Stopped; the lines that could not be sent were not recorded. Check --base-url / "
-                                   "OPENAI_BASE_URL and the network, then re-run the same command to resume.");
+    const std::string over = thousands(connect_failures) + " attempts in a row over " +
+                             format_duration(duration_cast<std::chrono::seconds>(now - *first_connect_failure));
+    if (last_failure_was_slow) {
+      // The server took the requests but answered none in time: slow, not unreachable.
+      progress->message("error", "no answer from " + opt.base_url + " in time: " + last_connect_error + " (" + over +
+                                     "; the server accepted the connections and the requests). Stopped; the lines not answered were not "
+                                     "recorded. If its answers take longer (long completions, a slow model or server), raise --timeout; "
+                                     "then re-run the same command to resume.");
+    } else {
+      progress->message("error", "cannot reach " + opt.base_url + ": " + last_connect_error + " (" + over +
+                                     ", no answer yet). Stopped; the lines that could not be sent were not recorded. Check --base-url / "
+                                     "OPENAI_BASE_URL and the network, then re-run the same command to resume.");
+    }
     for (auto& [item, outcome] : parked) abandon(item, now);
     parked.clear();
   }
@@ -1552,6 +1592,7 @@ struct Engine::Impl {
       check_stop(now);
       check_unreachable(now);
       check_outage(now);
+      check_parked(now);
       check_rejected(now);
       if (stop_admitting && !queued_abandoned) {
         abandon_queued(now);
@@ -1632,7 +1673,8 @@ struct Engine::Impl {
       summary.stop_reason = "interrupted";
     } else if (unreachable_stop) {
       summary.exit_code = exit_code::unreachable;
-      summary.stop_reason = "unreachable: no answer from " + opt.base_url;
+      summary.stop_reason = last_failure_was_slow ? "unreachable: no answer in time from " + opt.base_url + " (it took the requests; raise --timeout)"
+                                                  : "unreachable: no answer from " + opt.base_url;
     } else if (outage_stop) {
       summary.exit_code = exit_code::outage;
       summary.stop_reason = "outage: " + opt.base_url + " stopped answering mid-run for longer than --outage-limit (" +

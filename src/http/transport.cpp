@@ -525,6 +525,9 @@ std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpR
       r.body.clear();
     } else if (r.error != TransportError::none) {
       r.partial_status = r.answer_started ? static_cast<int>(status) : 0;
+      long request_bytes = 0;
+      curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &request_bytes);
+      r.request_sent = request_bytes > 0;
       r.status = 0;  // a partial response is no response: the caller retries it
       r.error_message = t->error_buffer[0] != '\0' ? std::string(t->error_buffer) : std::string(curl_easy_strerror(code));
       r.body.clear();

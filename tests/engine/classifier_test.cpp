@@ -105,6 +105,24 @@ TEST(Classifier, EveryKindOfAnswerAsATable) {
   }
 }
 
+// A timeout after the request went out is still no contact by itself (a hung server), but
+// flagged: the engine calls it this request's timeout when others were answered meanwhile.
+TEST(Classifier, ATimeoutAfterTheRequestWentOutIsFlagged) {
+  auto sent = failure(TransportError::timeout, "Operation timed out after 1000 milliseconds with 0 bytes received");
+  sent.request_sent = true;
+  const Exchange x = classify_exchange(sent);
+  EXPECT_TRUE(x.no_contact);
+  EXPECT_TRUE(x.timed_out_sent);
+  auto connecting = failure(TransportError::timeout, "Connection timed out after 10001 milliseconds");
+  EXPECT_FALSE(classify_exchange(connecting).timed_out_sent) << "never connected";
+  auto refused = failure(TransportError::connection, "Connection refused");
+  refused.request_sent = true;
+  EXPECT_FALSE(classify_exchange(refused).timed_out_sent) << "not a timeout";
+  auto mid_body = failure(TransportError::timeout, "Operation timed out", 200);
+  mid_body.request_sent = true;
+  EXPECT_FALSE(classify_exchange(mid_body).timed_out_sent) << "answered (reached), not a request without answer";
+}
+
 TEST(Classifier, ASuccessCarriesItsUsage) {
   auto r = answer(200, R"({"usage":{"prompt_tokens":7,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}})");
   const Exchange x = classify_exchange(r);

@@ -232,6 +232,55 @@ TEST(RunFaults, ASlowAnswerIsATimeoutNotAnUnreachableApi) {
   }
 }
 
+// Issue 13, item 4: attempts that time out against a server that answers others (half the
+// answers come after 3 s, --timeout is 1 s) are this request's timeouts, named by the flag
+// to raise; not an outage, not "cannot reach". The run used to wait for ever for a verdict
+// on its last such lines (nothing else in flight, too few failures for an outage).
+TEST(RunFaults, TimeoutsAgainstAServerThatAnswersNameTheTimeoutAndTheRunEnds) {
+  TempDir dir("faults");
+  SimProcess sim({"--fault-rate", "0.5", "--faults", "slow-first-byte", "--slow-first-byte", "3s", "--seed", "3"});
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 30);
+  const fs::path out = dir.path / "out.jsonl";
+  const fs::path log = dir.path / "log";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--timeout", "1s", "--max-attempts", "2", "--max-in-flight", "4"}, log), 1) << slurp(log);
+  const std::string text = slurp(log);
+  EXPECT_EQ(text.find("cannot reach"), std::string::npos) << text;
+  EXPECT_EQ(text.find("stopped answering"), std::string::npos) << text;
+  const auto lines = read_jsonl(out);
+  ASSERT_EQ(lines.size(), 30u);
+  int timeouts = 0;
+  int while_others_answered = 0;
+  for (const auto& l : lines) {
+    if (l["error"].is_null()) continue;
+    ++timeouts;
+    EXPECT_EQ(l["error"]["code"], "timeout") << l.dump();
+    const std::string message = l["error"]["message"].get<std::string>();
+    EXPECT_NE(message.find("no answer within --timeout 1s although the server took the request"), std::string::npos) << message;
+    if (message.find("answered others meanwhile") != std::string::npos) ++while_others_answered;
+  }
+  EXPECT_GT(timeouts, 0);
+  EXPECT_GT(while_others_answered, 0);
+  EXPECT_LT(timeouts, 30);
+}
+
+// Issue 13, item 4: a server that takes every request and answers none within --timeout is
+// not "cannot reach ... check --base-url": the stop (exit 7, nothing recorded) says the
+// server took the requests and to raise --timeout.
+TEST(RunFaults, AServerTooSlowForTheTimeoutIsNotUnreachable) {
+  TempDir dir("faults");
+  SimProcess sim({"--latency", "fixed:3s"});
+  const fs::path in = write_chat_input(dir.path / "in.jsonl", "c", 10);
+  const fs::path out = dir.path / "out.jsonl";
+  const fs::path log = dir.path / "log";
+  ASSERT_EQ(run_to_end(sim, in, out, {"--timeout", "1s", "--unreachable-after", "1s", "--log-format", "json"}, log), 7) << slurp(log);
+  const std::string text = slurp(log);
+  EXPECT_EQ(text.find("cannot reach"), std::string::npos) << text;
+  EXPECT_NE(text.find("the server accepted the connections and the requests"), std::string::npos) << text;
+  EXPECT_NE(text.find("raise --timeout"), std::string::npos) << text;
+  EXPECT_NE(summary_of(log)["stop_reason"].get<std::string>().find("raise --timeout"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(out) && !read_jsonl(out).empty()) << "nothing recorded";
+}
+
 // Item 7: a 429 whose body is plain text naming insufficient_quota (or a spend limit) stops
 // the job like the JSON one (exit 3, nothing written, resumable) instead of being retried
 // as a rate limit until every line fails.

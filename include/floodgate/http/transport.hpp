@@ -103,6 +103,9 @@ struct HttpResponse {
   bool answer_started = false;
   // The status line received before a failure (0 when none); `status` stays 0 then.
   int partial_status = 0;
+  // The request went out on a connection (libcurl counted bytes of it sent): the server was
+  // connected to, so a timeout without an answer is a slow server, not an unreachable one.
+  bool request_sent = false;
   // The final response's header lines, names lower-cased and values trimmed, kept in one
   // buffer (two allocations per response rather than two per header line).
   struct HeaderSpan {
