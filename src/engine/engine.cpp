@@ -285,6 +285,7 @@ struct Engine::Impl {
 
     if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Error("cannot create a pipe: " + std::string(std::strerror(errno)), exit_code::internal);
     opt.transport.wake_fd = wake_pipe[0];
+    if (opt.transport.clock == nullptr) opt.transport.clock = &clock;
     transport = std::make_unique<http::Transport>(opt.transport);
 
     start = clock.now();
@@ -300,7 +301,7 @@ struct Engine::Impl {
     // What the replaced journal admitted in the last day still counts in the server's windows.
     std::vector<Journal::Admission> carried_admissions;
     if (opt.overwrite) {
-      carried_admissions = Journal::read_admissions(opt.journal_path, std::chrono::system_clock::now() - kAdmissionHorizon);
+      carried_admissions = Journal::read_admissions(opt.journal_path, clock.wall_now() - kAdmissionHorizon);
       if (opt.output_path != "-") {
         std::error_code ec;
         std::filesystem::remove(opt.output_path, ec);
@@ -518,7 +519,7 @@ struct Engine::Impl {
   // force suspends the model's lane from the start: nothing is sent for it, its requests
   // are left for a re-run, other models go on, and the run ends with exit code 6.
   void load_recorded_pauses() {
-    const auto wall_now = std::chrono::system_clock::now();
+    const auto wall_now = clock.wall_now();
     for (Journal::Pause& p : journal->pauses()) {
       if (p.until <= wall_now) {
         journal->clear_pause(p.model);
@@ -545,7 +546,7 @@ struct Engine::Impl {
   // later than it). Without this a re-run starts with empty windows and sends a minute's
   // worth on top of what the server counted in the last 60 s.
   void seed_limiters() {
-    const auto wall_now = std::chrono::system_clock::now();
+    const auto wall_now = clock.wall_now();
     for (const Journal::Admission& a : journal->admissions_since(wall_now - kAdmissionHorizon)) {
       const std::chrono::system_clock::time_point end_of_second{std::chrono::seconds(a.unix_second + 1)};
       const Duration ago = end_of_second < wall_now ? duration_cast<Duration>(wall_now - end_of_second) : Duration{0};
@@ -786,7 +787,7 @@ struct Engine::Impl {
     ctx.estimated_tokens = w.est_tokens;
     ctx.queued = w.first_sent_at != TimePoint{} ? w.first_sent_at - w.read_at : Duration{0};
     ctx.total = now - w.read_at;
-    ctx.finished_at = std::chrono::system_clock::now();
+    ctx.finished_at = clock.wall_now();
     // The output's sink writes to the file by itself once its buffer is large (4 MiB): flush
     // every sink before that, so that the output never gets ahead of the extra sinks.
     const std::uint64_t row_bytes = w.outcome.body.size() + w.outcome.error_message.size() + w.outcome.custom_id.size() + 512;
@@ -935,7 +936,7 @@ struct Engine::Impl {
     }
     ++summary.attempts;
     // Persisted before the loop lets the request out (seed_limiters() reads it back).
-    journal->record_admission(lane.model, std::chrono::system_clock::now(), grant.cost.requests, grant.cost.tokens);
+    journal->record_admission(lane.model, clock.wall_now(), grant.cost.requests, grant.cost.tokens);
     http::HttpRequest hr;
     hr.tag = item->seq;
     hr.url = lane.urls.empty() ? urls[item->req.endpoint] : lane.urls[item->req.endpoint];
@@ -1076,7 +1077,7 @@ struct Engine::Impl {
 
     header_views.clear();  // reused: no allocation per response
     for (std::size_t i = 0; i < r.header_count(); ++i) header_views.emplace_back(r.header_name(i), r.header_value(i));
-    const auto rl = limit::for_provider(limit::parse_rate_limit_headers(header_views), lane.provider);
+    const auto rl = limit::for_provider(limit::parse_rate_limit_headers(header_views, clock.wall_now()), lane.provider);
     lane.limiter->observe(rl, now, f.grant);
 
     Exchange x = classify_exchange(r);
@@ -1248,7 +1249,7 @@ struct Engine::Impl {
           paused_model = lane.model;
         }
         // Remembered in the journal: a re-run before `until` sends nothing for the model.
-        const auto wall_until = std::chrono::system_clock::now() + duration_cast<std::chrono::system_clock::duration>(d.delay);
+        const auto wall_until = clock.wall_now() + duration_cast<std::chrono::system_clock::duration>(d.delay);
         const std::string capped = asked > d.delay ? ", capped at --max-pause " + format_duration(duration_cast<std::chrono::seconds>(d.delay)) : "";
         const std::string reason = std::string(d.delay >= std::chrono::hours(1) ? "the provider's daily limit" : "the provider's rate limit") +
                                    " (a 429 asked to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped + ")";

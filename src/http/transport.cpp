@@ -38,6 +38,10 @@ void global_init() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+TimePoint clock_now(const TransportOptions& options) noexcept {
+  return options.clock != nullptr ? options.clock->now() : SteadyClock::instance().now();
+}
+
 // "https://..." (any case), as opposed to "http://...".
 bool is_https(std::string_view url) noexcept { return url.size() >= 6 && (url[4] == 's' || url[4] == 'S'); }
 
@@ -120,7 +124,7 @@ struct Transfer {
   std::shared_ptr<const std::string> body;
   std::function<bool(std::string_view)> body_sink;  // HttpRequest::body_sink
   HttpResponse response;
-  std::chrono::steady_clock::time_point started;
+  TimePoint started;
   std::size_t max_body = 0;     // response body cap of this transfer; 0 = none
   bool over_cap = false;        // the body passed it: the transfer was aborted
   int sends = 0;                // pre-request callbacks: 1 once the request goes out
@@ -455,7 +459,7 @@ void Transport::submit(HttpRequest request) {
   }
   t->kind = kind;
 
-  t->started = std::chrono::steady_clock::now();
+  t->started = clock_now(im.options);
   if (curl_multi_add_handle(im.multi.get(), e) != CURLM_OK) throw Error("libcurl: cannot add a transfer", 70);
   Transfer* raw = t.get();
   im.live.emplace(raw, std::move(t));
@@ -490,7 +494,7 @@ std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpR
     msg = curl_multi_info_read(m, &queued);
   }
 
-  const auto now = std::chrono::steady_clock::now();
+  const TimePoint now = clock_now(im.options);
   for (; msg != nullptr; msg = curl_multi_info_read(m, &queued)) {
     if (msg->msg != CURLMSG_DONE) continue;
     CURL* e = msg->easy_handle;

@@ -41,6 +41,21 @@ std::vector<HttpResponse> collect(Transport& t, std::size_t n, std::chrono::seco
   return out;
 }
 
+// Elapsed times come from the injected clock (a manual clock that never moves: 0), not from
+// the system's.
+TEST(Transport, ElapsedIsMeasuredOnTheInjectedClock) {
+  SimProcess sim({"--latency", "fixed:20ms"});
+  ManualClock clock;
+  TransportOptions o;
+  o.clock = &clock;
+  Transport t(o);
+  t.submit(chat(sim, 1));
+  auto out = collect(t, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].status, 200);
+  EXPECT_EQ(out[0].elapsed, std::chrono::nanoseconds{0});
+}
+
 TEST(Transport, ReturnsStatusHeadersAndBodyAndReusesConnections) {
   SimProcess sim({"--rpm", "100000"});
   TransportOptions o;

@@ -54,6 +54,7 @@ struct TransportOptions {
   long max_connections = 0;   // connection cache size; 0 = libcurl's default heuristic
   bool http2 = true;          // negotiate HTTP/2 over TLS and multiplex streams
   int wake_fd = -1;           // when readable, poll() returns (e.g. a signal self-pipe)
+  const Clock* clock = nullptr;  // measures each attempt's elapsed time; null: the steady clock
   // Trace of each exchange (request/response headers) to this function, Authorization
   // redacted. Null: no trace.
   std::function<void(std::string_view)> debug_trace;
