@@ -318,6 +318,18 @@ void Journal::commit_admissions() {
   admissions_.clear();
 }
 
+// The rows of a "SELECT model,unix_second,requests,tokens FROM admissions ..." statement.
+std::vector<Journal::Admission> Journal::admission_rows(sqlite3_stmt* st) {
+  std::vector<Admission> out;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    out.push_back(Admission{std::string(t != nullptr ? t : "", static_cast<std::size_t>(sqlite3_column_bytes(st, 0))),
+                            sqlite3_column_int64(st, 1), static_cast<std::uint64_t>(sqlite3_column_int64(st, 2)),
+                            static_cast<std::uint64_t>(sqlite3_column_int64(st, 3))});
+  }
+  return out;
+}
+
 std::vector<Journal::Admission> Journal::admissions_since(std::chrono::system_clock::time_point since) {
   const std::int64_t first = std::chrono::duration_cast<std::chrono::seconds>(since.time_since_epoch()).count();
   sqlite3_stmt* st = nullptr;
@@ -333,13 +345,7 @@ std::vector<Journal::Admission> Journal::admissions_since(std::chrono::system_cl
       SQLITE_OK) {
     throw Error(sqlite_error(db_, "admissions"), exit_code::internal);
   }
-  std::vector<Admission> out;
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    out.push_back(Admission{std::string(t != nullptr ? t : "", static_cast<std::size_t>(sqlite3_column_bytes(st, 0))),
-                            sqlite3_column_int64(st, 1), static_cast<std::uint64_t>(sqlite3_column_int64(st, 2)),
-                            static_cast<std::uint64_t>(sqlite3_column_int64(st, 3))});
-  }
+  std::vector<Admission> out = admission_rows(st);
   sqlite3_finalize(st);
   return out;
 }
@@ -356,12 +362,7 @@ std::vector<Journal::Admission> Journal::read_admissions(const std::string& path
   if (sqlite3_prepare_v2(db, "SELECT model,unix_second,requests,tokens FROM admissions WHERE unix_second >= ? ORDER BY unix_second",
                          -1, &st, nullptr) == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, std::chrono::duration_cast<std::chrono::seconds>(since.time_since_epoch()).count());
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-      out.push_back(Admission{std::string(t != nullptr ? t : "", static_cast<std::size_t>(sqlite3_column_bytes(st, 0))),
-                              sqlite3_column_int64(st, 1), static_cast<std::uint64_t>(sqlite3_column_int64(st, 2)),
-                              static_cast<std::uint64_t>(sqlite3_column_int64(st, 3))});
-    }
+    out = admission_rows(st);
   }
   sqlite3_finalize(st);
   sqlite3_close(db);

@@ -117,6 +117,7 @@ class Journal {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* lookup_ = nullptr;
+  static std::vector<Admission> admission_rows(sqlite3_stmt* st);
   sqlite3_stmt* add_admission_ = nullptr;
   std::vector<Admission> admissions_;  // buffered by record_admission()
   std::vector<Row> pending_;
