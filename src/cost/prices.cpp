@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "floodgate/core/error.hpp"
+#include "floodgate/core/text.hpp"
 
 namespace floodgate::cost {
 
@@ -40,10 +41,14 @@ std::string_view without_snapshot(std::string_view model) {
 }  // namespace
 
 PriceTable PriceTable::from_json(std::string_view text, std::string_view origin) {
-  const auto doc = nlohmann::json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    throw Error(std::string(origin) + ": not a JSON object");
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    // Where the syntax error is ("not a JSON object" said neither what nor where).
+    throw Error(std::string(origin) + ": not valid JSON: " + std::string(json_error_text(e.what())));
   }
+  if (!doc.is_object()) throw Error(std::string(origin) + ": not a JSON object (it is " + doc.type_name() + ")");
   const auto models = doc.find("models");
   if (models == doc.end() || !models->is_object()) {
     throw Error(std::string(origin) + ": needs a \"models\" object");

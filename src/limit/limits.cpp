@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "floodgate/core/error.hpp"
+#include "floodgate/core/text.hpp"
 
 namespace floodgate::limit {
 namespace {
@@ -83,7 +84,7 @@ LimitsConfig parse_limits_config(std::string_view json_text) {
   try {
     root = nlohmann::json::parse(json_text);
   } catch (const nlohmann::json::parse_error& e) {
-    throw Error(std::string("limits file: not valid JSON (") + e.what() + ")");
+    throw Error("limits file: not valid JSON: " + std::string(json_error_text(e.what())));
   }
   if (!root.is_object()) throw Error("limits file: the top level must be an object with \"models\" and/or \"default\"");
   LimitsConfig config;

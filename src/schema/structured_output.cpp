@@ -12,6 +12,7 @@
 #include <valijson/validator.hpp>
 
 #include "floodgate/core/error.hpp"
+#include "floodgate/core/text.hpp"
 
 namespace floodgate::schema {
 namespace {
@@ -144,21 +145,12 @@ void strictify_root(ordered& doc) {
   strictify(doc, "");
 }
 
-// The JSON parser's message without its "[json.exception.parse_error.101] " prefix.
-std::string parse_error_text(const std::exception& e) {
-  std::string what = e.what();
-  if (const auto close = what.find("] "); what.rfind("[json.exception", 0) == 0 && close != std::string::npos) {
-    what.erase(0, close + 2);
-  }
-  return what;
-}
-
 ordered parse_schema(std::string_view text) {
   ordered doc;
   try {
     doc = ordered::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw Error("the schema is not valid JSON: " + parse_error_text(e));
+    throw Error("the schema is not valid JSON: " + std::string(json_error_text(e.what())));
   }
   if (!doc.is_object()) throw Error("the schema is not a JSON object (it is " + std::string(doc.type_name()) + ")");
   return doc;

@@ -54,6 +54,24 @@ TEST(PriceTable, MalformedFilesNameTheProblem) {
   EXPECT_THROW((void)PriceTable::load("/nonexistent/prices.json"), Error);
 }
 
+// A syntax error in a --prices file names the file, line and column (it said only "my.json:
+// not a JSON object").
+TEST(PriceTable, ASyntaxErrorNamesTheFileLineAndColumn) {
+  try {
+    (void)PriceTable::from_json("{\"models\": {\n  \"m\": {\"input\": 1,}\n}}", "my.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("my.json: not valid JSON: parse error at line 2, column 20", 0), 0u) << what;
+  }
+  try {
+    (void)PriceTable::from_json("[1]", "list.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "list.json: not a JSON object (it is array)");
+  }
+}
+
 TEST(Cost, CachedTokensAreBilledAtTheCachedPrice) {
   ModelPrice p{.input_usd_per_million = 2.0, .cached_input_usd_per_million = 0.5, .output_usd_per_million = 8.0,
                .usd_per_minute = 0, .batch_discount = 0.5};

@@ -34,6 +34,8 @@ TEST(LimitsConfig, ErrorsNameTheProblem) {
     return std::string("no error");
   };
   EXPECT_NE(message("{").find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(message("{\n \"default\": {\"rpm\": 5,}}"), "limits file: not valid JSON: parse error at line 2, column 23: syntax error while "
+                                                         "parsing object key - unexpected '}'; expected string literal");
   EXPECT_NE(message(R"({"models": {"m": {"rpx": 1}}})").find("rpx"), std::string::npos);
   EXPECT_NE(message(R"({"models": {"m": {"rpm": -1}}})").find("non-negative"), std::string::npos);
   EXPECT_NE(message(R"({"models": {"m": {"rpm": "5"}}})").find("rpm"), std::string::npos);

@@ -32,6 +32,14 @@ namespace floodgate {
   return true;
 }
 
+// A JSON parser's message without nlohmann's "[json.exception.parse_error.101] " prefix:
+// "parse error at line 2, column 12: syntax error ..." (what a user needs: where).
+[[nodiscard]] constexpr std::string_view json_error_text(std::string_view what) noexcept {
+  const auto close = what.find("] ");
+  if (what.starts_with("[json.exception") && close != std::string_view::npos) what.remove_prefix(close + 2);
+  return what;
+}
+
 // "2026-12-03T08:27:45.123Z": UTC, milliseconds (ISO 8601, as the journal and tables write).
 [[nodiscard]] std::string iso8601_utc(std::chrono::system_clock::time_point t);
 
