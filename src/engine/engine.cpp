@@ -144,6 +144,8 @@ struct Engine::Impl {
     TimePoint head_since{};
     bool suspended = false;
     TimePoint suspended_until{};
+    limit::Dimension waiting_for = limit::Dimension::none;  // the limit the head last waited for, and until when
+    TimePoint waiting_until{};
   };
   struct InFlight {
     Item* item = nullptr;
@@ -1004,6 +1006,8 @@ struct Engine::Impl {
           continue;
         }
         if (d.verdict == limit::Decision::Verdict::wait) {
+          lane.waiting_for = d.blocked_by;
+          lane.waiting_until = d.not_before;
           lane.next_try = d.not_before;
           if (opt.max_wait) lane.next_try = std::min(lane.next_try, lane.head_since + *opt.max_wait + std::chrono::milliseconds(1));
           wake = std::min(wake, lane.next_try);
@@ -1525,6 +1529,18 @@ struct Engine::Impl {
         s.note = "limits unknown (the server sends none): by concurrency, --max-in-flight " + std::to_string(opt.max_in_flight);
       } else if (snap.even_pacing && opt.limiter.pacing == limit::LimiterOptions::Pacing::whole_window) {
         s.note = "even pacing (429s inside the window)";
+      }
+      // Pacing at a low limit: the next request waits for room in the window (no warning:
+      // that is the limit at work), said here so a line with nothing moving is explained.
+      for (const auto& [name, l] : lanes) {
+        const bool a_limit = l.waiting_for == limit::Dimension::requests_per_minute || l.waiting_for == limit::Dimension::tokens_per_minute ||
+                             l.waiting_for == limit::Dimension::requests_per_day || l.waiting_for == limit::Dimension::tokens_per_day;
+        if (!s.note.empty() || !a_limit || l.queue.empty() || l.suspended || l.next_try <= now || l.waiting_until == TimePoint::max() ||
+            l.waiting_until <= now + std::chrono::seconds(1)) {
+          continue;
+        }
+        s.note = "waiting for the " + std::string(limit::to_string(l.waiting_for)) + " limit of model \"" + name + "\": next request in " +
+                 format_duration(duration_cast<std::chrono::seconds>(l.waiting_until - now));
       }
     } else {
       // Nothing sent yet (or nothing to send: a resumed run with every line done): the limits

@@ -440,12 +440,19 @@ TEST(RunFaults, ALongWaitWarningIsAboutBackoffAfterAnErrorWithItsSeconds) {
       << warning.dump();
 
   // Pacing at a low limit: the second request waits a minute for the window. That is what
-  // the limit means, not a warning (it was "the requests/min limit ...: waiting 59s").
+  // the limit means, not a warning (it was "the requests/min limit ...: waiting 59s"); the
+  // progress line says what it waits for.
   SimProcess sim;
   const fs::path two = write_chat_input(dir.path / "two.jsonl", "p", 2);
-  ASSERT_EQ(run_to_end(sim, two, dir.path / "paced.jsonl", {"--rpm", "1", "--max-wait", "1s"}, dir.path / "paced.log"), 1)
-      << slurp(dir.path / "paced.log");
-  EXPECT_EQ(slurp(dir.path / "paced.log").find("warning"), std::string::npos) << slurp(dir.path / "paced.log");
+  const fs::path paced_log = dir.path / "paced.log";
+  RunProcess paced({two.string(), "-o", (dir.path / "paced.jsonl").string(), "--base-url", sim.base_url(), "--rpm", "1", "--max-wait", "6s",
+                    "--log-format", "json"},
+                   sim.api_key(), paced_log);
+  ASSERT_EQ(paced.wait(std::chrono::seconds(60)), 1) << slurp(paced_log);
+  EXPECT_EQ(slurp(paced_log).find("\"level\":\"warning\""), std::string::npos) << slurp(paced_log);
+  EXPECT_NE(slurp(paced_log).find("\"note\":\"waiting for the requests/min limit of model \\\"gpt-4o-mini\\\": next request in 5"),
+            std::string::npos)
+      << slurp(paced_log);
   EXPECT_EQ(sim.ledger().size(), 1u);
 }
 
