@@ -5,12 +5,13 @@
 
 namespace floodgate {
 namespace {
-constexpr std::array<std::pair<Endpoint, std::string_view>, 5> kPaths{{
+constexpr std::array<std::pair<Endpoint, std::string_view>, 6> kPaths{{
     {Endpoint::chat_completions, "/v1/chat/completions"},
     {Endpoint::embeddings, "/v1/embeddings"},
     {Endpoint::audio_transcriptions, "/v1/audio/transcriptions"},
     {Endpoint::completions, "/v1/completions"},
     {Endpoint::responses, "/v1/responses"},
+    {Endpoint::moderations, "/v1/moderations"},
 }};
 }  // namespace
 

@@ -7,7 +7,9 @@ namespace floodgate::cost {
 Charge worst_case_charge(const PriceTable& prices, const Request& request, std::uint64_t default_completion_tokens,
                          Tier tier) {
   const std::uint64_t allowance =
-      request.endpoint == Endpoint::embeddings ? 0 : completion_allowance(request.body, default_completion_tokens);
+      request.endpoint == Endpoint::embeddings || request.endpoint == Endpoint::moderations
+          ? 0
+          : completion_allowance(request.body, default_completion_tokens);
   std::uint64_t total = request.estimated_tokens;
   if (total < allowance) total = allowance;  // an estimate that forgot the allowance
   const std::uint64_t prompt = total - allowance;

@@ -377,7 +377,7 @@ struct Engine::Impl {
     std::random_device rd;
     run_nonce = hex64((static_cast<std::uint64_t>(rd()) << 32) ^ rd()).substr(0, 12);
     for (Endpoint e : {Endpoint::chat_completions, Endpoint::embeddings, Endpoint::audio_transcriptions, Endpoint::completions,
-                       Endpoint::responses}) {
+                       Endpoint::responses, Endpoint::moderations}) {
       urls[e] = http::endpoint_url(opt.limits.provider.value_or(Provider::openai), opt.base_url, e, "", opt.api_version);
     }
   }

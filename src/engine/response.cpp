@@ -64,7 +64,8 @@ ResponseInfo inspect_response_body(std::string_view body) {
 Estimator conservative_estimator() {
   return [](const Request& r) -> limit::ChargeInputs {
     limit::ChargeInputs in;
-    in.generates = r.endpoint != Endpoint::embeddings && r.endpoint != Endpoint::audio_transcriptions;
+    in.generates = r.endpoint != Endpoint::embeddings && r.endpoint != Endpoint::audio_transcriptions &&
+                   r.endpoint != Endpoint::moderations;
     if (r.endpoint == Endpoint::audio_transcriptions) return in;
     in.input_tokens = (r.body.size() + 2) / 3;
     if (!in.generates) return in;

@@ -75,8 +75,9 @@ std::string query_value(std::string_view query, std::string_view key) {
 
 // What the simulator answers, and what the API's CreateBatchRequest.endpoint enum allows
 // (openai-openapi) beyond that: those are refused as not simulated, not as invalid.
-const char* const kEndpoints[] = {"/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses"};
-const char* const kNotSimulated[] = {"/v1/moderations", "/v1/images/generations", "/v1/images/edits", "/v1/videos"};
+const char* const kEndpoints[] = {"/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses",
+                                  "/v1/moderations"};
+const char* const kNotSimulated[] = {"/v1/images/generations", "/v1/images/edits", "/v1/videos"};
 
 enum Fate : std::uint8_t { run_it, fail_it, expire_it, zero_it, lose_it };
 
@@ -261,7 +262,8 @@ ApiReply BatchApi::create(std::string_view body, const std::string& api_key) {
   const std::string endpoint = request["endpoint"];
   if (std::any_of(std::begin(kNotSimulated), std::end(kNotSimulated), [&](const char* e) { return endpoint == e; })) {
     return api_error(400, "floodgate sim does not answer " + endpoint + " batches (it answers /v1/responses, "
-                     "/v1/chat/completions, /v1/embeddings and /v1/completions).", "endpoint", "invalid_value");
+                     "/v1/chat/completions, /v1/embeddings, /v1/completions and /v1/moderations).", "endpoint",
+                     "invalid_value");
   }
   if (std::none_of(std::begin(kEndpoints), std::end(kEndpoints), [&](const char* e) { return endpoint == e; })) {
     return api_error(400, "Invalid value: '" + endpoint + "'. Supported values are: '/v1/responses', "

@@ -34,6 +34,12 @@ ModelSpec embedding(int dim, double usd) {
   return spec;
 }
 
+ModelSpec moderation() {  // free
+  ModelSpec spec;
+  spec.kind = ModelKind::moderation;
+  return spec;
+}
+
 ModelSpec transcription(double usd_per_1m) {
   ModelSpec spec;
   spec.kind = ModelKind::transcription;
@@ -248,6 +254,8 @@ std::map<std::string, ModelSpec> default_models() {
   m["text-embedding-3-small"] = embedding(1536, 0.02);
   m["text-embedding-3-large"] = embedding(3072, 0.13);
   m["text-embedding-ada-002"] = embedding(1536, 0.10);
+  m["omni-moderation-latest"] = moderation();
+  m["text-moderation-latest"] = moderation();
   m["whisper-1"] = transcription(0);
   m["gpt-4o-transcribe"] = transcription(2.50);
   m["gpt-4o-mini-transcribe"] = transcription(1.25);
@@ -257,8 +265,8 @@ std::map<std::string, ModelSpec> default_models() {
 void apply_tier(std::map<std::string, ModelSpec>& models, const std::string& tier) {
   for (auto& [name, spec] : models) {
     const TierRow* row = &kMini;
-    if (spec.kind == ModelKind::embedding) {
-      row = &kEmbedding;
+    if (spec.kind == ModelKind::embedding || spec.kind == ModelKind::moderation) {
+      row = &kEmbedding;  // moderation: no published figures of its own; the embeddings row
     } else if (spec.kind == ModelKind::transcription) {
       row = &kTranscription;
     } else if (name.find("mini") == std::string::npos && name.find("nano") == std::string::npos &&
@@ -298,6 +306,8 @@ void apply_config_file(SimOptions& options, const std::string& path) {
             spec.kind = ModelKind::embedding;
           } else if (kind == "transcription") {
             spec.kind = ModelKind::transcription;
+          } else if (kind == "moderation") {
+            spec.kind = ModelKind::moderation;
           } else {
             throw Error("config " + path + ": model " + name + ": unknown kind '" + kind + "'");
           }

@@ -32,6 +32,8 @@ const tokens::Encoding* prompt_encoding(const SimOptions& options, const std::st
 constexpr std::string_view kChatPath = "/v1/chat/completions";
 constexpr std::string_view kCompletionsPath = "/v1/completions";
 constexpr std::string_view kResponsesPath = "/v1/responses";
+constexpr std::string_view kModerationsPath = "/v1/moderations";
+constexpr std::string_view kDefaultModerationModel = "omni-moderation-latest";
 constexpr std::string_view kEmbeddingsPath = "/v1/embeddings";
 constexpr std::string_view kTranscriptionsPath = "/v1/audio/transcriptions";
 constexpr std::string_view kModelsPath = "/v1/models";
@@ -111,7 +113,8 @@ Route resolve(std::string_view target) {
 }
 
 bool is_known_path(std::string_view path) {
-  return path == kChatPath || path == kCompletionsPath || path == kResponsesPath || path == kEmbeddingsPath ||
+  return path == kChatPath || path == kCompletionsPath || path == kResponsesPath || path == kModerationsPath ||
+         path == kEmbeddingsPath ||
          path == kTranscriptionsPath || path == kModelsPath ||
          path.rfind("/v1/models/", 0) == 0 || BatchApi::is_api_path(path) || path == "/_sim/stats" || path == "/_sim/flush" || path == "/_sim/health";
 }
@@ -697,6 +700,8 @@ Reply Simulator::route(Context& ctx, std::string_view body) {
   const auto model = request.find("model");
   if (!ctx.route.deployment.empty()) {
     ctx.model = ctx.route.deployment;  // Azure: the deployment names the model; the body's is ignored
+  } else if (path == kModerationsPath && (model == request.end() || model->is_null())) {
+    ctx.model = std::string(kDefaultModerationModel);  // the one endpoint whose model is optional
   } else if (model == request.end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
     return error(ctx, 400, "you must provide a model parameter", "invalid_request_error", nullptr, nullptr);
   } else {
@@ -705,7 +710,89 @@ Reply Simulator::route(Context& ctx, std::string_view body) {
   if (path == kChatPath) return chat(ctx, request);
   if (path == kCompletionsPath) return completions(ctx, request);
   if (path == kResponsesPath) return responses(ctx, request);
+  if (path == kModerationsPath) return moderations(ctx, request);
   return embeddings(ctx, request);
+}
+
+// The request's model, served and of this kind; else the refusal (404 model_not_found).
+std::optional<Reply> Simulator::require_model(Context& ctx, ModelKind kind) {
+  ctx.spec = model_spec(ctx.model);
+  if (auto refused = check_served(ctx)) return refused;
+  if (ctx.spec == nullptr || ctx.spec->kind != kind) {
+    ctx.spec = nullptr;
+    return error(ctx, 404, "The model `" + ctx.model + "` does not exist or you do not have access to it.",
+                 "invalid_request_error", nullptr, "model_not_found");
+  }
+  return std::nullopt;
+}
+
+// An answer on its way: its latency, the fault drawn for the request, then finish().
+Reply Simulator::deliver(Context& ctx, Reply reply, std::int64_t completion_tokens) {
+  reply.delay = latency(completion_tokens);
+  reply.fault = ctx.fault;
+  if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
+  if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
+  finish(ctx, reply);
+  return reply;
+}
+
+Reply Simulator::moderations(Context& ctx, const json& request) {
+  const auto input = request.find("input");
+  if (input == request.end() || input->is_null()) {
+    return error(ctx, 400, "Missing required parameter: 'input'.", "invalid_request_error", "input",
+                 "missing_required_parameter");
+  }
+  // A string, an array of strings, or multimodal items ({"type":"text","text"} / image_url).
+  std::vector<std::string> items;
+  if (input->is_string()) {
+    items.push_back(input->get<std::string>());
+  } else if (input->is_array() && !input->empty()) {
+    for (const auto& item : *input) {
+      if (item.is_string()) {
+        items.push_back(item.get<std::string>());
+      } else if (item.is_object() && item.contains("text") && item["text"].is_string()) {
+        items.push_back(item["text"].get<std::string>());
+      } else if (item.is_object() && item.value("type", "") == "image_url") {
+        items.push_back(item.dump());
+      } else {
+        items.clear();
+        break;
+      }
+    }
+  }
+  if (items.empty()) {
+    return error(ctx, 400, "Invalid type for 'input': expected a string, an array of strings, or an array of input items.",
+                 "invalid_request_error", "input", "invalid_type");
+  }
+  std::int64_t tokens = 0;
+  for (const auto& text : items) tokens += estimate_text_tokens(text);
+  if (auto refused = require_model(ctx, ModelKind::moderation)) return *refused;
+  if (auto refused = gate(ctx, tokens, false)) return *refused;
+  static constexpr const char* kCategories[] = {
+      "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+      "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+      "violence/graphic"};
+  ojson results = ojson::array();
+  for (const auto& text : items) {
+    // Seeded by the input itself: the same text gets the same verdict; about 1 in 10 flagged.
+    const std::uint64_t seed = digest_seed(sha256(text));
+    const bool flagged = seed % 10 == 0;
+    ojson categories = ojson::object(), scores = ojson::object(), applied = ojson::object();
+    for (std::size_t i = 0; i < std::size(kCategories); ++i) {
+      const bool hit = flagged && i == seed / 10 % std::size(kCategories);
+      categories[kCategories[i]] = hit;
+      scores[kCategories[i]] = hit ? 0.9 : unit_interval(mix64(seed ^ i)) * 0.01;
+      applied[kCategories[i]] = ojson::array({"text"});
+    }
+    results.push_back({{"flagged", flagged}, {"categories", categories}, {"category_scores", scores},
+                       {"category_applied_input_types", applied}});
+  }
+  Reply reply;
+  reply.body = ojson{{"id", "modr-" + std::string(std::string_view(ctx.request_id).substr(4))}, {"model", ctx.model},
+                     {"results", results}}
+                   .dump();
+  spend(*ctx.spec, tokens, 0);
+  return deliver(ctx, std::move(reply), 0);
 }
 
 namespace {
@@ -1024,12 +1111,7 @@ Reply Simulator::chat(Context& ctx, const json& request) {
                                prompt_tokens, completion_tokens,
                              request.contains("stream_options") && request["stream_options"].is_object() &&
                                  request["stream_options"].value("include_usage", false));
-    reply.delay = latency(completion_tokens);
-    reply.fault = ctx.fault;
-    if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
-    if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
-    finish(ctx, reply);
-    return reply;
+    return deliver(ctx, std::move(reply), completion_tokens);
   }
   std::string body;
   body.reserve(320 + choices.size());
@@ -1050,12 +1132,7 @@ Reply Simulator::chat(Context& ctx, const json& request) {
   body += R"(},"service_tier":"default","system_fingerprint":"fp_floodgate"})";
   Reply reply;
   reply.body = std::move(body);
-  reply.delay = latency(completion_tokens);
-  reply.fault = ctx.fault;
-  if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
-  if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
-  finish(ctx, reply);
-  return reply;
+  return deliver(ctx, std::move(reply), completion_tokens);
 }
 
 Reply Simulator::embeddings(Context& ctx, const json& request) {
@@ -1069,13 +1146,7 @@ Reply Simulator::embeddings(Context& ctx, const json& request) {
     return error(ctx, 400, "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
                  "invalid_request_error", nullptr, nullptr);
   }
-  ctx.spec = model_spec(ctx.model);
-  if (auto refused = check_served(ctx)) return *refused;
-  if (ctx.spec == nullptr || ctx.spec->kind != ModelKind::embedding) {
-    ctx.spec = nullptr;
-    return error(ctx, 404, "The model `" + ctx.model + "` does not exist or you do not have access to it.",
-                 "invalid_request_error", nullptr, "model_not_found");
-  }
+  if (auto refused = require_model(ctx, ModelKind::embedding)) return *refused;
   int dim = ctx.spec->embedding_dim;
   if (const auto d = request.find("dimensions"); d != request.end() && !d->is_null()) {
     if (!d->is_number_integer() || d->get<int>() < 1 || d->get<int>() > dim) {
@@ -1119,12 +1190,7 @@ Reply Simulator::embeddings(Context& ctx, const json& request) {
   spend(*ctx.spec, tokens, 0);
   Reply reply;
   reply.body = std::move(body);
-  reply.delay = latency(0);
-  reply.fault = ctx.fault;
-  if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
-  if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
-  finish(ctx, reply);
-  return reply;
+  return deliver(ctx, std::move(reply), 0);
 }
 
 std::unique_ptr<Upload> Simulator::begin_upload(const RequestHead& head, Reply& refusal) {
@@ -1254,12 +1320,7 @@ Reply Simulator::finish_upload(const RequestHead& head, Upload& upload) {
     reply.body = std::move(out);
   }
   spend(*ctx.spec, static_cast<std::int64_t>(std::ceil(duration)), 0);
-  reply.delay = latency(0);
-  reply.fault = ctx.fault;
-  if (ctx.fault == FaultKind::truncated) reply.body.resize(reply.body.size() / 2);
-  if (ctx.fault == FaultKind::slow_first_byte) reply.delay += options_.slow_first_byte;
-  finish(ctx, reply);
-  return reply;
+  return deliver(ctx, std::move(reply), 0);
 }
 
 json Simulator::stats_json() {

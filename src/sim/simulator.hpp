@@ -127,6 +127,10 @@ class Simulator {
   // request would be (limits, charge, faults, structured outputs), in that endpoint's shape.
   Reply completions(Context& ctx, const nlohmann::json& request);
   Reply responses(Context& ctx, const nlohmann::json& request);
+  // /v1/moderations: every input flagged or not (seeded), input tokens against the limits.
+  Reply moderations(Context& ctx, const nlohmann::json& request);
+  std::optional<Reply> require_model(Context& ctx, ModelKind kind);
+  Reply deliver(Context& ctx, Reply reply, std::int64_t completion_tokens);
   Reply models(Context& ctx);
   Reply files_and_batches(Context& ctx, std::string_view body);
   Reply api_reply(Context& ctx, ApiReply&& api);

@@ -121,7 +121,8 @@ std::uint64_t prompt_tokens_of(Endpoint endpoint, const Json& body, const Encodi
       }
       return n + count_tools(body, enc);
     }
-    case Endpoint::embeddings: {
+    case Endpoint::embeddings:
+    case Endpoint::moderations: {
       const auto it = body.find("input");
       return it == body.end() ? 0 : count_input(*it, enc);
     }
@@ -156,7 +157,9 @@ std::uint64_t choices_of(const Json& body) {
   return std::max<std::uint64_t>({1, uint_field(body, "n", 1), uint_field(body, "best_of", 1)});
 }
 
-bool generates(Endpoint endpoint) { return endpoint != Endpoint::embeddings && endpoint != Endpoint::audio_transcriptions; }
+bool generates(Endpoint endpoint) {
+  return endpoint != Endpoint::embeddings && endpoint != Endpoint::audio_transcriptions && endpoint != Endpoint::moderations;
+}
 
 // The fast path for the common chat shape: every message an object of string fields, no
 // tools/functions/response_format/text and no repeated keys. It reads the body with

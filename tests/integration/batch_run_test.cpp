@@ -541,7 +541,7 @@ TEST(BatchResults, RealTimeFinishRowsCostRealTimePrices) {
   expect_charged_once(c, 60);
 }
 
-TEST(BatchResults, ResponsesAndCompletionsLinesGoThroughTheBatchAndTheRealTimeFinish) {
+TEST(BatchResults, ResponsesCompletionsAndModerationsLinesGoThroughTheBatchAndTheRealTimeFinish) {
   SimProcess sim({"--batch-speed", "200", "--batch-expire-rate", "0.3"});
   TempDir dir("batch_responses");
   Cli batch{sim, dir};
@@ -556,6 +556,10 @@ TEST(BatchResults, ResponsesAndCompletionsLinesGoThroughTheBatchAndTheRealTimeFi
                  {"body", {{"model", "gpt-4o-mini"}, {"prompt", "complete " + n}, {"max_tokens", 8}}}}
                 .dump() +
             "\n";
+    text += json{{"custom_id", "m" + n}, {"method", "POST"}, {"url", "/v1/moderations"},
+                 {"body", {{"model", "omni-moderation-latest"}, {"input", "judge " + n}}}}
+                .dump() +
+            "\n";
   }
   write_text(dir.file("in.jsonl"), text);
   const std::string out = dir.file("out.csv");
@@ -566,28 +570,37 @@ TEST(BatchResults, ResponsesAndCompletionsLinesGoThroughTheBatchAndTheRealTimeFi
   for (const auto& row : t.rows) {
     EXPECT_TRUE(ids.insert(row.at("custom_id")).second) << row.at("custom_id");
     EXPECT_EQ(row.at("status"), "ok") << row.at("error_message");
+    if (row.at("custom_id")[0] == 'm') {  // moderations: free, no usage
+      EXPECT_EQ(row.at("cost_usd"), "");
+      continue;
+    }
     const auto prompt = std::stoull(row.at("prompt_tokens")), completion = std::stoull(row.at("completion_tokens"));
     EXPECT_GT(prompt, 0u);  // the Responses API's input_tokens read as the prompt
     const double cost = std::stod(row.at("cost_usd"));
     if (near(cost, price_of(prompt, completion, cost::Tier::batch))) ++at_batch;
     if (near(cost, price_of(prompt, completion, cost::Tier::standard))) ++at_realtime;
   }
-  EXPECT_EQ(ids.size(), 40u);
+  EXPECT_EQ(ids.size(), 60u);
   std::map<std::string, int> answered;  // body hash -> 200s, batch and real time
   int batch_lines = 0, creates = 0;
   for (const auto& e : sim.ledger()) {
     const std::string path = e["path"];
     if (e["method"] == "POST" && path == "/v1/batches" && e["status"] == 200) ++creates;
-    if ((path == "/v1/responses" || path == "/v1/completions") && e["status"] == 200) {
+    if ((path == "/v1/responses" || path == "/v1/completions" || path == "/v1/moderations") && e["status"] == 200) {
       ++answered[e["body_sha256"].get<std::string>()];
       if (e.contains("batch_id")) ++batch_lines;
     }
   }
-  EXPECT_EQ(creates, 2);  // one batch per endpoint
-  EXPECT_EQ(answered.size(), 40u);
+  EXPECT_EQ(creates, 3);  // one batch per endpoint
+  EXPECT_EQ(answered.size(), 60u);
   for (const auto& [hash, count] : answered) EXPECT_EQ(count, 1) << hash;
-  EXPECT_EQ(at_batch, batch_lines);
-  EXPECT_EQ(at_realtime, 40 - batch_lines);
+  int batch_priced = 0;  // the responses and completions lines the batches answered
+  for (const auto& e : sim.ledger()) {
+    if (e.contains("batch_id") && e["path"] != "/v1/moderations" && e["status"] == 200) ++batch_priced;
+  }
+  EXPECT_EQ(at_batch, batch_priced);
+  EXPECT_EQ(at_realtime, 40 - batch_priced);
+  EXPECT_LT(batch_priced, batch_lines);  // the moderations lines went through a batch too
   EXPECT_GT(at_realtime, 0);
 }
 

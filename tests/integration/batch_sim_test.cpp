@@ -290,6 +290,39 @@ TEST(SimBatch, ResponsesAndCompletionsBatchesAnswerInTheirEndpointsShapeWithTheB
   EXPECT_EQ(r.json()["status"], "completed");
 }
 
+TEST(SimBatch, ModerationsBatchesJudgeEveryInput) {
+  SimProcess sim({"--batch-speed", "1000"});
+  std::string content;
+  for (int i = 0; i < 60; ++i) {
+    const json body{{"model", "omni-moderation-latest"}, {"input", json::array({"text " + std::to_string(i), "more text"})}};
+    content += json{{"custom_id", "m" + std::to_string(i)}, {"method", "POST"}, {"url", "/v1/moderations"}, {"body", body}}.dump() + "\n";
+  }
+  const json done = wait_terminal(sim, create(sim, upload(sim, content), "/v1/moderations")["id"]);
+  ASSERT_EQ(done["status"], "completed") << done.dump();
+  const auto out = file_lines(sim, done["output_file_id"]);
+  ASSERT_EQ(out.size(), 60u);
+  int flagged = 0;
+  for (const auto& line : out) {
+    const json& body = line["response"]["body"];
+    EXPECT_EQ(body["model"], "omni-moderation-latest");
+    ASSERT_EQ(body["results"].size(), 2u) << body.dump();  // one verdict per input
+    for (const auto& r : body["results"]) {
+      EXPECT_EQ(r["categories"].size(), 13u);
+      EXPECT_EQ(r["category_scores"].size(), 13u);
+      bool any = false;
+      for (const auto& [name, hit] : r["categories"].items()) any = any || hit.get<bool>();
+      EXPECT_EQ(r["flagged"].get<bool>(), any);
+      flagged += r["flagged"].get<bool>() ? 1 : 0;
+    }
+  }
+  EXPECT_GT(flagged, 0);  // seeded: about one input in ten
+  EXPECT_LT(flagged, 60);
+  // The model is optional in real time.
+  const HttpResult r = sim.post("/v1/moderations", json{{"input", "hello"}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["model"], "omni-moderation-latest");
+}
+
 TEST(SimBatch, CreateFollowsTheSpecsEndpointsAndMetadataLimits) {
   SimProcess sim;
   const std::string id = upload(sim, chat_file(1));
@@ -298,9 +331,9 @@ TEST(SimBatch, CreateFollowsTheSpecsEndpointsAndMetadataLimits) {
                                         {"metadata", metadata}}.dump());
   };
   // In the spec's enum but not simulated: said so, not called invalid.
-  const HttpResult moderations = create_with("/v1/moderations", json::object());
-  EXPECT_EQ(moderations.status, 400);
-  EXPECT_NE(moderations.body.find("does not answer /v1/moderations batches"), std::string::npos) << moderations.body;
+  const HttpResult images = create_with("/v1/images/generations", json::object());
+  EXPECT_EQ(images.status, 400);
+  EXPECT_NE(images.body.find("does not answer /v1/images/generations batches"), std::string::npos) << images.body;
   const HttpResult unknown = create_with("/v1/audio/transcriptions", json::object());
   EXPECT_EQ(unknown.status, 400);
   EXPECT_NE(unknown.body.find("Supported values are: '/v1/responses'"), std::string::npos) << unknown.body;

@@ -15,6 +15,7 @@ enum class Endpoint {
   audio_transcriptions, // POST /v1/audio/transcriptions (multipart)
   completions,          // POST /v1/completions (legacy)
   responses,            // POST /v1/responses
+  moderations,          // POST /v1/moderations (input only, like embeddings)
 };
 
 // "/v1/chat/completions" -> Endpoint::chat_completions; nullopt when unknown.

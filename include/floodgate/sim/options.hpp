@@ -70,7 +70,7 @@ enum class Dialect { openai, azure, groq, none };
 // Parses "openai", "azure", "groq" or "none"; throws floodgate::Error.
 Dialect parse_dialect(const std::string& text);
 
-enum class ModelKind { chat, embedding, transcription };
+enum class ModelKind { chat, embedding, transcription, moderation };
 
 struct ModelSpec {
   ModelKind kind = ModelKind::chat;
