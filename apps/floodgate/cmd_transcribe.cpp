@@ -293,7 +293,7 @@ std::vector<std::string> own_command_line() {
 // Replaces this process with the helper, which plans every file of `list` into `plans`
 // (chunks under the chunk folder) and then runs this command again. Returns only when the
 // helper cannot be started (then throws).
-[[noreturn]] void exec_planner(const fs::path& list, const fs::path& plans, audio::ChunkDir& chunk_dir,
+[[noreturn]] void exec_planner(const fs::path& list, const fs::path& plans, audio::ChunkDir& chunk_dir, RunLock& run_lock,
                                const audio::SplitOptions& split, double min_seconds,
                                std::chrono::steady_clock::time_point started) {
   const std::string helper = helper_path();
@@ -312,6 +312,7 @@ std::vector<std::string> own_command_line() {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   const int lock_fd = chunk_dir.release_for_exec();
+  run_lock.keep_across_exec();
   ::setenv(kPlanDirEnv, dir.c_str(), 1);
   ::setenv(kPlanLockFdEnv, std::to_string(lock_fd).c_str(), 1);
   const auto started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count();
@@ -323,6 +324,7 @@ std::vector<std::string> own_command_line() {
   ::unsetenv(kPlanDirEnv);
   ::unsetenv(kPlanLockFdEnv);
   ::unsetenv(kStartedEnv);
+  run_lock.exec_failed();
   if (auto back = audio::ChunkDir::adopt(dir, lock_fd)) chunk_dir = std::move(*back);
   throw Error("cannot start the audio helper " + helper + ": " + std::strerror(err), exit_code::internal);
 }
@@ -381,7 +383,8 @@ int transcribe(const TranscribeFlags& f) {
   fs::create_directories(state, ec);
   if (ec) throw Error("cannot create " + state.string() + ": " + ec.message());
   // One transcribe at a time per output folder (outside .floodgate/, which --force empties).
-  // Released across the exec of the audio helper and taken again when it comes back.
+  // Held across the exec of the audio helper (RunLock::keep_across_exec): no other run can
+  // take the folder while the helper plans.
   const auto lock = lock_run((outdir / ".floodgate.lock").string(), "the output folder " + outdir.string());
   const auto inputs = audio::expand_inputs(f.inputs, defaults);
   if (f.force) {
@@ -437,7 +440,7 @@ int transcribe(const TranscribeFlags& f) {
     const fs::path plans = chunk_dir->path() / "plans.jsonl";
     if (!handover) {
       write_atomically(list, plan_list);
-      exec_planner(list, plans, *chunk_dir, split, f.min_seconds, wall_start);  // comes back as a new run of this command
+      exec_planner(list, plans, *chunk_dir, *lock, split, f.min_seconds, wall_start);  // comes back as a new run of this command
     }
     if (slurp(list) != plan_list) {
       throw Error("the input files changed while the audio helper was planning them: run the command again");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -14,7 +15,33 @@
 
 namespace floodgate {
 
+namespace {
+
+// "FD PATH": a lock held across exec by the program this process was before (keep_across_exec).
+constexpr const char* kInheritedLockEnv = "FLOODGATE_RUN_LOCK_FD";
+
+// The inherited lock's descriptor when it is the one on `lock_path`, else -1.
+int take_inherited(const std::string& lock_path) {
+  const char* env = std::getenv(kInheritedLockEnv);
+  if (env == nullptr) return -1;
+  char* rest = nullptr;
+  const long fd = std::strtol(env, &rest, 10);
+  if (rest == env || *rest != ' ' || lock_path != rest + 1 || fd < 0) return -1;
+  ::unsetenv(kInheritedLockEnv);
+  const int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+  if (flags < 0) return -1;  // not open after all: take the lock afresh
+  ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+  return static_cast<int>(fd);
+}
+
+}  // namespace
+
 RunLock::RunLock(const std::string& lock_path, const std::string& what) : path_(lock_path) {
+  fd_ = take_inherited(lock_path);
+  // Still ours (the same open file description holds the flock): taking it again is a no-op
+  // that confirms it.
+  if (fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
+  if (fd_ >= 0) ::close(fd_);
   // O_CLOEXEC: a child (the audio helper) must not inherit the lock.
   fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error("cannot open the lock file " + lock_path + ": " + std::strerror(errno));
@@ -38,6 +65,20 @@ RunLock::RunLock(const std::string& lock_path, const std::string& what) : path_(
   if (::ftruncate(fd_, 0) == 0) {
     [[maybe_unused]] const ssize_t n = ::pwrite(fd_, pid.data(), pid.size(), 0);
   }
+}
+
+void RunLock::keep_across_exec() {
+  if (fd_ < 0) return;
+  const int flags = ::fcntl(fd_, F_GETFD);
+  if (flags >= 0) ::fcntl(fd_, F_SETFD, flags & ~FD_CLOEXEC);
+  ::setenv(kInheritedLockEnv, (std::to_string(fd_) + " " + path_).c_str(), 1);
+}
+
+void RunLock::exec_failed() noexcept {
+  if (fd_ < 0) return;
+  const int flags = ::fcntl(fd_, F_GETFD);
+  if (flags >= 0) ::fcntl(fd_, F_SETFD, flags | FD_CLOEXEC);
+  ::unsetenv(kInheritedLockEnv);
 }
 
 RunLock::~RunLock() {

@@ -385,6 +385,30 @@ TEST(Transcribe, TheAudioHelperReplacesTheUploaderInsteadOfRunningBesideIt) {
 
 namespace {
 
+// The output folder stays locked while the audio helper plans in this process's place (the
+// lock used to be released across the exec, and a second transcribe could start then).
+TEST(Transcribe, TheOutputFolderStaysLockedWhileTheHelperPlans) {
+  TempDir tmp("transcribe_lock");
+  const fs::path real = fs::path(FLOODGATE_BIN).parent_path() / "floodgate-audio";
+  const fs::path wrapper = tmp.path / "helper.sh";
+  const fs::path verdict = tmp.path / "verdict.txt";
+  const fs::path out = tmp.path / "out";
+  {
+    // flock(1) opens the lock file anew: it gets the lock only when nobody holds it.
+    std::ofstream w(wrapper);
+    w << "#!/bin/sh\nif flock -n '" << (out / ".floodgate.lock").string() << "' true; then echo free; else echo held; fi > '"
+      << verdict.string() << "'\nexec '" << real.string() << "' \"$@\"\n";
+  }
+  fs::permissions(wrapper, fs::perms::owner_all);
+  SimProcess sim;
+  ASSERT_EQ(::setenv("FLOODGATE_AUDIO_HELPER", wrapper.c_str(), 1), 0);
+  const int rc = transcribe(sim, {audio::testing::fixture("tone.mp3").string(), "-o", out.string()}, tmp.path / "log.txt");
+  ::unsetenv("FLOODGATE_AUDIO_HELPER");
+  ASSERT_EQ(rc, 0) << slurp(tmp.path / "log.txt");
+  EXPECT_EQ(slurp(verdict), "held\n");
+  EXPECT_FALSE(transcription_lines(sim).empty());
+}
+
 // Files added to a folder while the helper plans it: the transcribe that the helper execs
 // back sees another list than the one planned and stops, rather than pairing plans with
 // the wrong files; the next run plans everything afresh.

@@ -27,6 +27,14 @@ class RunLock {
 
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
+  // Keeps the lock across an execv() of this process (another program run in its place, as
+  // transcribe runs its audio helper, which runs floodgate back): the descriptor stays open
+  // through exec and its number goes into the environment, where the RunLock of the program
+  // that comes back adopts it instead of taking the lock again (which its own lock would
+  // refuse). keep_across_exec() is undone by exec_failed() when execv() returns.
+  void keep_across_exec();
+  void exec_failed() noexcept;
+
  private:
   std::string path_;
   int fd_ = -1;
