@@ -266,17 +266,21 @@ def load(path):
         return {(r["workload"], r["server"], r["window"], r["limits"]): r for r in map(json.loads, f) if r}
 
 
-def cell_text(r):
+def cell_text(r, minimum):
     if r is None:
         return "–", "–", "–", "–"
     wall = ("~" if r["cut"] else "") + f"{r['wall_s']:.1f}"
     if r["cut"]:
         wall += f" ({r['done']}/{r['requests']} in {r.get('cap', 120):.0f} s)"
-    return wall, f"{r['util']:.2f}", str(r["http_429"]), f"{r['max_req_60s']} / {r['max_tok_60s']}"
+    if r.get("exit", 0) not in (0, None) and not r["cut"]:
+        wall += f" (exit {r['exit']}, {r['done']}/{r['requests']} done)"
+    return wall, f"{minimum / r['wall_s']:.2f}", str(r["http_429"]), f"{r['max_req_60s']} / {r['max_tok_60s']}"
 
 
 def compare(before_path, after_path):
-    """Prints the before and after runs of the matrix side by side (markdown)."""
+    """Prints the before and after runs of the matrix side by side (markdown). Both utils are
+    computed against the after run's minimum (the same yardstick: a run made before the
+    minimum kept the strict 60 s window measured bucket cells against 30 s)."""
     before, after = load(before_path), load(after_path)
     print("| workload | server | window | limits | requests | min s | before: wall s | util | 429s | max req / tok in 60 s "
           "| after: wall s | util | 429s | max req / tok in 60 s |")
@@ -284,8 +288,8 @@ def compare(before_path, after_path):
     for key in sorted(set(before) | set(after), key=lambda k: (WORKLOADS.index(k[0]), list(SERVERS).index(k[1]), k[2], k[3])):
         b, a = before.get(key), after.get(key)
         ref = a or b
-        print("| " + " | ".join(list(key) + [str(ref["requests"]), f"{ref['min_s']:.1f}"] + list(cell_text(b)) +
-                                list(cell_text(a))) + " |")
+        print("| " + " | ".join(list(key) + [str(ref["requests"]), f"{ref['min_s']:.1f}"] + list(cell_text(b, ref["min_s"])) +
+                                list(cell_text(a, ref["min_s"]))) + " |")
 
 
 def main():

@@ -1164,7 +1164,7 @@ struct Engine::Impl {
     // other error.
     const bool no_contact = x.no_contact && !(x.timed_out_sent && others_answered);
     if (o.error == ErrorKind::rate_limited) {
-      if (lane.limiter->on_rate_limited(rl, now)) {
+      if (lane.limiter->on_rate_limited(rl, now, f.grant.cost)) {
         progress->message("warning", "model \"" + lane.model + "\": a 429 although the server's remaining said there was room: it "
                                      "enforces its limit over a shorter period than the minute; pacing evenly from now on, without a burst");
       }

@@ -116,6 +116,15 @@ std::int64_t RateLimiter::Window::earliest_slot_for(double cost, double limit, s
   return head_slot_ + size;  // rounding: everything has expired by then
 }
 
+std::int64_t RateLimiter::Window::oldest_slot(std::int64_t now_slot) const {
+  if (head_slot_ == INT64_MIN) return kNever;
+  const std::int64_t size = live_slots_;
+  for (std::int64_t k = std::max(head_slot_ - size + 1, now_slot - size + 1); k <= head_slot_; ++k) {
+    if (ring_[static_cast<std::size_t>(((k % size) + size) % size)] > 0) return k;
+  }
+  return kNever;
+}
+
 void RateLimiter::Window::add(std::int64_t slot, double cost, std::int64_t now_slot) {
   advance(now_slot);
   slot = std::min(slot, head_slot_);
@@ -478,20 +487,35 @@ void RateLimiter::learn_charge(const RateLimitHeaders& headers, const Grant& g, 
     proves = g.requests_before == 0 && g.tokens_before == 0;  // admitted into an empty window: the probe
   }
   if (!proves) return;
-  const double at_most = (server_used - must_model) / must_requests;
   const double tolerance = std::max(2.0, 0.05 * static_cast<double>(g.model_tokens));
+  if ((server_used - must_model) / must_requests >= extra_tokens_ - tolerance) return;  // nothing to lower
+  // A bucket refills between those admissions and this answer: its count may be lower by
+  // up to limit x elapsed / 60 s (1,667 tokens a second at 100,000/min, while the requests
+  // count fell by less than one and passed the check above). Elapsed since the oldest of
+  // those requests; unknown (taken as the minute: no proof) if some left our window since.
+  Duration elapsed = now - g.admitted_at;
+  if (g.settled_requests_before > 0) {
+    const std::int64_t settled_slot = settled_requests_.slot_of(now);
+    const std::int64_t oldest = settled_requests_.oldest_slot(settled_slot);
+    if (settled_requests_.total(settled_slot) + 0.5 < g.settled_requests_before || oldest == kNever) return;
+    elapsed = std::max(elapsed, now - settled_requests_.slot_start(oldest));
+  }
+  const double refill = limit_tokens * std::chrono::duration<double>(elapsed).count() / 60.0;
+  const double at_most = (server_used + refill - must_model) / must_requests;
   if (at_most < extra_tokens_ - tolerance) extra_tokens_ = at_most;
 }
 
-bool RateLimiter::on_rate_limited(const RateLimitHeaders& headers, TimePoint now) {
+bool RateLimiter::on_rate_limited(const RateLimitHeaders& headers, TimePoint now, Cost cost) {
   if (even_) return false;
-  auto room = [](std::optional<std::int64_t> in_429, std::optional<std::int64_t> before) {
+  auto room = [](std::optional<std::int64_t> in_429, std::optional<std::int64_t> before, std::uint64_t need) {
     const auto r = in_429 ? in_429 : before;
-    return !r || *r > 0;
+    return !r || (*r >= 0 && static_cast<std::uint64_t>(*r) >= need);
   };
-  // `remaining` said 0: the minute's count is spent (another client, or a lower limit than
-  // ours): the re-sync handles that. Room left: a shorter period binds.
-  if (!room(headers.remaining_requests, last_remaining_requests_) || !room(headers.remaining_tokens, last_remaining_tokens_)) {
+  // `remaining` had no room for this request: the minute's count is spent (a bucket not yet
+  // refilled, another client, a lower limit than ours): the re-sync handles that. Room
+  // left: a shorter period binds.
+  if (!room(headers.remaining_requests, last_remaining_requests_, std::max<std::uint64_t>(cost.requests, 1)) ||
+      !room(headers.remaining_tokens, last_remaining_tokens_, std::max<std::uint64_t>(cost.tokens, 1))) {
     return false;
   }
   // Nothing more until the server says its shorter period has room (retry-after): sent

@@ -250,11 +250,13 @@ class RateLimiter {
     observe(headers, now, copy);
   }
 
-  // A 429 (rate_limit_exceeded) for this model with its headers. In whole-window mode, when
-  // the server's `remaining` (in the 429 or the last answer before it) said there was room,
-  // the server enforces a shorter period than the minute: pace evenly from now on (burst
-  // as configured). Returns true when this call switched.
-  bool on_rate_limited(const RateLimitHeaders& headers, TimePoint now);
+  // A 429 (rate_limit_exceeded) for this model with its headers, for a request of `cost`.
+  // In whole-window mode, when the server's `remaining` (in the 429 or the last answer
+  // before it) said there was room for that request, the server enforces a shorter period
+  // than the minute: pace evenly from now on (fall_back_to_even_pacing()). Room for less
+  // than the request (a bucket refilling: 100 tokens left for a request of 250) is the
+  // minute spent, not a shorter period. Returns true when this call switched.
+  bool on_rate_limited(const RateLimitHeaders& headers, TimePoint now, Cost cost = Cost{1, 1});
   // Even pacing from `now` + `hold` on (what on_rate_limited() does, holding for the 429's
   // retry-after), without the burst: a server that refuses bursts inside the minute gets
   // one request per emission interval (--burst still sets even pacing with a burst).
@@ -297,6 +299,8 @@ class RateLimiter {
     [[nodiscard]] std::int64_t earliest_slot_for(double cost, double limit, std::int64_t now_slot) const;
     void add(std::int64_t slot, double cost, std::int64_t now_slot);
     void remove(std::int64_t slot, double cost, std::int64_t now_slot);
+    // The oldest slot that still counts something at now_slot; INT64_MAX if none.
+    [[nodiscard]] std::int64_t oldest_slot(std::int64_t now_slot) const;
     // Settles an entry of `reserved` admitted in `grant_slot` at `used` (reconcile()).
     void settle(std::int64_t grant_slot, std::int64_t now_slot, double reserved, double used);
     [[nodiscard]] std::int64_t slot_of(TimePoint t) const noexcept;
