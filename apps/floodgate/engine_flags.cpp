@@ -76,7 +76,7 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_option("--burst", f.burst,
                   "pace evenly, at most this far ahead of the steady pace (1s = one second's worth of the limit). Default: use "
                   "the whole 60 s window (the minute's quota at once, never more in any 60 s), falling back to even pacing "
-                  "without a burst (after the 429's retry-after) for a model whose server answers 429 although its remaining "
+                  "with a 250ms tolerance (after the 429's retry-after) for a model whose server answers 429 although its remaining "
                   "said there was room");
   cmd->add_option("--max-in-flight", f.max_in_flight, "most requests in flight at once")->capture_default_str();
   cmd->add_option("--max-attempts", f.max_attempts, "attempts per request, the first included")->capture_default_str();

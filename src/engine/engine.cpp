@@ -1166,7 +1166,7 @@ struct Engine::Impl {
     if (o.error == ErrorKind::rate_limited) {
       if (lane.limiter->on_rate_limited(rl, now, f.grant.cost)) {
         progress->message("warning", "model \"" + lane.model + "\": a 429 although the server's remaining said there was room: it "
-                                     "enforces its limit over a shorter period than the minute; pacing evenly from now on, without a burst");
+                                     "enforces its limit over a shorter period than the minute; pacing evenly from now on (250ms tolerance, no 1s burst)");
       }
       const auto before = breaker.times_opened();
       breaker.on_rate_limited(now, rl.wait_hint());
