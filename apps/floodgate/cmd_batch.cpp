@@ -56,9 +56,7 @@ batch::JobOptions job_options(const BatchFlags& f) {
   o.overwrite = f.overwrite;
   o.job_name = f.job_name;
   if (!f.endpoint.empty()) {
-    auto e = endpoint_from_path(f.endpoint);
-    if (!e) throw Error("unknown --endpoint \"" + f.endpoint + "\" (e.g. /v1/chat/completions, /v1/embeddings)", exit_code::usage);
-    o.input.default_endpoint = *e;
+    o.input.default_endpoint = endpoint_flag(f.endpoint);
   }
   if (f.max_lines == 0 || f.max_lines > 50'000) throw Error("--max-lines must be between 1 and 50000 (the Batch API's limit)", exit_code::usage);
   if (f.max_bytes < 1024 || f.max_bytes > 200'000'000) throw Error("--max-bytes must be between 1024 and 200000000 (200 MB, the Batch API's limit)", exit_code::usage);

@@ -35,9 +35,7 @@ int run(const RunFlags& f) {
   o.journal_path = f.journal;
   o.overwrite = f.overwrite;
   if (!f.endpoint.empty()) {
-    auto e = endpoint_from_path(f.endpoint);
-    if (!e) throw Error("unknown --endpoint \"" + f.endpoint + "\" (e.g. /v1/chat/completions, /v1/embeddings)");
-    o.input.default_endpoint = *e;
+    o.input.default_endpoint = endpoint_flag(f.endpoint);
   }
 
   o.ordered = f.ordered;

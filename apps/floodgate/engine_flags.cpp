@@ -205,4 +205,10 @@ void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
 
 std::uint64_t worst_case_completion_tokens(const EngineFlags& f) { return f.default_completion_tokens.value_or(4096); }
 
+Endpoint endpoint_flag(const std::string& value) {
+  const auto e = endpoint_from_path(value);
+  if (!e) throw Error("unknown --endpoint \"" + value + "\" (e.g. /v1/chat/completions, /v1/embeddings)");
+  return *e;
+}
+
 }  // namespace floodgate::cli

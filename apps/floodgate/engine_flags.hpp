@@ -50,6 +50,10 @@ struct EngineFlags {
   bool trace_http = false;
 };
 
+// The endpoint an --endpoint value names ("/v1/chat/completions"); throws floodgate::Error
+// (exit 2) naming the value and examples when it names none.
+[[nodiscard]] Endpoint endpoint_flag(const std::string& value);
+
 void add_engine_flags(CLI::App* cmd, EngineFlags& flags);
 void apply_engine_flags(const EngineFlags& flags, engine::EngineOptions& options);
 // The completion allowance budgets assume for a request without max_tokens.
