@@ -1,0 +1,176 @@
+#include "floodgate/gateway/lanes.hpp"
+
+#include <algorithm>
+#include <iterator>
+#include <set>
+
+#include "floodgate/core/error.hpp"
+
+namespace floodgate::gateway {
+
+std::vector<LaneConfig> default_lanes() {
+  return {LaneConfig{"interactive", 256, std::chrono::seconds(30), 0},
+          LaneConfig{"batch", 10'000, std::chrono::minutes(10), 100}};
+}
+
+std::string_view to_string(RefusalReason reason) noexcept {
+  return reason == RefusalReason::queue_full ? "queue_full" : "deadline";
+}
+
+Lanes::Lanes(std::vector<LaneConfig> lanes, Duration rate_window) : rate_window_(rate_window) {
+  if (lanes.empty()) throw Error("the gateway needs at least one lane");
+  if (rate_window <= Duration::zero()) throw Error("the lanes' rate window must be above zero");
+  std::set<std::string, std::less<>> names;
+  std::uint32_t shares = 0;
+  for (auto& config : lanes) {
+    if (config.name.empty()) throw Error("a lane needs a name");
+    if (!names.insert(config.name).second) throw Error("two lanes are named '" + config.name + "'");
+    if (config.max_queued == 0) throw Error("lane '" + config.name + "': its queue must hold at least 1 request");
+    if (config.max_wait <= Duration::zero()) throw Error("lane '" + config.name + "': its wait must be above zero");
+    shares += config.min_share_permille;
+    if (shares > 1000) throw Error("the lanes' minimum shares add up to more than 100%");
+    Lane lane;
+    lane.stats.name = config.name;
+    lane.stats.wait_bucket_counts.assign(std::size(kWaitBucketsSeconds) + 1, 0);
+    lane.config = std::move(config);
+    lanes_.push_back(std::move(lane));
+  }
+}
+
+std::optional<std::size_t> Lanes::find(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < lanes_.size(); ++i) {
+    if (lanes_[i].config.name == name) return i;
+  }
+  return std::nullopt;
+}
+
+std::string Lanes::names() const {
+  std::string out;
+  for (const auto& lane : lanes_) {
+    if (!out.empty()) out += ", ";
+    out += lane.config.name;
+  }
+  return out;
+}
+
+std::optional<Refusal> Lanes::enqueue(TicketId id, std::size_t lane_index, TimePoint now) {
+  Lane& lane = lanes_.at(lane_index);
+  if (lane.queue.size() >= lane.config.max_queued) {
+    ++lane.stats.rejected_queue_full;
+    return refusal(lane_index, RefusalReason::queue_full, now);
+  }
+  lane.queue.push_back(Waiting{id, now});
+  index_.emplace(id, lane_index);
+  ++lane.stats.queued_total;
+  return std::nullopt;
+}
+
+std::vector<Expired> Lanes::expire(TimePoint now) {
+  std::vector<Expired> out;
+  out.swap(expired_);
+  for (std::size_t i = 0; i < lanes_.size(); ++i) {
+    Lane& lane = lanes_[i];
+    // Same max_wait for the whole lane and FIFO order: deadlines rise along the queue.
+    while (!lane.queue.empty() && now - lane.queue.front().enqueued >= lane.config.max_wait) {
+      const TicketId id = lane.queue.front().id;
+      lane.queue.pop_front();
+      index_.erase(id);
+      ++lane.stats.rejected_deadline;
+      out.push_back(Expired{id, refusal(i, RefusalReason::deadline, now)});
+    }
+  }
+  return out;
+}
+
+std::optional<Admitted> Lanes::pull(TimePoint now) {
+  std::vector<Expired> met = expire(now);
+  expired_.insert(expired_.end(), std::make_move_iterator(met.begin()), std::make_move_iterator(met.end()));
+
+  std::optional<std::size_t> chosen;
+  std::optional<std::size_t> owed;
+  for (std::size_t i = 0; i < lanes_.size(); ++i) {
+    Lane& lane = lanes_[i];
+    if (lane.queue.empty()) continue;
+    if (!chosen) chosen = i;
+    if (lane.config.min_share_permille == 0) continue;
+    lane.credit_permille = std::min<std::uint32_t>(lane.credit_permille + lane.config.min_share_permille, 1000);
+    if (lane.credit_permille >= 1000 && (!owed || lanes_[*owed].credit_permille < lane.credit_permille)) owed = i;
+  }
+  if (!chosen) return std::nullopt;
+  if (owed) {
+    chosen = owed;
+    lanes_[*owed].credit_permille -= 1000;
+  }
+  Lane& lane = lanes_[*chosen];
+  const Waiting next = lane.queue.front();
+  lane.queue.pop_front();
+  index_.erase(next.id);
+  const Duration waited = now - next.enqueued;
+  record_admission(lane, waited, now);
+  return Admitted{next.id, *chosen, waited};
+}
+
+bool Lanes::cancel(TicketId id) {
+  const auto it = index_.find(id);
+  if (it == index_.end()) return false;
+  Lane& lane = lanes_[it->second];
+  const auto at = std::find_if(lane.queue.begin(), lane.queue.end(), [id](const Waiting& w) { return w.id == id; });
+  if (at != lane.queue.end()) lane.queue.erase(at);
+  index_.erase(it);
+  ++lane.stats.cancelled_total;
+  return true;
+}
+
+std::optional<TimePoint> Lanes::next_deadline() const noexcept {
+  std::optional<TimePoint> earliest;
+  for (const auto& lane : lanes_) {
+    if (lane.queue.empty()) continue;
+    const TimePoint deadline = lane.queue.front().enqueued + lane.config.max_wait;
+    if (!earliest || deadline < *earliest) earliest = deadline;
+  }
+  return earliest;
+}
+
+Duration Lanes::retry_after(std::size_t lane_index, TimePoint now) {
+  Lane& lane = lanes_.at(lane_index);
+  while (!lane.admissions.empty() && now - lane.admissions.front() >= rate_window_) lane.admissions.pop_front();
+  const Duration fallback = std::max<Duration>(lane.config.max_wait, std::chrono::seconds(1));
+  if (lane.admissions.empty()) return fallback;
+  // Samples are capped: when full, they cover less than the window, measured from the oldest.
+  const Duration span = lane.admissions.size() >= kMaxRateSamples ? now - lane.admissions.front() : rate_window_;
+  if (span <= Duration::zero()) return fallback;
+  // In integers (ns), rounded up: one admission interval, and the time to drain the queue
+  // beyond what the lane's wait covers.
+  const auto n = static_cast<Duration::rep>(lane.admissions.size());
+  const Duration interval{(span.count() + n - 1) / n};
+  const auto depth = static_cast<Duration::rep>(lane.queue.size());
+  const Duration drain{(depth * span.count() + n - 1) / n};
+  return std::max(interval, drain - lane.config.max_wait);
+}
+
+std::vector<LaneStats> Lanes::stats() const {
+  std::vector<LaneStats> out;
+  out.reserve(lanes_.size());
+  for (const auto& lane : lanes_) {
+    out.push_back(lane.stats);
+    out.back().depth = lane.queue.size();
+  }
+  return out;
+}
+
+void Lanes::record_admission(Lane& lane, Duration waited, TimePoint now) {
+  ++lane.stats.admitted_total;
+  const double seconds = std::chrono::duration<double>(waited).count();
+  lane.stats.wait_seconds_sum += seconds;
+  std::size_t bucket = 0;
+  while (bucket < std::size(kWaitBucketsSeconds) && seconds > kWaitBucketsSeconds[bucket]) ++bucket;
+  ++lane.stats.wait_bucket_counts[bucket];
+  lane.admissions.push_back(now);
+  if (lane.admissions.size() > kMaxRateSamples) lane.admissions.pop_front();
+}
+
+Refusal Lanes::refusal(std::size_t lane, RefusalReason reason, TimePoint now) {
+  return Refusal{reason, lane, retry_after(lane, now), lanes_[lane].queue.size()};
+}
+
+}  // namespace floodgate::gateway
