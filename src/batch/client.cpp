@@ -39,7 +39,7 @@ ApiError::ApiError(int status, std::string code, const std::string& message)
 
 struct BatchClient::Impl {
   ClientOptions options;
-  http::Transport transport;
+  http::CurlTransport transport;
   std::shared_ptr<const std::vector<std::string>> headers;
   std::shared_ptr<const std::vector<std::string>> json_headers;
 

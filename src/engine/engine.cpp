@@ -25,6 +25,7 @@
 #include "floodgate/engine/response.hpp"
 #include "floodgate/http/dialect.hpp"
 #include "floodgate/http/multipart_body.hpp"
+#include "floodgate/limit/admission.hpp"
 #include "floodgate/limit/limiter_set.hpp"
 #include "floodgate/limit/rate_limit_headers.hpp"
 #include "floodgate/store/journal.hpp"
@@ -135,7 +136,7 @@ struct Engine::Impl {
   struct Lane {
     std::string model;
     std::deque<Item*> queue;
-    limit::RateLimiter* limiter = nullptr;
+    limit::Admission* limiter = nullptr;  // the model's admission (the local limiter unless injected)
     limit::ChargeModel charge;         // what the provider counts at admission for this model
     Provider provider = Provider::openai;
     std::map<Endpoint, std::string> urls;  // when the URL names the model (Azure deployments)
@@ -170,6 +171,7 @@ struct Engine::Impl {
 
   std::unique_ptr<http::Transport> transport;
   limit::LimiterSet limiters;
+  std::map<std::string, std::unique_ptr<limit::Admission>, std::less<>> admissions;  // by model
   limit::CircuitBreaker breaker;
   limit::Backoff backoff;
   std::shared_ptr<RunLock> run_lock;  // held until the engine is gone (after the sinks closed)
@@ -288,7 +290,7 @@ struct Engine::Impl {
     if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Error("cannot create a pipe: " + std::string(std::strerror(errno)), exit_code::internal);
     opt.transport.wake_fd = wake_pipe[0];
     if (opt.transport.clock == nullptr) opt.transport.clock = &clock;
-    transport = std::make_unique<http::Transport>(opt.transport);
+    transport = opt.make_transport ? opt.make_transport(opt.transport) : std::make_unique<http::CurlTransport>(opt.transport);
 
     start = clock.now();
     last_checkpoint = start;
@@ -552,7 +554,7 @@ struct Engine::Impl {
     for (const Journal::Admission& a : journal->admissions_since(wall_now - kAdmissionHorizon)) {
       const std::chrono::system_clock::time_point end_of_second{std::chrono::seconds(a.unix_second + 1)};
       const Duration ago = end_of_second < wall_now ? duration_cast<Duration>(wall_now - end_of_second) : Duration{0};
-      limiters.for_model(a.model).record_admitted(limit::Cost{a.requests, a.tokens}, start - ago, start);
+      admission_for(a.model).record_admitted(limit::Cost{a.requests, a.tokens}, start - ago, start);
     }
   }
 
@@ -668,13 +670,23 @@ struct Engine::Impl {
 
   [[nodiscard]] bool already_done(const std::string& key) { return done_keys.contains(key) && journal->is_done(key); }
 
+  limit::Admission& admission_for(const std::string& model) {
+    auto it = admissions.find(model);
+    if (it == admissions.end()) {
+      std::unique_ptr<limit::Admission> a =
+          opt.make_admission ? opt.make_admission(model) : std::make_unique<limit::LocalAdmission>(limiters.for_model(model));
+      it = admissions.emplace(model, std::move(a)).first;
+    }
+    return *it->second;
+  }
+
   Lane& lane_for(const std::string& model) {
     auto it = lanes.find(model);
     if (it == lanes.end()) {
       it = lanes.emplace(model, Lane{}).first;
       Lane& lane = it->second;
       lane.model = model;
-      lane.limiter = &limiters.for_model(model);
+      lane.limiter = &admission_for(model);
       lane.charge = limiters.config().charge_for(model);
       lane.provider = limiters.config().provider_for(model);
       if (http::url_depends_on_model(lane.provider, opt.base_url)) {
@@ -1082,7 +1094,6 @@ struct Engine::Impl {
     header_views.clear();  // reused: no allocation per response
     for (std::size_t i = 0; i < r.header_count(); ++i) header_views.emplace_back(r.header_name(i), r.header_value(i));
     const auto rl = limit::for_provider(limit::parse_rate_limit_headers(header_views, clock.wall_now()), lane.provider);
-    lane.limiter->observe(rl, now, f.grant);
 
     Exchange x = classify_exchange(r);
     Outcome o = std::move(x.outcome);
@@ -1111,19 +1122,14 @@ struct Engine::Impl {
     // Settle the reservation with what the server counted. A provider that charges at
     // admission (OpenAI) keeps that charge whatever the answer used; one that settles at
     // usage (",refund" rules) counts the usage.
-    limit::Cost actual{1, f.grant.cost.tokens};
+    limit::Answer answer{rl, false, false, std::nullopt};
+    answer.rate_limited = o.error == ErrorKind::rate_limited;
     if (o.ok()) {
-      if (lane.charge.refunds_unused && o.usage.total_tokens > 0) actual.tokens = o.usage.total_tokens;
-    } else if (o.error == ErrorKind::rate_limited || o.error == ErrorKind::insufficient_quota || !is_retryable(o.error)) {
-      actual.tokens = 0;  // refused before any work: no tokens spent
-    }
-    // A 429 although the minute had room: a shorter period refused it, and the minute's
-    // count does not hold it: its permits go back to the windows (not to the pace).
-    if (o.error == ErrorKind::rate_limited && lane.limiter->minute_had_room(rl, f.grant.cost)) {
-      lane.limiter->reconcile_refused_by_shorter_period(f.grant, now);
+      if (lane.charge.refunds_unused && o.usage.total_tokens > 0) answer.used_tokens = o.usage.total_tokens;
     } else {
-      lane.limiter->reconcile(f.grant, actual, now);
+      answer.refused = o.error == ErrorKind::rate_limited || o.error == ErrorKind::insufficient_quota || !is_retryable(o.error);
     }
+    lane.limiter->settle(f.grant, answer, now);
     if (opt.settle) opt.settle(item->req, o.usage);
     // Every answered attempt is billed, also one re-asked below (--retry-invalid): count it
     // here, not from the final outcome.

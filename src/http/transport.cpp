@@ -161,7 +161,7 @@ struct ProxyEnv {
   [[nodiscard]] const std::string& for_url(std::string_view url) const noexcept { return is_https(url) ? https : http; }
 };
 
-struct Transport::Impl {
+struct CurlTransport::Impl {
   TransportOptions options;
   MultiPtr multi;
   // Each distinct URL parsed once (a job has a handful); libcurl copies the parsed form per
@@ -386,7 +386,7 @@ std::string accept_encoding_value() {
 
 }  // namespace
 
-Transport::Transport(TransportOptions options) : impl_(std::make_unique<Impl>()) {
+CurlTransport::CurlTransport(TransportOptions options) : impl_(std::make_unique<Impl>()) {
   global_init();
   impl_->options = std::move(options);
   impl_->user_agent_line = "User-Agent: " + impl_->options.user_agent;
@@ -398,9 +398,9 @@ Transport::Transport(TransportOptions options) : impl_(std::make_unique<Impl>())
   if (impl_->options.max_connections > 0) curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, impl_->options.max_connections);
 }
 
-Transport::~Transport() { cancel_all(); }
+CurlTransport::~CurlTransport() { cancel_all(); }
 
-void Transport::submit(HttpRequest request) {
+void CurlTransport::submit(HttpRequest request) {
   Impl& im = *impl_;
   const BodyKind kind = request.mime ? BodyKind::mime : request.body ? BodyKind::bytes : BodyKind::get;
   std::unique_ptr<Transfer> t = im.take_transfer(kind);
@@ -465,7 +465,7 @@ void Transport::submit(HttpRequest request) {
   im.live.emplace(raw, std::move(t));
 }
 
-std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished) {
+std::size_t CurlTransport::poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished) {
   Impl& im = *impl_;
   CURLM* m = im.multi.get();
   std::size_t count = 0;
@@ -546,14 +546,14 @@ std::size_t Transport::poll(std::chrono::milliseconds timeout, std::vector<HttpR
   return count;
 }
 
-void Transport::wakeup() noexcept { curl_multi_wakeup(impl_->multi.get()); }
+void CurlTransport::wakeup() noexcept { curl_multi_wakeup(impl_->multi.get()); }
 
-void Transport::cancel_all() noexcept {
+void CurlTransport::cancel_all() noexcept {
   if (!impl_ || !impl_->multi) return;
   for (auto& [raw, t] : impl_->live) curl_multi_remove_handle(impl_->multi.get(), t->easy.get());
   impl_->live.clear();
 }
 
-std::size_t Transport::in_flight() const noexcept { return impl_->live.size() + impl_->failed.size(); }
+std::size_t CurlTransport::in_flight() const noexcept { return impl_->live.size() + impl_->failed.size(); }
 
 }  // namespace floodgate::http

@@ -48,7 +48,7 @@ TEST(Transport, ElapsedIsMeasuredOnTheInjectedClock) {
   ManualClock clock;
   TransportOptions o;
   o.clock = &clock;
-  Transport t(o);
+  CurlTransport t(o);
   t.submit(chat(sim, 1));
   auto out = collect(t, 1);
   ASSERT_EQ(out.size(), 1u);
@@ -60,7 +60,7 @@ TEST(Transport, ReturnsStatusHeadersAndBodyAndReusesConnections) {
   SimProcess sim({"--rpm", "100000"});
   TransportOptions o;
   o.max_connections = 8;
-  Transport t(o);
+  CurlTransport t(o);
   const int n = 100;
   int submitted = 0;
   std::vector<HttpResponse> all;
@@ -86,7 +86,7 @@ TEST(Transport, ReturnsStatusHeadersAndBodyAndReusesConnections) {
 }
 
 TEST(Transport, ConnectionRefusedIsAConnectionErrorWithoutTheKey) {
-  Transport t;
+  CurlTransport t;
   HttpRequest r;
   r.tag = 7;
   r.url = "http://127.0.0.1:9/v1/chat/completions";  // discard port: nothing listens
@@ -105,7 +105,7 @@ TEST(Transport, ConnectionRefusedIsAConnectionErrorWithoutTheKey) {
 
 TEST(Transport, TotalTimeoutIsATimeout) {
   SimProcess sim({"--latency", "fixed:3s"});
-  Transport t;
+  CurlTransport t;
   HttpRequest r = chat(sim, 1);
   r.total_timeout = std::chrono::milliseconds(300);
   t.submit(std::move(r));
@@ -120,7 +120,7 @@ TEST(Transport, WakeFdEndsAPollEarly) {
   ASSERT_EQ(::pipe2(fds, O_NONBLOCK), 0);
   TransportOptions o;
   o.wake_fd = fds[0];
-  Transport t(o);
+  CurlTransport t(o);
   ASSERT_EQ(::write(fds[1], "x", 1), 1);
   std::vector<HttpResponse> out;
   const auto t0 = Clock::now();
@@ -135,7 +135,7 @@ TEST(Transport, TraceRedactsTheAuthorizationHeader) {
   std::string trace;
   TransportOptions o;
   o.debug_trace = [&trace](std::string_view s) { trace.append(s); };
-  Transport t(o);
+  CurlTransport t(o);
   t.submit(chat(sim, 1));
   auto out = collect(t, 1);
   ASSERT_EQ(out.size(), 1u);
@@ -163,7 +163,7 @@ TEST(Transport, BigBodiesAreSentWithoutExpect100Continue) {
   std::string trace;
   TransportOptions o;
   o.debug_trace = [&trace](std::string_view s) { trace.append(s); };
-  Transport t(o);
+  CurlTransport t(o);
   HttpRequest big = chat(sim, 1);
   big.body = std::make_shared<const std::string>(R"({"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":")" +
                                                  words(2 * 1024 * 1024) + "\"}]}");
@@ -185,7 +185,7 @@ TEST(Transport, ReusedHandlesSwitchBetweenPostGetAndMultipart) {
   SimProcess sim({"--rpm", "100000"});
   TransportOptions o;
   o.max_connections = 1;
-  Transport t(o);
+  CurlTransport t(o);
   auto common = std::make_shared<const std::vector<std::string>>(
       std::vector<std::string>{"Authorization: Bearer " + sim.api_key(), "Content-Type: application/json"});
   const std::string audio_path = ::testing::TempDir() + "transport_reuse.mp3";
@@ -254,7 +254,7 @@ TEST(Transport, HttpProxyAndNoProxyFromTheEnvironment) {
   ::unsetenv("no_proxy");
   ::unsetenv("NO_PROXY");
   {
-    Transport t;
+    CurlTransport t;
     HttpRequest r;
     r.url = target;
     r.headers = {"Authorization: Bearer " + sim.api_key()};
@@ -267,7 +267,7 @@ TEST(Transport, HttpProxyAndNoProxyFromTheEnvironment) {
   }
   ::setenv("no_proxy", "floodgate-test.invalid", 1);
   {
-    Transport t;
+    CurlTransport t;
     HttpRequest r;
     r.url = target;
     t.submit(std::move(r));
@@ -288,7 +288,7 @@ TEST(Transport, NeverSendsARequestTwiceBehindTheCallersBack) {
   SimProcess sim({"--rpm", "100000", "--fault-rate", "0.3", "--faults", "stall", "--stall-seconds", "100ms", "--seed", "11"});
   TransportOptions o;
   o.max_connections = 1;
-  Transport t(o);
+  CurlTransport t(o);
   const int n = 40;
   int refused = 0;
   int answered = 0;
@@ -316,7 +316,7 @@ TEST(Transport, NeverSendsARequestTwiceBehindTheCallersBack) {
 // to resolve host ... with timeout after 0 ms"), which read as an unreachable server.
 TEST(Transport, ConcurrentSlowAnswersOverPlainHttpAreEachSent) {
   SimProcess sim({"--fault-rate", "1", "--faults", "endless-body"});
-  Transport t;  // http2 on, as the engine runs it
+  CurlTransport t;  // http2 on, as the engine runs it
   const int n = 6;
   for (int i = 0; i < n; ++i) {
     HttpRequest r = chat(sim, static_cast<std::uint64_t>(i));
@@ -335,7 +335,7 @@ TEST(Transport, ConcurrentSlowAnswersOverPlainHttpAreEachSent) {
 // A status line arrived before the exchange failed: the server was reached.
 TEST(Transport, AnAnswerCutOffMidBodyWasStarted) {
   SimProcess sim({"--fault-rate", "1", "--faults", "reset"});
-  Transport t;
+  CurlTransport t;
   t.submit(chat(sim, 1));
   auto out = collect(t, 1);
   ASSERT_EQ(out.size(), 1u);
@@ -352,7 +352,7 @@ TEST(Transport, ResponseBodyOverTheCapEndsTheTransfer) {
     SimProcess sim({"--fault-rate", "1", "--faults", "endless-body"});
     TransportOptions o;
     o.max_response_bytes = 100'000;
-    Transport t(o);
+    CurlTransport t(o);
     t.submit(chat(sim, 1));
     auto out = collect(t, 1);
     ASSERT_EQ(out.size(), 1u);
@@ -363,7 +363,7 @@ TEST(Transport, ResponseBodyOverTheCapEndsTheTransfer) {
   }
   {
     SimProcess sim;
-    Transport t;
+    CurlTransport t;
     HttpRequest small_cap = chat(sim, 2);
     small_cap.max_response_bytes = 64;  // a chat answer is a few hundred bytes
     t.submit(std::move(small_cap));

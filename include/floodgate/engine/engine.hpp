@@ -25,6 +25,7 @@
 #include "floodgate/engine/estimator.hpp"
 #include "floodgate/engine/progress.hpp"
 #include "floodgate/http/transport.hpp"
+#include "floodgate/limit/admission.hpp"
 #include "floodgate/limit/backoff.hpp"
 #include "floodgate/limit/circuit_breaker.hpp"
 #include "floodgate/limit/limits.hpp"
@@ -90,6 +91,12 @@ struct EngineOptions {
   Duration max_pause = std::chrono::hours(24);
 
   http::TransportOptions transport;
+  // Seams (null = the real ones). The transport every request goes through, made from the
+  // options above (the engine fills in wake_fd and clock): null, libcurl (http::CurlTransport);
+  // tests pass a scripted fake. The admission of each model: null, this process's limiter
+  // (limit::LocalAdmission over the LimiterSet built from `limits` and `limiter`).
+  std::function<std::unique_ptr<http::Transport>(const http::TransportOptions&)> make_transport;
+  std::function<std::unique_ptr<limit::Admission>(const std::string& model)> make_admission;
   // Largest response body kept per attempt, for every endpoint; unset: the endpoint's
   // default_response_cap(). A larger body fails the attempt as bad_response, so memory
   // stays below --max-in-flight x the cap whatever a server sends.

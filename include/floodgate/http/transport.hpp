@@ -1,5 +1,5 @@
 #pragma once
-// Transport: every HTTP exchange of a job through one libcurl multi handle, driven by one
+// Transport: every HTTP exchange of a job; CurlTransport drives them through one libcurl multi handle, driven by one
 // event loop on the caller's thread.
 //
 //   submit(request)            adds a transfer (never blocks, never sends synchronously);
@@ -134,24 +134,39 @@ struct HttpResponse {
   void add_header(std::string_view name, std::string_view value);
 };
 
+// The seam the engine sends through: CurlTransport below is the real one, a scripted fake
+// (tests/support/scripted_transport.hpp) answers from a script on a manual clock. One
+// virtual call per submit and per poll, never per byte.
 class Transport {
  public:
-  explicit Transport(TransportOptions options = {});
-  ~Transport();
-  Transport(const Transport&) = delete;
-  Transport& operator=(const Transport&) = delete;
+  virtual ~Transport() = default;
 
-  // Starts a transfer. Throws floodgate::Error only when libcurl cannot allocate a handle.
-  void submit(HttpRequest request);
+  // Starts a transfer. Throws floodgate::Error only when no transfer can be set up.
+  virtual void submit(HttpRequest request) = 0;
   // Drives transfers; waits at most `timeout` when nothing is ready. Finished exchanges are
   // appended to `finished`; returns how many.
-  std::size_t poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished);
+  virtual std::size_t poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished) = 0;
   // Interrupts a poll() in progress (callable from any thread).
-  void wakeup() noexcept;
+  virtual void wakeup() noexcept = 0;
   // Aborts every transfer in flight; they are not reported.
-  void cancel_all() noexcept;
+  virtual void cancel_all() noexcept = 0;
 
-  [[nodiscard]] std::size_t in_flight() const noexcept;
+  [[nodiscard]] virtual std::size_t in_flight() const noexcept = 0;
+};
+
+// The libcurl multi implementation described at the top of this file.
+class CurlTransport final : public Transport {
+ public:
+  explicit CurlTransport(TransportOptions options = {});
+  ~CurlTransport() override;
+  CurlTransport(const CurlTransport&) = delete;
+  CurlTransport& operator=(const CurlTransport&) = delete;
+
+  void submit(HttpRequest request) override;
+  std::size_t poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished) override;
+  void wakeup() noexcept override;
+  void cancel_all() noexcept override;
+  [[nodiscard]] std::size_t in_flight() const noexcept override;
 
  private:
   struct Impl;
