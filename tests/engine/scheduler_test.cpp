@@ -102,7 +102,8 @@ std::size_t count_ok(const std::vector<nlohmann::json>& rows) {
 }
 
 TEST(Scheduler, RetryAfterIsHonoured) {
-  // Broken by: a retry that ignores the 429's retry-after (the backoff's own 0.5 s jitter).
+  // Broken by: a retry that ignores the 429's retry-after (the backoff's own 0.5 s jitter
+  // then, unless the limiter's hold after a 429 keeps it: both honour it).
   Job job(chat_lines(1), [](const SentRequest&, std::size_t i) {
     return i == 0 ? ScriptedReply::rate_limited({{"retry-after", "7"}}) : ScriptedReply::ok();
   });
@@ -119,8 +120,8 @@ TEST(Scheduler, RetryAfterIsHonoured) {
 }
 
 TEST(Scheduler, BreakerOpensAfterThree429sThenOneProbeGoesAlone) {
-  // Broken by: an admission that does not ask the breaker (retries go at ~0.5 s), or a
-  // half-open breaker that lets more than the probe out.
+  // Broken by: an admission that takes the breaker for closed (retries go at ~0.5 s, and
+  // nothing waits for a probe).
   Job job(chat_lines(10), [](const SentRequest&, std::size_t i) { return i < 10 ? ScriptedReply::rate_limited() : ScriptedReply::ok(); });
   const RunSummary s = job.run();
   EXPECT_EQ(s.exit_code, exit_code::ok);
