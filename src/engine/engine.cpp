@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "classifier.hpp"
+#include "hex.hpp"
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
@@ -38,32 +39,9 @@ namespace {
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
-constexpr std::size_t kIdentityPrefixBytes = 64 * 1024;
-
-// The largest request the API accepts: 413 "Maximum content size limit (26214400)
-// exceeded" for JSON bodies, and 25 MB for an audio file (docs/engine.md, "Input"). An
-// input line longer than this plus room for the Batch API wrapper is never read whole.
-constexpr std::uint64_t kMaxRequestBytes = 25ull << 20;
-constexpr std::size_t kMaxLineBytes = kMaxRequestBytes + (64u << 10);
-
-std::string too_large_reason(const std::string& what, std::uint64_t bytes) {
-  return what + " is " + std::to_string(bytes) + " bytes, more than the API accepts in one request (" +
-         std::to_string(kMaxRequestBytes) + " bytes, 25 MiB): not sent";
-}
-
 // How far back the journal's admissions still matter: the longest window a server counts
 // (a day), and a margin.
 constexpr auto kAdmissionHorizon = std::chrono::hours(24) + std::chrono::minutes(2);
-
-std::string hex64(std::uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    s[static_cast<std::size_t>(i)] = kHex[v & 0xF];
-    v >>= 4;
-  }
-  return s;
-}
 
 bool file_nonempty(const std::string& path) {
   struct stat st {};
@@ -98,15 +76,6 @@ std::string format_utc(std::chrono::system_clock::time_point t) {
   return when;
 }
 
-// The journal key read_input() gives an input line: its custom_id the first time the id is
-// seen, else "@line:N" (a bad line without a usable id, a duplicate id). `ids` holds the
-// ids seen so far. Used to restore input order in a resumed --ordered output.
-std::string input_line_key(const ParsedLine& p, std::uint64_t line_no, CustomIdSet& ids) {
-  const std::string& id = p.request ? p.request->custom_id : p.custom_id;
-  if (!id.empty() && ids.insert(id)) return id;
-  return "@line:" + std::to_string(line_no);
-}
-
 std::atomic<Engine*> g_signal_engine{nullptr};
 
 extern "C" void on_stop_signal(int /*sig*/) {
@@ -132,6 +101,7 @@ struct Engine::Impl {
     std::uint64_t est_tokens = 0;   // the worst case (budgets, the row's estimate)
     std::uint64_t pace_tokens = 0;  // the pacing charge the limiter reserves
     Outcome last;  // the last failed attempt, for the final error line
+    std::shared_ptr<const void> payload;  // the source's, for the sinks
   };
   struct Lane {
     std::string model;
@@ -162,6 +132,7 @@ struct Engine::Impl {
     std::uint64_t est_tokens = 0;
     TimePoint read_at{};
     TimePoint first_sent_at{};
+    std::shared_ptr<const void> payload;
   };
 
   EngineOptions opt;
@@ -178,7 +149,8 @@ struct Engine::Impl {
   std::unique_ptr<Journal> journal;
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Progress> progress;
-  std::unique_ptr<LineReader> reader;
+  std::unique_ptr<RequestSource> source;
+  SourceIdentity source_identity;
 
   std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;  // by seq: read, not yet terminal
   std::map<std::string, Lane, std::less<>> lanes;
@@ -193,6 +165,7 @@ struct Engine::Impl {
   CustomIdSet seen_ids;
   CustomIdSet done_keys;  // hashes of journal keys at start (confirmed by the journal on a hit)
   bool input_done = false;
+  bool input_waiting = false;  // the source had nothing ready: wait for its ready_fd
   bool stop_admitting = false;
   bool stop_now = false;
   bool quota_stop = false;
@@ -290,17 +263,15 @@ struct Engine::Impl {
     if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Error("cannot create a pipe: " + std::string(std::strerror(errno)), exit_code::internal);
     opt.transport.wake_fd = wake_pipe[0];
     if (opt.transport.clock == nullptr) opt.transport.clock = &clock;
+
+    // The input is judged before --overwrite deletes anything.
+    source = opt.source ? std::move(opt.source) : open_jsonl_source(opt.input_path, opt.input);
+    opt.transport.ready_fd = source->ready_fd();
     transport = opt.make_transport ? opt.make_transport(opt.transport) : std::make_unique<http::CurlTransport>(opt.transport);
 
     start = clock.now();
     last_checkpoint = start;
     progress = std::make_unique<Progress>(opt.progress, start);
-
-    // The input is judged before --overwrite deletes anything.
-    reader = std::make_unique<LineReader>(opt.input_path);
-    reader->set_max_line_bytes(kMaxLineBytes);
-    const std::string_view prefix = reader->prefix(kIdentityPrefixBytes);
-    check_input_start(prefix);
 
     // What the replaced journal admitted in the last day still counts in the server's windows.
     std::vector<Journal::Admission> carried_admissions;
@@ -313,14 +284,8 @@ struct Engine::Impl {
       remove_journal_files(opt.journal_path);
     }
 
-    // Which input a journal belongs to (docs/engine.md): its endpoint setting, and the key
-    // and bytes of the input's first lines, checked below. Journals of floodgate before
-    // this rule hold a hash of the first 64 KiB instead ("v1"), still accepted as before.
-    const std::string endpoint_setting =
-        opt.input.default_endpoint ? std::string(endpoint_path(*opt.input.default_endpoint)) : std::string("-");
-    const std::string identity = "v2:" + hex64(CustomIdSet::hash("endpoint=" + endpoint_setting));
-    const std::string legacy_identity = "v1:" + hex64(CustomIdSet::hash(std::string(prefix) + "|endpoint=" + endpoint_setting));
-    const std::vector<LineFingerprint> first_lines = fingerprint_lines(reader->prefix(2 * kIdentityPrefixBytes));
+    // Which input a journal belongs to: the source's tag, and its first items, checked below.
+    source_identity = source->identity();
 
     const bool output_is_file = opt.output_path != "-";
     const bool journal_exists = std::filesystem::exists(opt.journal_path);
@@ -330,14 +295,14 @@ struct Engine::Impl {
     }
     bool legacy_journal = false;
     try {
-      journal = std::make_unique<Journal>(opt.journal_path, identity);
+      journal = std::make_unique<Journal>(opt.journal_path, source_identity.tag);
     } catch (const Error&) {
-      if (!journal_exists) throw;
+      if (!journal_exists || source_identity.legacy_tag.empty()) throw;
       // A journal of the v1 rule, or another endpoint setting (then this throws, naming both).
-      journal = std::make_unique<Journal>(opt.journal_path, legacy_identity);
+      journal = std::make_unique<Journal>(opt.journal_path, source_identity.legacy_tag);
       legacy_journal = true;
     }
-    if (!legacy_journal) check_first_lines(first_lines);
+    if (!legacy_journal) check_first_lines(source_identity.first_lines);
 
     if (output_is_file && journal_exists) {
       reconcile_output();
@@ -387,37 +352,12 @@ struct Engine::Impl {
   // Which input a journal belongs to ------------------------------------------------------------
   //
   // The journal remembers the key (custom_id, or "@line:N" / the line number) and a hash of
-  // the bytes of each of the input's first lines (up to kFingerprintLines lines in the first
-  // 64 KiB). A resumed run is refused when one of those lines whose answer the journal holds
+  // the bytes of each of the input's first lines (the source's first items: for a JSONL file
+  // up to 256 lines in the first 64 KiB). A resumed run is refused when one of those lines whose answer the journal holds
   // as a success is gone from the input's first lines or has changed: those answers would
   // be taken for other requests. Lines that failed, or have no outcome yet, may be edited:
   // fix a broken line, then --retry-failed sends it. The fingerprints are then updated to
   // the input as it is now.
-  struct LineFingerprint {
-    std::string key;
-    std::uint64_t hash = 0;
-    std::size_t end = 0;  // offset just past the line in the input
-  };
-  static constexpr std::size_t kFingerprintLines = 256;
-
-  [[nodiscard]] std::vector<LineFingerprint> fingerprint_lines(std::string_view text) const {
-    std::vector<LineFingerprint> out;
-    CustomIdSet ids;
-    std::size_t pos = 0;
-    std::uint64_t line_no = 0;
-    while (pos < text.size()) {
-      const std::size_t nl = text.find('\n', pos);
-      if (nl == std::string_view::npos) break;  // a line cut by the prefix's end (or the last): not compared
-      std::string_view line = text.substr(pos, nl - pos);
-      pos = nl + 1;
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (is_blank_line(line)) continue;
-      out.push_back(LineFingerprint{input_line_key(parse_input_line(line, line_no, opt.input), line_no, ids), CustomIdSet::hash(line), pos});
-    }
-    return out;
-  }
-
   void check_first_lines(const std::vector<LineFingerprint>& current) {
     if (const auto stored = journal->meta("input_lines")) {
       std::unordered_map<std::string, std::uint64_t> now;
@@ -435,15 +375,14 @@ struct Engine::Impl {
         if (it != now.end() && it->second == hash) continue;
         if (journal->succeeded(key) != true) continue;  // an error or no outcome yet: may be edited
         throw Error("the journal \"" + opt.journal_path + "\" belongs to a different input: the line with key \"" + key + "\" " +
-                    (it == now.end() ? "is not among the first lines of " : "has changed in ") + opt.input_path +
+                    (it == now.end() ? "is not among the first lines of " : "has changed in ") + source_identity.path +
                     ", and its answer is recorded as a success. Resume with the input the journal was made for (lines that failed "
                     "may be edited, then --retry-failed sends them), choose another output, or pass --overwrite to start over");
       }
     }
     std::string text;
-    std::size_t n = 0;
     for (const LineFingerprint& l : current) {
-      if (l.end > kIdentityPrefixBytes || ++n > kFingerprintLines) break;
+      if (!l.recorded) break;
       text += hex64(l.hash) + std::to_string(l.key.size()) + ":" + l.key;
     }
     journal->set_meta("input_lines", text);
@@ -461,62 +400,6 @@ struct Engine::Impl {
     throw Error("the base URL \"" + url + "\" " +
                 (sep == std::string::npos ? std::string("has no scheme") : "has the unknown scheme \"" + url.substr(0, sep) + "\"") +
                 ": it must start with https:// or http:// (--base-url / OPENAI_BASE_URL, e.g. https://api.openai.com/v1)");
-  }
-
-  // The first lines say whether the input can be a job at all: an empty input, a file that
-  // is not JSONL (a binary file, a table without --template) or bare request bodies without
-  // --endpoint stop here with exit 2, instead of writing an error line for every line.
-  void check_input_start(std::string_view prefix) {
-    static constexpr std::size_t kSniffLines = 32;
-    const bool whole_input = prefix.size() < kIdentityPrefixBytes;
-    const std::string name = opt.input_path == "-" ? std::string("the input (stdin)") : "the input \"" + opt.input_path + "\"";
-    std::size_t pos = 0;
-    std::uint64_t line_no = 0;
-    std::size_t seen = 0;
-    std::size_t not_json = 0;
-    std::string first_not_json;
-    while (pos < prefix.size() && seen < kSniffLines) {
-      const std::size_t nl = prefix.find('\n', pos);
-      if (nl == std::string_view::npos && !whole_input) {
-        // A line longer than the prefix: only its first byte can be judged here.
-        const std::size_t first = prefix.find_first_not_of(" \t\r", pos);
-        if (seen == 0 && first != std::string_view::npos && prefix[first] != '{') {
-          throw Error(name + " is not JSONL (one JSON request per line): line 1 does not start with '{'");
-        }
-        break;
-      }
-      std::string_view line = prefix.substr(pos, (nl == std::string_view::npos ? prefix.size() : nl) - pos);
-      pos = nl == std::string_view::npos ? prefix.size() : nl + 1;
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (is_blank_line(line)) continue;
-      ++seen;
-      const ParsedLine p = parse_input_line(line, line_no, opt.input);
-      if (p.not_json) {
-        ++not_json;
-        if (first_not_json.empty()) first_not_json = p.error_message;
-        // A first line that is not even the start of a JSON object: not JSONL at all.
-        const std::size_t first = line.find_first_not_of(" \t");
-        if (seen == 1 && line[first] != '{') {
-          throw Error(name + " is not JSONL (one JSON request per line): " + p.error_message);
-        }
-      }
-      if (seen == 1 && p.bare_body) {
-        const auto guess = guess_endpoint(line);
-        throw Error(name + " holds bare request bodies (line " + std::to_string(line_no) +
-                    " has no custom_id, url or body): say where they go with --endpoint" +
-                    (guess ? " (its fields suggest --endpoint " + std::string(endpoint_path(*guess)) + ")"
-                           : std::string(", e.g. --endpoint /v1/chat/completions")) +
-                    ", or write Batch API lines {\"custom_id\",\"method\",\"url\",\"body\"}");
-      }
-    }
-    if (seen == 0 && whole_input) throw Error(name + " is empty: it has no request lines (one JSON request per line)");
-    // Most of the first lines not JSON (three in four, and more than one): a file of another
-    // kind. Fewer are broken lines of a JSONL file, each an invalid_input line.
-    if (not_json >= 2 && not_json * 4 >= seen * 3) {
-      throw Error(name + " is not JSONL (one JSON request per line): " + std::to_string(not_json) + " of its first " + std::to_string(seen) +
-                  " lines are not JSON; the first: " + first_not_json);
-    }
   }
 
   // A pause an earlier run recorded (the provider asked to wait hours for a model) still in
@@ -697,34 +580,35 @@ struct Engine::Impl {
   }
 
   // A line that never becomes a request is written as its error, unless an earlier run did.
-  void finish_bad_line(Outcome o, TimePoint now) {
+  void finish_bad_line(Outcome o, std::shared_ptr<const void> payload, TimePoint now) {
     if (already_done(Journal::key_of(o))) {
       ++summary.skipped_done;
       return;
     }
-    finish_without_item(std::move(o), now);
+    finish_without_item(std::move(o), std::move(payload), now);
   }
 
   void read_input(TimePoint now) {
-    std::string_view line;
+    SourceItem in;
     while (!input_done && !stop_admitting && items.size() + reorder.size() < lookahead) {
-      if (!reader->next(line)) {
-        input_done = true;
+      const SourceStatus status = source->next(in);
+      input_waiting = status == SourceStatus::none_yet;
+      if (status != SourceStatus::item) {
+        input_done = status == SourceStatus::end;
         break;
       }
-      const std::uint64_t line_no = reader->line_no();
-      if (reader->skipped_bytes() > 0) {
+      const std::uint64_t line_no = in.line_no;
+      if (in.skipped_bytes > 0) {
         // Too long to be a request the API accepts: skipped while reading, never held.
         ++summary.total_lines;
         Outcome o;
         o.line_no = line_no;
         o.error = ErrorKind::too_large;
-        o.error_message = "line " + std::to_string(line_no) + ": " + too_large_reason("the line", reader->skipped_bytes());
-        finish_bad_line(std::move(o), now);
+        o.error_message = "line " + std::to_string(line_no) + ": " + too_large_reason("the line", in.skipped_bytes);
+        finish_bad_line(std::move(o), std::move(in.payload), now);
         continue;
       }
-      if (is_blank_line(line)) continue;
-      ParsedLine p = parse_input_line(line, line_no, opt.input);
+      ParsedLine& p = in.parsed;
       ++summary.total_lines;
 
       if (!p.request) {
@@ -733,7 +617,7 @@ struct Engine::Impl {
         o.error = p.error;
         o.error_message = p.error_message;
         if (!p.custom_id.empty() && seen_ids.insert(p.custom_id)) o.custom_id = p.custom_id;
-        finish_bad_line(std::move(o), now);
+        finish_bad_line(std::move(o), std::move(in.payload), now);
         continue;
       }
       Request& req = *p.request;
@@ -742,7 +626,7 @@ struct Engine::Impl {
         o.line_no = line_no;
         o.error = ErrorKind::invalid_input;
         o.error_message = "line " + std::to_string(line_no) + ": duplicate custom_id \"" + req.custom_id + "\" (an earlier line has it)";
-        finish_bad_line(std::move(o), now);
+        finish_bad_line(std::move(o), std::move(in.payload), now);
         continue;
       }
       if (already_done(req.custom_id)) {
@@ -752,6 +636,7 @@ struct Engine::Impl {
       auto item = std::make_unique<Item>();
       item->seq = next_seq++;
       item->read_at = now;
+      item->payload = std::move(in.payload);
       if (req.endpoint == Endpoint::audio_transcriptions) {
         std::string why;
         auto spec = http::multipart_spec_from_json(req.body, why);
@@ -772,6 +657,7 @@ struct Engine::Impl {
           PendingWrite w;
           w.outcome = std::move(o);
           w.read_at = now;
+          w.payload = std::move(item->payload);
           deliver(item->seq, std::move(w), now);  // the seq is taken: fill it
           continue;
         }
@@ -802,6 +688,7 @@ struct Engine::Impl {
     ctx.queued = w.first_sent_at != TimePoint{} ? w.first_sent_at - w.read_at : Duration{0};
     ctx.total = now - w.read_at;
     ctx.finished_at = clock.wall_now();
+    ctx.payload = w.payload;
     // The output's sink writes to the file by itself once its buffer is large (4 MiB): flush
     // every sink before that, so that the output never gets ahead of the extra sinks.
     const std::uint64_t row_bytes = w.outcome.body.size() + w.outcome.error_message.size() + w.outcome.custom_id.size() + 512;
@@ -832,11 +719,12 @@ struct Engine::Impl {
     }
   }
 
-  void finish_without_item(Outcome o, TimePoint now) {
+  void finish_without_item(Outcome o, std::shared_ptr<const void> payload, TimePoint now) {
     const std::uint64_t seq = next_seq++;
     PendingWrite w;
     w.outcome = std::move(o);
     w.read_at = now;
+    w.payload = std::move(payload);
     deliver(seq, std::move(w), now);
   }
 
@@ -851,6 +739,7 @@ struct Engine::Impl {
     w.est_tokens = item->est_tokens;
     w.read_at = item->read_at;
     w.first_sent_at = item->first_sent_at;
+    w.payload = std::move(item->payload);
     const std::uint64_t seq = item->seq;
     items.erase(seq);
     deliver(seq, std::move(w), now);
@@ -1394,7 +1283,7 @@ struct Engine::Impl {
   // more input (read to the end, or blocked by the look-ahead, which held lines and --ordered
   // holes can fill).
   [[nodiscard]] bool nothing_else_to_try() const {
-    const bool reading_blocked = input_done || items.size() + reorder.size() >= lookahead;
+    const bool reading_blocked = input_done || input_waiting || items.size() + reorder.size() >= lookahead;
     return in_flight.empty() && retry_at.empty() && reading_blocked &&
            std::all_of(lanes.begin(), lanes.end(), [](const auto& l) { return l.second.queue.empty(); });
   }
@@ -1509,7 +1398,7 @@ struct Engine::Impl {
     s.skipped = summary.skipped_done;
     s.total = summary.total_lines;
     s.total_final = input_done;
-    if (reader->size_bytes() > 0) s.input_fraction = static_cast<double>(reader->bytes_read()) / static_cast<double>(reader->size_bytes());
+    if (const auto read = source->fraction_read()) s.input_fraction = *read;
     s.in_flight = in_flight.size();
     s.queued = items.size() - in_flight.size();
     s.failed = summary.failed;
@@ -1576,18 +1465,17 @@ struct Engine::Impl {
   // back in input order by an atomic rewrite; see store/output_order.hpp. Not after a
   // second Ctrl-C (stop at once); the next --ordered run does it.
   void restore_input_order() {
-    if (opt.input_path == "-") {
+    std::unique_ptr<RequestSource> again = source->reopen();
+    if (!again) {
       progress->message("warning", "--ordered: the input is stdin, so the rows of earlier runs cannot be put back in input order");
       return;
     }
-    LineReader in(opt.input_path);
-    in.set_max_line_bytes(kMaxLineBytes);
     CustomIdSet ids;
     auto next_key = [&](std::string& key) {
-      std::string_view line;
-      while (in.next(line)) {
-        if (is_blank_line(line)) continue;
-        key = input_line_key(parse_input_line(line, in.line_no(), opt.input), in.line_no(), ids);
+      SourceItem in;
+      while (again->next(in) == SourceStatus::item) {
+        if (in.skipped_bytes > 0) continue;  // as blank lines (an @line:N key, left where it is)
+        key = input_item_key(in.parsed, in.line_no, ids);
         return true;
       }
       return false;
@@ -1641,7 +1529,7 @@ struct Engine::Impl {
       if (progress->due(now)) progress->update(progress_state(now), now);
       Duration timeout = std::chrono::milliseconds(250);
       if (wake != TimePoint::max()) timeout = std::min(timeout, std::max(Duration{0}, wake - now));
-      if (!input_done && !stop_admitting && items.size() + reorder.size() < lookahead) timeout = Duration{0};
+      if (!input_done && !input_waiting && !stop_admitting && items.size() + reorder.size() < lookahead) timeout = Duration{0};
       // Round up to whole milliseconds so we don't spin just before a not_before.
       auto timeout_ms = std::chrono::ceil<milliseconds>(timeout);
       finished.clear();

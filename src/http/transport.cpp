@@ -482,14 +482,15 @@ std::size_t CurlTransport::poll(std::chrono::milliseconds timeout, std::vector<H
   int queued = 0;
   CURLMsg* msg = curl_multi_info_read(m, &queued);
   if (msg == nullptr && timeout.count() > 0) {
-    curl_waitfd extra{};
+    curl_waitfd extra[2]{};
     unsigned n_extra = 0;
-    if (im.options.wake_fd >= 0) {
-      extra.fd = im.options.wake_fd;
-      extra.events = CURL_WAIT_POLLIN;
-      n_extra = 1;
+    for (const int fd : {im.options.wake_fd, im.options.ready_fd}) {
+      if (fd < 0) continue;
+      extra[n_extra].fd = fd;
+      extra[n_extra].events = CURL_WAIT_POLLIN;
+      ++n_extra;
     }
-    curl_multi_poll(m, n_extra != 0 ? &extra : nullptr, n_extra, static_cast<int>(std::min<std::int64_t>(timeout.count(), 1 << 30)), nullptr);
+    curl_multi_poll(m, n_extra != 0 ? extra : nullptr, n_extra, static_cast<int>(std::min<std::int64_t>(timeout.count(), 1 << 30)), nullptr);
     curl_multi_perform(m, &running);
     msg = curl_multi_info_read(m, &queued);
   }

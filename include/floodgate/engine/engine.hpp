@@ -1,6 +1,7 @@
 #pragma once
-// Engine: runs one job — a JSONL file of requests through the API at the rate limit,
-// never over it, every outcome journaled, resumable. One thread, one event loop:
+// Engine: runs one job — the requests of a RequestSource (a JSONL file ...) through the API
+// at the rate limit, never over it, every outcome journaled, resumable. One thread, one
+// event loop:
 //
 //   read (lazily, bounded look-ahead) -> estimate -> lane per model (FIFO)
 //     -> admit (breaker, limiter reserve, --max-in-flight) -> Transport
@@ -24,6 +25,7 @@
 #include "floodgate/core/clock.hpp"
 #include "floodgate/engine/estimator.hpp"
 #include "floodgate/engine/progress.hpp"
+#include "floodgate/engine/source.hpp"
 #include "floodgate/http/transport.hpp"
 #include "floodgate/limit/admission.hpp"
 #include "floodgate/limit/backoff.hpp"
@@ -41,6 +43,9 @@ struct Credentials {
 };
 
 struct EngineOptions {
+  // Where the requests come from: `source` when set (input_path is then not read), else
+  // the JSONL file input_path ("-" = stdin) parsed with `input`.
+  std::unique_ptr<RequestSource> source;
   std::string input_path;    // "-" = stdin
   std::string output_path;   // "-" = stdout (then no reconciliation on resume)
   std::string journal_path;  // empty: default_journal_path(output_path)

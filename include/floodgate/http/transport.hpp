@@ -54,6 +54,7 @@ struct TransportOptions {
   long max_connections = 0;   // connection cache size; 0 = libcurl's default heuristic
   bool http2 = true;          // negotiate HTTP/2 over TLS and multiplex streams
   int wake_fd = -1;           // when readable, poll() returns (e.g. a signal self-pipe)
+  int ready_fd = -1;          // the same, a second one (e.g. a request source's readiness)
   const Clock* clock = nullptr;  // measures each attempt's elapsed time; null: the steady clock
   // Trace of each exchange (request/response headers) to this function, Authorization
   // redacted. Null: no trace.

@@ -40,6 +40,9 @@ struct RowContext {
   std::chrono::nanoseconds queued{0};     // from read to the first send
   std::chrono::nanoseconds total{0};      // from read to the terminal outcome
   std::chrono::system_clock::time_point finished_at{};
+  // What the request's source attached to it (a table's row ...), untouched; null for a
+  // JSONL file. A sink that knows its source casts it back.
+  std::shared_ptr<const void> payload;
 };
 
 class Sink {
