@@ -19,6 +19,10 @@
 #include <unordered_map>
 
 #include "classifier.hpp"
+#include "item.hpp"
+#include "scheduler.hpp"
+#include "verdicts.hpp"
+#include "words.hpp"
 #include "hex.hpp"
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
@@ -39,10 +43,6 @@ namespace {
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
-// How far back the journal's admissions still matter: the longest window a server counts
-// (a day), and a margin.
-constexpr auto kAdmissionHorizon = std::chrono::hours(24) + std::chrono::minutes(2);
-
 bool file_nonempty(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
@@ -53,27 +53,6 @@ void remove_journal_files(const std::string& path) {
   std::filesystem::remove(path, ec);
   std::filesystem::remove(path + "-wal", ec);
   std::filesystem::remove(path + "-shm", ec);
-}
-
-std::string thousands(std::uint64_t v) {
-  const std::string digits = std::to_string(v);
-  std::string out;
-  out.reserve(digits.size() + digits.size() / 3);
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return out;
-}
-
-// "2026-11-23 03:12 UTC", rounded up to the minute (a time to wait for, never early).
-std::string format_utc(std::chrono::system_clock::time_point t) {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::ceil<std::chrono::minutes>(t));
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char when[64];
-  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
-  return when;
 }
 
 std::atomic<Engine*> g_signal_engine{nullptr};
@@ -87,42 +66,7 @@ extern "C" void on_stop_signal(int /*sig*/) {
 
 // ---- the engine's state -------------------------------------------------------------------
 
-struct Engine::Impl {
-  struct Item {
-    Request req;                                            // body kept here (hooks see it)
-    std::shared_ptr<const http::MultipartSpec> multipart;  // audio: a file streamed per attempt
-    std::uint64_t seq = 0;
-    std::uint32_t attempts = 0;
-    std::uint32_t spared = 0;  // attempts that met an outage: not counted toward --max-attempts
-    std::uint32_t invalid_retries = 0;  // re-asks after a schema_violation
-    std::string client_request_id;
-    TimePoint read_at{};
-    TimePoint first_sent_at{};
-    std::uint64_t est_tokens = 0;   // the worst case (budgets, the row's estimate)
-    std::uint64_t pace_tokens = 0;  // the pacing charge the limiter reserves
-    Outcome last;  // the last failed attempt, for the final error line
-    std::shared_ptr<const void> payload;  // the source's, for the sinks
-  };
-  struct Lane {
-    std::string model;
-    std::deque<Item*> queue;
-    limit::Admission* limiter = nullptr;  // the model's admission (the local limiter unless injected)
-    limit::ChargeModel charge;         // what the provider counts at admission for this model
-    Provider provider = Provider::openai;
-    std::map<Endpoint, std::string> urls;  // when the URL names the model (Azure deployments)
-    TimePoint next_try{};       // don't ask the limiter before this
-    Item* head_seen = nullptr;  // for --max-wait: when did the current head become head
-    TimePoint head_since{};
-    bool suspended = false;
-    TimePoint suspended_until{};
-    limit::Dimension waiting_for = limit::Dimension::none;  // the limit the head last waited for, and until when
-    TimePoint waiting_until{};
-  };
-  struct InFlight {
-    Item* item = nullptr;
-    Lane* lane = nullptr;
-    limit::Grant grant;
-  };
+struct Engine::Impl final : Host {
   struct PendingWrite {
     Outcome outcome;
     std::string model;
@@ -141,21 +85,16 @@ struct Engine::Impl {
   std::atomic<int> stop_requests{0};
 
   std::unique_ptr<http::Transport> transport;
-  limit::LimiterSet limiters;
-  std::map<std::string, std::unique_ptr<limit::Admission>, std::less<>> admissions;  // by model
-  limit::CircuitBreaker breaker;
-  limit::Backoff backoff;
   std::shared_ptr<RunLock> run_lock;  // held until the engine is gone (after the sinks closed)
   std::unique_ptr<Journal> journal;
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Progress> progress;
+  std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<Verdicts> verdicts;
   std::unique_ptr<RequestSource> source;
   SourceIdentity source_identity;
 
   std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;  // by seq: read, not yet terminal
-  std::map<std::string, Lane, std::less<>> lanes;
-  std::multimap<TimePoint, Item*> retry_at;
-  std::unordered_map<std::uint64_t, InFlight> in_flight;
   std::map<std::uint64_t, std::optional<PendingWrite>> reorder;  // --ordered; nullopt = a hole
   std::uint64_t next_write_seq = 0;
   std::uint64_t unflushed_bytes = 0;  // an upper bound of what the output's sink holds unwritten
@@ -166,72 +105,23 @@ struct Engine::Impl {
   CustomIdSet done_keys;  // hashes of journal keys at start (confirmed by the journal on a hit)
   bool input_done = false;
   bool input_waiting = false;  // the source had nothing ready: wait for its ready_fd
-  bool stop_admitting = false;
-  bool stop_now = false;
-  bool quota_stop = false;
-  bool budget_stop = false;
-  // Before the first HTTP answer: the connection failures in a row and when they began.
-  bool answered_once = false;
-  std::uint64_t connect_failures = 0;
-  std::optional<TimePoint> first_connect_failure;
-  std::string last_connect_error;
-  bool last_failure_was_slow = false;  // ... and the last of them a timeout after the request went out
-  TimePoint last_answer_at{};         // the latest answer (a status line) of this run
-  bool unreachable_stop = false;
   bool disk_full_stop = false;  // a write failed for want of room: stopped, resumable (exit 74)
   std::string disk_full_message;
   std::string reserve_path;      // "<journal>.reserve" while held
-  bool outage_stop = false;  // the server stopped answering mid-run for --outage-limit
-  // Before the first answer that is not an account- or URL-level refusal (401, 403, 404):
-  // lines refused that way are held here unrecorded. If the first answers are all the same
-  // refusal (a wrong key, a wrong base URL path, a model that does not exist or that the
-  // project cannot use) the job is hopeless: it stops with exit 9 and records nothing for
-  // them. Any other answer clears the suspicion and the held lines are failed as usual.
-  std::vector<std::pair<Item*, Outcome>> refused;
-  std::string refusal_key;      // "401 invalid_api_key", "404 model_not_found", "404 " ...
-  std::string refusal_message;  // the first refusal's message and the request's model / URL
-  std::string refusal_model;
-  std::string refusal_url;
-  std::uint64_t refusals = 0;
-  bool refusal_cleared = false;
-  bool rejected_stop = false;
-  // Lines whose attempts all failed to connect before any answer: held unfinished until the
-  // verdict. An answer finishes them as failed (as usual); the unreachable stop leaves them
-  // unsent, so a run against a wrong URL records nothing.
-  std::vector<std::pair<Item*, Outcome>> parked;
-  bool interrupted = false;
   bool resumed_output = false;  // OUTPUT held rows of an earlier run at start
-  std::optional<TimePoint> paused_until;
-  std::string paused_model;
-  // Paused models (this run's 429s, or recorded by an earlier run): for the stop reason.
-  struct PauseNote {
-    std::chrono::system_clock::time_point until;
-    std::string reason;
-    bool recorded = false;  // from the journal: nothing was sent for the model this run
-    std::uint64_t left = 0;  // requests left for a re-run because of it
-  };
-  std::map<std::string, PauseNote, std::less<>> pauses;
 
   // Header lines shared by every request (built once, never copied per request).
   std::shared_ptr<const std::vector<std::string>> base_headers;  // credentials
   std::shared_ptr<const std::vector<std::string>> json_headers;  // credentials + Content-Type
   std::vector<std::pair<std::string_view, std::string_view>> header_views;  // of the response at hand
   std::string run_nonce;
-  std::map<Endpoint, std::string> urls;
   std::size_t lookahead = 0;
-  std::size_t lane_cursor = 0;
 
   RunSummary summary;
   TimePoint start{};
   TimePoint last_checkpoint{};
-  TimePoint last_long_wait_warning{};
 
-  Impl(EngineOptions o, Clock& c)
-      : opt(std::move(o)),
-        clock(c),
-        limiters(opt.limits, opt.limiter),
-        breaker(opt.breaker),
-        backoff(opt.retry, std::random_device{}()) {}
+  Impl(EngineOptions o, Clock& c) : opt(std::move(o)), clock(c) {}
 
   ~Impl() {
     if (wake_pipe[0] >= 0) ::close(wake_pipe[0]);
@@ -272,6 +162,8 @@ struct Engine::Impl {
     start = clock.now();
     last_checkpoint = start;
     progress = std::make_unique<Progress>(opt.progress, start);
+    sched = std::make_unique<Scheduler>(opt, clock, *progress, *this);
+    verdicts = std::make_unique<Verdicts>(opt, *progress, sched->breaker(), *this);
 
     // What the replaced journal admitted in the last day still counts in the server's windows.
     std::vector<Journal::Admission> carried_admissions;
@@ -316,8 +208,8 @@ struct Engine::Impl {
       }
       journal->commit_admissions();
     }
-    load_recorded_pauses();
-    seed_limiters();
+    sched->load_recorded_pauses(*journal, start);
+    sched->seed_limiters(*journal, start);
     if (opt.disk_reserve_bytes > 0) make_reserve();
 
     // A --retry-failed run that removed every recorded row still appends: the output keeps
@@ -343,10 +235,12 @@ struct Engine::Impl {
     json_headers = std::make_shared<const std::vector<std::string>>(std::move(shared));
     std::random_device rd;
     run_nonce = hex64((static_cast<std::uint64_t>(rd()) << 32) ^ rd()).substr(0, 12);
+    std::map<Endpoint, std::string> urls;
     for (Endpoint e : {Endpoint::chat_completions, Endpoint::embeddings, Endpoint::audio_transcriptions, Endpoint::completions,
                        Endpoint::responses, Endpoint::moderations}) {
       urls[e] = http::endpoint_url(opt.limits.provider.value_or(Provider::openai), opt.base_url, e, "", opt.api_version);
     }
+    sched->set_urls(std::move(urls));
   }
 
   // Which input a journal belongs to ------------------------------------------------------------
@@ -400,73 +294,6 @@ struct Engine::Impl {
     throw Error("the base URL \"" + url + "\" " +
                 (sep == std::string::npos ? std::string("has no scheme") : "has the unknown scheme \"" + url.substr(0, sep) + "\"") +
                 ": it must start with https:// or http:// (--base-url / OPENAI_BASE_URL, e.g. https://api.openai.com/v1)");
-  }
-
-  // A pause an earlier run recorded (the provider asked to wait hours for a model) still in
-  // force suspends the model's lane from the start: nothing is sent for it, its requests
-  // are left for a re-run, other models go on, and the run ends with exit code 6.
-  void load_recorded_pauses() {
-    const auto wall_now = clock.wall_now();
-    for (Journal::Pause& p : journal->pauses()) {
-      if (p.until <= wall_now) {
-        journal->clear_pause(p.model);
-        continue;
-      }
-      if (opt.ignore_pause) {
-        progress->message("warning", "model \"" + p.model + "\" was paused until " + format_utc(p.until) + " by " + p.reason +
-                                         "; sending anyway (--ignore-pause)");
-        journal->clear_pause(p.model);
-        continue;
-      }
-      Lane& lane = lane_for(p.model);
-      const TimePoint until = start + duration_cast<Duration>(p.until - wall_now);
-      lane.limiter->pause_until(until);
-      lane.suspended = true;
-      lane.suspended_until = until;
-      pauses[p.model] = PauseNote{p.until, std::move(p.reason), true, 0};
-    }
-  }
-
-  // The server's windows still hold what an earlier run sent (a re-run right after a crash or
-  // a stop): the journal keeps the last day's admissions per model and second, and each
-  // model's limiter starts with them, as if admitted at the end of their second (never
-  // later than it). Without this a re-run starts with empty windows and sends a minute's
-  // worth on top of what the server counted in the last 60 s.
-  void seed_limiters() {
-    const auto wall_now = clock.wall_now();
-    for (const Journal::Admission& a : journal->admissions_since(wall_now - kAdmissionHorizon)) {
-      const std::chrono::system_clock::time_point end_of_second{std::chrono::seconds(a.unix_second + 1)};
-      const Duration ago = end_of_second < wall_now ? duration_cast<Duration>(wall_now - end_of_second) : Duration{0};
-      admission_for(a.model).record_admitted(limit::Cost{a.requests, a.tokens}, start - ago, start);
-    }
-  }
-
-  // The requests queued on a suspended lane are left for a re-run (unwritten, so resumable).
-  void abandon_suspended(Lane& lane, TimePoint now) {
-    if (lane.queue.empty()) return;
-    PauseNote& note = pauses[lane.model];
-    if (note.recorded && note.left == 0) {
-      progress->message("warning", pause_text(lane.model, note));
-    }
-    if (!paused_until || lane.suspended_until > *paused_until) {
-      paused_until = lane.suspended_until;
-      paused_model = lane.model;
-    }
-    while (!lane.queue.empty()) {
-      Item* item = lane.queue.front();
-      lane.queue.pop_front();
-      ++note.left;
-      abandon(item, now);
-    }
-  }
-
-  [[nodiscard]] static std::string pause_text(const std::string& model, const PauseNote& note) {
-    if (note.recorded) {
-      return "model \"" + model + "\" paused until " + format_utc(note.until) + " by " + note.reason +
-             "; nothing sent for it; re-run after that or pass --ignore-pause";
-    }
-    return "model \"" + model + "\" may resume after " + format_utc(note.until) + ", paused by " + note.reason +
-           "; re-run after that to resume";
   }
 
   // After a crash the output may hold lines the journal has not committed yet (written,
@@ -553,32 +380,6 @@ struct Engine::Impl {
 
   [[nodiscard]] bool already_done(const std::string& key) { return done_keys.contains(key) && journal->is_done(key); }
 
-  limit::Admission& admission_for(const std::string& model) {
-    auto it = admissions.find(model);
-    if (it == admissions.end()) {
-      std::unique_ptr<limit::Admission> a =
-          opt.make_admission ? opt.make_admission(model) : std::make_unique<limit::LocalAdmission>(limiters.for_model(model));
-      it = admissions.emplace(model, std::move(a)).first;
-    }
-    return *it->second;
-  }
-
-  Lane& lane_for(const std::string& model) {
-    auto it = lanes.find(model);
-    if (it == lanes.end()) {
-      it = lanes.emplace(model, Lane{}).first;
-      Lane& lane = it->second;
-      lane.model = model;
-      lane.limiter = &admission_for(model);
-      lane.charge = limiters.config().charge_for(model);
-      lane.provider = limiters.config().provider_for(model);
-      if (http::url_depends_on_model(lane.provider, opt.base_url)) {
-        for (const auto& [e, url] : urls) lane.urls[e] = http::endpoint_url(lane.provider, opt.base_url, e, model, opt.api_version);
-      }
-    }
-    return it->second;
-  }
-
   // A line that never becomes a request is written as its error, unless an earlier run did.
   void finish_bad_line(Outcome o, std::shared_ptr<const void> payload, TimePoint now) {
     if (already_done(Journal::key_of(o))) {
@@ -590,7 +391,7 @@ struct Engine::Impl {
 
   void read_input(TimePoint now) {
     SourceItem in;
-    while (!input_done && !stop_admitting && items.size() + reorder.size() < lookahead) {
+    while (!input_done && !verdicts->stopping() && items.size() + reorder.size() < lookahead) {
       const SourceStatus status = source->next(in);
       input_waiting = status == SourceStatus::none_yet;
       if (status != SourceStatus::item) {
@@ -663,7 +464,7 @@ struct Engine::Impl {
         }
         item->multipart = std::make_shared<const http::MultipartSpec>(std::move(*spec));
       }
-      Lane& lane = lane_for(req.model);
+      Lane& lane = sched->lane_for(req.model);
       const limit::ChargeInputs charge_inputs = opt.estimator(req);
       item->pace_tokens = lane.charge.charge(charge_inputs);
       item->est_tokens = limit::worst_case_tokens(charge_inputs, opt.worst_case_completion_tokens);
@@ -729,7 +530,7 @@ struct Engine::Impl {
   }
 
   // A terminal outcome for an item: write it (now or in order), forget the item.
-  void finish(Item* item, Outcome o, TimePoint now) {
+  void finish(Item* item, Outcome o, TimePoint now) override {
     PendingWrite w;
     w.outcome = std::move(o);
     w.model = item->req.model;
@@ -746,21 +547,11 @@ struct Engine::Impl {
   }
 
   // The item is left for a resume (stopped before it finished).
-  void abandon(Item* item, TimePoint now) {
+  void abandon(Item* item, TimePoint now) override {
     const std::uint64_t seq = item->seq;
     ++summary.not_done;
     items.erase(seq);
     deliver(seq, std::nullopt, now);
-  }
-
-  Outcome failure(const Item* item, ErrorKind kind, std::string message) const {
-    Outcome o;
-    o.custom_id = item->req.custom_id;
-    o.line_no = item->req.line_no;
-    o.error = kind;
-    o.error_message = std::move(message);
-    o.attempts = item->attempts;
-    return o;
   }
 
   void checkpoint(TimePoint now, bool force) {
@@ -786,9 +577,9 @@ struct Engine::Impl {
       if (disk_full_stop) return;
       disk_full_stop = true;
       disk_full_message = e.what();
-      stop_admitting = true;
+      verdicts->stop_admitting();
       remove_reserve();
-      progress->message("error", disk_full_message + ": stopped admitting; writing what " + std::to_string(in_flight.size()) +
+      progress->message("error", disk_full_message + ": stopped admitting; writing what " + std::to_string(sched->in_flight()) +
                                      " requests in flight return, then stopping. The job is resumable: make room and re-run the "
                                      "same command");
     }
@@ -830,7 +621,7 @@ struct Engine::Impl {
 
   // ---- admission ----------------------------------------------------------------------------
 
-  void send(Item* item, Lane& lane, const limit::Grant& grant, TimePoint now) {
+  void send(Item* item, Lane& lane, const limit::Grant& grant, TimePoint now) override {
     ++item->attempts;
     if (item->attempts == 1) {
       item->first_sent_at = now;
@@ -842,7 +633,7 @@ struct Engine::Impl {
     journal->record_admission(lane.model, clock.wall_now(), grant.cost.requests, grant.cost.tokens);
     http::HttpRequest hr;
     hr.tag = item->seq;
-    hr.url = lane.urls.empty() ? urls[item->req.endpoint] : lane.urls[item->req.endpoint];
+    hr.url = sched->url(lane, item->req.endpoint);
     hr.headers.push_back("x-client-request-id: " + item->client_request_id);
     hr.max_response_bytes = opt.max_response_bytes.value_or(default_response_cap(item->req.endpoint));
     if (item->multipart) {
@@ -855,114 +646,10 @@ struct Engine::Impl {
       hr.body = std::shared_ptr<const std::string>(std::shared_ptr<const std::string>{}, &item->req.body);
     }
     transport->submit(std::move(hr));
-    in_flight.emplace(item->seq, InFlight{item, &lane, grant});
-  }
-
-  // Admits what may go now; returns the earliest time anything blocked could go.
-  TimePoint admit(TimePoint now) {
-    TimePoint wake = TimePoint::max();
-    if (stop_admitting || lanes.empty()) return wake;
-    const auto bstate = breaker.state(now);
-    if (bstate == limit::BreakerState::open) return std::min(wake, breaker.blocked_until());
-    if (bstate == limit::BreakerState::half_open && breaker.blocked_until() == TimePoint::max()) return wake;  // probe out
-
-    std::vector<Lane*> order;
-    order.reserve(lanes.size());
-    for (auto& [name, lane] : lanes) order.push_back(&lane);
-    const std::size_t n = order.size();
-    lane_cursor = (lane_cursor + 1) % n;
-    for (std::size_t k = 0; k < n; ++k) {
-      Lane& lane = *order[(lane_cursor + k) % n];
-      if (lane.suspended) {
-        abandon_suspended(lane, now);
-        continue;
-      }
-      while (!lane.queue.empty()) {
-        if (in_flight.size() >= opt.max_in_flight) return wake;
-        if (lane.next_try > now) {
-          wake = std::min(wake, lane.next_try);
-          break;
-        }
-        Item* head = lane.queue.front();
-        if (head != lane.head_seen) {
-          lane.head_seen = head;
-          lane.head_since = now;
-        }
-        if (opt.max_wait && now - lane.head_since > *opt.max_wait) {
-          lane.queue.pop_front();
-          finish(head, failure(head, ErrorKind::max_wait, "waited longer than --max-wait (" + format_duration(*opt.max_wait) + ") for admission"), now);
-          continue;
-        }
-        const limit::Cost cost{1, head->pace_tokens};
-        const bool closed = breaker.state(now) == limit::BreakerState::closed;
-        limit::Decision d = closed ? lane.limiter->try_acquire(cost, now) : lane.limiter->peek(cost, now);
-        if (d.verdict == limit::Decision::Verdict::cannot_fit) {
-          lane.queue.pop_front();
-          const auto lim = lane.limiter->limits();
-          finish(head, failure(head, ErrorKind::cannot_fit,
-                               "the request is charged an estimated " + std::to_string(head->pace_tokens) + " tokens, more than the " +
-                                   std::string(limit::to_string(d.blocked_by)) + " limit allows (tokens/min " +
-                                   std::to_string(static_cast<long long>(lim.tokens_per_minute)) + "); it can never be sent"),
-                 now);
-          continue;
-        }
-        if (d.verdict == limit::Decision::Verdict::wait) {
-          lane.waiting_for = d.blocked_by;
-          lane.waiting_until = d.not_before;
-          lane.next_try = d.not_before;
-          if (opt.max_wait) lane.next_try = std::min(lane.next_try, lane.head_since + *opt.max_wait + std::chrono::milliseconds(1));
-          wake = std::min(wake, lane.next_try);
-          break;
-        }
-        if (opt.admit) {
-          const EngineOptions::Admit a = opt.admit(head->req);
-          if (a != EngineOptions::Admit::yes) {
-            if (closed) lane.limiter->reconcile(d.grant, limit::Cost{0, 0}, now);  // give the reservation back
-            if (a == EngineOptions::Admit::stop) {
-              if (!budget_stop) {
-                progress->message("warning", "budget reached: " + (opt.budget_reason ? opt.budget_reason() : std::string("stop")) +
-                                                 "; no new requests, draining those in flight. Re-run to resume.");
-              }
-              budget_stop = true;
-              stop_admitting = true;
-              return wake;
-            }
-            // not_yet: ask again when an attempt completes (its settlement may free budget).
-            lane.next_try = in_flight.empty() ? now + std::chrono::milliseconds(100) : TimePoint::max();
-            if (lane.next_try != TimePoint::max()) wake = std::min(wake, lane.next_try);
-            break;
-          }
-        }
-        if (!closed) {
-          if (!breaker.try_pass(now)) return std::min(wake, breaker.blocked_until());
-          d = lane.limiter->try_acquire(cost, now);
-          if (!d.admitted()) continue;
-        }
-        lane.queue.pop_front();
-        send(head, lane, d.grant, now);
-        if (!closed) return wake;  // the probe: nothing else until it answers
-      }
-    }
-    return wake;
+    sched->track(item, lane, grant);
   }
 
   // ---- responses ----------------------------------------------------------------------------
-
-  // A retry that backs off longer than 10 s after an error: said once per 10 s, with the wait
-  // in seconds as a field (wait_s) in JSON logs. Waiting for the limiter's window is ordinary
-  // pacing, not a warning: the progress line shows it.
-  void warn_long_backoff(Duration wait, const Item& item, TimePoint now) {
-    if (wait <= std::chrono::seconds(10)) return;
-    if (now - last_long_wait_warning < std::chrono::seconds(10) && last_long_wait_warning != TimePoint{}) return;
-    last_long_wait_warning = now;
-    const Outcome& o = item.last;
-    const std::string after = o.status_code > 0 ? "HTTP " + std::to_string(o.status_code) + " " + std::string(to_string(o.error))
-                                                : std::string(to_string(o.error));
-    progress->message("warning",
-                      "backing off after " + after + " (" + item.req.custom_id + ", attempt " + std::to_string(item.attempts) + " of " +
-                          std::to_string(opt.retry.max_attempts) + "): retrying in " + format_duration(wait),
-                      {{"wait_s", std::chrono::duration<double>(wait).count()}});
-  }
 
   // The flag whose limit a timeout after the request went out met: the attempt's total
   // (--timeout) when it ran that long, else the wait for the next byte (--idle-timeout).
@@ -973,12 +660,12 @@ struct Engine::Impl {
   }
 
   void on_response(http::HttpResponse& r, TimePoint now) {
-    auto it = in_flight.find(r.tag);
-    if (it == in_flight.end()) return;
-    InFlight f = it->second;
-    in_flight.erase(it);
+    const std::optional<InFlight> taken = sched->take(r.tag);
+    if (!taken) return;
+    InFlight f = *taken;
     Item* item = f.item;
     Lane& lane = *f.lane;
+    limit::CircuitBreaker& breaker = sched->breaker();
 
     header_views.clear();  // reused: no allocation per response
     for (std::size_t i = 0; i < r.header_count(); ++i) header_views.emplace_back(r.header_name(i), r.header_value(i));
@@ -994,18 +681,13 @@ struct Engine::Impl {
     const std::string& quota_code = x.quota_code;
     // A timeout after the request went out while the server answered other requests: this
     // one was slow (--timeout too short for it), the server is up.
-    const bool others_answered = answered_once && last_answer_at >= now - r.elapsed;
+    const bool others_answered = verdicts->others_answered(now, r.elapsed);
     if (x.timed_out_sent) {
       o.error_message = "timeout: no answer within " + timeout_flag(r) + " although the server took the request" +
                         (others_answered ? " and answered others meanwhile" : "") + " (raise it if answers take longer): " + r.error_message;
     }
-    if (x.reached) {
-      answered_once = true;
-      last_answer_at = now;
-      // Lines held for a verdict (their last attempt found no server) were bad lines after all.
-      for (auto& [parked_item, parked_outcome] : parked) finish(parked_item, std::move(parked_outcome), now);
-      parked.clear();
-    }
+    // Lines held for a verdict (their last attempt found no server) were bad lines after all.
+    if (x.reached) verdicts->on_reached(now);
     if (r.status == 429) ++summary.http_429;
 
     // Settle the reservation with what the server counted. A provider that charges at
@@ -1025,7 +707,7 @@ struct Engine::Impl {
     summary.tokens_prompt += o.usage.prompt_tokens;
     summary.tokens_completion += o.usage.completion_tokens;
     summary.tokens_total += o.usage.total_tokens;
-    if (r.error == http::TransportError::none && hold_refusal(item, o, answer_refusal, now)) return;
+    if (r.error == http::TransportError::none && verdicts->hold_refusal(item, o, answer_refusal, sched->url(item->req.endpoint), now)) return;
 
     const bool has_answer = item->req.endpoint == Endpoint::chat_completions || item->req.endpoint == Endpoint::responses;
     if (o.ok() && opt.check_answer && has_answer) {
@@ -1033,11 +715,11 @@ struct Engine::Impl {
       if (v.kind != ErrorKind::none) {
         o.error = v.kind;
         o.error_message = v.message;
-        if (v.kind == ErrorKind::schema_violation && item->invalid_retries < opt.retry_invalid && !stop_admitting) {
+        if (v.kind == ErrorKind::schema_violation && item->invalid_retries < opt.retry_invalid && !verdicts->stopping()) {
           ++item->invalid_retries;
           item->last = std::move(o);
           breaker.on_success(now);
-          retry_at.emplace(now, item);  // re-ask at once (it still goes through the limiter)
+          sched->retry(item, now);  // re-ask at once (it still goes through the limiter)
           return;
         }
         breaker.on_success(now);
@@ -1045,8 +727,7 @@ struct Engine::Impl {
         return;
       }
     }
-    lane.next_try = TimePoint{};  // observe/reconcile may have made room
-    for (auto& [name, l] : lanes) l.next_try = std::min(l.next_try, now);
+    sched->wake_lanes(lane, now);
 
     if (o.ok()) {
       breaker.on_success(now);
@@ -1059,274 +740,70 @@ struct Engine::Impl {
     // other error.
     const bool no_contact = x.no_contact && !(x.timed_out_sent && others_answered);
     if (o.error == ErrorKind::rate_limited) {
-      if (lane.limiter->on_rate_limited(rl, now, f.grant.cost)) {
-        progress->message("warning", "model \"" + lane.model + "\": a 429 although the server's remaining said there was room: it "
-                                     "enforces its limit over a shorter period than the minute; pacing evenly from now on (250ms tolerance, no 1s burst)");
-      }
-      const auto before = breaker.times_opened();
-      breaker.on_rate_limited(now, rl.wait_hint());
-      if (breaker.times_opened() != before) {
-        const auto wait = breaker.blocked_until() - now;
-        progress->message("warning", "circuit breaker open after " + std::to_string(opt.breaker.threshold) +
-                                         " consecutive 429s: pausing all sending for " + format_duration(wait));
-      }
-    } else if (no_contact && answered_once) {
-      on_no_contact(now, o.error_message);
+      sched->on_rate_limited(lane, rl, f.grant.cost, now);
+    } else if (no_contact && verdicts->answered_once()) {
+      verdicts->on_no_contact(now, o.error_message);
     } else {
       breaker.on_other_failure(now);
     }
 
     // The same test parks a line below, so a parked line always has a verdict.
-    if (!answered_once && no_contact && !unreachable_stop && opt.unreachable_after > Duration{0}) {
-      ++connect_failures;
-      if (!first_connect_failure) first_connect_failure = now;
-      last_connect_error = o.error_message;
-      last_failure_was_slow = x.timed_out_sent;
-      check_unreachable(now);
+    if (!verdicts->answered_once() && no_contact && !verdicts->unreachable() && opt.unreachable_after > Duration{0}) {
+      verdicts->on_connect_failure(now, o.error_message, x.timed_out_sent);
     }
-    if ((unreachable_stop || outage_stop) && no_contact) {
+    if ((verdicts->unreachable() || verdicts->outage()) && no_contact) {
       abandon(item, now);
       return;
     }
-    if (no_contact && breaker.in_outage() && !stop_admitting) {
+    if (no_contact && breaker.in_outage() && !verdicts->stopping()) {
       // Met the outage: not this line's fault. It waits for the server like every other.
       ++item->spared;
       item->last = std::move(o);
-      retry_at.emplace(now, item);
+      sched->retry(item, now);
       return;
     }
 
     if (o.error == ErrorKind::insufficient_quota) {
-      if (!quota_stop) {
-        progress->message("error", "429 " + quota_code + ": the account is out of quota or over a spend/usage limit (check the plan, "
-                                   "billing details and limits). Stopped admitting; draining requests in flight. Re-run the same command to resume.");
-      }
-      quota_stop = true;
-      stop_admitting = true;
+      verdicts->on_quota(quota_code);
       abandon(item, now);
       return;
     }
     if (is_retryable(o.error)) {
-      if (stop_admitting) {
+      if (verdicts->stopping()) {
         abandon(item, now);
         return;
       }
       if (static_cast<int>(item->attempts - item->spared) >= opt.retry.max_attempts) {
         o.error_message = o.error_message + " (after " + std::to_string(item->attempts) + " attempts)";
-        const bool unreachable_verdict = !answered_once && opt.unreachable_after > Duration{0};
-        const bool outage_verdict = answered_once && breaker.consecutive_no_contact() > 0;
+        const bool unreachable_verdict = !verdicts->answered_once() && opt.unreachable_after > Duration{0};
+        const bool outage_verdict = verdicts->answered_once() && breaker.consecutive_no_contact() > 0;
         if (no_contact && (unreachable_verdict || outage_verdict)) {
           // Finished as failed by the next answer, or left unsent by the verdict (the API is
           // unreachable, or the run of failures becomes an outage).
-          parked.emplace_back(item, std::move(o));
+          verdicts->park(item, std::move(o));
           return;
         }
         finish(item, std::move(o), now);
         return;
       }
-      std::optional<Duration> hint = o.error == ErrorKind::rate_limited ? rl.wait_hint() : rl.retry_after;
-      limit::RetryDecision d = backoff.next(static_cast<int>(item->attempts - item->spared), hint);
-      if (d.verdict == limit::RetryVerdict::retry) {
-        item->last = std::move(o);
-        retry_at.emplace(now + d.delay, item);
-        warn_long_backoff(d.delay, *item, now);
-        return;
-      }
-      if (d.verdict == limit::RetryVerdict::suspend) {
-        // A wait beyond --max-pause (retry-after: 999999999 is 31 years) is capped: the run
-        // stops, and a re-run after the cap asks the server again.
-        const Duration asked = d.delay;
-        d.delay = std::min(d.delay, opt.max_pause);
-        const TimePoint until = now + d.delay;
-        // The other requests in flight when the model was paused get the same 429: one warning.
-        const bool already_paused = lane.suspended;
-        lane.limiter->pause_until(until);
-        lane.suspended = true;
-        lane.suspended_until = until;
-        if (!paused_until || until > *paused_until) {
-          paused_until = until;
-          paused_model = lane.model;
-        }
-        // Remembered in the journal: a re-run before `until` sends nothing for the model.
-        const auto wall_until = clock.wall_now() + duration_cast<std::chrono::system_clock::duration>(d.delay);
-        const std::string capped = asked > d.delay ? ", capped at --max-pause " + format_duration(duration_cast<std::chrono::seconds>(d.delay)) : "";
-        const std::string reason = std::string(d.delay >= std::chrono::hours(1) ? "the provider's daily limit" : "the provider's rate limit") +
-                                   " (a 429 asked to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped + ")";
-        journal->set_pause(Journal::Pause{lane.model, wall_until, reason});
-        PauseNote& note = pauses[lane.model];
-        if (note.until < wall_until) note = PauseNote{wall_until, reason, false, note.left};
-        if (!already_paused) {
-          progress->message("warning", "the server asks to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped +
-                                           " for model \"" + lane.model +
-                                           "\" (beyond the retry horizon): no more requests for it in this run; re-run after that to resume");
-        }
-        lane.queue.push_front(item);  // stays unfinished: resumable
-        return;
-      }
+      const std::optional<Duration> hint = o.error == ErrorKind::rate_limited ? rl.wait_hint() : rl.retry_after;
+      if (sched->retry_or_pause(item, lane, o, hint, *journal, now)) return;
       finish(item, std::move(o), now);
       return;
     }
     finish(item, std::move(o), now);
   }
 
-  void release_due_retries(TimePoint now) {
-    if (retry_at.empty() || retry_at.begin()->first > now) return;
-    std::vector<Item*> due;
-    while (!retry_at.empty() && retry_at.begin()->first <= now) {
-      due.push_back(retry_at.begin()->second);
-      retry_at.erase(retry_at.begin());
-    }
-    // Older requests first: push to the front in descending input order.
-    std::sort(due.begin(), due.end(), [](const Item* a, const Item* b) { return a->seq > b->seq; });
-    for (Item* item : due) {
-      Lane& lane = lane_for(item->req.model);
-      lane.queue.push_front(item);
-      lane.next_try = std::min(lane.next_try, now);
-    }
-  }
-
-  // An attempt after the first answer that got no answer at all. A run of them across all
-  // requests (CircuitBreaker's outage threshold) is an outage: sending pauses, one probe
-  // at a time, and the lines that met it keep their attempts.
-  void on_no_contact(TimePoint now, const std::string& error) {
-    const bool was = breaker.in_outage();
-    breaker.on_no_contact(now);
-    last_connect_error = error;
-    if (was || !breaker.in_outage()) return;
-    std::string bound = opt.outage_limit > Duration{0} ? "; if that takes longer than --outage-limit (" + format_duration(opt.outage_limit) +
-                                                              ") the run stops, resumable (exit 8)"
-                                                        : "";
-    progress->message("warning", "the server stopped answering (" + std::to_string(breaker.consecutive_no_contact()) +
-                                     " attempts in a row got no answer; last: " + error +
-                                     "): pausing all sending and probing one request at a time until it answers" + bound);
-    // Lines whose last attempt was one of the run of failures go back in line.
-    for (auto& [parked_item, parked_outcome] : parked) {
-      ++parked_item->spared;
-      parked_item->last = std::move(parked_outcome);
-      retry_at.emplace(now, parked_item);
-    }
-    parked.clear();
-  }
-
-  // After the first answer, lines whose last attempt got no answer wait for the next answer
-  // (then they failed on their own) or for the outage verdict. When neither can come any
-  // more (nothing else in flight, waiting or queued, and too few failures in a row for an
-  // outage) they fail now, as the next answer would have made them: the run waited for ever.
-  void check_parked(TimePoint now) {
-    if (parked.empty() || !answered_once || breaker.in_outage() || outage_stop || !nothing_else_to_try()) return;
-    for (auto& [item, outcome] : parked) finish(item, std::move(outcome), now);
-    parked.clear();
-  }
-
-  // The outage has lasted --outage-limit: stop, and leave every unfinished line unsent
-  // (resumable) rather than fail it.
-  void check_outage(TimePoint now) {
-    if (outage_stop || !breaker.in_outage() || opt.outage_limit <= Duration{0}) return;
-    if (now - breaker.outage_since() < opt.outage_limit) return;
-    outage_stop = true;
-    stop_admitting = true;
-    progress->message("error", "no answer from " + opt.base_url + " for " +
-                                   format_duration(duration_cast<std::chrono::seconds>(now - breaker.outage_since())) +
-                                   " (--outage-limit " + format_duration(opt.outage_limit) + "; last: " + last_connect_error +
-                                   "). Stopped; the lines not finished were not recorded. Re-run the same command to resume once the server is back.");
-    for (auto& [item, outcome] : parked) abandon(item, now);
-    parked.clear();
-  }
-
   // ---- stopping -----------------------------------------------------------------------------
 
-  static constexpr std::uint64_t kRefusalsToStop = 5;
-
-  // An answer before any that cleared the suspicion (see `refused`): true when the item is
-  // held or left unsent, false when it goes on as usual.
-  bool hold_refusal(Item* item, Outcome& o, const std::string& answer_refusal, TimePoint now) {
-    if (rejected_stop) {
-      if (answer_refusal != refusal_key) return false;
-      abandon(item, now);  // in flight when the job stopped: left unsent like the rest
-      return true;
-    }
-    if (refusal_cleared) return false;
-    if (answer_refusal.empty() || (!refusal_key.empty() && answer_refusal != refusal_key)) {
-      refusal_cleared = true;  // another kind of answer: the refusals were per line after all
-      std::sort(refused.begin(), refused.end(), [](const auto& a, const auto& b) { return a.first->seq < b.first->seq; });
-      for (auto& [held, outcome] : refused) finish(held, std::move(outcome), now);
-      refused.clear();
-      return false;
-    }
-    if (refusal_key.empty()) {
-      refusal_key = answer_refusal;
-      refusal_message = o.error_message;
-      refusal_model = item->req.model;
-      refusal_url = urls[item->req.endpoint];
-    }
-    ++refusals;
-    refused.emplace_back(item, std::move(o));
-    check_rejected(now);
-    return true;
-  }
-
-  // What to fix, by the refusal.
-  [[nodiscard]] std::string refusal_advice() const {
-    const std::string status = refusal_key.substr(0, 3);
-    const std::string code = refusal_key.size() > 4 ? refusal_key.substr(4) : std::string();
-    if (status == "401") return "the API key was refused: check OPENAI_API_KEY (or --api-key), and --organization / --project if given";
-    if (code == "model_not_found") {
-      return "model \"" + refusal_model + "\" does not exist or this key's project has no access to it: check the model name in the input, "
-             "or the project's model access (--project)";
-    }
-    if (status == "404") return "the URL " + refusal_url + " does not exist: check --base-url / OPENAI_BASE_URL (the API's is https://api.openai.com/v1)";
-    return "the key's organization or project may not use model \"" + refusal_model + "\" or this endpoint: check --organization / --project, "
-           "the model, and the project's permissions";
-  }
+  void retry(Item* item, TimePoint at) override { sched->retry(item, at); }
 
   // Nothing else can add evidence for a verdict: nothing in flight, waiting or queued, and no
   // more input (read to the end, or blocked by the look-ahead, which held lines and --ordered
   // holes can fill).
-  [[nodiscard]] bool nothing_else_to_try() const {
+  [[nodiscard]] bool nothing_else_to_try() const override {
     const bool reading_blocked = input_done || input_waiting || items.size() + reorder.size() >= lookahead;
-    return in_flight.empty() && retry_at.empty() && reading_blocked &&
-           std::all_of(lanes.begin(), lanes.end(), [](const auto& l) { return l.second.queue.empty(); });
-  }
-
-  // The first answers are all the same refusal (kRefusalsToStop of them, or fewer when no
-  // other line can answer): stop, leave every line unsent, exit 9.
-  void check_rejected(TimePoint now) {
-    if (rejected_stop || refusal_cleared || refused.empty()) return;
-    if (refusals < kRefusalsToStop && !nothing_else_to_try()) return;
-    rejected_stop = true;
-    stop_admitting = true;
-    progress->message("error", "every answer so far was the same refusal (" + thousands(refusals) + " of them, HTTP " + refusal_key.substr(0, 3) +
-                                   (refusal_key.size() > 4 ? " " + refusal_key.substr(4) : std::string()) + ": " + refusal_message + "): " +
-                                   refusal_advice() + ". Stopped; nothing was recorded for the lines not sent or refused. "
-                                   "Fix it, then re-run the same command.");
-    for (auto& [item, outcome] : refused) abandon(item, now);
-    refused.clear();
-  }
-
-  // No answer yet, and connecting has failed for --unreachable-after (8 attempts at least, or
-  // fewer when nothing else is left to try): a wrong URL or a server that is down. Stop, and
-  // leave every unfinished line unsent instead of failing it.
-  void check_unreachable(TimePoint now) {
-    if (answered_once || unreachable_stop || !first_connect_failure || opt.unreachable_after <= Duration{0}) return;
-    if (now - *first_connect_failure < opt.unreachable_after) return;
-    if (connect_failures < 8 && !nothing_else_to_try()) return;
-    unreachable_stop = true;
-    stop_admitting = true;
-    const std::string over = thousands(connect_failures) + " attempts in a row over " +
-                             format_duration(duration_cast<std::chrono::seconds>(now - *first_connect_failure));
-    if (last_failure_was_slow) {
-      // The server took the requests but answered none in time: slow, not unreachable.
-      progress->message("error", "no answer from " + opt.base_url + " in time: " + last_connect_error + " (" + over +
-                                     "; the server accepted the connections and the requests). Stopped; the lines not answered were not "
-                                     "recorded. If its answers take longer (long completions, a slow model or server), raise --timeout; "
-                                     "then re-run the same command to resume.");
-    } else {
-      progress->message("error", "cannot reach " + opt.base_url + ": " + last_connect_error + " (" + over +
-                                     ", no answer yet). Stopped; the lines that could not be sent were not recorded. Check --base-url / "
-                                     "OPENAI_BASE_URL and the network, then re-run the same command to resume.");
-    }
-    for (auto& [item, outcome] : parked) abandon(item, now);
-    parked.clear();
+    return reading_blocked && sched->idle();
   }
 
   void drain_pipe() {
@@ -1339,55 +816,25 @@ struct Engine::Impl {
     const int n = stop_requests.load();
     if (n == 0) return;
     drain_pipe();
-    if (!interrupted) {
-      interrupted = true;
-      stop_admitting = true;
-      progress->message("warning", "interrupted: no new requests; waiting for " + std::to_string(in_flight.size()) +
-                                       " in flight (Ctrl-C again to stop at once). Re-run the same command to resume.");
-    }
-    if (n >= 2 && !stop_now) {
-      stop_now = true;
+    if (verdicts->on_stop_request(n, sched->in_flight())) {
       transport->cancel_all();
-      for (auto& [seq, f] : in_flight) {
-        (void)seq;
-        f.lane->limiter->reconcile(f.grant, limit::Cost{1, f.grant.cost.tokens}, now);
-        if (opt.settle) opt.settle(f.item->req, Usage{});
-      }
-      std::vector<Item*> flying;
-      for (auto& [seq, f] : in_flight) flying.push_back(f.item);
-      in_flight.clear();
-      for (Item* item : flying) abandon(item, now);
+      for (Item* item : sched->drop_in_flight(now)) abandon(item, now);
     }
   }
 
   // When admitting stops, everything queued is left for a resume.
   void abandon_queued(TimePoint now) {
     std::vector<Item*> left;
-    for (auto& [name, lane] : lanes) {
-      for (Item* item : lane.queue) left.push_back(item);
-      lane.queue.clear();
-    }
-    for (auto& [t, item] : retry_at) left.push_back(item);
-    retry_at.clear();
-    for (auto& [item, outcome] : parked) left.push_back(item);  // awaiting the unreachable verdict
-    parked.clear();
-    for (auto& [item, outcome] : refused) left.push_back(item);  // awaiting the refusal verdict
-    refused.clear();
+    sched->take_queued(left);
+    verdicts->release_held(left);
     std::sort(left.begin(), left.end(), [](const Item* a, const Item* b) { return a->seq < b->seq; });
     for (Item* item : left) abandon(item, now);
   }
 
   [[nodiscard]] bool stuck_on_suspended() const {
-    if (!paused_until || !in_flight.empty() || !parked.empty() || !refused.empty()) return false;  // parked: the unreachable verdict decides
+    if (verdicts->holding()) return false;  // parked: the unreachable verdict decides
     if (!input_done && items.size() + reorder.size() < lookahead) return false;
-    for (const auto& [name, lane] : lanes) {
-      if (!lane.suspended && !lane.queue.empty()) return false;
-    }
-    for (const auto& [t, item] : retry_at) {
-      auto it = lanes.find(item->req.model);
-      if (it != lanes.end() && !it->second.suspended) return false;
-    }
-    return true;
+    return sched->stuck_on_suspended();
   }
 
   // ---- progress -----------------------------------------------------------------------------
@@ -1399,62 +846,16 @@ struct Engine::Impl {
     s.total = summary.total_lines;
     s.total_final = input_done;
     if (const auto read = source->fraction_read()) s.input_fraction = *read;
-    s.in_flight = in_flight.size();
-    s.queued = items.size() - in_flight.size();
+    s.queued = items.size() - sched->in_flight();
     s.failed = summary.failed;
     s.http_429 = summary.http_429;
     s.retries = summary.retries;
-    s.breaker = std::string(limit::to_string(breaker.state(now)));
     s.usage_tokens = summary.tokens_total;
-    if (!lanes.empty()) {
-      const Lane& lane = lanes.begin()->second;
-      const auto snap = lane.limiter->snapshot(now);
-      s.requests_last_minute = snap.requests_last_minute;
-      s.tokens_last_minute = snap.tokens_last_minute;
-      s.rpm_limit = snap.limits.requests_per_minute;
-      s.tpm_limit = snap.limits.tokens_per_minute;
-      s.charge = lane.charge.describe();
-      if (snap.learned_extra_tokens != 0) {
-        const auto extra = static_cast<long long>(std::ceil(snap.learned_extra_tokens));
-        s.charge += (extra >= 0 ? "+" : "") + std::to_string(extra) + " learned";
-      }
-      if (snap.learning) {
-        s.note = "learning limits";
-      } else if (!snap.limits.any()) {
-        s.note = "limits unknown (the server sends none): by concurrency, --max-in-flight " + std::to_string(opt.max_in_flight);
-      } else if (snap.even_pacing && opt.limiter.pacing == limit::LimiterOptions::Pacing::whole_window) {
-        s.note = "even pacing (429s inside the window)";
-      }
-      // Pacing at a low limit: the next request waits for room in the window (no warning:
-      // that is the limit at work), said here so a line with nothing moving is explained.
-      for (const auto& [name, l] : lanes) {
-        const bool a_limit = l.waiting_for == limit::Dimension::requests_per_minute || l.waiting_for == limit::Dimension::tokens_per_minute ||
-                             l.waiting_for == limit::Dimension::requests_per_day || l.waiting_for == limit::Dimension::tokens_per_day;
-        if (!s.note.empty() || !a_limit || l.queue.empty() || l.suspended || l.next_try <= now || l.waiting_until == TimePoint::max() ||
-            l.waiting_until <= now + std::chrono::seconds(1)) {
-          continue;
-        }
-        s.note = "waiting for the " + std::string(limit::to_string(l.waiting_for)) + " limit of model \"" + name + "\": next request in " +
-                 format_duration(duration_cast<std::chrono::seconds>(l.waiting_until - now));
-      }
-    } else {
-      // Nothing sent yet (or nothing to send: a resumed run with every line done): the limits
-      // given (--rpm/--tpm, --limits FILE), not "-".
-      const limit::Limits& given = limiters.config().defaults;
-      s.rpm_limit = given.requests_per_minute;
-      s.tpm_limit = given.tokens_per_minute;
-    }
-    if (stop_admitting) {
-      s.note = interrupted        ? "interrupted: draining"
-               : quota_stop       ? "insufficient_quota: draining"
-               : budget_stop      ? "budget reached: draining"
-               : unreachable_stop ? "unreachable: draining"
-               : outage_stop      ? "outage: draining"
-               : rejected_stop    ? "refused: draining"
-                                  : "draining";
-    }
-    if (paused_until) s.note = "model \"" + paused_model + "\" paused for " + format_duration(*paused_until - now);
-    if (breaker.in_outage() && !stop_admitting) {
+    sched->fill_progress(s, now);
+    if (verdicts->stopping()) s.note = verdicts->draining_note();
+    sched->pause_note(s, now);
+    const limit::CircuitBreaker& breaker = sched->breaker();
+    if (breaker.in_outage() && !verdicts->stopping()) {
       s.note = "outage: no answer for " + format_duration(duration_cast<std::chrono::seconds>(now - breaker.outage_since())) + ", probing";
     }
     return s;
@@ -1501,26 +902,28 @@ struct Engine::Impl {
     for (;;) {
       TimePoint now = clock.now();
       check_stop(now);
-      check_unreachable(now);
-      check_outage(now);
-      check_parked(now);
-      check_rejected(now);
-      if (stop_admitting && !queued_abandoned) {
+      verdicts->check_unreachable(now);
+      verdicts->check_outage(now);
+      verdicts->check_parked(now);
+      verdicts->check_rejected(now);
+      if (verdicts->stopping() && !queued_abandoned) {
         abandon_queued(now);
         queued_abandoned = true;
       }
-      if (!stop_admitting) {
+      if (!verdicts->stopping()) {
         read_input(now);
-        release_due_retries(now);
+        sched->release_due_retries(now);
       }
-      TimePoint wake = admit(now);
+      bool budget_stop = false;
+      TimePoint wake = sched->admit(now, verdicts->stopping(), budget_stop);
+      if (budget_stop) verdicts->on_budget();
       guard_writes([&] { journal->commit_admissions(); });
-      if (!retry_at.empty()) wake = std::min(wake, retry_at.begin()->first);
+      if (const auto next = sched->next_retry()) wake = std::min(wake, *next);
 
-      const bool idle = in_flight.empty() && items.empty();
-      if (idle && (input_done || stop_admitting)) break;
+      const bool idle = sched->in_flight() == 0 && items.empty();
+      if (idle && (input_done || verdicts->stopping())) break;
       if (stuck_on_suspended()) {
-        stop_admitting = true;
+        verdicts->stop_admitting();
         abandon_queued(now);
         queued_abandoned = true;
         break;
@@ -1529,11 +932,11 @@ struct Engine::Impl {
       if (progress->due(now)) progress->update(progress_state(now), now);
       Duration timeout = std::chrono::milliseconds(250);
       if (wake != TimePoint::max()) timeout = std::min(timeout, std::max(Duration{0}, wake - now));
-      if (!input_done && !input_waiting && !stop_admitting && items.size() + reorder.size() < lookahead) timeout = Duration{0};
+      if (!input_done && !input_waiting && !verdicts->stopping() && items.size() + reorder.size() < lookahead) timeout = Duration{0};
       // Round up to whole milliseconds so we don't spin just before a not_before.
       auto timeout_ms = std::chrono::ceil<milliseconds>(timeout);
       finished.clear();
-      if (in_flight.empty() && timeout_ms.count() > 0) {
+      if (sched->in_flight() == 0 && timeout_ms.count() > 0) {
         // Nothing to drive: still wait through the transport so a signal wakes us.
         transport->poll(timeout_ms, finished);
       } else {
@@ -1561,7 +964,7 @@ struct Engine::Impl {
     if (!disk_full_stop) {
       guard_writes([&] {
         sink->close();
-        if (opt.ordered && resumed_output && !stop_now) restore_input_order();
+        if (opt.ordered && resumed_output && !verdicts->stopped_at_once()) restore_input_order();
         for (auto& s : opt.extra_sinks) s->close();
       });
     }
@@ -1572,42 +975,18 @@ struct Engine::Impl {
       summary.achieved_rpm = static_cast<double>(summary.attempts) * 60.0 / summary.wall_seconds;
       summary.achieved_tpm = static_cast<double>(summary.tokens_total) * 60.0 / summary.wall_seconds;
     }
-    summary.limits = lanes.empty() ? limiters.config().defaults : lanes.begin()->second.limiter->limits();
-    summary.breaker_opened = breaker.times_opened();
+    summary.limits = sched->limits();
+    summary.breaker_opened = sched->breaker().times_opened();
     if (disk_full_stop) {
       summary.exit_code = exit_code::disk_full;
       summary.stop_reason = "cannot write: " + disk_full_message +
                             ". Nothing is lost that was recorded; the job is resumable: make room (or move the output and its "
                             "journal to a larger disk) and re-run the same command";
-    } else if (interrupted) {
-      summary.exit_code = exit_code::interrupted;
-      summary.stop_reason = "interrupted";
-    } else if (unreachable_stop) {
-      summary.exit_code = exit_code::unreachable;
-      summary.stop_reason = last_failure_was_slow ? "unreachable: no answer in time from " + opt.base_url + " (it took the requests; raise --timeout)"
-                                                  : "unreachable: no answer from " + opt.base_url;
-    } else if (outage_stop) {
-      summary.exit_code = exit_code::outage;
-      summary.stop_reason = "outage: " + opt.base_url + " stopped answering mid-run for longer than --outage-limit (" +
-                            format_duration(opt.outage_limit) + ")";
-    } else if (rejected_stop) {
-      summary.exit_code = exit_code::rejected;
-      summary.stop_reason = "rejected: " + refusal_advice();
-    } else if (quota_stop) {
-      summary.exit_code = exit_code::insufficient_quota;
-      summary.stop_reason = "insufficient_quota";
-    } else if (budget_stop) {
-      summary.exit_code = exit_code::budget;
-      summary.stop_reason = "budget: " + (opt.budget_reason ? opt.budget_reason() : std::string("reached"));
-    } else if (paused_until) {
+    } else if (verdicts->conclude(summary)) {
+      // a verdict stopped the job: its exit code and reason
+    } else if (sched->paused()) {
       summary.exit_code = exit_code::paused;
-      summary.stop_reason = "paused:";
-      const char* sep = " ";
-      for (const auto& [model, note] : pauses) {
-        if (note.left == 0 && note.recorded) continue;  // a recorded pause of a model this input did not need
-        summary.stop_reason += sep + pause_text(model, note);
-        sep = "; ";
-      }
+      summary.stop_reason = sched->pause_reason();
     } else if (summary.failed + summary.earlier_failed > 0) {
       summary.exit_code = exit_code::some_failed;  // error lines in the output, this run's or earlier
     } else {
@@ -1665,116 +1044,6 @@ SignalGuard::~SignalGuard() {
 
 std::size_t default_response_cap(Endpoint endpoint) noexcept {
   return endpoint == Endpoint::embeddings ? std::size_t{128} << 20 : std::size_t{32} << 20;
-}
-
-// ---- summary --------------------------------------------------------------------------------
-
-std::string format_summary(const RunSummary& s, bool json) {
-  auto limit_or_dash = [](double v) {
-    if (is_unlimited(v)) return std::string("unlimited");  // a server's "no limit" (1e9), not a number to compare with
-    return v > 0 ? thousands(static_cast<std::uint64_t>(v)) + "/min" : std::string("-");
-  };
-  if (json) {
-    std::string out = "{\"event\":\"summary\",\"exit_code\":" + std::to_string(s.exit_code) + ",\"stop_reason\":";
-    append_json_string(out, s.stop_reason);
-    out += ",\"lines\":" + std::to_string(s.total_lines) + ",\"skipped_done\":" + std::to_string(s.skipped_done) +
-           ",\"earlier_succeeded\":" + std::to_string(s.earlier_succeeded) + ",\"earlier_failed\":" + std::to_string(s.earlier_failed) +
-           ",\"error_lines_in_output\":" + std::to_string(s.failed + s.earlier_failed) +
-           ",\"succeeded\":" + std::to_string(s.succeeded) + ",\"failed\":" + std::to_string(s.failed) +
-           ",\"not_done\":" + std::to_string(s.not_done) + ",\"outcomes\":{";
-    bool first = true;
-    for (const auto& [k, v] : s.outcomes) {
-      if (k == "none") continue;  // successes are "succeeded": outcomes are the failures by kind
-      if (!first) out += ",";
-      first = false;
-      append_json_string(out, k);
-      out += ":" + std::to_string(v);
-    }
-    out += "},\"attempts\":" + std::to_string(s.attempts) + ",\"retries\":" + std::to_string(s.retries) +
-           ",\"http_429\":" + std::to_string(s.http_429) + ",\"tokens\":{\"prompt\":" + std::to_string(s.tokens_prompt) +
-           ",\"completion\":" + std::to_string(s.tokens_completion) + ",\"total\":" + std::to_string(s.tokens_total) +
-           "},\"wall_seconds\":" + std::to_string(s.wall_seconds) + ",\"achieved_rpm\":" + std::to_string(s.achieved_rpm) +
-           ",\"achieved_tpm\":" + std::to_string(s.achieved_tpm) + ",\"limits\":{\"rpm\":" + std::to_string(s.limits.requests_per_minute) +
-           ",\"tpm\":" + std::to_string(s.limits.tokens_per_minute) + ",\"rpd\":" + std::to_string(s.limits.requests_per_day) +
-           ",\"tpd\":" + std::to_string(s.limits.tokens_per_day) + "},\"breaker_opened\":" + std::to_string(s.breaker_opened) +
-           ",\"reconciled_output_lines\":" + std::to_string(s.reconciled_output_lines) +
-           ",\"retried_failed_lines\":" + std::to_string(s.retried_failed_lines) + "}\n";
-    return out;
-  }
-  std::string out = "floodgate run summary\n";
-  char buf[256];
-  if (s.earlier_succeeded + s.earlier_failed > 0) {
-    std::snprintf(buf, sizeof buf, "  lines         %s (%s already done before this run: %s succeeded, %s failed)\n", thousands(s.total_lines).c_str(),
-                  thousands(s.skipped_done).c_str(), thousands(s.earlier_succeeded).c_str(), thousands(s.earlier_failed).c_str());
-  } else {
-    std::snprintf(buf, sizeof buf, "  lines         %s (%s already done before this run)\n", thousands(s.total_lines).c_str(),
-                  thousands(s.skipped_done).c_str());
-  }
-  out += buf;
-  std::snprintf(buf, sizeof buf, "  succeeded     %s\n  failed        %s\n", thousands(s.succeeded).c_str(), thousands(s.failed).c_str());
-  out += buf;
-  if (s.not_done > 0 || !s.stop_reason.empty()) {
-    std::snprintf(buf, sizeof buf, "  not done      %s (resumable: re-run the same command)\n", thousands(s.not_done).c_str());
-    out += buf;
-  }
-  for (const auto& [k, v] : s.outcomes) {
-    if (k == "none") continue;
-    std::snprintf(buf, sizeof buf, "    %-20s %s\n", k.c_str(), thousands(v).c_str());
-    out += buf;
-  }
-  std::snprintf(buf, sizeof buf, "  wall time     %.2f s\n", s.wall_seconds);
-  out += buf;
-  if (s.attempts == 0) {
-    // Nothing sent (every line done before, or a stop before the first request): no rate to
-    // show, only the limits the run had.
-    std::snprintf(buf, sizeof buf, "  requests      none sent in this run (limit %s)\n  tokens/min    none used in this run (limit %s)\n",
-                  limit_or_dash(s.limits.requests_per_minute).c_str(), limit_or_dash(s.limits.tokens_per_minute).c_str());
-    out += buf;
-  } else if (s.wall_seconds >= 60.0) {
-    std::snprintf(buf, sizeof buf, "  requests/min  %s average over the run (limit %s in any 60 s); %s attempts, %s retries, %s answered 429\n",
-                  thousands(static_cast<std::uint64_t>(s.achieved_rpm)).c_str(), limit_or_dash(s.limits.requests_per_minute).c_str(),
-                  thousands(s.attempts).c_str(), thousands(s.retries).c_str(), thousands(s.http_429).c_str());
-    out += buf;
-    std::snprintf(buf, sizeof buf, "  tokens/min    %s average over the run (limit %s)\n", thousands(static_cast<std::uint64_t>(s.achieved_tpm)).c_str(),
-                  limit_or_dash(s.limits.tokens_per_minute).c_str());
-    out += buf;
-  } else {
-    // A run shorter than a minute: one 60 s window holds all it sent, and the limits count
-    // per 60 s. A per-minute figure extrapolated from its seconds read like a breach of the
-    // limit after a burst the window allowed ("687/min if sustained (limit 600/min)"): say
-    // what was sent, against the limit.
-    std::snprintf(buf, sizeof buf, "  requests      %s attempts in %.1f s, all within one 60 s window (limit %s); %s retries, %s answered 429\n",
-                  thousands(s.attempts).c_str(), s.wall_seconds, limit_or_dash(s.limits.requests_per_minute).c_str(), thousands(s.retries).c_str(),
-                  thousands(s.http_429).c_str());
-    out += buf;
-    std::snprintf(buf, sizeof buf, "  tokens/min    %s used in %.1f s, all within one 60 s window (limit %s)\n", thousands(s.tokens_total).c_str(),
-                  s.wall_seconds, limit_or_dash(s.limits.tokens_per_minute).c_str());
-    out += buf;
-  }
-  std::snprintf(buf, sizeof buf, "  tokens        %s (prompt %s, completion %s)\n", thousands(s.tokens_total).c_str(),
-                thousands(s.tokens_prompt).c_str(), thousands(s.tokens_completion).c_str());
-  out += buf;
-  if (s.breaker_opened > 0) {
-    std::snprintf(buf, sizeof buf, "  breaker       opened %s times\n", thousands(s.breaker_opened).c_str());
-    out += buf;
-  }
-  if (s.retried_failed_lines > 0) {
-    std::snprintf(buf, sizeof buf, "  retried       %s lines that failed in an earlier run (--retry-failed)\n", thousands(s.retried_failed_lines).c_str());
-    out += buf;
-  }
-  if (s.reconciled_output_lines > 0) {
-    std::snprintf(buf, sizeof buf, "  recovered     %s output lines written before a crash were adopted into the journal\n",
-                  thousands(s.reconciled_output_lines).c_str());
-    out += buf;
-  }
-  if (!s.stop_reason.empty()) out += "  stopped       " + s.stop_reason + "\n";
-  if (s.failed + s.earlier_failed > 0) {
-    // The exit code describes the output as it stands: say how to clear its error lines.
-    std::snprintf(buf, sizeof buf, "  error lines   %s in the output (%s from earlier runs): send them again with --retry-failed\n",
-                  thousands(s.failed + s.earlier_failed).c_str(), thousands(s.earlier_failed).c_str());
-    out += buf;
-  }
-  return out;
 }
 
 }  // namespace floodgate::engine
