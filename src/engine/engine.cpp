@@ -20,6 +20,7 @@
 
 #include "classifier.hpp"
 #include "item.hpp"
+#include "recorder.hpp"
 #include "scheduler.hpp"
 #include "verdicts.hpp"
 #include "words.hpp"
@@ -43,18 +44,6 @@ namespace {
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
-bool file_nonempty(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
-}
-
-void remove_journal_files(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove(path, ec);
-  std::filesystem::remove(path + "-wal", ec);
-  std::filesystem::remove(path + "-shm", ec);
-}
-
 std::atomic<Engine*> g_signal_engine{nullptr};
 
 extern "C" void on_stop_signal(int /*sig*/) {
@@ -67,18 +56,6 @@ extern "C" void on_stop_signal(int /*sig*/) {
 // ---- the engine's state -------------------------------------------------------------------
 
 struct Engine::Impl final : Host {
-  struct PendingWrite {
-    Outcome outcome;
-    std::string model;
-    std::string url;
-    Endpoint endpoint = Endpoint::chat_completions;
-    std::string body;
-    std::uint64_t est_tokens = 0;
-    TimePoint read_at{};
-    TimePoint first_sent_at{};
-    std::shared_ptr<const void> payload;
-  };
-
   EngineOptions opt;
   Clock& clock;
   int wake_pipe[2] = {-1, -1};
@@ -86,29 +63,18 @@ struct Engine::Impl final : Host {
 
   std::unique_ptr<http::Transport> transport;
   std::shared_ptr<RunLock> run_lock;  // held until the engine is gone (after the sinks closed)
-  std::unique_ptr<Journal> journal;
-  std::unique_ptr<Sink> sink;
+  std::unique_ptr<Recorder> recorder;
   std::unique_ptr<Progress> progress;
   std::unique_ptr<Scheduler> sched;
   std::unique_ptr<Verdicts> verdicts;
   std::unique_ptr<RequestSource> source;
-  SourceIdentity source_identity;
 
   std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;  // by seq: read, not yet terminal
-  std::map<std::uint64_t, std::optional<PendingWrite>> reorder;  // --ordered; nullopt = a hole
-  std::uint64_t next_write_seq = 0;
-  std::uint64_t unflushed_bytes = 0;  // an upper bound of what the output's sink holds unwritten
-  std::uint64_t kill_after_rows = 0;  // FLOODGATE_TEST_KILL_AFTER_ROWS (tests of crash recovery)
   std::uint64_t next_seq = 0;
 
   CustomIdSet seen_ids;
-  CustomIdSet done_keys;  // hashes of journal keys at start (confirmed by the journal on a hit)
   bool input_done = false;
   bool input_waiting = false;  // the source had nothing ready: wait for its ready_fd
-  bool disk_full_stop = false;  // a write failed for want of room: stopped, resumable (exit 74)
-  std::string disk_full_message;
-  std::string reserve_path;      // "<journal>.reserve" while held
-  bool resumed_output = false;  // OUTPUT held rows of an earlier run at start
 
   // Header lines shared by every request (built once, never copied per request).
   std::shared_ptr<const std::vector<std::string>> base_headers;  // credentials
@@ -119,7 +85,6 @@ struct Engine::Impl final : Host {
 
   RunSummary summary;
   TimePoint start{};
-  TimePoint last_checkpoint{};
 
   Impl(EngineOptions o, Clock& c) : opt(std::move(o)), clock(c) {}
 
@@ -145,7 +110,6 @@ struct Engine::Impl final : Host {
     if (opt.output_path != "-") check_folder_writable(opt.output_path, "output");
     check_folder_writable(opt.journal_path, "journal");
     lookahead = opt.lookahead != 0 ? opt.lookahead : std::max<std::size_t>(1024, 8 * opt.max_in_flight);
-    if (const char* k = std::getenv("FLOODGATE_TEST_KILL_AFTER_ROWS")) kill_after_rows = std::strtoull(k, nullptr, 10);
     // Before anything is touched (--overwrite included): one process at a time per journal.
     run_lock = lock_run(lock_path_for_journal(opt.journal_path),
                                          opt.output_path == "-" ? "the journal " + opt.journal_path : "the output " + opt.output_path);
@@ -160,70 +124,15 @@ struct Engine::Impl final : Host {
     transport = opt.make_transport ? opt.make_transport(opt.transport) : std::make_unique<http::CurlTransport>(opt.transport);
 
     start = clock.now();
-    last_checkpoint = start;
     progress = std::make_unique<Progress>(opt.progress, start);
     sched = std::make_unique<Scheduler>(opt, clock, *progress, *this);
     verdicts = std::make_unique<Verdicts>(opt, *progress, sched->breaker(), *this);
+    recorder = std::make_unique<Recorder>(opt, clock, *progress, summary, start);
 
-    // What the replaced journal admitted in the last day still counts in the server's windows.
-    std::vector<Journal::Admission> carried_admissions;
-    if (opt.overwrite) {
-      carried_admissions = Journal::read_admissions(opt.journal_path, clock.wall_now() - kAdmissionHorizon);
-      if (opt.output_path != "-") {
-        std::error_code ec;
-        std::filesystem::remove(opt.output_path, ec);
-      }
-      remove_journal_files(opt.journal_path);
-    }
-
-    // Which input a journal belongs to: the source's tag, and its first items, checked below.
-    source_identity = source->identity();
-
-    const bool output_is_file = opt.output_path != "-";
-    const bool journal_exists = std::filesystem::exists(opt.journal_path);
-    if (output_is_file && !journal_exists && file_nonempty(opt.output_path)) {
-      throw Error("the output \"" + opt.output_path + "\" already exists and has no journal (" + opt.journal_path +
-                  "); pass --overwrite to replace it, or choose another output");
-    }
-    bool legacy_journal = false;
-    try {
-      journal = std::make_unique<Journal>(opt.journal_path, source_identity.tag);
-    } catch (const Error&) {
-      if (!journal_exists || source_identity.legacy_tag.empty()) throw;
-      // A journal of the v1 rule, or another endpoint setting (then this throws, naming both).
-      journal = std::make_unique<Journal>(opt.journal_path, source_identity.legacy_tag);
-      legacy_journal = true;
-    }
-    if (!legacy_journal) check_first_lines(source_identity.first_lines);
-
-    if (output_is_file && journal_exists) {
-      reconcile_output();
-      if (opt.retry_failed) forget_failures();
-    }
-
-    if (!carried_admissions.empty()) {
-      for (const Journal::Admission& a : carried_admissions) {
-        journal->record_admission(a.model, std::chrono::system_clock::time_point{std::chrono::seconds(a.unix_second)}, a.requests,
-                                  a.tokens);
-      }
-      journal->commit_admissions();
-    }
-    sched->load_recorded_pauses(*journal, start);
-    sched->seed_limiters(*journal, start);
-    if (opt.disk_reserve_bytes > 0) make_reserve();
-
-    // A --retry-failed run that removed every recorded row still appends: the output keeps
-    // its other lines.
-    summary.earlier_succeeded = journal->count_ok();
-    summary.earlier_failed = journal->count() - summary.earlier_succeeded;
-    const bool resume = journal->count() > 0 || summary.retried_failed_lines > 0;
-    resumed_output = resume && output_is_file;
-    journal->for_each_key([this](std::string_view key) { done_keys.insert(key); });
-    sink = make_jsonl_sink(opt.output_path, resume ? OpenMode::append : OpenMode::truncate, opt.fsync);
-    if (resume) {
-      progress->message("info", "resuming: " + thousands(journal->count()) + " outcomes already in the journal " + opt.journal_path +
-                                    " are skipped");
-    }
+    recorder->open(*source);  // --overwrite, the journal, reconciliation, --retry-failed
+    sched->load_recorded_pauses(recorder->journal(), start);
+    sched->seed_limiters(recorder->journal(), start);
+    recorder->open_output();
 
     // Headers shared by every request. The key is only ever placed here.
     std::vector<std::string> shared;
@@ -243,45 +152,6 @@ struct Engine::Impl final : Host {
     sched->set_urls(std::move(urls));
   }
 
-  // Which input a journal belongs to ------------------------------------------------------------
-  //
-  // The journal remembers the key (custom_id, or "@line:N" / the line number) and a hash of
-  // the bytes of each of the input's first lines (the source's first items: for a JSONL file
-  // up to 256 lines in the first 64 KiB). A resumed run is refused when one of those lines whose answer the journal holds
-  // as a success is gone from the input's first lines or has changed: those answers would
-  // be taken for other requests. Lines that failed, or have no outcome yet, may be edited:
-  // fix a broken line, then --retry-failed sends it. The fingerprints are then updated to
-  // the input as it is now.
-  void check_first_lines(const std::vector<LineFingerprint>& current) {
-    if (const auto stored = journal->meta("input_lines")) {
-      std::unordered_map<std::string, std::uint64_t> now;
-      for (const LineFingerprint& l : current) now.emplace(l.key, l.hash);
-      // "<16 hex digits of the hash><key length>:<key>", one after the other.
-      std::string_view rest = *stored;
-      while (rest.size() > 16) {
-        const std::uint64_t hash = std::stoull(std::string(rest.substr(0, 16)), nullptr, 16);
-        const std::size_t colon = rest.find(':', 16);
-        if (colon == std::string_view::npos) break;
-        const std::size_t len = std::stoull(std::string(rest.substr(16, colon - 16)));
-        const std::string key(rest.substr(colon + 1, len));
-        rest.remove_prefix(std::min(rest.size(), colon + 1 + len));
-        const auto it = now.find(key);
-        if (it != now.end() && it->second == hash) continue;
-        if (journal->succeeded(key) != true) continue;  // an error or no outcome yet: may be edited
-        throw Error("the journal \"" + opt.journal_path + "\" belongs to a different input: the line with key \"" + key + "\" " +
-                    (it == now.end() ? "is not among the first lines of " : "has changed in ") + source_identity.path +
-                    ", and its answer is recorded as a success. Resume with the input the journal was made for (lines that failed "
-                    "may be edited, then --retry-failed sends them), choose another output, or pass --overwrite to start over");
-      }
-    }
-    std::string text;
-    for (const LineFingerprint& l : current) {
-      if (!l.recorded) break;
-      text += hex64(l.hash) + std::to_string(l.key.size()) + ":" + l.key;
-    }
-    journal->set_meta("input_lines", text);
-  }
-
   // Configuration errors found before anything is sent (exit 2) --------------------------------
 
   // Only http:// and https:// reach an API; anything else ("htp://") used to be retried as
@@ -296,89 +166,9 @@ struct Engine::Impl final : Host {
                 ": it must start with https:// or http:// (--base-url / OPENAI_BASE_URL, e.g. https://api.openai.com/v1)");
   }
 
-  // After a crash the output may hold lines the journal has not committed yet (written,
-  // flushed, then killed before the commit), or a torn last line. Make them agree: cut the
-  // torn tail, adopt every output line into the journal, and forget journal rows whose line
-  // is missing from the output (only possible if the output was edited or lost).
-  void reconcile_output() {
-    truncate_torn_tail(opt.output_path);
-    if (!std::filesystem::exists(opt.output_path)) {
-      const auto n = journal->count();
-      if (n > 0) {
-        progress->message("warning", "the output " + opt.output_path + " is missing: its " + thousands(n) +
-                                         " journaled outcomes will be run again");
-        std::vector<std::string> all;
-        journal->for_each_key([&](std::string_view k) { all.emplace_back(k); });
-        forget_in_sinks(all);
-        journal->remove(all);
-      }
-      return;
-    }
-    CustomIdSet in_output;
-    LineReader out(opt.output_path);
-    std::string_view line;
-    std::uint64_t adopted = 0;
-    while (out.next(line)) {
-      if (is_blank_line(line)) continue;
-      auto info = read_output_line(line);
-      if (!info) continue;
-      Outcome o;
-      o.custom_id = info->custom_id;
-      o.line_no = info->line_no;
-      o.status_code = info->status_code;
-      o.error = info->error;
-      const std::string key = Journal::key_of(o);
-      in_output.insert(key);
-      if (!journal->is_done(key)) {
-        journal->record(o);
-        ++adopted;
-      }
-    }
-    journal->commit();
-    std::vector<std::string> missing;
-    journal->for_each_key([&](std::string_view k) {
-      if (!in_output.contains(k)) missing.emplace_back(k);
-    });
-    if (!missing.empty()) {
-      progress->message("warning", thousands(missing.size()) + " journaled outcomes are missing from " + opt.output_path +
-                                       ": they will be run again");
-      forget_in_sinks(missing);
-      journal->remove(missing);
-    }
-    summary.reconciled_output_lines = adopted;
-  }
-
-  // Rows that are to be done again leave the extra sinks (CSV, SQLite, --errors file) too, so
-  // that the new row replaces the old one there as well. Always before the journal forgets
-  // them: a crash in between leaves journal rows missing from the output, which the next
-  // run's reconcile_output() forgets again, here included (forgetting is idempotent).
-  void forget_in_sinks(const std::vector<std::string>& keys) {
-    if (keys.empty()) return;
-    for (auto& s : opt.extra_sinks) s->forget(keys);
-  }
-
-  // --retry-failed: the output loses its error lines first, then the extra sinks and the
-  // journal their rows. A crash in between leaves journal rows whose lines are gone, which
-  // the next run's reconcile_output() forgets as well: either way those lines are sent
-  // again, once, and every sink ends with one row for each.
-  void forget_failures() {
-    // The output is gone (reconcile_output() then emptied the journal): every line is sent anyway.
-    if (!std::filesystem::exists(opt.output_path)) return;
-    const std::vector<std::string> failed = drop_failed_lines(opt.output_path);
-    if (failed.empty()) {
-      progress->message("info", "--retry-failed: no failed lines in " + opt.output_path);
-      return;
-    }
-    forget_in_sinks(failed);
-    journal->remove(failed);
-    progress->message("info", "--retry-failed: " + thousands(failed.size()) + " failed lines removed from " + opt.output_path +
-                                  " and the journal; they are sent again");
-    summary.retried_failed_lines = failed.size();
-  }
-
   // ---- reading ------------------------------------------------------------------------------
 
-  [[nodiscard]] bool already_done(const std::string& key) { return done_keys.contains(key) && journal->is_done(key); }
+  [[nodiscard]] bool already_done(const std::string& key) const { return recorder->already_done(key); }
 
   // A line that never becomes a request is written as its error, unless an earlier run did.
   void finish_bad_line(Outcome o, std::shared_ptr<const void> payload, TimePoint now) {
@@ -391,7 +181,7 @@ struct Engine::Impl final : Host {
 
   void read_input(TimePoint now) {
     SourceItem in;
-    while (!input_done && !verdicts->stopping() && items.size() + reorder.size() < lookahead) {
+    while (!input_done && !verdicts->stopping() && items.size() + recorder->held() < lookahead) {
       const SourceStatus status = source->next(in);
       input_waiting = status == SourceStatus::none_yet;
       if (status != SourceStatus::item) {
@@ -459,7 +249,7 @@ struct Engine::Impl final : Host {
           w.outcome = std::move(o);
           w.read_at = now;
           w.payload = std::move(item->payload);
-          deliver(item->seq, std::move(w), now);  // the seq is taken: fill it
+          recorder->deliver(item->seq, std::move(w), now);  // the seq is taken: fill it
           continue;
         }
         item->multipart = std::make_shared<const http::MultipartSpec>(std::move(*spec));
@@ -479,54 +269,13 @@ struct Engine::Impl final : Host {
 
   // ---- recording ----------------------------------------------------------------------------
 
-  void emit(PendingWrite& w, TimePoint now) {
-    RowContext ctx;
-    ctx.model = w.model;
-    ctx.url = w.url;
-    ctx.endpoint = w.endpoint;
-    ctx.request_body = w.body;
-    ctx.estimated_tokens = w.est_tokens;
-    ctx.queued = w.first_sent_at != TimePoint{} ? w.first_sent_at - w.read_at : Duration{0};
-    ctx.total = now - w.read_at;
-    ctx.finished_at = clock.wall_now();
-    ctx.payload = w.payload;
-    // The output's sink writes to the file by itself once its buffer is large (4 MiB): flush
-    // every sink before that, so that the output never gets ahead of the extra sinks.
-    const std::uint64_t row_bytes = w.outcome.body.size() + w.outcome.error_message.size() + w.outcome.custom_id.size() + 512;
-    for (auto& s : opt.extra_sinks) s->write(w.outcome, ctx);
-    if (unflushed_bytes + row_bytes > (2u << 20)) flush_sinks();
-    sink->write(w.outcome, ctx);
-    unflushed_bytes += row_bytes;
-    journal->record(w.outcome);
-    const Outcome& o = w.outcome;
-    if (!o.ok()) ++summary.outcomes[std::string(to_string(o.error))];
-    if (o.ok()) {
-      ++summary.succeeded;
-    } else {
-      ++summary.failed;
-    }
-  }
-
-  void deliver(std::uint64_t seq, std::optional<PendingWrite> w, TimePoint now) {
-    if (!opt.ordered) {
-      if (w) emit(*w, now);
-      return;
-    }
-    reorder.emplace(seq, std::move(w));
-    while (!reorder.empty() && reorder.begin()->first == next_write_seq) {
-      if (reorder.begin()->second) emit(*reorder.begin()->second, now);
-      reorder.erase(reorder.begin());
-      ++next_write_seq;
-    }
-  }
-
   void finish_without_item(Outcome o, std::shared_ptr<const void> payload, TimePoint now) {
     const std::uint64_t seq = next_seq++;
     PendingWrite w;
     w.outcome = std::move(o);
     w.read_at = now;
     w.payload = std::move(payload);
-    deliver(seq, std::move(w), now);
+    recorder->deliver(seq, std::move(w), now);
   }
 
   // A terminal outcome for an item: write it (now or in order), forget the item.
@@ -543,7 +292,7 @@ struct Engine::Impl final : Host {
     w.payload = std::move(item->payload);
     const std::uint64_t seq = item->seq;
     items.erase(seq);
-    deliver(seq, std::move(w), now);
+    recorder->deliver(seq, std::move(w), now);
   }
 
   // The item is left for a resume (stopped before it finished).
@@ -551,72 +300,14 @@ struct Engine::Impl final : Host {
     const std::uint64_t seq = item->seq;
     ++summary.not_done;
     items.erase(seq);
-    deliver(seq, std::nullopt, now);
+    recorder->deliver(seq, std::nullopt, now);
   }
 
-  void checkpoint(TimePoint now, bool force) {
-    if (!force && now - last_checkpoint < opt.checkpoint_interval && journal->pending() < 8192) return;
-    last_checkpoint = now;
-    if (journal->pending() == 0 && !force) return;
-    // Order matters: the rows reach the output before the journal says they are done.
-    flush_sinks();
-    journal->commit();
-  }
-
-  // A write that fails because the disk is full (or a quota, or the file size limit): stop
-  // admitting, free the reserve (so the rows of requests already paid for can still be
-  // written), let those in flight finish, and try the writes again at each turn of the loop
-  // and at the end. Rows that never reach the output are sent again by a resume; rows that
-  // reach it but not the journal are adopted by the resume. Exit code 74.
+  // Writes whose failure for want of room stops the job (exit 74) rather than ending it.
   template <class Fn>
   void guard_writes(Fn&& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      if (e.exit_code() != exit_code::disk_full) throw;
-      if (disk_full_stop) return;
-      disk_full_stop = true;
-      disk_full_message = e.what();
-      verdicts->stop_admitting();
-      remove_reserve();
-      progress->message("error", disk_full_message + ": stopped admitting; writing what " + std::to_string(sched->in_flight()) +
-                                     " requests in flight return, then stopping. The job is resumable: make room and re-run the "
-                                     "same command");
-    }
-  }
-
-  // A little disk space held from the start ("<journal>.reserve") and given back when the
-  // disk fills up, so the rows already paid for still fit. Best effort: none when the disk
-  // has no room for it even at the start.
-  void make_reserve() {
-    reserve_path = opt.journal_path + ".reserve";
-    const int fd = ::open(reserve_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      reserve_path.clear();
-      return;
-    }
-    const bool ok = ::posix_fallocate(fd, 0, static_cast<off_t>(opt.disk_reserve_bytes)) == 0;
-    ::close(fd);
-    if (!ok) remove_reserve();
-  }
-
-  void remove_reserve() {
-    if (reserve_path.empty()) return;
-    ::unlink(reserve_path.c_str());
-    reserve_path.clear();
-  }
-
-  // The extra sinks first, then the output: a row in the output (which a resume adopts into
-  // the journal, never to be sent again) is then in every sink too, whenever a kill -9
-  // comes. A row in a sink but not yet in the output is sent again on resume; CSV keeps the
-  // first row of a key, SQLite the last: once either way.
-  void flush_sinks() {
-    for (auto& s : opt.extra_sinks) s->flush();
-    sink->flush();
-    unflushed_bytes = 0;
-    // Tests only (FLOODGATE_TEST_KILL_AFTER_ROWS=N): a kill -9 right after the output got
-    // its N-th row, before the journal commits: the moment a crash loses most.
-    if (kill_after_rows > 0 && summary.succeeded + summary.failed >= kill_after_rows) ::raise(SIGKILL);
+    recorder->guard(std::forward<Fn>(fn), sched->in_flight());
+    if (recorder->disk_full()) verdicts->stop_admitting();
   }
 
   // ---- admission ----------------------------------------------------------------------------
@@ -630,7 +321,7 @@ struct Engine::Impl final : Host {
     }
     ++summary.attempts;
     // Persisted before the loop lets the request out (seed_limiters() reads it back).
-    journal->record_admission(lane.model, clock.wall_now(), grant.cost.requests, grant.cost.tokens);
+    recorder->journal().record_admission(lane.model, clock.wall_now(), grant.cost.requests, grant.cost.tokens);
     http::HttpRequest hr;
     hr.tag = item->seq;
     hr.url = sched->url(lane, item->req.endpoint);
@@ -787,7 +478,7 @@ struct Engine::Impl final : Host {
         return;
       }
       const std::optional<Duration> hint = o.error == ErrorKind::rate_limited ? rl.wait_hint() : rl.retry_after;
-      if (sched->retry_or_pause(item, lane, o, hint, *journal, now)) return;
+      if (sched->retry_or_pause(item, lane, o, hint, recorder->journal(), now)) return;
       finish(item, std::move(o), now);
       return;
     }
@@ -802,7 +493,7 @@ struct Engine::Impl final : Host {
   // more input (read to the end, or blocked by the look-ahead, which held lines and --ordered
   // holes can fill).
   [[nodiscard]] bool nothing_else_to_try() const override {
-    const bool reading_blocked = input_done || input_waiting || items.size() + reorder.size() >= lookahead;
+    const bool reading_blocked = input_done || input_waiting || items.size() + recorder->held() >= lookahead;
     return reading_blocked && sched->idle();
   }
 
@@ -833,7 +524,7 @@ struct Engine::Impl final : Host {
 
   [[nodiscard]] bool stuck_on_suspended() const {
     if (verdicts->holding()) return false;  // parked: the unreachable verdict decides
-    if (!input_done && items.size() + reorder.size() < lookahead) return false;
+    if (!input_done && items.size() + recorder->held() < lookahead) return false;
     return sched->stuck_on_suspended();
   }
 
@@ -861,37 +552,6 @@ struct Engine::Impl final : Host {
     return s;
   }
 
-  // One run writes --ordered rows in input order, but a resumed run appends after the rows
-  // of earlier runs. At its end (the sink closed, the journal committed) the output is put
-  // back in input order by an atomic rewrite; see store/output_order.hpp. Not after a
-  // second Ctrl-C (stop at once); the next --ordered run does it.
-  void restore_input_order() {
-    std::unique_ptr<RequestSource> again = source->reopen();
-    if (!again) {
-      progress->message("warning", "--ordered: the input is stdin, so the rows of earlier runs cannot be put back in input order");
-      return;
-    }
-    CustomIdSet ids;
-    auto next_key = [&](std::string& key) {
-      SourceItem in;
-      while (again->next(in) == SourceStatus::item) {
-        if (in.skipped_bytes > 0) continue;  // as blank lines (an @line:N key, left where it is)
-        key = input_item_key(in.parsed, in.line_no, ids);
-        return true;
-      }
-      return false;
-    };
-    try {
-      const ReorderStats r = reorder_output(opt.output_path, next_key);
-      if (r.rewritten) {
-        progress->message("info", "--ordered: " + opt.output_path + " rewritten in input order (" + thousands(r.lines) +
-                                      " lines, rows of earlier runs included)");
-      }
-    } catch (const Error& e) {
-      progress->message("warning", std::string(e.what()) + "; the output keeps every row, in completion order across runs");
-    }
-  }
-
   // ---- the loop -----------------------------------------------------------------------------
 
   RunSummary run() {
@@ -917,7 +577,7 @@ struct Engine::Impl final : Host {
       bool budget_stop = false;
       TimePoint wake = sched->admit(now, verdicts->stopping(), budget_stop);
       if (budget_stop) verdicts->on_budget();
-      guard_writes([&] { journal->commit_admissions(); });
+      guard_writes([&] { recorder->journal().commit_admissions(); });
       if (const auto next = sched->next_retry()) wake = std::min(wake, *next);
 
       const bool idle = sched->in_flight() == 0 && items.empty();
@@ -932,7 +592,7 @@ struct Engine::Impl final : Host {
       if (progress->due(now)) progress->update(progress_state(now), now);
       Duration timeout = std::chrono::milliseconds(250);
       if (wake != TimePoint::max()) timeout = std::min(timeout, std::max(Duration{0}, wake - now));
-      if (!input_done && !input_waiting && !verdicts->stopping() && items.size() + reorder.size() < lookahead) timeout = Duration{0};
+      if (!input_done && !input_waiting && !verdicts->stopping() && items.size() + recorder->held() < lookahead) timeout = Duration{0};
       // Round up to whole milliseconds so we don't spin just before a not_before.
       auto timeout_ms = std::chrono::ceil<milliseconds>(timeout);
       finished.clear();
@@ -946,29 +606,17 @@ struct Engine::Impl final : Host {
       for (auto& r : finished) on_response(r, now);
       // Rows reach the OS as soon as they exist (a kill -9 loses none of them: resume adopts
       // them from the output); the journal commits them in batches at checkpoints.
-      guard_writes([&] {
-        if (journal->pending() > 0) flush_sinks();
-        checkpoint(now, false);
-      });
+      guard_writes([&] { recorder->after_turn(now); });
     }
     const TimePoint end = clock.now();
     // Everything written in order so far; with --ordered, rows still waiting behind a hole
     // are written now (their order cannot be kept across a resume anyway).
-    for (auto& [seq, w] : reorder) {
-      if (w) emit(*w, end);
-    }
-    reorder.clear();
-    guard_writes([&] { checkpoint(end, true); });
+    recorder->write_held(end);
+    guard_writes([&] { recorder->checkpoint(end, true); });
     progress->update(progress_state(end), end, true);
     progress->finish();  // before the sinks close: some print a closing line
-    if (!disk_full_stop) {
-      guard_writes([&] {
-        sink->close();
-        if (opt.ordered && resumed_output && !verdicts->stopped_at_once()) restore_input_order();
-        for (auto& s : opt.extra_sinks) s->close();
-      });
-    }
-    remove_reserve();
+    if (!recorder->disk_full()) guard_writes([&] { recorder->close(*source, !verdicts->stopped_at_once()); });
+    recorder->remove_reserve();
 
     summary.wall_seconds = std::chrono::duration<double>(end - start).count();
     if (summary.wall_seconds > 0) {
@@ -977,9 +625,9 @@ struct Engine::Impl final : Host {
     }
     summary.limits = sched->limits();
     summary.breaker_opened = sched->breaker().times_opened();
-    if (disk_full_stop) {
+    if (recorder->disk_full()) {
       summary.exit_code = exit_code::disk_full;
-      summary.stop_reason = "cannot write: " + disk_full_message +
+      summary.stop_reason = "cannot write: " + recorder->disk_full_message() +
                             ". Nothing is lost that was recorded; the job is resumable: make room (or move the output and its "
                             "journal to a larger disk) and re-run the same command";
     } else if (verdicts->conclude(summary)) {
