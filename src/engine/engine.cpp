@@ -1,55 +1,36 @@
 #include "floodgate/engine/engine.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
-#include <cctype>
 #include <cerrno>
-#include <csignal>
-#include <cstdlib>
 #include <cstring>
-#include <ctime>
-#include <deque>
 #include <filesystem>
 #include <random>
 #include <unordered_map>
 
 #include "classifier.hpp"
-#include "item.hpp"
-#include "recorder.hpp"
-#include "scheduler.hpp"
-#include "verdicts.hpp"
-#include "words.hpp"
-#include "hex.hpp"
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
-#include "floodgate/engine/response.hpp"
 #include "floodgate/http/dialect.hpp"
 #include "floodgate/http/multipart_body.hpp"
-#include "floodgate/limit/admission.hpp"
-#include "floodgate/limit/limiter_set.hpp"
 #include "floodgate/limit/rate_limit_headers.hpp"
-#include "floodgate/store/journal.hpp"
-#include "floodgate/store/output_order.hpp"
 #include "floodgate/store/run_lock.hpp"
+#include "hex.hpp"
+#include "item.hpp"
+#include "options.hpp"
+#include "recorder.hpp"
+#include "scheduler.hpp"
+#include "verdicts.hpp"
 
 namespace floodgate::engine {
 namespace {
 
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
-
-std::atomic<Engine*> g_signal_engine{nullptr};
-
-extern "C" void on_stop_signal(int /*sig*/) {
-  Engine* e = g_signal_engine.load();
-  if (e != nullptr) e->request_stop();
-}
 
 }  // namespace
 
@@ -96,19 +77,7 @@ struct Engine::Impl final : Host {
   // ---- start-up -----------------------------------------------------------------------------
 
   void prepare() {
-    if (opt.max_in_flight == 0) throw Error("--max-in-flight must be at least 1");
-    if (opt.retry.max_attempts < 1) throw Error("--max-attempts must be at least 1");
-    if (opt.retry_failed && opt.output_path == "-") {
-      throw Error("--retry-failed rewrites the output file, so it needs -o FILE (not stdout)");
-    }
-    check_base_url(opt.base_url);
-    if (!opt.estimator) opt.estimator = conservative_estimator();
-    if (opt.journal_path.empty()) {
-      if (opt.output_path == "-") throw Error("writing the output to stdout needs --journal PATH (the journal makes the job resumable)");
-      opt.journal_path = default_journal_path(opt.output_path);
-    }
-    if (opt.output_path != "-") check_folder_writable(opt.output_path, "output");
-    check_folder_writable(opt.journal_path, "journal");
+    resolve_options(opt);
     lookahead = opt.lookahead != 0 ? opt.lookahead : std::max<std::size_t>(1024, 8 * opt.max_in_flight);
     // Before anything is touched (--overwrite included): one process at a time per journal.
     run_lock = lock_run(lock_path_for_journal(opt.journal_path),
@@ -150,20 +119,6 @@ struct Engine::Impl final : Host {
       urls[e] = http::endpoint_url(opt.limits.provider.value_or(Provider::openai), opt.base_url, e, "", opt.api_version);
     }
     sched->set_urls(std::move(urls));
-  }
-
-  // Configuration errors found before anything is sent (exit 2) --------------------------------
-
-  // Only http:// and https:// reach an API; anything else ("htp://") used to be retried as
-  // a connection error on every line.
-  static void check_base_url(const std::string& url) {
-    std::string lower = url.substr(0, 8);
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (lower.starts_with("http://") || lower.starts_with("https://")) return;
-    const std::size_t sep = url.find("://");
-    throw Error("the base URL \"" + url + "\" " +
-                (sep == std::string::npos ? std::string("has no scheme") : "has the unknown scheme \"" + url.substr(0, sep) + "\"") +
-                ": it must start with https:// or http:// (--base-url / OPENAI_BASE_URL, e.g. https://api.openai.com/v1)");
   }
 
   // ---- reading ------------------------------------------------------------------------------
@@ -381,17 +336,7 @@ struct Engine::Impl final : Host {
     if (x.reached) verdicts->on_reached(now);
     if (r.status == 429) ++summary.http_429;
 
-    // Settle the reservation with what the server counted. A provider that charges at
-    // admission (OpenAI) keeps that charge whatever the answer used; one that settles at
-    // usage (",refund" rules) counts the usage.
-    limit::Answer answer{rl, false, false, std::nullopt};
-    answer.rate_limited = o.error == ErrorKind::rate_limited;
-    if (o.ok()) {
-      if (lane.charge.refunds_unused && o.usage.total_tokens > 0) answer.used_tokens = o.usage.total_tokens;
-    } else {
-      answer.refused = o.error == ErrorKind::rate_limited || o.error == ErrorKind::insufficient_quota || !is_retryable(o.error);
-    }
-    lane.limiter->settle(f.grant, answer, now);
+    sched->settle(f, rl, o, now);
     if (opt.settle) opt.settle(item->req, o.usage);
     // Every answered attempt is billed, also one re-asked below (--retry-invalid): count it
     // here, not from the final outcome.
@@ -625,38 +570,11 @@ struct Engine::Impl final : Host {
     }
     summary.limits = sched->limits();
     summary.breaker_opened = sched->breaker().times_opened();
-    if (recorder->disk_full()) {
-      summary.exit_code = exit_code::disk_full;
-      summary.stop_reason = "cannot write: " + recorder->disk_full_message() +
-                            ". Nothing is lost that was recorded; the job is resumable: make room (or move the output and its "
-                            "journal to a larger disk) and re-run the same command";
-    } else if (verdicts->conclude(summary)) {
-      // a verdict stopped the job: its exit code and reason
-    } else if (sched->paused()) {
-      summary.exit_code = exit_code::paused;
-      summary.stop_reason = sched->pause_reason();
-    } else if (summary.failed + summary.earlier_failed > 0) {
-      summary.exit_code = exit_code::some_failed;  // error lines in the output, this run's or earlier
-    } else {
-      summary.exit_code = exit_code::ok;
-    }
+    verdicts->conclude(summary, recorder->disk_full() ? &recorder->disk_full_message() : nullptr,
+                       sched->paused() ? std::optional<std::string>(sched->pause_reason()) : std::nullopt);
     return summary;
   }
 };
-
-// The folder a file of the run goes in must exist and be writable: say which and why
-// (SQLite would only say "unable to open database file").
-void check_folder_writable(const std::string& file, const char* what) {
-  std::string folder = std::filesystem::path(file).parent_path().string();
-  if (folder.empty()) folder = ".";
-  struct stat st {};
-  const std::string head = std::string("cannot write the ") + what + " \"" + file + "\": the folder \"" + folder + "\" ";
-  if (::stat(folder.c_str(), &st) != 0) {
-    throw Error(head + (errno == ENOENT ? std::string("does not exist (create it first)") : "cannot be used (" + std::string(std::strerror(errno)) + ")"));
-  }
-  if (!S_ISDIR(st.st_mode)) throw Error(head + "is not a folder");
-  if (::access(folder.c_str(), W_OK | X_OK) != 0) throw Error(head + "is not writable (" + std::string(std::strerror(errno)) + ")");
-}
 
 Engine::Engine(EngineOptions options, Clock& clock) : impl_(std::make_unique<Impl>(std::move(options), clock)) {}
 Engine::~Engine() = default;
@@ -669,29 +587,6 @@ void Engine::request_stop() noexcept {
     const char c = 's';
     [[maybe_unused]] const ssize_t n = ::write(impl_->wake_pipe[1], &c, 1);
   }
-}
-
-SignalGuard::SignalGuard(Engine& engine) {
-  g_signal_engine.store(&engine);
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-SignalGuard::~SignalGuard() {
-  struct sigaction sa {};
-  sa.sa_handler = SIG_DFL;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  g_signal_engine.store(nullptr);
-}
-
-std::size_t default_response_cap(Endpoint endpoint) noexcept {
-  return endpoint == Endpoint::embeddings ? std::size_t{128} << 20 : std::size_t{32} << 20;
 }
 
 }  // namespace floodgate::engine

@@ -235,6 +235,19 @@ std::optional<InFlight> Scheduler::take(std::uint64_t tag) {
   return f;
 }
 
+// A provider that charges at admission (OpenAI) keeps that charge whatever the answer used;
+// one that settles at usage (",refund" rules) counts the usage.
+void Scheduler::settle(InFlight& f, const limit::RateLimitHeaders& rl, const Outcome& o, TimePoint now) {
+  limit::Answer answer{rl, false, false, std::nullopt};
+  answer.rate_limited = o.error == ErrorKind::rate_limited;
+  if (o.ok()) {
+    if (f.lane->charge.refunds_unused && o.usage.total_tokens > 0) answer.used_tokens = o.usage.total_tokens;
+  } else {
+    answer.refused = o.error == ErrorKind::rate_limited || o.error == ErrorKind::insufficient_quota || !is_retryable(o.error);
+  }
+  f.lane->limiter->settle(f.grant, answer, now);
+}
+
 void Scheduler::wake_lanes(Lane& answered, TimePoint now) {
   answered.next_try = TimePoint{};  // observe/reconcile may have made room
   for (auto& [name, l] : lanes_) l.next_try = std::min(l.next_try, now);

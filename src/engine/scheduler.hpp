@@ -68,6 +68,8 @@ class Scheduler {
   // The attempt of this tag (taken out of flight), if it is one of ours.
   [[nodiscard]] std::optional<InFlight> take(std::uint64_t tag);
   [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_.size(); }
+  // The attempt's reservation settled with what the server counted (the grant may be raised).
+  void settle(InFlight& f, const limit::RateLimitHeaders& rl, const Outcome& o, TimePoint now);
   // An answer may have made room: every lane asks again now.
   void wake_lanes(Lane& answered, TimePoint now);
   // A 429 rate_limit_exceeded: the limiter's fall-back to even pacing, the breaker.

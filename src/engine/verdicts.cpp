@@ -201,8 +201,13 @@ const char* Verdicts::draining_note() const noexcept {
                              : "draining";
 }
 
-bool Verdicts::conclude(RunSummary& summary) const {
-  if (interrupted_) {
+void Verdicts::conclude(RunSummary& summary, const std::string* disk_full, std::optional<std::string> paused) const {
+  if (disk_full != nullptr) {
+    summary.exit_code = exit_code::disk_full;
+    summary.stop_reason = "cannot write: " + *disk_full +
+                          ". Nothing is lost that was recorded; the job is resumable: make room (or move the output and its "
+                          "journal to a larger disk) and re-run the same command";
+  } else if (interrupted_) {
     summary.exit_code = exit_code::interrupted;
     summary.stop_reason = "interrupted";
   } else if (unreachable_stop_) {
@@ -222,10 +227,14 @@ bool Verdicts::conclude(RunSummary& summary) const {
   } else if (budget_stop_) {
     summary.exit_code = exit_code::budget;
     summary.stop_reason = "budget: " + (opt_.budget_reason ? opt_.budget_reason() : std::string("reached"));
+  } else if (paused) {
+    summary.exit_code = exit_code::paused;
+    summary.stop_reason = std::move(*paused);
+  } else if (summary.failed + summary.earlier_failed > 0) {
+    summary.exit_code = exit_code::some_failed;  // error lines in the output, this run's or earlier
   } else {
-    return false;
+    summary.exit_code = exit_code::ok;
   }
-  return true;
 }
 
 }  // namespace floodgate::engine

@@ -77,8 +77,9 @@ class Verdicts {
   void release_held(std::vector<Item*>& out);
   // The progress line's note while draining ("interrupted: draining" ...).
   [[nodiscard]] const char* draining_note() const noexcept;
-  // The exit code and stop reason of a verdict; false when none stopped the job.
-  bool conclude(RunSummary& summary) const;
+  // The run's exit code and stop reason: a full disk (its message), else a verdict, else a
+  // paused model (the scheduler's reason), else whether the output holds error lines.
+  void conclude(RunSummary& summary, const std::string* disk_full, std::optional<std::string> paused) const;
 
  private:
   static constexpr std::uint64_t kRefusalsToStop = 5;
