@@ -8,6 +8,7 @@
 //   verdicts      the job-level stops: refusal (9), unreachable (7), outage (8), quota (3),
 //                 budget (4), Ctrl-C (5)
 //   recorder      sinks, journal, the --ordered reorder buffer, checkpoints, resume
+//   options       the checks before anything is sent; signals: SignalGuard
 
 #include <cstdint>
 #include <deque>
