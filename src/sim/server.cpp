@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 
 #include "floodgate/core/error.hpp"
+#include "net/listeners.hpp"
 #include "sim/simulator.hpp"
 
 namespace floodgate::sim {
@@ -26,7 +27,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
-using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 constexpr std::size_t kChunkBytes = 64 * 1024;
 
@@ -329,27 +329,13 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Server& server) {
 int run_server(const SimOptions& options, const std::function<void(const std::string&)>& on_listening) {
   Simulator sim(options);
   Server server{sim};
-  const unsigned threads = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-
-  std::vector<std::unique_ptr<asio::io_context>> contexts;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(options.host, ec);
   if (ec) throw Error("invalid --host '" + options.host + "'");
-  std::uint16_t port = options.port;
-  for (unsigned i = 0; i < threads; ++i) {
-    contexts.push_back(std::make_unique<asio::io_context>(1));
-    auto acceptor = std::make_unique<tcp::acceptor>(*contexts.back());
-    const tcp::endpoint endpoint(address, port);
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor->set_option(reuse_port(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw Error("cannot listen on " + options.host + ":" + std::to_string(port) + ": " + ec.message());
-    port = acceptor->local_endpoint().port();
-    acceptors.push_back(std::move(acceptor));
-  }
+  net::Listeners listeners = net::listen_per_thread(address, options.host, options.port, options.threads);
+  auto& contexts = listeners.contexts;
+  auto& acceptors = listeners.acceptors;
+  const std::uint16_t port = listeners.port;
 
   asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code e, int) {
@@ -364,13 +350,7 @@ int run_server(const SimOptions& options, const std::function<void(const std::st
   const std::string host = address.is_v6() ? "[" + options.host + "]" : options.host;
   on_listening("http://" + host + ":" + std::to_string(port) + "/v1");
 
-  std::vector<std::thread> workers;
-  for (std::size_t i = 1; i < contexts.size(); ++i) {
-    workers.emplace_back([ctx = contexts[i].get()] { ctx->run(); });
-  }
-  contexts[0]->run();
-  for (auto& ctx : contexts) ctx->stop();
-  for (auto& w : workers) w.join();
+  net::run_all(contexts);
   sim.flush_ledger();
   return 0;
 }

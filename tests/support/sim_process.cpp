@@ -98,6 +98,70 @@ HttpResult http_request(const std::string& method, const std::string& url, const
   return result;
 }
 
+pid_t spawn_printing_url(const std::vector<std::string>& args, const std::vector<std::pair<std::string, std::string>>& env,
+                         const std::string& stderr_path, std::chrono::milliseconds timeout, std::string& first_line) {
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const bool replaced = std::any_of(env.begin(), env.end(), [&](const auto& kv) {
+      return entry.size() > kv.first.size() && entry.substr(0, kv.first.size()) == kv.first && entry[kv.first.size()] == '=';
+    });
+    if (!replaced) env_s.emplace_back(entry);
+  }
+  for (const auto& [name, value] : env) {
+    if (!value.empty()) env_s.push_back(name + "=" + value);  // an empty value unsets it
+  }
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("spawn_printing_url: pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> argv_s = args;
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  if (rc != 0) {
+    close(out[0]);
+    return -1;
+  }
+  // Read the first line, bounded in time.
+  std::string& line = first_line;
+  line.clear();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (line.find('\n') == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[256];
+    const ssize_t n = read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    line.append(buf, static_cast<std::size_t>(n));
+  }
+  close(out[0]);  // nothing else is read from its stdout
+  return pid;
+}
+
+int terminate_child(pid_t pid) {
+  kill(pid, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 500; ++i) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return status;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return status;
+}
+
 SimProcess::SimProcess(std::vector<std::string> args) : SimProcess(std::move(args), Options{}) {}
 
 SimProcess::SimProcess(std::vector<std::string> args, Options options) : options_(std::move(options)) {
@@ -113,37 +177,9 @@ SimProcess::SimProcess(std::vector<std::string> args, Options options) : options
   if (!options_.api_key.empty()) argv_s.insert(argv_s.end(), {"--api-key", options_.api_key});
   argv_s.insert(argv_s.end(), args.begin(), args.end());
 
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("SimProcess: pipe failed");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(out[1]);
-  if (rc != 0) {
-    close(out[0]);
-    pid_ = -1;
-    throw std::runtime_error(std::string("SimProcess: cannot start ") + FLOODGATE_BIN);
-  }
-  // Read the first line, bounded in time.
   std::string line;
-  const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
-  while (line.find('\n') == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd p{out[0], POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[256];
-    const ssize_t n = read(out[0], buf, sizeof buf);
-    if (n <= 0) break;
-    line.append(buf, static_cast<std::size_t>(n));
-  }
-  close(out[0]);  // the sim writes nothing else to stdout
+  pid_ = spawn_printing_url(argv_s, {}, stderr_path_, options_.start_timeout, line);
+  if (pid_ <= 0) throw std::runtime_error(std::string("SimProcess: cannot start ") + FLOODGATE_BIN);
   const auto nl = line.find('\n');
   if (nl == std::string::npos || line.rfind("http://", 0) != 0) {
     stop();
@@ -165,18 +201,7 @@ SimProcess::~SimProcess() {
 
 int SimProcess::stop() {
   if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
-  int status = 0;
-  for (int i = 0; i < 500; ++i) {
-    const pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      return status;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  kill(pid_, SIGKILL);
-  waitpid(pid_, &status, 0);
+  const int status = terminate_child(pid_);
   pid_ = -1;
   return status;
 }

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -96,5 +97,15 @@ class SimProcess {
 // servers). `method` is "GET" or "POST".
 HttpResult http_request(const std::string& method, const std::string& url, const std::string& body,
                         const std::vector<std::string>& headers, std::chrono::milliseconds timeout);
+
+// Starts ARGS[0] with ARGS (environment: this process's, with `env`'s names set to their
+// values, or removed when the value is empty), stderr to `stderr_path`, and reads its stdout
+// until the first line or `timeout` (into `first_line`, with its newline when complete).
+// Returns the child's pid, or -1 when it cannot start. For servers that print their URL first
+// (`floodgate sim`, `floodgate serve`).
+pid_t spawn_printing_url(const std::vector<std::string>& args, const std::vector<std::pair<std::string, std::string>>& env,
+                         const std::string& stderr_path, std::chrono::milliseconds timeout, std::string& first_line);
+// SIGTERM, then SIGKILL after 5 s; returns the waitpid-style status.
+int terminate_child(pid_t pid);
 
 }  // namespace floodgate::test
