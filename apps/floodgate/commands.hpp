@@ -20,6 +20,7 @@ namespace floodgate::cli {
 void register_run(CLI::App& app, int& exit_code);
 void register_transcribe(CLI::App& app, int& exit_code);
 void register_sim(CLI::App& app, int& exit_code);
+void register_serve(CLI::App& app, int& exit_code);
 void register_tokens(CLI::App& app, int& exit_code);
 void register_estimate(CLI::App& app, int& exit_code);
 void register_batch(CLI::App& app, int& exit_code);

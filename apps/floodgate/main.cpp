@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   floodgate::cli::register_batch(app, exit_code);
   floodgate::cli::register_transcribe(app, exit_code);
   floodgate::cli::register_sim(app, exit_code);
+  floodgate::cli::register_serve(app, exit_code);
   floodgate::cli::register_tokens(app, exit_code);
   floodgate::cli::register_estimate(app, exit_code);
 

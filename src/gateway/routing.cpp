@@ -78,9 +78,10 @@ std::string service_tier_of(std::string_view json_body) {
 }
 
 std::string openai_error_body(std::string_view message, std::string_view type, std::string_view code) {
-  nlohmann::json error = {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
+  // In OpenAI's order: message, type, param, code.
+  nlohmann::ordered_json error = {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
   if (!code.empty()) error["code"] = code;
-  return nlohmann::json{{"error", std::move(error)}}.dump();
+  return nlohmann::ordered_json{{"error", std::move(error)}}.dump();
 }
 
 RetryAfter retry_after_values(Duration wait) {

@@ -1,0 +1,170 @@
+// `floodgate serve`: the OpenAI-compatible gateway (issue 16, groundwork). Flags and the
+// environment -> ServeOptions -> run_gateway.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "floodgate/core/duration.hpp"
+#include "floodgate/core/error.hpp"
+#include "floodgate/core/text.hpp"
+#include "floodgate/gateway/server.hpp"
+
+namespace floodgate::cli {
+namespace {
+
+struct ServeFlags {
+  gateway::ServeOptions options;
+  std::string upstream;
+  std::string upstream_key_file;
+  std::string keys;
+  std::size_t interactive_queue = 256;
+  std::string interactive_wait = "30s";
+  std::size_t batch_queue = 10'000;
+  std::string batch_wait = "10m";
+  double batch_min_share = 0.1;
+  std::string grace = "30s";
+  std::string access_log;
+  bool quiet = false;
+};
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::string(v) : std::string();
+}
+
+Duration duration_of(const std::string& text, const char* flag) {
+  const auto d = parse_duration(text);
+  if (!d || *d <= Duration::zero()) throw Error(std::string("bad duration for ") + flag + ": \"" + text + "\" (e.g. 500ms, 30s, 10m)");
+  return *d;
+}
+
+// The upstream key: the file's first line (trimmed) or $OPENAI_API_KEY. Never printed.
+std::string upstream_key(const std::string& file) {
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw Error("cannot read --upstream-key-file " + file);
+    std::string line;
+    std::getline(in, line);
+    const std::string key(trim(line));
+    if (key.empty()) throw Error("--upstream-key-file " + file + " holds no key on its first line");
+    return key;
+  }
+  std::string key = env("OPENAI_API_KEY");
+  if (key.empty()) throw Error("no upstream key: set OPENAI_API_KEY or give --upstream-key-file FILE");
+  return key;
+}
+
+int run(ServeFlags& f) {
+  gateway::ServeOptions& o = f.options;
+  o.upstream.base_url = !f.upstream.empty() ? f.upstream : env("OPENAI_BASE_URL");
+  if (o.upstream.base_url.empty()) o.upstream.base_url = "https://api.openai.com/v1";
+  if (!o.upstream.base_url.starts_with("http://") && !o.upstream.base_url.starts_with("https://")) {
+    throw Error("--upstream must be an http:// or https:// URL, e.g. https://api.openai.com/v1");
+  }
+  o.upstream.api_key = upstream_key(f.upstream_key_file);
+  o.upstream.organization = env("OPENAI_ORG_ID");
+  o.upstream.project = env("OPENAI_PROJECT_ID");
+  if (f.batch_min_share < 0 || f.batch_min_share > 1) throw Error("--batch-min-share must be between 0 and 1 (0.1 is 10%)");
+  if (f.interactive_queue == 0 || f.batch_queue == 0) throw Error("--interactive-queue and --batch-queue must be at least 1");
+  if (o.max_in_flight == 0) throw Error("--max-in-flight must be at least 1");
+  o.lanes = {gateway::LaneConfig{"interactive", f.interactive_queue, duration_of(f.interactive_wait, "--interactive-wait"), 0},
+             gateway::LaneConfig{"batch", f.batch_queue, duration_of(f.batch_wait, "--batch-wait"),
+                                 static_cast<std::uint32_t>(f.batch_min_share * 1000 + 0.5)}};
+  o.grace = duration_of(f.grace, "--grace");
+  if (!f.keys.empty()) o.keys = gateway::ClientKeys::load(f.keys, {"interactive", "batch"});
+
+  std::shared_ptr<std::FILE> log;
+  if (!f.quiet) {
+    if (f.access_log.empty() || f.access_log == "-") {
+      log = std::shared_ptr<std::FILE>(stderr, [](std::FILE*) {});
+    } else {
+      log = std::shared_ptr<std::FILE>(std::fopen(f.access_log.c_str(), "a"), [](std::FILE* file) {
+        if (file != nullptr) std::fclose(file);
+      });
+      if (!log) throw Error("cannot open --access-log " + f.access_log);
+    }
+    o.access_log = [log](std::string_view line) {
+      std::fprintf(log.get(), "%.*s\n", static_cast<int>(line.size()), line.data());
+      std::fflush(log.get());
+    };
+  }
+  return gateway::run_gateway(std::move(o), [](const std::string& base_url) {
+    std::printf("%s\n", base_url.c_str());
+    std::fflush(stdout);
+  });
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve",
+      "Run an OpenAI-compatible gateway: point any SDK at it (OPENAI_BASE_URL=http://127.0.0.1:PORT/v1) and its calls\n"
+      "share one upstream key through priority lanes: interactive requests are admitted first, batch keeps a\n"
+      "minimum share, each lane has a bounded queue and a wait deadline, and a request that cannot be admitted\n"
+      "in time gets OpenAI's 429 with an accurate retry-after. Prints its base URL (http://HOST:PORT/v1) as the\n"
+      "first line of stdout; one access-log line per request on stderr (never a key). Routes: /v1/chat/completions,\n"
+      "/v1/embeddings, /v1/responses, /v1/audio/transcriptions, /v1/audio/translations, /v1/models, /healthz,\n"
+      "/metrics (Prometheus). A request picks its lane with the header 'x-floodgate-lane: batch', its body's\n"
+      "service_tier (flex: batch, priority: interactive) or its client key (--keys). SIGINT/SIGTERM stop\n"
+      "accepting and drain (--grace).\n"
+      "Under construction (issue 16, docs/gateway.md): requests go upstream once each, without floodgate's\n"
+      "limiter or retries yet, and streamed answers arrive whole.\n"
+      "Example:\n"
+      "  OPENAI_API_KEY=sk-... floodgate serve --port 8080 &\n"
+      "  curl http://127.0.0.1:8080/v1/chat/completions -H 'x-floodgate-lane: batch' \\\n"
+      "       -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'");
+  ServeFlags& f = *flags;
+  gateway::ServeOptions& o = f.options;
+  cmd->add_option("--host", o.host, "Address to listen on; other than loopback only with --keys")->capture_default_str();
+  cmd->add_option("--port", o.port, "TCP port; 0 picks a free one (printed on the first line)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Event-loop threads; 0 = one per core")->capture_default_str();
+  cmd->add_option("--upstream", f.upstream, "The API to forward to (default: $OPENAI_BASE_URL or https://api.openai.com/v1)");
+  cmd->add_option("--upstream-key-file", f.upstream_key_file,
+                  "Read the upstream API key from this file's first line (default: $OPENAI_API_KEY); never logged");
+  cmd->add_option("--keys", f.keys,
+                  "Client keys file (JSON: key -> name, lane, sub-limits, budget; docs/gateway.md). Without it any "
+                  "key is accepted, on loopback only")
+      ->check(CLI::ExistingFile);
+
+  auto* lanes = "Lanes";
+  cmd->add_option("--interactive-queue", f.interactive_queue, "Requests the interactive lane holds waiting")
+      ->group(lanes)
+      ->capture_default_str();
+  cmd->add_option("--interactive-wait", f.interactive_wait, "Longest wait in the interactive lane, then 429")
+      ->group(lanes)
+      ->capture_default_str();
+  cmd->add_option("--batch-queue", f.batch_queue, "Requests the batch lane holds waiting")->group(lanes)->capture_default_str();
+  cmd->add_option("--batch-wait", f.batch_wait, "Longest wait in the batch lane, then 429")->group(lanes)->capture_default_str();
+  cmd->add_option("--batch-min-share", f.batch_min_share,
+                  "Share of admissions the batch lane gets while it waits, however busy interactive is (0 to 1)")
+      ->group(lanes)
+      ->capture_default_str();
+  cmd->add_option("--max-in-flight", o.max_in_flight,
+                  "Requests upstream at once (until the engine's limiter decides the room)")
+      ->group(lanes)
+      ->capture_default_str();
+
+  auto* server = "Server";
+  cmd->add_option("--grace", f.grace, "After SIGINT/SIGTERM, how long to wait for requests queued or in flight")
+      ->group(server)
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; larger gets 413")
+      ->group(server)
+      ->capture_default_str();
+  cmd->add_option("--access-log", f.access_log, "Write the access log to this file (appended) instead of stderr")
+      ->group(server);
+  cmd->add_flag("--quiet", f.quiet, "No access log")->group(server);
+
+  cmd->callback([flags, &exit_code] { exit_code = run(*flags); });
+}
+
+}  // namespace floodgate::cli

@@ -1,0 +1,58 @@
+#pragma once
+// `floodgate serve`: the gateway's HTTP front on Boost.Beast + Asio, shaped as the
+// simulator's server: one io_context per thread, each with its own acceptor on the same
+// port (SO_REUSEPORT), every connection a coroutine, no thread per connection.
+//
+// Each request:
+//   1. is read whole (up to max_body_bytes; larger: 413) and routed (routing.hpp): /healthz,
+//      /metrics, the OpenAI paths; anything else gets OpenAI's 404 ("Invalid URL ...");
+//   2. is authorised: with a keys file its Bearer key must be in it (else 401), without one
+//      any key is accepted (serve refuses to start without a keys file off loopback);
+//   3. if it spends the upstream's limits, waits in its lane (lanes.hpp) until the lanes
+//      hand it upstream, or is answered 429 in OpenAI's shape with retry-after when its
+//      lane is full or its wait reaches the lane's deadline;
+//   4. goes upstream (upstream.hpp; the Authorization header is the gateway's own key,
+//      the client's never leaves) and its answer is relayed with the upstream's status,
+//      body and headers (hop-by-hop ones dropped), plus x-floodgate-lane.
+// One access-log line per request (no key, no query string: a key is shown by its log id).
+// SIGINT/SIGTERM: stop accepting, /healthz answers 503, keep-alive ends after the answer
+// in progress, and the process waits up to `grace` for requests queued or in flight.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "floodgate/core/clock.hpp"
+#include "floodgate/gateway/keys.hpp"
+#include "floodgate/gateway/lanes.hpp"
+#include "floodgate/gateway/upstream.hpp"
+
+namespace floodgate::gateway {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  unsigned threads = 0;  // 0: one per core
+  TransportUpstreamOptions upstream;
+  std::vector<LaneConfig> lanes = default_lanes();
+  std::optional<ClientKeys> keys;  // none: any key, loopback only
+  // PLACEHOLDER for the engine's room (issue 14): requests upstream at once at most.
+  std::size_t max_in_flight = 64;
+  Duration grace = std::chrono::seconds(30);
+  std::uint64_t max_body_bytes = 32ull << 20;
+  // One line per request, without its newline; null: no access log. Called from the
+  // server's threads, one call at a time.
+  std::function<void(std::string_view)> access_log;
+  const Clock* clock = nullptr;  // the lanes' time; null: the steady clock
+};
+
+// Binds, calls `on_listening(base_url)` once ("http://127.0.0.1:PORT/v1"), serves until
+// SIGINT/SIGTERM, drains and returns the exit code (0). Throws floodgate::Error when it
+// cannot bind, or for a configuration that cannot be served (no keys file off loopback).
+int run_gateway(ServeOptions options, const std::function<void(const std::string&)>& on_listening);
+
+}  // namespace floodgate::gateway
