@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -34,7 +35,7 @@ constexpr std::string_view kLaneHeader = "x-floodgate-lane";
 
 // What the gateway answers a client.
 struct Answer {
-  int status = 200;
+  int status = 200;  // 499 (as nginx logs it): the client hung up, nothing is written
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
@@ -74,7 +75,7 @@ std::string_view bearer_of(std::string_view authorization) {
 // wake-up is lost.
 struct Waiter {
   explicit Waiter(const asio::any_io_executor& ex) : executor(ex), timer(ex) {}
-  enum class State { waiting, admitted, refused, answered };
+  enum class State { waiting, admitted, refused, cancelled, answered };
   asio::any_io_executor executor;
   asio::steady_timer timer;
   State state = State::waiting;
@@ -106,13 +107,17 @@ class Gateway {
     waiters_.clear();
   }
 
-  asio::awaitable<Answer> handle(const Request& req);
+  asio::awaitable<Answer> handle(const Request& req, tcp::socket& socket);
 
   std::atomic<std::int64_t> active_{0};
   std::atomic<std::int64_t> connections_{0};
 
  private:
-  asio::awaitable<std::optional<Refusal>> wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane);
+  // Waits for the lane: nullopt when admitted, the refusal when refused; the Waiter's state
+  // says cancelled when the client hung up meanwhile.
+  asio::awaitable<std::optional<Refusal>> wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane,
+                                                        tcp::socket& socket);
+  void watch_hang_up(const std::shared_ptr<Waiter>& w, TicketId id, tcp::socket& socket);
   asio::awaitable<void> forward(const std::shared_ptr<Waiter>& w, const Request& req);
   // Hands upstream what the room allows and tells the expired; under mu_.
   void pump_locked(TimePoint now);
@@ -164,14 +169,34 @@ void Gateway::refuse_locked(const Expired& expired) {
   });
 }
 
-asio::awaitable<std::optional<Refusal>> Gateway::wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane) {
+// A client that hangs up while its request waits in a lane gives its place back: the socket
+// turns readable, and a peek finds the end of the stream (or a reset) rather than a next
+// request. Runs on the connection's executor, as the Waiter's state wants.
+void Gateway::watch_hang_up(const std::shared_ptr<Waiter>& w, TicketId id, tcp::socket& socket) {
+  socket.async_wait(tcp::socket::wait_read, [this, w, id, &socket](boost::system::error_code ec) {
+    if (ec || w->state != Waiter::State::waiting) return;
+    char byte = 0;
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;  // a pipelined request
+    const std::lock_guard lock(mu_);
+    if (!lanes_.cancel(id)) return;  // admitted or refused meanwhile: that verdict is on its way
+    waiters_.erase(id);
+    w->state = Waiter::State::cancelled;
+    Waiter::wake(w);
+  });
+}
+
+asio::awaitable<std::optional<Refusal>> Gateway::wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane,
+                                                               tcp::socket& socket) {
+  TicketId id = 0;
   {
     const std::lock_guard lock(mu_);
-    const TicketId id = ++next_id_;
+    id = ++next_id_;
     if (auto refused = lanes_.enqueue(id, lane, clock_.now())) co_return refused;
     waiters_.emplace(id, w);
     pump_locked(clock_.now());
   }
+  watch_hang_up(w, id, socket);
   // The lane's deadline (and a little): then expire() refuses it, if nothing else did.
   w->timer.expires_after(lanes_.config(lane).max_wait + std::chrono::milliseconds(1));
   while (w->state == Waiter::State::waiting) {
@@ -182,6 +207,8 @@ asio::awaitable<std::optional<Refusal>> Gateway::wait_for_lane(const std::shared
     for (const auto& expired : lanes_.expire(clock_.now())) refuse_locked(expired);
     w->timer.expires_after(std::chrono::milliseconds(10));  // its refusal is posted: it cancels this wait
   }
+  boost::system::error_code ignored;
+  socket.cancel(ignored);  // the hang-up watch
   if (w->state == Waiter::State::refused) co_return w->refusal;
   co_return std::nullopt;
 }
@@ -232,7 +259,7 @@ Answer Gateway::relay(const std::shared_ptr<Waiter>& w, std::size_t lane) const 
   return answer;
 }
 
-asio::awaitable<Answer> Gateway::handle(const Request& req) {
+asio::awaitable<Answer> Gateway::handle(const Request& req, tcp::socket& socket) {
   const std::string_view method(req.method_string().data(), req.method_string().size());
   const std::string_view target(req.target().data(), req.target().size());
   const Route route = route_of(method, target);
@@ -310,7 +337,9 @@ asio::awaitable<Answer> Gateway::handle(const Request& req) {
   const std::size_t lane = std::get<LaneChoice>(choice).lane;
   lane_name = lanes_.config(lane).name;
 
-  if (const auto refusal = co_await wait_for_lane(w, lane)) {
+  const auto refusal = co_await wait_for_lane(w, lane, socket);
+  if (w->state == Waiter::State::cancelled) co_return finish(Answer{499, "", "", {}});
+  if (refusal) {
     const RetryAfter retry = retry_after_values(refusal->retry_after);
     const std::string why = refusal->reason == RefusalReason::queue_full
                                 ? "its queue is full (" + std::to_string(refusal->depth) + " waiting)"
@@ -421,7 +450,8 @@ asio::awaitable<void> session(tcp::socket socket, Gateway& gateway) {
     }
     const Active active(gateway.active_);
     const Request req = parser.release();
-    Answer answer = co_await gateway.handle(req);
+    Answer answer = co_await gateway.handle(req, socket);
+    if (answer.status == 499) break;  // the client is gone
     const bool keep_alive = req.keep_alive() && !gateway.stopping();
     if (!co_await write_answer(socket, std::move(answer), keep_alive) || !keep_alive) break;
   }

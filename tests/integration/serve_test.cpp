@@ -222,6 +222,28 @@ TEST(Serve, AFullLaneAndAnExpiredWaitAnswer429WithRetryAfter) {
   EXPECT_EQ(in_flight.get().status, 0) << "cut off at shutdown, never answered";
 }
 
+TEST(Serve, AClientThatHangsUpWhileQueuedGivesItsPlaceBack) {
+  SilentUpstream upstream;  // the first request holds the only place upstream for good
+  ServeProcess gw({"--upstream", upstream.base_url(), "--max-in-flight", "1", "--interactive-queue", "1", "--grace", "1s"},
+                  kUpstreamKey);
+  auto in_flight = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat, {}, 60s); });
+  ASSERT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_in_flight", "1"));
+  // Queued, then the client gives up after 1 s and closes its connection.
+  const HttpResult gave_up = gw.post("/v1/chat/completions", kChat, {}, 1s);
+  EXPECT_EQ(gave_up.status, 0);
+  ASSERT_TRUE(wait_for_metric(gw, "floodgate_gateway_lane_cancelled_total{lane=\"interactive\"}", "1"));
+  EXPECT_EQ(metric(gw, "floodgate_gateway_lane_depth{lane=\"interactive\"}"), "0");
+  // Its place is free again: the next request waits instead of being refused as over the bound.
+  auto next = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat, {}, 60s); });
+  ASSERT_TRUE(wait_for_metric(gw, "floodgate_gateway_lane_depth{lane=\"interactive\"}", "1"));
+  EXPECT_EQ(metric(gw, "floodgate_gateway_lane_rejected_total{lane=\"interactive\",reason=\"queue_full\"}"), "0");
+  const std::string log = floodgate::test::slurp(gw.log_path());
+  EXPECT_NE(log.find(" POST /v1/chat/completions 499 lane=interactive "), std::string::npos) << log;
+  gw.stop();
+  EXPECT_EQ(in_flight.get().status, 0);
+  EXPECT_EQ(next.get().status, 0);
+}
+
 TEST(Serve, AKeysFileAdmitsOnlyItsKeysInTheirLanesAndLogsNoKey) {
   SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
   floodgate::test::TempDir dir("serve_keys");
