@@ -136,20 +136,142 @@ std::string read_model(od::parser& parser, std::string_view body, const char* bu
   return {};
 }
 
-}  // namespace
+// What a line's top-level fields say, before the checks that make it a request or an error.
+struct LineFields {
+  std::optional<std::string> custom_id;
+  std::optional<std::string> method;
+  std::optional<std::string> url;
+  std::string_view body;  // the last object "body", raw bytes in the scratch buffer
+  bool has_body = false;
+  bool body_not_object = false;
+  std::string body_model;  // body.model of that body ("" when absent or not a string)
+  std::string line_model;  // the line's own "model", for a bare body (same rule)
+};
 
-bool is_blank_line(std::string_view line) noexcept {
-  for (char c : line) {
-    if (c != ' ' && c != '\t' && c != '\r') return false;
+// ---- one pass: strict and extracting at once ------------------------------------------------
+//
+// Every line used to be parsed twice: simdjson's DOM parser validated it (RFC 8259), then the
+// on-demand parser took the fields, skipping the body. The walk below does both in one pass
+// of the on-demand parser: it visits every value the way the DOM parser's second stage does
+// (every key and string unescaped, every number and literal parsed, every comma, colon and
+// bracket checked, nothing after the root object) and takes the fields on the way. It only
+// ever says yes to lines the DOM parser accepts; for anything else (an error of any kind, a
+// field of the wrong type, nesting deeper than kWalkDepth) it gives up and the line goes
+// the old two-parse way, so every error and its message stay as they were.
+
+// Deeper than this, the walk leaves the line to the DOM parser (whose limit is 1024).
+constexpr int kWalkDepth = 256;
+
+bool walk_strict(od::value value, int depth);
+
+// The fields of an object, each value walked; `on_field(key, value)` may take the value
+// (returning 1 when it consumed and checked it, 0 to have it walked, -1 to give up).
+template <typename OnField>
+bool walk_object(od::object obj, int depth, OnField&& on_field) {
+  for (auto result : obj) {
+    od::field field;
+    std::string_view key;
+    if (std::move(result).get(field) || field.unescaped_key().get(key)) return false;
+    od::value& child = field.value();
+    const int taken = on_field(key, child);
+    if (taken < 0) return false;
+    if (taken == 0 && !walk_strict(child, depth + 1)) return false;
   }
   return true;
 }
 
-ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const InputOptions& options) {
-  Scratch& s = scratch();
-  auto padded = s.pad(line);
-  const char* buf_end = s.buf.data() + s.buf.size();
+bool walk_strict(od::value value, int depth) {
+  od::json_type type;
+  if (value.type().get(type)) return false;
+  switch (type) {
+    case od::json_type::object: {
+      od::object obj;
+      if (depth >= kWalkDepth || value.get_object().get(obj)) return false;
+      return walk_object(obj, depth, [](std::string_view, od::value&) { return 0; });
+    }
+    case od::json_type::array: {
+      od::array arr;
+      if (depth >= kWalkDepth || value.get_array().get(arr)) return false;
+      for (auto element : arr) {
+        od::value child;
+        if (element.get(child) || !walk_strict(child, depth + 1)) return false;
+      }
+      return true;
+    }
+    case od::json_type::string: {
+      // Unescaped (escapes checked) and consumed: a string left in place could pass for a
+      // key when the on-demand parser skips it.
+      std::string_view text;
+      return !value.get_string().get(text);
+    }
+    case od::json_type::number: {
+      od::number number;
+      return !value.get_number().get(number);
+    }
+    case od::json_type::boolean: {
+      bool flag = false;
+      return !value.get_bool().get(flag);
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      return !value.is_null().get(is_null) && is_null;
+    }
+  }
+  return false;
+}
 
+// Takes the first "model" of an object being walked: its string, or "" when it is not one
+// (as read_model() does). Returns what walk_object()'s callback returns.
+int take_model(std::string_view key, od::value& value, std::string& model, bool& seen, int depth) {
+  if (key != "model" || seen) return 0;
+  seen = true;
+  std::string_view text;
+  if (!value.get_string().get(text)) {
+    model.assign(text);
+    return 1;
+  }
+  model.clear();
+  return walk_strict(value, depth + 1) ? 1 : -1;
+}
+
+// The one-pass parse; false when the line must go the two-parse way.
+bool fields_in_one_pass(od::parser& parser, simdjson::padded_string_view padded, LineFields& f) {
+  od::document doc;
+  od::object root;
+  if (parser.iterate(padded).get(doc) || doc.get_object().get(root)) return false;
+  bool line_model_seen = false;
+  const bool ok = walk_object(root, 1, [&](std::string_view key, od::value& value) -> int {
+    std::optional<std::string>* text_field = key == "custom_id" ? &f.custom_id : key == "method" ? &f.method : key == "url" ? &f.url : nullptr;
+    if (text_field != nullptr) {
+      std::string_view text;
+      if (value.get_string().get(text)) return -1;  // an error line: its message comes from the old way
+      text_field->emplace(text);
+      return 1;
+    }
+    if (key == "body") {
+      od::object body;
+      const char* begin = value.raw_json_token().data();
+      if (*begin != '{' || value.get_object().get(body)) return -1;
+      f.has_body = true;
+      f.body_model.clear();
+      bool body_model_seen = false;
+      if (!walk_object(body, 2, [&](std::string_view k, od::value& v) { return take_model(k, v, f.body_model, body_model_seen, 2); })) return -1;
+      // As object::raw_json() has it: from the brace up to the next token.
+      const char* end = nullptr;
+      if (doc.current_location().get(end)) return -1;
+      f.body = std::string_view(begin, static_cast<std::size_t>(end - begin));
+      return 1;
+    }
+    return take_model(key, value, f.line_model, line_model_seen, 1);
+  });
+  // Nothing may follow the root object: at its end, the location is out of bounds.
+  return ok && doc.current_location().error() != simdjson::SUCCESS;
+}
+
+// The two-parse way: strict DOM validation (which says where a line fails), then the
+// on-demand walk for the fields. nullopt: the fields were read; else the line's error.
+std::optional<ParsedLine> fields_in_two_passes(Scratch& s, std::string_view line, std::uint64_t line_no,
+                                               simdjson::padded_string_view padded, LineFields& f) {
   if (std::string why = strict_json_error(line, s.buf.data()); !why.empty()) {
     ParsedLine p = bad(line_no, why);
     p.not_json = true;
@@ -163,12 +285,6 @@ ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const 
     return bad(line_no, std::string("not JSON (") + simdjson::error_message(err) + ")");
   }
 
-  std::optional<std::string> custom_id;
-  std::optional<std::string> method;
-  std::optional<std::string> url;
-  std::string_view body;
-  bool has_body = false;
-  bool body_not_object = false;
   for (auto field : obj) {
     std::string_view key;
     if (field.error() || field.unescaped_key().get(key)) return bad(line_no, "not JSON (malformed object)");
@@ -177,32 +293,46 @@ ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const 
     if (key == "custom_id") {
       std::string_view id;
       if (value.get_string().get(id)) return bad(line_no, "custom_id is not a string");
-      custom_id = std::string(id);
+      f.custom_id = std::string(id);
     } else if (key == "method") {
       std::string_view m;
       if (value.get_string().get(m)) return bad(line_no, "method is not a string");
-      method = std::string(m);
+      f.method = std::string(m);
     } else if (key == "url") {
       std::string_view u;
       if (value.get_string().get(u)) return bad(line_no, "url is not a string");
-      url = std::string(u);
+      f.url = std::string(u);
     } else if (key == "body") {
-      has_body = true;
+      f.has_body = true;
       od::json_type type;
       if (value.type().get(type)) return bad(line_no, "not JSON (malformed body)");
       if (type != od::json_type::object) {
-        body_not_object = true;
+        f.body_not_object = true;
         (void)value.raw_json_token();
         continue;
       }
       od::object body_obj;
-      if (value.get_object().get(body_obj) || body_obj.raw_json().get(body)) return bad(line_no, "not JSON (malformed body)");
+      if (value.get_object().get(body_obj) || body_obj.raw_json().get(f.body)) return bad(line_no, "not JSON (malformed body)");
     }
   }
   // Whatever the loop skipped must still be well formed, and nothing may follow the object.
   if (!doc.current_location().error()) return bad(line_no, "not JSON (trailing content after the object)");
+  return std::nullopt;
+}
 
-  const bool batch_format = custom_id.has_value() || url.has_value() || has_body;
+ParsedLine parse_line(std::string_view line, std::uint64_t line_no, const InputOptions& options, bool one_pass) {
+  Scratch& s = scratch();
+  auto padded = s.pad(line);
+  const char* buf_end = s.buf.data() + s.buf.size();
+
+  LineFields f;
+  const bool read_in_one_pass = one_pass && fields_in_one_pass(s.parser, padded, f);
+  if (!read_in_one_pass) {
+    f = LineFields{};
+    if (auto error = fields_in_two_passes(s, line, line_no, padded, f)) return std::move(*error);
+  }
+
+  const bool batch_format = f.custom_id.has_value() || f.url.has_value() || f.has_body;
   if (!batch_format) {
     if (!options.default_endpoint) {
       ParsedLine p = bad(line_no, "not a Batch API line (no custom_id, url and body) and no --endpoint given for bare bodies");
@@ -220,42 +350,61 @@ ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const 
     r.endpoint = *options.default_endpoint;
     r.url = std::string(endpoint_path(r.endpoint));
     r.body = std::string(whole);
-    r.model = read_model(s.parser, whole, buf_end);
+    r.model = read_in_one_pass ? std::move(f.line_model) : read_model(s.parser, whole, buf_end);
     r.line_no = line_no;
     p.custom_id = r.custom_id;
     p.request = std::move(r);
     return p;
   }
 
-  if (!custom_id) return bad(line_no, "no custom_id");
-  if (custom_id->empty()) return bad(line_no, "empty custom_id");
-  if (!has_body) return bad(line_no, "no body", *custom_id);
-  if (body_not_object) return bad(line_no, "body is not a JSON object", *custom_id);
-  if (method && *method != "POST") return bad(line_no, "method \"" + *method + "\" is not POST", *custom_id);
+  if (!f.custom_id) return bad(line_no, "no custom_id");
+  if (f.custom_id->empty()) return bad(line_no, "empty custom_id");
+  if (!f.has_body) return bad(line_no, "no body", *f.custom_id);
+  if (f.body_not_object) return bad(line_no, "body is not a JSON object", *f.custom_id);
+  if (f.method && *f.method != "POST") return bad(line_no, "method \"" + *f.method + "\" is not POST", *f.custom_id);
 
   Endpoint endpoint;
-  if (url) {
-    auto e = endpoint_from_path(*url);
-    if (!e) return bad(line_no, "unknown endpoint \"" + *url + "\"", *custom_id);
+  if (f.url) {
+    auto e = endpoint_from_path(*f.url);
+    if (!e) return bad(line_no, "unknown endpoint \"" + *f.url + "\"", *f.custom_id);
     endpoint = *e;
   } else if (options.default_endpoint) {
     endpoint = *options.default_endpoint;
   } else {
-    return bad(line_no, "no url and no --endpoint given", *custom_id);
+    return bad(line_no, "no url and no --endpoint given", *f.custom_id);
   }
 
   ParsedLine p;
   Request r;
-  r.custom_id = *custom_id;
+  r.custom_id = std::move(*f.custom_id);
   r.endpoint = endpoint;
   r.url = std::string(endpoint_path(endpoint));
-  r.body = std::string(body);
-  r.model = read_model(s.parser, body, buf_end);
+  r.body = std::string(f.body);
+  r.model = read_in_one_pass ? std::move(f.body_model) : read_model(s.parser, f.body, buf_end);
   r.line_no = line_no;
   p.custom_id = r.custom_id;
   p.request = std::move(r);
   return p;
 }
+
+}  // namespace
+
+bool is_blank_line(std::string_view line) noexcept {
+  for (char c : line) {
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  }
+  return true;
+}
+
+ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const InputOptions& options) {
+  return parse_line(line, line_no, options, true);
+}
+
+namespace detail {
+ParsedLine parse_input_line_two_pass(std::string_view line, std::uint64_t line_no, const InputOptions& options) {
+  return parse_line(line, line_no, options, false);
+}
+}  // namespace detail
 
 std::optional<Endpoint> guess_endpoint(std::string_view body) {
   simdjson::dom::parser dom;

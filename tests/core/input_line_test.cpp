@@ -117,3 +117,105 @@ TEST(LineReaderLimit, SkipsALineOverTheLimitAndGoesOn) {
 }
 
 }  // namespace
+
+// parse_input_line() parses a line once (strict validation and the fields in one on-demand
+// walk) and leaves every line it does not accept to the old two-parse way (DOM validation,
+// then the fields). Both must give the same result on every line: valid lines of every
+// shape, and every one-byte mutation of them (a byte dropped, inserted or replaced by one
+// that matters to JSON), so the single pass never accepts what the DOM parser refuses and
+// never reads a field differently.
+namespace {
+
+using floodgate::ParsedLine;
+
+void expect_same(const ParsedLine& a, const ParsedLine& b, const std::string& line, bool bare) {
+  const std::string where = "line [" + line + "] bare=" + (bare ? "1" : "0");
+  ASSERT_EQ(a.request.has_value(), b.request.has_value()) << where << " one-pass: " << a.error_message << " two-pass: " << b.error_message;
+  EXPECT_EQ(a.error, b.error) << where;
+  EXPECT_EQ(a.error_message, b.error_message) << where;
+  EXPECT_EQ(a.custom_id, b.custom_id) << where;
+  EXPECT_EQ(a.not_json, b.not_json) << where;
+  EXPECT_EQ(a.bare_body, b.bare_body) << where;
+  if (!a.request) return;
+  EXPECT_EQ(a.request->custom_id, b.request->custom_id) << where;
+  EXPECT_EQ(a.request->method, b.request->method) << where;
+  EXPECT_EQ(a.request->url, b.request->url) << where;
+  EXPECT_EQ(a.request->endpoint, b.request->endpoint) << where;
+  EXPECT_EQ(a.request->body, b.request->body) << where;
+  EXPECT_EQ(a.request->model, b.request->model) << where;
+  EXPECT_EQ(a.request->line_no, b.request->line_no) << where;
+}
+
+// Returns how many of the lines became requests.
+int compare_both_ways(const std::string& line) {
+  int requests = 0;
+  for (const bool bare : {false, true}) {
+    InputOptions options;
+    if (bare) options.default_endpoint = floodgate::Endpoint::chat_completions;
+    const ParsedLine one = parse_input_line(line, 5, options);
+    const ParsedLine two = floodgate::detail::parse_input_line_two_pass(line, 5, options);
+    expect_same(one, two, line, bare);
+    requests += one.request.has_value() ? 1 : 0;
+  }
+  return requests;
+}
+
+const char* const kSeeds[] = {
+    R"({"custom_id":"req-1","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Say hello."}]}})",
+    R"({"body":{"messages":[{"role":"user","content":"x"}],"model":"m-\u00e9\"q\""} , "custom_id":"b","url":"/v1/chat/completions"}  )",
+    R"( { "custom_id" : "c\n" , "body" : { "model" : 5 , "n" : -0.5e-3 , "t" : true , "f" : false , "z" : null , "a" : [ ] , "o" : { } } } )",
+    R"({"cust\u006fm_id":"d","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":["a","b"],"x":[1,2.0,3e2,-4E+1,0]}})",
+    R"({"custom_id":"e","body":{"model":"a"},"body":{"model":"b","model":"c"},"method":"POST","custom_id":"e2"})",
+    R"({"custom_id":"f","body":{"model":{"nested":["model"]},"messages":[[[[{"k":[null]}]]]]},"url":"/v1/chat/completions"})",
+    R"({"custom_id":"g","url":"/v1/chat/completions","body":{"messages":[],"meta":{"model":"inner"}},"model":"outer"})",
+    R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"bare \ud83d\ude00"}],"temperature":0.2})",
+    R"({"messages":[],"model":null,"model":"second"}	)",
+    R"({"custom_id":"h","method":"GET","url":"/v1/chat/completions","body":{}})",
+    R"({"custom_id":"i","url":"/v1/nope","body":{"model":"x"}})",
+    R"({"custom_id":7,"body":{"model":"x"}})",
+    R"({"custom_id":"j","body":[{"model":"x"}]})",
+    R"({"custom_id":"","body":{"model":"x"},"url":"/v1/chat/completions"})",
+    R"({"custom_id":"k","body":{"model":"x","big":18446744073709551615,"bigger":18446744073709551616,"neg":-9223372036854775808}})",
+};
+
+TEST(InputLineOnePass, SameResultAsTheTwoParseWayOnEveryMutation) {
+  static const char kBytes[] = {',', ':', '{', '}', '[', ']', '"', '\\', ' ', '\n', 'x', '0', '1', '-', '.', 'e', 'n', 't', '\x01', '\xff'};
+  int requests = 0;
+  int lines = 0;
+  for (const std::string seed : kSeeds) {
+    requests += compare_both_ways(seed);
+    ++lines;
+    for (std::size_t i = 0; i <= seed.size(); ++i) {
+      if (i < seed.size()) {
+        requests += compare_both_ways(seed.substr(0, i) + seed.substr(i + 1));
+        ++lines;
+      }
+      for (const char c : kBytes) {
+        requests += compare_both_ways(seed.substr(0, i) + c + seed.substr(i));
+        ++lines;
+        if (i < seed.size() && seed[i] != c) {
+          std::string replaced = seed;
+          replaced[i] = c;
+          requests += compare_both_ways(replaced);
+          ++lines;
+        }
+      }
+      if (HasFailure()) return;  // one mismatch is enough to read
+    }
+  }
+  // The mutations must have exercised both ways: many lines became requests, many did not.
+  EXPECT_GT(requests, lines / 4) << lines << " lines";
+  EXPECT_LT(requests, 2 * lines - lines / 4) << lines << " lines";
+}
+
+TEST(InputLineOnePass, DeepNestingAndEdgesGoTheSameWay) {
+  for (const int depth : {10, 255, 256, 300, 1100}) {
+    const std::string nested = std::string(static_cast<std::size_t>(depth), '[') + std::string(static_cast<std::size_t>(depth), ']');
+    compare_both_ways(R"({"custom_id":"a","body":{"model":"m","x":)" + nested + "}}");
+  }
+  for (const std::string line : {"", " ", "{}", "[]", "null", "\"x\"", "{\"custom_id\":\"a\"}", "{\"body\":{}}", "{\"custom_id\":\"a\",\"body\":{}}x"}) {
+    compare_both_ways(line);
+  }
+}
+
+}  // namespace

@@ -55,6 +55,14 @@ struct ParsedLine {
 // bad input; throws std::bad_alloc only.
 [[nodiscard]] ParsedLine parse_input_line(std::string_view line, std::uint64_t line_no, const InputOptions& options);
 
+namespace detail {
+// What parse_input_line() does with a line its one-pass parse gives up on (any line that
+// is not a valid request, or nested deeper than 256): strict validation with simdjson's DOM
+// parser, then the on-demand parser for the fields. The result must be the same on every
+// line; tests and the jsonl_line fuzzer check that it is.
+[[nodiscard]] ParsedLine parse_input_line_two_pass(std::string_view line, std::uint64_t line_no, const InputOptions& options);
+}  // namespace detail
+
 // The endpoint a bare request body's fields imply ("messages": chat, "prompt": completions,
 // "input": embeddings for an embedding model or with encoding_format/dimensions, else
 // responses); nullopt when they imply none or the text is not a JSON object.
