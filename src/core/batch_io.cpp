@@ -593,8 +593,13 @@ bool CustomIdSet::contains(std::string_view id) const noexcept {
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
+  // Bytes that need no escape go in runs (one append each), not one push_back per byte.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -603,16 +608,13 @@ void append_json_string(std::string& out, std::string_view text) {
       case '\t': out += "\\t"; break;
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xF]);
-        } else {
-          out.push_back(ch);
-        }
+      default: {
+        const char escape[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        out.append(escape, sizeof escape);
+      }
     }
   }
+  out.append(text.data() + run, text.size() - run);
   out.push_back('"');
 }
 
@@ -620,10 +622,12 @@ void append_output_line(std::string& out, const Outcome& o) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += "{\"id\":\"batch_req_";
   std::uint64_t h = CustomIdSet::hash(o.custom_id.empty() ? std::string_view("#") : std::string_view(o.custom_id)) ^ o.line_no;
-  for (int i = 0; i < 16; ++i) {
-    out.push_back(kHex[h >> 60]);
+  char id[16];
+  for (char& digit : id) {
+    digit = kHex[h >> 60];
     h <<= 4;
   }
+  out.append(id, sizeof id);
   out += "\",\"custom_id\":";
   if (o.custom_id.empty()) {
     out += "null";

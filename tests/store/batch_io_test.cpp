@@ -110,6 +110,25 @@ TEST(OutputLine, SuccessAndErrorRoundTrip) {
   EXPECT_EQ(binfo->line_no, 9u);
 }
 
+// The exact bytes of an output line, escapes of every kind included (pinned from the
+// per-byte writer of 9f02c42, which the run-at-a-time writer replaced).
+TEST(OutputLine, ExactBytesWithEveryEscape) {
+  static const char kId[] = "a\"b\\c\n\r\t\b\f\x01\x1f\x7f caf\xc3\xa9 end\0!";
+  Outcome o;
+  o.custom_id = std::string(kId, sizeof kId - 1);
+  o.line_no = 12;
+  o.status_code = 429;
+  o.request_id = "req_\x02x";
+  o.body = R"({"e":1})";
+  o.error = ErrorKind::rate_limited;
+  o.error_message = "slow \"down\"\x1b";
+  o.attempts = 3;
+  EXPECT_EQ(format_output_line(o),
+            "{\"id\":\"batch_req_274f02e194b43ae8\",\"custom_id\":\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\x7f caf\xc3\xa9 end\\u0000!\","
+            "\"response\":{\"status_code\":429,\"request_id\":\"req_\\u0002x\",\"body\":{\"e\":1}},"
+            "\"error\":{\"code\":\"rate_limited\",\"message\":\"slow \\\"down\\\"\\u001b\",\"attempts\":3,\"line\":12}}\n");
+}
+
 TEST(LineReader, ReadsLinesLazilyIncludingLongOnesAndNoFinalNewline) {
   const auto path = std::filesystem::temp_directory_path() / ("fg_reader_" + std::to_string(::getpid()) + ".jsonl");
   const std::string long_line(200'000, 'x');
