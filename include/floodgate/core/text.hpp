@@ -3,6 +3,7 @@
 // header names, header values and the lines of text formats are ASCII-case-insensitive
 // and padded with ASCII whitespace, never with the locale's.
 
+#include <array>
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -20,9 +21,17 @@ namespace floodgate {
   return s.substr(first, end - first);
 }
 
-[[nodiscard]] constexpr char ascii_lower(char c) noexcept {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
+namespace detail {
+// ASCII lower case by table: one load per byte (header names are lowered byte by byte on
+// every response).
+inline constexpr std::array<char, 256> kAsciiLower = [] {
+  std::array<char, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return t;
+}();
+}  // namespace detail
+
+[[nodiscard]] constexpr char ascii_lower(char c) noexcept { return detail::kAsciiLower[static_cast<unsigned char>(c)]; }
 
 [[nodiscard]] std::string ascii_lower(std::string_view s);
 
