@@ -202,84 +202,110 @@ std::optional<Duration> parse_retry_after(std::string_view text, std::chrono::sy
   return std::nullopt;
 }
 
-RateLimitHeaders parse_rate_limit_headers(const HeaderLookup& get,
-                                          std::optional<std::chrono::system_clock::time_point> wall_now_opt) {
-  const auto wall_now = wall_now_opt.value_or(std::chrono::system_clock::now());
-  RateLimitHeaders h;
-  auto count = [&](std::string_view name) -> std::optional<std::int64_t> {
-    const auto v = get(name);
-    return v ? parse_header_count(*v) : std::nullopt;
-  };
-  auto positive = [](std::optional<std::int64_t> v) { return v && *v > 0 ? v : std::nullopt; };
-  h.limit_requests = positive(count("x-ratelimit-limit-requests"));
-  h.limit_tokens = positive(count("x-ratelimit-limit-tokens"));
-  h.remaining_requests = count("x-ratelimit-remaining-requests");
-  h.remaining_tokens = count("x-ratelimit-remaining-tokens");
-  if (const auto v = get("x-ratelimit-reset-requests")) h.reset_requests = parse_reset(*v, wall_now);
-  if (const auto v = get("x-ratelimit-reset-tokens")) h.reset_tokens = parse_reset(*v, wall_now);
-  // Anthropic (also on its OpenAI-compatible endpoint): anthropic-ratelimit-requests-* and
-  // -tokens-* (the most restrictive token limit in force), resets as RFC 3339 times. Read
-  // only for what the x-ratelimit-* headers did not say.
-  if (!h.limit_requests) h.limit_requests = positive(count("anthropic-ratelimit-requests-limit"));
-  if (!h.limit_tokens) h.limit_tokens = positive(count("anthropic-ratelimit-tokens-limit"));
-  if (!h.remaining_requests) h.remaining_requests = count("anthropic-ratelimit-requests-remaining");
-  if (!h.remaining_tokens) h.remaining_tokens = count("anthropic-ratelimit-tokens-remaining");
-  if (!h.reset_requests) {
-    if (const auto v = get("anthropic-ratelimit-requests-reset")) h.reset_requests = parse_reset(*v, wall_now);
-  }
-  if (!h.reset_tokens) {
-    if (const auto v = get("anthropic-ratelimit-tokens-reset")) h.reset_tokens = parse_reset(*v, wall_now);
-  }
-  if (const auto v = get("retry-after-ms")) {
-    const auto t = trim(*v);
-    if (!t.empty() && t.front() >= '0' && t.front() <= '9') {
-      if (const auto d = parse_duration(t)) h.retry_after = Duration{d->count() / 1000};  // "seconds" -> ms
-    }
-  }
-  if (!h.retry_after) {
-    if (const auto v = get("retry-after")) h.retry_after = parse_retry_after(*v, wall_now);
-  }
-  return h;
-}
-
 namespace {
 
-// One pass over the response's headers (often 15-20) picks out the fourteen that matter;
-// the lookups then compare against these only.
-constexpr std::array<std::string_view, 14> kRateLimitNames = {
+// The headers read, in the order of kRateLimitNames.
+enum Name : std::size_t {
+  kLimitRequests, kLimitTokens, kRemainingRequests, kRemainingTokens, kResetRequests, kResetTokens,
+  kRetryAfterMs, kRetryAfter,
+  kAnthropicRequestsLimit, kAnthropicTokensLimit, kAnthropicRequestsRemaining, kAnthropicTokensRemaining,
+  kAnthropicRequestsReset, kAnthropicTokensReset,
+  kNameCount
+};
+
+constexpr std::array<std::string_view, kNameCount> kRateLimitNames = {
     "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
     "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
     "retry-after-ms", "retry-after",
     "anthropic-ratelimit-requests-limit", "anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-requests-remaining",
     "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset"};
 
-template <class Pairs>
-RateLimitHeaders parse_pairs(const Pairs& headers, std::optional<std::chrono::system_clock::time_point> wall_now) {
-  std::array<std::optional<std::string_view>, kRateLimitNames.size()> found;
-  for (const auto& [name_s, value_s] : headers) {
-    const std::string_view name(name_s);
-    if (name.size() < 11 || (name[0] != 'x' && name[0] != 'X' && name[0] != 'r' && name[0] != 'R' && name[0] != 'a' && name[0] != 'A')) continue;
-    // Names usually arrive lower-cased (HTTP/2 requires it; the transport lowers them):
-    // compare bytes, and fold case only for a name that has capitals.
-    const bool lower_case = std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-    for (std::size_t i = 0; i < kRateLimitNames.size(); ++i) {
-      if (!found[i] && name.size() == kRateLimitNames[i].size() && (lower_case ? name == kRateLimitNames[i] : iequals(name, kRateLimitNames[i]))) {
-        found[i] = std::string_view(value_s);
-        break;
-      }
+// Which of the names above `name` is (any case), or kNameCount: its first letter picks the
+// group (x-ratelimit-*, retry-after*, anthropic-ratelimit-*) and only that group's names of
+// the same length are compared, so most of a response's headers cost a switch. Names
+// usually arrive lower-cased (HTTP/2 requires it; the transport lowers them): bytes are
+// compared first, and case is folded only for a name that has capitals.
+std::size_t name_index(std::string_view name) noexcept {
+  if (name.size() < 11) return kNameCount;
+  std::size_t first = 0;
+  std::size_t last = 0;
+  switch (name[0]) {
+    case 'x': case 'X': first = kLimitRequests; last = kRetryAfterMs; break;
+    case 'r': case 'R': first = kRetryAfterMs; last = kAnthropicRequestsLimit; break;
+    case 'a': case 'A': first = kAnthropicRequestsLimit; last = kNameCount; break;
+    default: return kNameCount;
+  }
+  for (std::size_t i = first; i < last; ++i) {
+    if (name == kRateLimitNames[i]) return i;
+  }
+  if (std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) return kNameCount;
+  for (std::size_t i = first; i < last; ++i) {
+    if (iequals(name, kRateLimitNames[i])) return i;
+  }
+  return kNameCount;
+}
+
+// What the headers say; `value(n)` is the value of kRateLimitNames[n] (nullopt if absent).
+template <class Value>
+RateLimitHeaders interpret(Value&& value, std::chrono::system_clock::time_point wall_now) {
+  RateLimitHeaders h;
+  auto count = [&](Name n) -> std::optional<std::int64_t> {
+    const auto v = value(n);
+    return v ? parse_header_count(*v) : std::nullopt;
+  };
+  auto positive = [](std::optional<std::int64_t> v) { return v && *v > 0 ? v : std::nullopt; };
+  h.limit_requests = positive(count(kLimitRequests));
+  h.limit_tokens = positive(count(kLimitTokens));
+  h.remaining_requests = count(kRemainingRequests);
+  h.remaining_tokens = count(kRemainingTokens);
+  if (const auto v = value(kResetRequests)) h.reset_requests = parse_reset(*v, wall_now);
+  if (const auto v = value(kResetTokens)) h.reset_tokens = parse_reset(*v, wall_now);
+  // Anthropic (also on its OpenAI-compatible endpoint): anthropic-ratelimit-requests-* and
+  // -tokens-* (the most restrictive token limit in force), resets as RFC 3339 times. Read
+  // only for what the x-ratelimit-* headers did not say.
+  if (!h.limit_requests) h.limit_requests = positive(count(kAnthropicRequestsLimit));
+  if (!h.limit_tokens) h.limit_tokens = positive(count(kAnthropicTokensLimit));
+  if (!h.remaining_requests) h.remaining_requests = count(kAnthropicRequestsRemaining);
+  if (!h.remaining_tokens) h.remaining_tokens = count(kAnthropicTokensRemaining);
+  if (!h.reset_requests) {
+    if (const auto v = value(kAnthropicRequestsReset)) h.reset_requests = parse_reset(*v, wall_now);
+  }
+  if (!h.reset_tokens) {
+    if (const auto v = value(kAnthropicTokensReset)) h.reset_tokens = parse_reset(*v, wall_now);
+  }
+  if (const auto v = value(kRetryAfterMs)) {
+    const auto t = trim(*v);
+    if (!t.empty() && t.front() >= '0' && t.front() <= '9') {
+      if (const auto d = parse_duration(t)) h.retry_after = Duration{d->count() / 1000};  // "seconds" -> ms
     }
   }
-  return parse_rate_limit_headers(
-      [&](std::string_view name) -> std::optional<std::string_view> {
-        for (std::size_t i = 0; i < kRateLimitNames.size(); ++i) {
-          if (kRateLimitNames[i] == name) return found[i];
-        }
-        return std::nullopt;
-      },
-      wall_now);
+  if (!h.retry_after) {
+    if (const auto v = value(kRetryAfter)) h.retry_after = parse_retry_after(*v, wall_now);
+  }
+  return h;
+}
+
+std::chrono::system_clock::time_point wall_or_now(std::optional<std::chrono::system_clock::time_point> wall_now) {
+  return wall_now ? *wall_now : std::chrono::system_clock::now();
+}
+
+// One pass over the response's headers (often 15-20) picks out the ones that matter (the
+// first of each name), then they are read by index.
+template <class Pairs>
+RateLimitHeaders parse_pairs(const Pairs& headers, std::optional<std::chrono::system_clock::time_point> wall_now) {
+  std::array<std::optional<std::string_view>, kNameCount> found;
+  for (const auto& [name, value] : headers) {
+    const std::size_t i = name_index(name);
+    if (i < kNameCount && !found[i]) found[i] = std::string_view(value);
+  }
+  return interpret([&](Name n) { return found[n]; }, wall_or_now(wall_now));
 }
 
 }  // namespace
+
+RateLimitHeaders parse_rate_limit_headers(const HeaderLookup& get, std::optional<std::chrono::system_clock::time_point> wall_now) {
+  return interpret([&](Name n) { return get(kRateLimitNames[n]); }, wall_or_now(wall_now));
+}
 
 RateLimitHeaders parse_rate_limit_headers(std::span<const std::pair<std::string, std::string>> headers,
                                           std::optional<std::chrono::system_clock::time_point> wall_now) {
