@@ -82,6 +82,8 @@ Journal::~Journal() {
   sqlite3_finalize(insert_);
   sqlite3_finalize(lookup_);
   sqlite3_finalize(add_admission_);
+  sqlite3_finalize(begin_);
+  sqlite3_finalize(commit_);
   sqlite3_close(db_);
 }
 
@@ -92,6 +94,23 @@ void Journal::exec(const char* sql) {
     sqlite3_free(err);
     throw Error(msg, failure_exit_code());
   }
+}
+
+// sqlite3_exec() parses its SQL text at every call, and the engine opens and commits a
+// transaction at every turn of its loop that admitted something: BEGIN and COMMIT are
+// prepared once instead. Fails as exec() does.
+void Journal::run_cached(sqlite3_stmt*& st, const char* sql) {
+  if (st == nullptr && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK) {
+    st = nullptr;
+    throw Error("journal \"" + path_ + "\": " + sqlite3_errmsg(db_), failure_exit_code());
+  }
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    std::string msg = "journal \"" + path_ + "\": " + sqlite3_errmsg(db_);
+    const int code = failure_exit_code();
+    sqlite3_reset(st);
+    throw Error(msg, code);
+  }
+  sqlite3_reset(st);
 }
 
 int Journal::failure_exit_code() const noexcept {
@@ -121,7 +140,7 @@ void Journal::record(const Outcome& o) {
 void Journal::commit() {
   if (pending_.empty()) return;
   const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  exec("BEGIN IMMEDIATE");
+  run_cached(begin_, "BEGIN IMMEDIATE");
   try {
     for (const Row& r : pending_) {
       sqlite3_reset(insert_);
@@ -137,7 +156,7 @@ void Journal::commit() {
       if (sqlite3_step(insert_) != SQLITE_DONE) throw Error(sqlite_error(db_, "insert"), failure_exit_code());
     }
     sqlite3_reset(insert_);
-    exec("COMMIT");
+    run_cached(commit_, "COMMIT");
   } catch (...) {
     sqlite3_reset(insert_);
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -194,14 +213,14 @@ void Journal::remove(const std::vector<std::string>& keys) {
   if (sqlite3_prepare_v2(db_, "DELETE FROM outcomes WHERE custom_id=?", -1, &st, nullptr) != SQLITE_OK) {
     throw Error(sqlite_error(db_, "delete"), exit_code::internal);
   }
-  exec("BEGIN IMMEDIATE");
+  run_cached(begin_, "BEGIN IMMEDIATE");
   for (const auto& k : keys) {
     sqlite3_reset(st);
     bind_text(st, 1, k);
     sqlite3_step(st);
   }
   sqlite3_finalize(st);
-  exec("COMMIT");
+  run_cached(commit_, "COMMIT");
 }
 
 void Journal::set_pause(const Pause& pause) {
@@ -298,7 +317,7 @@ void Journal::commit_admissions() {
                          -1, SQLITE_PREPARE_PERSISTENT, &add_admission_, nullptr) != SQLITE_OK) {
     throw Error(sqlite_error(db_, "admissions"), exit_code::internal);
   }
-  exec("BEGIN IMMEDIATE");
+  run_cached(begin_, "BEGIN IMMEDIATE");
   try {
     for (const Admission& a : admissions_) {
       sqlite3_reset(add_admission_);
@@ -309,7 +328,7 @@ void Journal::commit_admissions() {
       if (sqlite3_step(add_admission_) != SQLITE_DONE) throw Error(sqlite_error(db_, "admissions"), failure_exit_code());
     }
     sqlite3_reset(add_admission_);
-    exec("COMMIT");
+    run_cached(commit_, "COMMIT");
   } catch (...) {
     sqlite3_reset(add_admission_);
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -111,6 +111,7 @@ class Journal {
     Usage usage;
   };
   void exec(const char* sql);
+  void run_cached(sqlite3_stmt*& st, const char* sql);  // a statement without results, prepared once
   // exit_code::disk_full when the last failure was a full disk (or quota, file size limit).
   [[nodiscard]] int failure_exit_code() const noexcept;
 
@@ -119,6 +120,8 @@ class Journal {
   sqlite3_stmt* lookup_ = nullptr;
   static std::vector<Admission> admission_rows(sqlite3_stmt* st);
   sqlite3_stmt* add_admission_ = nullptr;
+  sqlite3_stmt* begin_ = nullptr;   // BEGIN IMMEDIATE
+  sqlite3_stmt* commit_ = nullptr;  // COMMIT
   std::vector<Admission> admissions_;  // buffered by record_admission()
   std::vector<Row> pending_;
   std::string path_;
