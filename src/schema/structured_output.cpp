@@ -1,5 +1,7 @@
 #include "floodgate/schema/structured_output.hpp"
 
+#include <string.h>  // memmem
+
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -364,12 +366,21 @@ struct AnswerChecker::Impl {
 
 namespace {
 
+// string_view::find() stops at every occurrence of the needle's first byte (a quote, here:
+// dozens per body) to compare the rest; glibc's memmem() skips ahead (-0.5k instructions
+// per answer on the two searches below, which every answer goes through).
+std::size_t find_text(std::string_view haystack, std::string_view needle, std::size_t from) noexcept {
+  if (from > haystack.size()) return std::string_view::npos;
+  const void* at = ::memmem(haystack.data() + from, haystack.size() - from, needle.data(), needle.size());
+  return at == nullptr ? std::string_view::npos : static_cast<std::size_t>(static_cast<const char*>(at) - haystack.data());
+}
+
 // False when every "refusal" key in the body is followed by null (what OpenAI and the
 // simulator send on every ordinary answer), so plain answers skip the JSON parse; true
 // (parse and look) on anything else.
 bool may_carry_refusal(std::string_view body) noexcept {
   constexpr std::string_view key = "\"refusal\"";
-  for (auto pos = body.find(key); pos != std::string_view::npos; pos = body.find(key, pos + key.size())) {
+  for (auto pos = find_text(body, key, 0); pos != std::string_view::npos; pos = find_text(body, key, pos + key.size())) {
     std::size_t i = pos + key.size();
     while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r' || body[i] == ':')) ++i;
     if (body.substr(i, 4) != "null") return true;
@@ -389,7 +400,7 @@ Verdict AnswerChecker::check(std::string_view request_body, std::string_view res
   if (impl_->fixed) return check_chat_answer(response_body, &*impl_->fixed, false);
   // Fast path for plain requests: nothing to check unless the body asks for a format or the
   // answer carries a refusal (both are visible as plain substrings).
-  if (request_body.find("\"response_format\"") == std::string_view::npos && !may_carry_refusal(response_body)) {
+  if (find_text(request_body, "\"response_format\"", 0) == std::string_view::npos && !may_carry_refusal(response_body)) {
     return {};
   }
   const auto format = requested_format(request_body);
