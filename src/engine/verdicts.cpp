@@ -2,13 +2,31 @@
 
 #include <algorithm>
 
-#include "floodgate/core/duration.hpp"
 #include "floodgate/core/exit_codes.hpp"
-#include "words.hpp"
 
 namespace floodgate::engine {
 
-using std::chrono::duration_cast;
+JobEvent Verdicts::event(JobEvent::Kind kind, bool error) const {
+  JobEvent ev;
+  ev.kind = kind;
+  ev.error = error;
+  ev.base_url = opt_.base_url;
+  return ev;
+}
+
+void Verdicts::add_refusal(JobEvent& ev) const {
+  ev.refusal = refusal_key_;
+  ev.url = refusal_url_;
+  ev.model = refusal_model_;
+}
+
+std::string Verdicts::words(const JobEvent& ev) const { return opt_.describe ? opt_.describe(ev) : std::string(name(ev)); }
+
+// Typed to the caller (on_event), worded by it (describe) for the message.
+void Verdicts::report(const JobEvent& ev) {
+  if (opt_.on_event) opt_.on_event(ev);
+  progress_.message(ev.error ? "error" : "warning", words(ev));
+}
 
 void Verdicts::on_reached(TimePoint now) {
   answered_once_ = true;
@@ -43,20 +61,6 @@ bool Verdicts::hold_refusal(Item* item, Outcome& o, const std::string& answer_re
   return true;
 }
 
-// What to fix, by the refusal.
-std::string Verdicts::refusal_advice() const {
-  const std::string status = refusal_key_.substr(0, 3);
-  const std::string code = refusal_key_.size() > 4 ? refusal_key_.substr(4) : std::string();
-  if (status == "401") return "the API key was refused: check OPENAI_API_KEY (or --api-key), and --organization / --project if given";
-  if (code == "model_not_found") {
-    return "model \"" + refusal_model_ + "\" does not exist or this key's project has no access to it: check the model name in the input, "
-           "or the project's model access (--project)";
-  }
-  if (status == "404") return "the URL " + refusal_url_ + " does not exist: check --base-url / OPENAI_BASE_URL (the API's is https://api.openai.com/v1)";
-  return "the key's organization or project may not use model \"" + refusal_model_ + "\" or this endpoint: check --organization / --project, "
-         "the model, and the project's permissions";
-}
-
 // The first answers are all the same refusal (kRefusalsToStop of them, or fewer when no
 // other line can answer): stop, leave every line unsent, exit 9.
 void Verdicts::check_rejected(TimePoint now) {
@@ -64,10 +68,11 @@ void Verdicts::check_rejected(TimePoint now) {
   if (refusals_ < kRefusalsToStop && !host_.nothing_else_to_try()) return;
   rejected_stop_ = true;
   stop_admitting_ = true;
-  progress_.message("error", "every answer so far was the same refusal (" + thousands(refusals_) + " of them, HTTP " + refusal_key_.substr(0, 3) +
-                                 (refusal_key_.size() > 4 ? " " + refusal_key_.substr(4) : std::string()) + ": " + refusal_message_ + "): " +
-                                 refusal_advice() + ". Stopped; nothing was recorded for the lines not sent or refused. "
-                                 "Fix it, then re-run the same command.");
+  JobEvent ev = event(JobEvent::Kind::rejected, true);
+  ev.count = refusals_;
+  ev.detail = refusal_message_;
+  add_refusal(ev);
+  report(ev);
   for (auto& [item, outcome] : refused_) host_.abandon(item, now);
   refused_.clear();
 }
@@ -80,12 +85,11 @@ void Verdicts::on_no_contact(TimePoint now, const std::string& error) {
   breaker_.on_no_contact(now);
   last_connect_error_ = error;
   if (was || !breaker_.in_outage()) return;
-  std::string bound = opt_.outage_limit > Duration{0} ? "; if that takes longer than --outage-limit (" + format_duration(opt_.outage_limit) +
-                                                            ") the run stops, resumable (exit 8)"
-                                                      : "";
-  progress_.message("warning", "the server stopped answering (" + std::to_string(breaker_.consecutive_no_contact()) +
-                                   " attempts in a row got no answer; last: " + error +
-                                   "): pausing all sending and probing one request at a time until it answers" + bound);
+  JobEvent ev = event(JobEvent::Kind::outage_began, false);
+  ev.count = static_cast<std::uint64_t>(breaker_.consecutive_no_contact());
+  ev.detail = error;
+  ev.limit = std::max(opt_.outage_limit, Duration{0});
+  report(ev);
   // Lines whose last attempt was one of the run of failures go back in line.
   for (auto& [parked_item, parked_outcome] : parked_) {
     ++parked_item->spared;
@@ -105,8 +109,9 @@ void Verdicts::on_connect_failure(TimePoint now, const std::string& error, bool 
 
 void Verdicts::on_quota(const std::string& code) {
   if (!quota_stop_) {
-    progress_.message("error", "429 " + code + ": the account is out of quota or over a spend/usage limit (check the plan, "
-                               "billing details and limits). Stopped admitting; draining requests in flight. Re-run the same command to resume.");
+    JobEvent ev = event(JobEvent::Kind::insufficient_quota, true);
+    ev.detail = code;
+    report(ev);
   }
   quota_stop_ = true;
   stop_admitting_ = true;
@@ -114,8 +119,9 @@ void Verdicts::on_quota(const std::string& code) {
 
 void Verdicts::on_budget() {
   if (!budget_stop_) {
-    progress_.message("warning", "budget reached: " + (opt_.budget_reason ? opt_.budget_reason() : std::string("stop")) +
-                                     "; no new requests, draining those in flight. Re-run to resume.");
+    JobEvent ev = event(JobEvent::Kind::budget, false);
+    ev.detail = opt_.budget_reason ? opt_.budget_reason() : std::string("stop");
+    report(ev);
   }
   budget_stop_ = true;
   stop_admitting_ = true;
@@ -125,8 +131,9 @@ bool Verdicts::on_stop_request(int requests, std::size_t in_flight) {
   if (!interrupted_) {
     interrupted_ = true;
     stop_admitting_ = true;
-    progress_.message("warning", "interrupted: no new requests; waiting for " + std::to_string(in_flight) +
-                                     " in flight (Ctrl-C again to stop at once). Re-run the same command to resume.");
+    JobEvent ev = event(JobEvent::Kind::interrupted, false);
+    ev.in_flight = in_flight;
+    report(ev);
   }
   if (requests < 2 || stop_now_) return false;
   stop_now_ = true;
@@ -150,10 +157,11 @@ void Verdicts::check_outage(TimePoint now) {
   if (now - breaker_.outage_since() < opt_.outage_limit) return;
   outage_stop_ = true;
   stop_admitting_ = true;
-  progress_.message("error", "no answer from " + opt_.base_url + " for " +
-                                 format_duration(duration_cast<std::chrono::seconds>(now - breaker_.outage_since())) +
-                                 " (--outage-limit " + format_duration(opt_.outage_limit) + "; last: " + last_connect_error_ +
-                                 "). Stopped; the lines not finished were not recorded. Re-run the same command to resume once the server is back.");
+  JobEvent ev = event(JobEvent::Kind::outage_stopped, true);
+  ev.span = now - breaker_.outage_since();
+  ev.limit = opt_.outage_limit;
+  ev.detail = last_connect_error_;
+  report(ev);
   for (auto& [item, outcome] : parked_) host_.abandon(item, now);
   parked_.clear();
 }
@@ -167,19 +175,12 @@ void Verdicts::check_unreachable(TimePoint now) {
   if (connect_failures_ < 8 && !host_.nothing_else_to_try()) return;
   unreachable_stop_ = true;
   stop_admitting_ = true;
-  const std::string over = thousands(connect_failures_) + " attempts in a row over " +
-                           format_duration(duration_cast<std::chrono::seconds>(now - *first_connect_failure_));
-  if (last_failure_was_slow_) {
-    // The server took the requests but answered none in time: slow, not unreachable.
-    progress_.message("error", "no answer from " + opt_.base_url + " in time: " + last_connect_error_ + " (" + over +
-                                   "; the server accepted the connections and the requests). Stopped; the lines not answered were not "
-                                   "recorded. If its answers take longer (long completions, a slow model or server), raise --timeout; "
-                                   "then re-run the same command to resume.");
-  } else {
-    progress_.message("error", "cannot reach " + opt_.base_url + ": " + last_connect_error_ + " (" + over +
-                                   ", no answer yet). Stopped; the lines that could not be sent were not recorded. Check --base-url / "
-                                   "OPENAI_BASE_URL and the network, then re-run the same command to resume.");
-  }
+  JobEvent ev = event(JobEvent::Kind::unreachable, true);
+  ev.count = connect_failures_;
+  ev.span = now - *first_connect_failure_;
+  ev.slow = last_failure_was_slow_;  // the server took the requests but answered none in time
+  ev.detail = last_connect_error_;
+  report(ev);
   for (auto& [item, outcome] : parked_) host_.abandon(item, now);
   parked_.clear();
 }
@@ -201,40 +202,42 @@ const char* Verdicts::draining_note() const noexcept {
                              : "draining";
 }
 
+// The stop, typed (RunSummary::stop, and a last `stopped` event with its facts) and worded
+// by describe (RunSummary::stop_reason).
 void Verdicts::conclude(RunSummary& summary, const std::string* disk_full, std::optional<std::string> paused) const {
+  JobEvent stop = event(JobEvent::Kind::stopped, true);
   if (disk_full != nullptr) {
-    summary.exit_code = exit_code::disk_full;
-    summary.stop_reason = "cannot write: " + *disk_full +
-                          ". Nothing is lost that was recorded; the job is resumable: make room (or move the output and its "
-                          "journal to a larger disk) and re-run the same command";
+    stop.cause = StopCause::disk_full;
+    stop.detail = *disk_full;
   } else if (interrupted_) {
-    summary.exit_code = exit_code::interrupted;
-    summary.stop_reason = "interrupted";
+    stop.cause = StopCause::interrupted;
   } else if (unreachable_stop_) {
-    summary.exit_code = exit_code::unreachable;
-    summary.stop_reason = last_failure_was_slow_ ? "unreachable: no answer in time from " + opt_.base_url + " (it took the requests; raise --timeout)"
-                                                 : "unreachable: no answer from " + opt_.base_url;
+    stop.cause = StopCause::unreachable;
+    stop.slow = last_failure_was_slow_;
   } else if (outage_stop_) {
-    summary.exit_code = exit_code::outage;
-    summary.stop_reason = "outage: " + opt_.base_url + " stopped answering mid-run for longer than --outage-limit (" +
-                          format_duration(opt_.outage_limit) + ")";
+    stop.cause = StopCause::outage;
+    stop.limit = opt_.outage_limit;
   } else if (rejected_stop_) {
-    summary.exit_code = exit_code::rejected;
-    summary.stop_reason = "rejected: " + refusal_advice();
+    stop.cause = StopCause::rejected;
+    add_refusal(stop);
   } else if (quota_stop_) {
-    summary.exit_code = exit_code::insufficient_quota;
-    summary.stop_reason = "insufficient_quota";
+    stop.cause = StopCause::insufficient_quota;
   } else if (budget_stop_) {
-    summary.exit_code = exit_code::budget;
-    summary.stop_reason = "budget: " + (opt_.budget_reason ? opt_.budget_reason() : std::string("reached"));
+    stop.cause = StopCause::budget;
+    stop.detail = opt_.budget_reason ? opt_.budget_reason() : std::string("reached");
   } else if (paused) {
-    summary.exit_code = exit_code::paused;
-    summary.stop_reason = std::move(*paused);
-  } else if (summary.failed + summary.earlier_failed > 0) {
-    summary.exit_code = exit_code::some_failed;  // error lines in the output, this run's or earlier
-  } else {
-    summary.exit_code = exit_code::ok;
+    stop.cause = StopCause::paused;
+    stop.detail = std::move(*paused);
   }
+  if (stop.cause == StopCause::none) {
+    // error lines in the output, this run's or earlier
+    summary.exit_code = summary.failed + summary.earlier_failed > 0 ? exit_code::some_failed : exit_code::ok;
+    return;
+  }
+  summary.exit_code = exit_code_for(stop.cause);
+  summary.stop = stop.cause;
+  summary.stop_reason = words(stop);
+  if (opt_.on_event) opt_.on_event(stop);
 }
 
 }  // namespace floodgate::engine

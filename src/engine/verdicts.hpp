@@ -77,13 +77,17 @@ class Verdicts {
   void release_held(std::vector<Item*>& out);
   // The progress line's note while draining ("interrupted: draining" ...).
   [[nodiscard]] const char* draining_note() const noexcept;
-  // The run's exit code and stop reason: a full disk (its message), else a verdict, else a
-  // paused model (the scheduler's reason), else whether the output holds error lines.
+  // The run's exit code and stop (typed, and in describe's words): a full disk (its message),
+  // else a verdict, else a paused model (the scheduler's reason), else whether the output
+  // holds error lines.
   void conclude(RunSummary& summary, const std::string* disk_full, std::optional<std::string> paused) const;
 
  private:
   static constexpr std::uint64_t kRefusalsToStop = 5;
-  [[nodiscard]] std::string refusal_advice() const;
+  [[nodiscard]] JobEvent event(JobEvent::Kind kind, bool error) const;
+  void add_refusal(JobEvent& ev) const;  // the refusal's facts: key, URL, model
+  [[nodiscard]] std::string words(const JobEvent& ev) const;
+  void report(const JobEvent& ev);
 
   const EngineOptions& opt_;
   Progress& progress_;

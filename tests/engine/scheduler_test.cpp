@@ -48,6 +48,7 @@ class Job {
     options.progress.tty = false;
     options.progress.stream = log_;
     options.make_transport = server_.factory();
+    options.on_event = [this](const JobEvent& e) { events.push_back(e); };
   }
   ~Job() { std::fclose(log_); }
 
@@ -73,6 +74,7 @@ class Job {
   }
 
   EngineOptions options;
+  std::vector<JobEvent> events;  // the engine's typed job events, in order
 
  private:
   test::TempDir dir_;
@@ -171,7 +173,13 @@ TEST(Scheduler, APauseBeyondTheHorizonSuspendsOnlyThatModel) {
   });
   const RunSummary s = job.run();
   EXPECT_EQ(s.exit_code, exit_code::paused);
-  EXPECT_NE(s.stop_reason.find("model \"gpt-a\" may resume after"), std::string::npos) << s.stop_reason;
+  EXPECT_EQ(s.stop, StopCause::paused);
+  EXPECT_EQ(s.stop_reason, "paused");  // no describe hook: the stop's name
+  ASSERT_FALSE(job.events.empty());
+  const JobEvent& stop = job.events.back();
+  EXPECT_EQ(stop.kind, JobEvent::Kind::stopped);
+  EXPECT_EQ(stop.cause, StopCause::paused);
+  EXPECT_NE(stop.detail.find("model \"gpt-a\" may resume after"), std::string::npos) << stop.detail;
   EXPECT_EQ(s.succeeded, 5u);
   EXPECT_EQ(s.not_done, 5u);
   std::size_t sent_a = 0;
@@ -191,12 +199,37 @@ TEST(Scheduler, NoAnswerAtAllIsTheUnreachableVerdictExit7) {
   Job job(chat_lines(20), [](const SentRequest&, std::size_t) { return ScriptedReply::connection_refused(); });
   const RunSummary s = job.run();
   EXPECT_EQ(s.exit_code, exit_code::unreachable);
-  EXPECT_EQ(s.stop_reason, "unreachable: no answer from http://127.0.0.1:9/v1");
+  EXPECT_EQ(s.stop, StopCause::unreachable);
+  EXPECT_EQ(s.stop_reason, "unreachable");
   EXPECT_EQ(s.not_done, 20u);
   EXPECT_EQ(s.failed, 0u);
   EXPECT_TRUE(job.output().empty());
   EXPECT_GE(job.sent().size(), 8u);
-  EXPECT_NE(job.messages().find("Check --base-url"), std::string::npos) << job.messages();
+  // Typed: the verdict with its evidence, then the stop; no words but the event's name.
+  ASSERT_EQ(job.events.size(), 2u);
+  const JobEvent& verdict = job.events[0];
+  EXPECT_EQ(verdict.kind, JobEvent::Kind::unreachable);
+  EXPECT_TRUE(verdict.error);
+  EXPECT_EQ(verdict.base_url, "http://127.0.0.1:9/v1");
+  EXPECT_GE(verdict.count, 8u);
+  EXPECT_FALSE(verdict.slow);
+  EXPECT_FALSE(verdict.detail.empty());
+  EXPECT_EQ(job.events[1].kind, JobEvent::Kind::stopped);
+  EXPECT_EQ(job.events[1].cause, StopCause::unreachable);
+  EXPECT_NE(job.messages().find("unreachable"), std::string::npos) << job.messages();
+  EXPECT_EQ(job.messages().find("--base-url"), std::string::npos) << job.messages();  // the CLI's words, not the engine's
+}
+
+TEST(Scheduler, TheDescribeHookWordsTheMessagesAndTheStopReason) {
+  // Broken by: an event worded by the engine itself, or a stop reason not from the hook.
+  Job job(chat_lines(20), [](const SentRequest&, std::size_t) { return ScriptedReply::connection_refused(); });
+  job.options.describe = [](const JobEvent& e) {
+    return "words for " + std::string(name(e)) + (e.kind == JobEvent::Kind::stopped ? " (stop)" : "");
+  };
+  const RunSummary s = job.run();
+  EXPECT_EQ(s.exit_code, exit_code::unreachable);
+  EXPECT_EQ(s.stop_reason, "words for unreachable (stop)");
+  EXPECT_NE(job.messages().find("words for unreachable"), std::string::npos) << job.messages();
 }
 
 TEST(Scheduler, ARequestLargerThanTheTokenLimitIsCannotFitAndNeverSent) {
@@ -259,7 +292,9 @@ TEST(Scheduler, CtrlCStopsAdmittingAndDrainsWhatIsInFlight) {
   EXPECT_EQ(s.succeeded, 4u);
   EXPECT_EQ(s.not_done, 16u);
   EXPECT_EQ(count_ok(job.output()), 4u);
-  EXPECT_NE(job.messages().find("interrupted: no new requests; waiting for 2 in flight"), std::string::npos) << job.messages();
+  ASSERT_FALSE(job.events.empty());
+  EXPECT_EQ(job.events[0].kind, JobEvent::Kind::interrupted);
+  EXPECT_EQ(job.events[0].in_flight, 2u);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -51,6 +52,9 @@ inline constexpr std::array<char, 256> kAsciiLower = [] {
   if (what.starts_with("[json.exception") && close != std::string_view::npos) what.remove_prefix(close + 2);
   return what;
 }
+
+// 1234567 -> "1,234,567" (counts in messages and summaries).
+[[nodiscard]] std::string thousands(std::uint64_t v);
 
 // "2026-12-03T08:27:45.123Z": UTC, milliseconds (ISO 8601, as the journal and tables write).
 [[nodiscard]] std::string iso8601_utc(std::chrono::system_clock::time_point t);

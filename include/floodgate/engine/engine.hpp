@@ -24,6 +24,7 @@
 #include "floodgate/core/batch_io.hpp"
 #include "floodgate/core/clock.hpp"
 #include "floodgate/engine/estimator.hpp"
+#include "floodgate/engine/events.hpp"
 #include "floodgate/engine/progress.hpp"
 #include "floodgate/engine/source.hpp"
 #include "floodgate/http/transport.hpp"
@@ -134,6 +135,13 @@ struct EngineOptions {
   std::function<std::string()> budget_reason;
   // After every attempt that `admit` allowed: its usage (zeros when none).
   std::function<void(const Request&, const Usage&)> settle;
+  // The job-level events (events.hpp: the stops and their evidence), typed, as they happen;
+  // a stopped run's last is its `stopped` event.
+  std::function<void(const JobEvent&)> on_event;
+  // Words for an event: its message (the log and the terminal) and, for the `stopped`
+  // event, RunSummary::stop_reason; null: the event's name (events.hpp, name()). The CLI's,
+  // which name its flags, are apps/floodgate/engine_words.cpp.
+  std::function<std::string(const JobEvent&)> describe;
 };
 
 struct RunSummary {
@@ -163,7 +171,8 @@ struct RunSummary {
   limit::Limits limits;                 // in force at the end (first model seen)
   std::uint64_t breaker_opened = 0;
   int exit_code = 0;
-  std::string stop_reason;              // "", "interrupted", "insufficient_quota", "paused until ..."
+  StopCause stop = StopCause::none;     // why the run ended early, typed (exit_code_for(stop))
+  std::string stop_reason;              // "" or the stop in describe's words (without it: "interrupted", "paused", ...)
 };
 
 class Engine {
