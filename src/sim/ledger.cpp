@@ -1,26 +1,14 @@
 #include "sim/ledger.hpp"
 
 #include <chrono>
-#include <ctime>
 
 #include <nlohmann/json.hpp>
 
 #include "floodgate/core/error.hpp"
+#include "floodgate/core/text.hpp"
 
 namespace floodgate::sim {
 namespace {
-
-std::string iso_now() {
-  const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
 
 nlohmann::json or_null(std::string_view s) {
   if (s.empty()) return nullptr;
@@ -48,7 +36,7 @@ Ledger::~Ledger() {
 
 void Ledger::append(const LedgerEntry& e) {
   nlohmann::json j;
-  j["ts"] = iso_now();
+  j["ts"] = iso8601_utc(std::chrono::system_clock::now());
   j["request_id"] = std::string(e.request_id);
   j["method"] = std::string(e.method);
   j["path"] = std::string(e.path);
