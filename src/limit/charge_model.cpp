@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "floodgate/core/error.hpp"
+#include "floodgate/core/text.hpp"
 
 namespace floodgate::limit {
 namespace {
@@ -15,12 +16,6 @@ std::optional<std::uint64_t> number(std::string_view s) {
   const auto r = std::from_chars(s.data(), end, v);
   if (r.ec != std::errc{} || r.ptr != end || s.empty()) return std::nullopt;
   return v;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace

@@ -45,6 +45,9 @@ TEST(ChargeModel, ParsesAndDescribes) {
   }
   EXPECT_EQ(parse_charge_model("openai"), ChargeModel{});
   EXPECT_TRUE(parse_charge_model("flat:16,refund").refunds_unused);
+  // Whitespace around the rule and its parts is core's trim(): spaces as before, and tabs.
+  EXPECT_EQ(parse_charge_model(" input+16 , refund ").describe(), "input+16,refund");
+  EXPECT_EQ(parse_charge_model("\tmax(input, 16 )\t").describe(), "max(input,16)");
   for (const char* bad : {"", "flat", "flat:x", "input+", "input+16,refunds", "max(input)", "usage"}) {
     EXPECT_THROW((void)parse_charge_model(bad), floodgate::Error) << bad;
   }
