@@ -16,9 +16,9 @@
 #include <string>
 
 #include "floodgate/audio/chunk_dir.hpp"
-#include "floodgate/audio/probe.hpp"
-#include "floodgate/audio/silence.hpp"
-#include "floodgate/audio/split.hpp"
+#include "floodgate/audio_media/probe.hpp"
+#include "floodgate/audio_media/silence.hpp"
+#include "floodgate/audio_media/split.hpp"
 
 namespace {
 

@@ -10,7 +10,7 @@
 
 #include "audio/av.hpp"
 #include "floodgate/audio/error.hpp"
-#include "floodgate/audio/probe.hpp"
+#include "floodgate/audio_media/probe.hpp"
 
 namespace floodgate::audio::detail {
 

@@ -26,7 +26,8 @@
 #include <vector>
 
 #include "floodgate/audio/job.hpp"
-#include "floodgate/audio/plan.hpp"
+#include "floodgate/audio_media/plan.hpp"
+#include "floodgate/audio_media/probe.hpp"
 
 namespace {
 

@@ -1,4 +1,6 @@
-#include "floodgate/audio/plan.hpp"
+#include "floodgate/audio_media/plan.hpp"
+
+#include "floodgate/audio_media/probe.hpp"
 
 namespace floodgate::audio {
 

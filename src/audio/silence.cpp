@@ -1,4 +1,4 @@
-#include "floodgate/audio/silence.hpp"
+#include "floodgate/audio_media/silence.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "floodgate/audio/split.hpp"
+#include "floodgate/audio_media/split.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "floodgate/audio/silence.hpp"
+#include "floodgate/audio_media/probe.hpp"
+#include "floodgate/audio_media/silence.hpp"
 
 namespace floodgate::audio::testing {
 

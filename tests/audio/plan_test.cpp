@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "floodgate/audio/split.hpp"
+#include "floodgate/audio_media/split.hpp"
 
 namespace floodgate::audio {
 namespace {

@@ -1,4 +1,4 @@
-#include "floodgate/audio/probe.hpp"
+#include "floodgate/audio_media/probe.hpp"
 
 #include <gtest/gtest.h>
 

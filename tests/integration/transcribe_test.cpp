@@ -24,8 +24,8 @@
 #include "audio/audio_fixture.hpp"
 #include "floodgate/audio/chunk_dir.hpp"
 #include "floodgate/audio/merge.hpp"
-#include "floodgate/audio/probe.hpp"
-#include "floodgate/audio/split.hpp"
+#include "floodgate/audio_media/probe.hpp"
+#include "floodgate/audio_media/split.hpp"
 #include "support/files.hpp"
 #include "support/sim_process.hpp"
 

@@ -21,8 +21,7 @@
 
 #include "floodgate/audio/error.hpp"
 #include "floodgate/audio/merge.hpp"
-#include "floodgate/audio/probe.hpp"
-#include "floodgate/audio/split.hpp"
+#include "floodgate/audio/media.hpp"
 
 namespace floodgate::audio {
 

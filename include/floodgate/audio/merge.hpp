@@ -17,7 +17,7 @@
 #include <string_view>
 
 #include "floodgate/audio/error.hpp"
-#include "floodgate/audio/probe.hpp"
+#include "floodgate/audio/media.hpp"
 
 namespace floodgate::audio {
 

@@ -25,37 +25,14 @@
 #include <vector>
 
 #include "floodgate/audio/error.hpp"
-#include "floodgate/audio/probe.hpp"
-#include "floodgate/audio/silence.hpp"
+#include "floodgate/audio/media.hpp"
+#include "floodgate/audio_media/silence.hpp"
 
 namespace floodgate::audio {
-
-// The API's file size limit, and the default chunk size that leaves room for the
-// container overhead of a remuxed chunk and the multipart envelope.
-inline constexpr std::uint64_t kApiFileLimitBytes = 25ULL * 1024 * 1024;
-inline constexpr std::uint64_t kDefaultMaxChunkBytes = 24'000'000;
-
-enum class ChunkMode { automatic, remux, reencode };
-
-struct SplitOptions {
-  Seconds max_chunk{600.0};
-  std::uint64_t max_chunk_bytes = kDefaultMaxChunkBytes;
-  double search_fraction = 0.25;  // look for a silence in the last 25% of each target length
-  ChunkMode mode = ChunkMode::automatic;
-  SilenceOptions silence;
-};
 
 struct Cut {
   Seconds at{0};
   bool in_silence = false;
-};
-
-struct Chunk {
-  std::size_t index = 0;
-  std::filesystem::path path;
-  Seconds offset{0};    // where the chunk starts in the original, from its first packet/sample
-  Seconds duration{0};  // from its packets' timestamps and durations
-  std::uint64_t size_bytes = 0;
 };
 
 struct SplitResult {

@@ -18,16 +18,9 @@
 #include <vector>
 
 #include "floodgate/audio/error.hpp"
-#include "floodgate/audio/probe.hpp"
+#include "floodgate/audio/media.hpp"
 
 namespace floodgate::audio {
-
-struct SilenceOptions {
-  int analysis_rate_hz = 8000;
-  Seconds frame{0.020};
-  double threshold_dbfs = -40.0;
-  Seconds min_silence{0.30};
-};
 
 // Times are seconds from the start of the audio (the stream's first timestamp is 0).
 struct Silence {

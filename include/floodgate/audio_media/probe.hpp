@@ -6,28 +6,12 @@
 // header, a cut WAV) is reported as corrupt rather than sent. It never decodes the
 // whole file; its cost is a few reads at the head and the tail.
 
-#include <chrono>
-#include <cstdint>
 #include <filesystem>
-#include <string>
 
 #include "floodgate/audio/error.hpp"
+#include "floodgate/audio/media.hpp"
 
 namespace floodgate::audio {
-
-using Seconds = std::chrono::duration<double>;
-
-struct AudioInfo {
-  std::string container;      // libavformat's short name, e.g. "mp3", "wav", "mov,mp4,m4a,3gp,3g2,mj2"
-  std::string codec;          // e.g. "mp3", "pcm_s16le", "aac", "vorbis", "opus", "flac"
-  Seconds duration{0};        // of the audio stream (container duration when the stream has none)
-  Seconds start_time{0};      // the audio stream's first timestamp (non-zero for MP3 encoder delay)
-  std::uint64_t size_bytes = 0;
-  int sample_rate_hz = 0;
-  int channels = 0;
-  std::int64_t bit_rate = 0;  // bits per second, 0 when unknown
-  int stream_index = 0;       // the audio stream chosen
-};
 
 struct ProbeOptions {
   // Seek to the last `tail_check` of the declared duration and read to the end; the file

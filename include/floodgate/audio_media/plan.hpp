@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "floodgate/audio/job.hpp"
-#include "floodgate/audio/split.hpp"
+#include "floodgate/audio_media/split.hpp"
 
 namespace floodgate::audio {
 
