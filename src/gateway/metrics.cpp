@@ -53,6 +53,12 @@ std::string render_metrics(const std::vector<LaneStats>& lanes, const HttpCounts
   for (const auto& [code, n] : counts.upstream_responses) {
     out << "floodgate_gateway_upstream_responses_total{code=\"" << code << "\"} " << n << '\n';
   }
+  family(out, "floodgate_gateway_upstream_cancelled_total", "counter",
+         "Upstream calls cut off because their client hung up (the upstream connection was closed).");
+  out << "floodgate_gateway_upstream_cancelled_total " << counts.upstream_cancelled << '\n';
+  family(out, "floodgate_gateway_usage_tokens_total", "counter", "Tokens in the usage of the answers relayed.");
+  out << "floodgate_gateway_usage_tokens_total{kind=\"input\"} " << counts.usage_input_tokens << '\n';
+  out << "floodgate_gateway_usage_tokens_total{kind=\"output\"} " << counts.usage_output_tokens << '\n';
   family(out, "floodgate_gateway_upstream_in_flight", "gauge", "Requests sent upstream and not answered yet.");
   out << "floodgate_gateway_upstream_in_flight " << counts.upstream_in_flight << '\n';
   family(out, "floodgate_gateway_connections", "gauge", "Client connections open.");

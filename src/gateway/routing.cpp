@@ -25,6 +25,7 @@ Route route_of(std::string_view method, std::string_view target) noexcept {
                                        path.find('/', 11) == std::string_view::npos))) {
     return Route::models;
   }
+  if (path.starts_with("/v1/")) return Route::proxied;
   return Route::unknown;
 }
 
@@ -39,6 +40,10 @@ bool is_paced(Route route) noexcept {
   }
 }
 
+bool streams_body(Route route) noexcept {
+  return route == Route::audio_transcriptions || route == Route::audio_translations || route == Route::proxied;
+}
+
 std::string_view to_string(Route route) noexcept {
   switch (route) {
     case Route::healthz: return "healthz";
@@ -49,6 +54,7 @@ std::string_view to_string(Route route) noexcept {
     case Route::audio_transcriptions: return "audio_transcriptions";
     case Route::audio_translations: return "audio_translations";
     case Route::models: return "models";
+    case Route::proxied: return "proxied";
     case Route::unknown: return "unknown";
   }
   return "unknown";

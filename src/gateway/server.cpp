@@ -1,6 +1,12 @@
 // <utility> first: Boost 1.74's asio/awaitable.hpp uses std::exchange without including it.
 #include <utility>
 
+// GCC 12 takes the sized operator delete of Asio's coroutine frames for a mismatch with their
+// operator new once Gateway::handle's frame grew (a false positive: both are the frame's own).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 #include "floodgate/gateway/server.hpp"
 
 #include <sys/socket.h>
@@ -19,8 +25,10 @@
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/text.hpp"
 #include "floodgate/gateway/metrics.hpp"
+#include "floodgate/gateway/relay.hpp"
 #include "floodgate/gateway/routing.hpp"
 #include "net/listeners.hpp"
+#include "proxy.hpp"
 
 namespace floodgate::gateway {
 namespace {
@@ -29,35 +37,31 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
-using Request = bhttp::request<bhttp::string_body>;
+using Head = bhttp::request_header<>;
+using proxy::StreamedBody;
 
 constexpr std::string_view kLaneHeader = "x-floodgate-lane";
 
 // What the gateway answers a client.
 struct Answer {
+  Answer() = default;
+  Answer(int s, std::string type, std::string text, std::vector<std::pair<std::string, std::string>> extra)
+      : status(s), content_type(std::move(type)), body(std::move(text)), headers(std::move(extra)) {}
   int status = 200;  // 499 (as nginx logs it): the client hung up, nothing is written
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  bool written = false;         // the relay wrote it to the client already
+  bool keep_alive = true;       // false: the connection ends after it
+  std::uint64_t bytes_out = 0;  // body bytes written by the relay
+  std::optional<Usage> usage;
 };
 
 Answer error_answer(int status, std::string_view message, std::string_view type, std::string_view code) {
   return Answer{status, "application/json", openai_error_body(message, type, code), {}};
 }
 
-// The upstream's headers a client may see: not the hop-by-hop ones, not those that
-// describe the upstream connection's encoding (the transport decoded the body), no cookies.
-bool relayed(std::string_view name) {
-  static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "transfer-encoding", "content-length",
-                                                  "content-encoding", "set-cookie", "upgrade", "te", "trailer",
-                                                  "proxy-authenticate", "proxy-connection"};
-  for (const auto dropped : kDropped) {
-    if (name == dropped) return false;
-  }
-  return true;
-}
-
-std::string_view field(const Request& req, std::string_view name) {
+std::string_view field(const Head& req, std::string_view name) {
   const auto it = req.find(beast::string_view(name.data(), name.size()));
   return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
 }
@@ -81,33 +85,48 @@ struct Waiter {
   State state = State::waiting;
   Refusal refusal;
   Duration waited{0};
-  UpstreamResponse response;
+  std::optional<std::chrono::nanoseconds> upstream_elapsed;  // it went upstream
 
   static void wake(const std::shared_ptr<Waiter>& w) { w->timer.cancel(); }
 };
 
+// One request as the session read it: its head, and its body either read whole or still in
+// the client's socket (the streamed routes: audio uploads and everything proxied as is).
+struct Incoming {
+  const Head& head;
+  bool keep_alive = true;  // the client's request allows a next one
+  const std::string* body = nullptr;
+  StreamedBody* streamed = nullptr;
+  tcp::socket& socket;
+  beast::flat_buffer& buffer;
+  proxy::Pool& pool;
+};
+
 class Gateway {
  public:
-  explicit Gateway(ServeOptions options)
+  Gateway(ServeOptions options, std::size_t threads)
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? *options_.clock : SteadyClock::instance()),
         lanes_(options_.lanes),
-        upstream_(std::make_unique<TransportUpstream>(options_.upstream)) {}
+        upstream_(options_.upstream) {
+    for (std::size_t i = 0; i < threads; ++i) pools_.push_back(std::make_unique<proxy::Pool>());
+  }
 
   [[nodiscard]] const ServeOptions& options() const noexcept { return options_; }
   [[nodiscard]] bool stopping() const noexcept { return stopping_; }
   void begin_stop() noexcept { stopping_ = true; }
   [[nodiscard]] std::int64_t active() const noexcept { return active_; }
+  [[nodiscard]] proxy::Pool& pool(std::size_t thread) noexcept { return *pools_[thread]; }
 
-  // Before the io_contexts go: the upstream thread and every waiter (their timers belong
-  // to the contexts).
+  // Before the io_contexts go: every pooled upstream connection and every waiter (their
+  // sockets and timers belong to the contexts).
   void release() {
-    upstream_.reset();
+    pools_.clear();
     const std::lock_guard lock(mu_);
     waiters_.clear();
   }
 
-  asio::awaitable<Answer> handle(const Request& req, tcp::socket& socket);
+  asio::awaitable<Answer> handle(Incoming in);
 
   std::atomic<std::int64_t> active_{0};
   std::atomic<std::int64_t> connections_{0};
@@ -118,13 +137,15 @@ class Gateway {
   asio::awaitable<std::optional<Refusal>> wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane,
                                                         tcp::socket& socket);
   void watch_hang_up(const std::shared_ptr<Waiter>& w, TicketId id, tcp::socket& socket);
-  asio::awaitable<void> forward(const std::shared_ptr<Waiter>& w, const Request& req);
+  // Sends the request upstream and relays the answer (proxy.hpp); what is left to write
+  // comes back as an Answer (written = false: a 502 or 413 of the gateway's own).
+  asio::awaitable<Answer> forward(const Incoming& in, Route route, const std::shared_ptr<Waiter>& w,
+                                  std::vector<std::pair<std::string, std::string>> own_headers);
   // Hands upstream what the room allows and tells the expired; under mu_.
   void pump_locked(TimePoint now);
   void refuse_locked(const Expired& expired);
-  Answer relay(const std::shared_ptr<Waiter>& w, std::size_t lane) const;
-  void log(const Request& req, const Answer& answer, std::string_view lane, const std::string& key_id,
-           const std::shared_ptr<Waiter>& w);
+  void log(const Head& req, std::uint64_t bytes_in, const Answer& answer, std::string_view lane,
+           const std::string& key_id, const std::shared_ptr<Waiter>& w);
 
   ServeOptions options_;
   const Clock& clock_;
@@ -136,7 +157,8 @@ class Gateway {
   TicketId next_id_ = 0;                                            // under mu_
   HttpCounts counts_;                                               // under mu_
   std::mutex log_mu_;
-  std::unique_ptr<Upstream> upstream_;
+  proxy::Upstream upstream_;
+  std::vector<std::unique_ptr<proxy::Pool>> pools_;  // pools_[i]: the connections of context i
 };
 
 void Gateway::pump_locked(TimePoint now) {
@@ -213,53 +235,69 @@ asio::awaitable<std::optional<Refusal>> Gateway::wait_for_lane(const std::shared
   co_return std::nullopt;
 }
 
-asio::awaitable<void> Gateway::forward(const std::shared_ptr<Waiter>& w, const Request& req) {
-  UpstreamRequest up;
-  const std::string_view target(req.target().data(), req.target().size());
-  up.target = std::string(target.substr(3));  // without "/v1": the base URL has it
-  for (const std::string_view name : {"content-type", "accept", "openai-beta"}) {
-    const auto value = field(req, name);
-    if (!value.empty()) up.headers.push_back(std::string(name) + ": " + std::string(value));
-  }
-  if (req.method() == bhttp::verb::post) up.body = std::make_shared<const std::string>(req.body());
-  w->state = Waiter::State::waiting;
-  upstream_->submit(std::move(up), [w](UpstreamResponse response) {
-    asio::post(w->executor, [w, response = std::move(response)]() mutable {
-      w->response = std::move(response);
-      w->state = Waiter::State::answered;
-      Waiter::wake(w);
-    });
-  });
-  w->timer.expires_at(asio::steady_timer::time_point::max());
-  while (w->state != Waiter::State::answered) {
-    boost::system::error_code ec;
-    co_await w->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-}
-
-Answer Gateway::relay(const std::shared_ptr<Waiter>& w, std::size_t lane) const {
-  const UpstreamResponse& r = w->response;
-  Answer answer;
-  if (r.status == 0) {
-    answer = error_answer(502, "The gateway could not get an answer from the upstream API: " + r.error_message,
-                          "server_error", "upstream_error");
-  } else {
-    answer.status = r.status;
-    answer.body = r.body;
-    answer.content_type.clear();
-    for (const auto& [name, value] : r.headers) {
-      if (name == "content-type") {
-        answer.content_type = value;
-      } else if (relayed(name)) {
-        answer.headers.emplace_back(name, value);
+asio::awaitable<Answer> Gateway::forward(const Incoming& in, Route route, const std::shared_ptr<Waiter>& w,
+                                         std::vector<std::pair<std::string, std::string>> own_headers) {
+  const std::string_view target(in.head.target().data(), in.head.target().size());
+  proxy::Call call;
+  call.head = &in.head;
+  call.client_keep_alive = in.keep_alive;
+  call.target = std::string(target.substr(3));  // without "/v1": the base URL has it
+  call.streamed = in.streamed;
+  call.own_headers = std::move(own_headers);
+  std::optional<std::string> rewritten;
+  if (in.body != nullptr) {
+    call.body = *in.body;
+    if (route == Route::chat_completions) {
+      // Usage is settled from a stream's last chunk: ask for it when the client did not.
+      const StreamAsk ask = stream_ask_of(*in.body);
+      if (ask.stream && !ask.include_usage && (rewritten = with_include_usage(*in.body))) {
+        call.body = *rewritten;
+        call.strip_usage = true;
       }
     }
   }
-  answer.headers.emplace_back(std::string(kLaneHeader), lanes_.config(lane).name);
-  return answer;
+  co_await upstream_.call(in.pool, in.socket, in.buffer, call);
+  w->upstream_elapsed = call.elapsed;
+
+  Answer answer;
+  answer.usage = call.usage;
+  {
+    const std::lock_guard lock(mu_);
+    if (call.client_gone) {
+      ++counts_.upstream_cancelled;
+    } else {
+      ++counts_.upstream_responses[call.answer_started ? call.status : 0];
+    }
+    if (call.usage) {
+      counts_.usage_input_tokens += static_cast<std::uint64_t>(std::max<std::int64_t>(0, call.usage->input_tokens));
+      counts_.usage_output_tokens += static_cast<std::uint64_t>(std::max<std::int64_t>(0, call.usage->output_tokens));
+    }
+  }
+  if (call.client_gone) {
+    answer.status = 499;
+    answer.written = true;
+    answer.keep_alive = false;
+  } else if (call.answer_started) {
+    answer.status = call.status;
+    answer.written = true;
+    answer.keep_alive = call.keep_alive;
+    answer.bytes_out = call.bytes_out;
+  } else if (call.body_too_large) {
+    answer = error_answer(413, "The request body is larger than this gateway takes (--max-body-bytes " +
+                                   std::to_string(options_.max_body_bytes) + ").",
+                          "invalid_request_error", "");
+    answer.keep_alive = false;
+  } else {
+    answer = error_answer(502, "The gateway could not get an answer from the upstream API: " + call.error, "server_error",
+                          "upstream_error");
+    answer.headers = call.own_headers;
+    answer.keep_alive = in.streamed == nullptr || in.streamed->is_done();
+  }
+  co_return answer;
 }
 
-asio::awaitable<Answer> Gateway::handle(const Request& req, tcp::socket& socket) {
+asio::awaitable<Answer> Gateway::handle(Incoming in) {
+  const Head& req = in.head;
   const std::string_view method(req.method_string().data(), req.method_string().size());
   const std::string_view target(req.target().data(), req.target().size());
   const Route route = route_of(method, target);
@@ -273,7 +311,11 @@ asio::awaitable<Answer> Gateway::handle(const Request& req, tcp::socket& socket)
       const std::lock_guard lock(mu_);
       ++counts_.responses[{std::string(to_string(route)), a.status}];
     }
-    log(req, a, lane_name, key_id, w);
+    // A body left unread in the socket (a streamed route answered by the gateway itself)
+    // leaves nothing to read the next request from.
+    if (in.streamed != nullptr && !in.streamed->is_done()) a.keep_alive = false;
+    log(req, in.body != nullptr ? in.body->size() : in.streamed != nullptr ? in.streamed->content_length().value_or(0) : 0, a,
+        lane_name, key_id, w);
     return a;
   };
 
@@ -316,20 +358,14 @@ asio::awaitable<Answer> Gateway::handle(const Request& req, tcp::socket& socket)
   }
 
   w = std::make_shared<Waiter>(co_await asio::this_coro::executor);
-  if (!is_paced(route)) {  // models: no limits spent, straight through
-    co_await forward(w, req);
-    UpstreamResponse& r = w->response;
-    {
-      const std::lock_guard lock(mu_);
-      ++counts_.upstream_responses[r.status];
-    }
-    answer = relay(w, 0);
-    answer.headers.pop_back();  // no lane
+  if (!is_paced(route)) {  // models and everything proxied as is: no limits spent, straight through
+    answer = co_await forward(in, route, w, {});
     co_return finish(std::move(answer));
   }
 
   const auto content_type = field(req, "content-type");
-  const std::string tier = content_type.find("json") != std::string_view::npos ? service_tier_of(req.body()) : "";
+  const std::string tier =
+      in.body != nullptr && content_type.find("json") != std::string_view::npos ? service_tier_of(*in.body) : "";
   const auto choice = choose_lane(lanes_, field(req, kLaneHeader), key, tier);
   if (const auto* message = std::get_if<std::string>(&choice)) {
     co_return finish(error_answer(400, *message, "invalid_request_error", ""));
@@ -337,8 +373,13 @@ asio::awaitable<Answer> Gateway::handle(const Request& req, tcp::socket& socket)
   const std::size_t lane = std::get<LaneChoice>(choice).lane;
   lane_name = lanes_.config(lane).name;
 
-  const auto refusal = co_await wait_for_lane(w, lane, socket);
-  if (w->state == Waiter::State::cancelled) co_return finish(Answer{499, "", "", {}});
+  const auto refusal = co_await wait_for_lane(w, lane, in.socket);
+  if (w->state == Waiter::State::cancelled) {
+    Answer gone(499, "", "", {});
+    gone.written = true;
+    gone.keep_alive = false;
+    co_return finish(std::move(gone));
+  }
   if (refusal) {
     const RetryAfter retry = retry_after_values(refusal->retry_after);
     const std::string why = refusal->reason == RefusalReason::queue_full
@@ -353,22 +394,23 @@ asio::awaitable<Answer> Gateway::handle(const Request& req, tcp::socket& socket)
     co_return finish(std::move(answer));
   }
 
-  co_await forward(w, req);
+  std::vector<std::pair<std::string, std::string>> own;
+  own.emplace_back(kLaneHeader, lane_name);
+  own.emplace_back("x-floodgate-queue-ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->waited).count()));
+  answer = co_await forward(in, route, w, std::move(own));
   {
     const std::lock_guard lock(mu_);
     --in_flight_;
-    ++counts_.upstream_responses[w->response.status];
     pump_locked(clock_.now());
   }
-  answer = relay(w, lane);
-  answer.headers.emplace_back("x-floodgate-queue-ms",
-                              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->waited).count()));
   co_return finish(std::move(answer));
 }
 
-void Gateway::log(const Request& req, const Answer& answer, std::string_view lane, const std::string& key_id,
-                  const std::shared_ptr<Waiter>& w) {
+void Gateway::log(const Head& req, std::uint64_t bytes_in, const Answer& answer, std::string_view lane,
+                  const std::string& key_id, const std::shared_ptr<Waiter>& w) {
   if (!options_.access_log) return;
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
   const std::string_view target(req.target().data(), req.target().size());
   std::string line = iso8601_utc(clock_.wall_now());
   line += ' ';
@@ -381,12 +423,15 @@ void Gateway::log(const Request& req, const Answer& answer, std::string_view lan
   line += lane;
   line += " key=";
   line += key_id;
-  if (w && w->state == Waiter::State::answered) {  // it went upstream
-    line += " queued_ms=" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->waited).count());
-    line += " upstream_ms=" +
-            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->response.elapsed).count());
+  if (w && w->upstream_elapsed) {  // it went upstream
+    line += " queued_ms=" + std::to_string(duration_cast<milliseconds>(w->waited).count());
+    line += " upstream_ms=" + std::to_string(duration_cast<milliseconds>(*w->upstream_elapsed).count());
   }
-  line += " in=" + std::to_string(req.body().size()) + " out=" + std::to_string(answer.body.size());
+  line += " in=" + std::to_string(bytes_in) + " out=" + std::to_string(answer.written ? answer.bytes_out : answer.body.size());
+  if (answer.usage) {
+    line += " tokens_in=" + std::to_string(answer.usage->input_tokens);
+    line += " tokens_out=" + std::to_string(answer.usage->output_tokens);
+  }
   const std::lock_guard lock(log_mu_);
   options_.access_log(line);
 }
@@ -417,27 +462,27 @@ asio::awaitable<bool> write_answer(tcp::socket& socket, Answer answer, bool keep
   co_return !ec;
 }
 
-asio::awaitable<void> session(tcp::socket socket, Gateway& gateway) {
+asio::awaitable<void> session(tcp::socket socket, Gateway& gateway, proxy::Pool& pool) {
   const Active connection(gateway.connections_);
   boost::system::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
   beast::flat_buffer buffer;
+  const auto too_large = [&] {
+    return error_answer(413, "The request body is larger than this gateway takes (--max-body-bytes " +
+                                 std::to_string(gateway.options().max_body_bytes) + ").",
+                        "invalid_request_error", "");
+  };
   for (;;) {
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(64 * 1024);
-    parser.body_limit(gateway.options().max_body_bytes);
-    co_await bhttp::async_read_header(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec && beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+    bhttp::request_parser<bhttp::empty_body> header;
+    header.header_limit(64 * 1024);
+    header.body_limit(gateway.options().max_body_bytes);
+    co_await bhttp::async_read_header(socket, buffer, header, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && beast::iequals(header.get()[bhttp::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       co_await asio::async_write(socket, asio::buffer(kContinue), asio::redirect_error(asio::use_awaitable, ec));
     }
-    if (!ec && !parser.is_done()) co_await bhttp::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == bhttp::error::body_limit) {
-      co_await write_answer(socket,
-                            error_answer(413, "The request body is larger than this gateway takes (--max-body-bytes " +
-                                                  std::to_string(gateway.options().max_body_bytes) + ").",
-                                         "invalid_request_error", ""),
-                            false);
+      co_await write_answer(socket, too_large(), false);
       break;
     }
     if (ec) {
@@ -449,17 +494,38 @@ asio::awaitable<void> session(tcp::socket socket, Gateway& gateway) {
       break;
     }
     const Active active(gateway.active_);
-    const Request req = parser.release();
-    Answer answer = co_await gateway.handle(req, socket);
-    if (answer.status == 499) break;  // the client is gone
-    const bool keep_alive = req.keep_alive() && !gateway.stopping();
+    const auto& h = header.get();
+    const Route route = route_of(std::string_view(h.method_string().data(), h.method_string().size()),
+                                 std::string_view(h.target().data(), h.target().size()));
+    Answer answer;
+    bool keep_alive = h.keep_alive() && !gateway.stopping();
+    if (streams_body(route)) {
+      StreamedBody streamed(std::move(header));
+      streamed.body_limit(gateway.options().max_body_bytes);
+      answer = co_await gateway.handle(Incoming{streamed.get(), keep_alive, nullptr, &streamed, socket, buffer, pool});
+    } else {
+      bhttp::request_parser<bhttp::string_body> whole(std::move(header));
+      whole.body_limit(gateway.options().max_body_bytes);
+      if (!whole.is_done()) co_await bhttp::async_read(socket, buffer, whole, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == bhttp::error::body_limit) {
+        co_await write_answer(socket, too_large(), false);
+        break;
+      }
+      if (ec) break;
+      answer = co_await gateway.handle(Incoming{whole.get(), keep_alive, &whole.get().body(), nullptr, socket, buffer, pool});
+    }
+    keep_alive = keep_alive && answer.keep_alive && !gateway.stopping();
+    if (answer.written) {
+      if (!keep_alive) break;
+      continue;
+    }
     if (!co_await write_answer(socket, std::move(answer), keep_alive) || !keep_alive) break;
   }
   socket.shutdown(tcp::socket::shutdown_send, ec);
   socket.close(ec);
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Gateway& gateway) {
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Gateway& gateway, proxy::Pool& pool) {
   for (;;) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
@@ -471,7 +537,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Gateway& gateway) {
       }
       continue;
     }
-    asio::co_spawn(acceptor.get_executor(), session(std::move(socket), gateway), asio::detached);
+    asio::co_spawn(acceptor.get_executor(), session(std::move(socket), gateway, pool), asio::detached);
   }
 }
 
@@ -500,9 +566,10 @@ int run_gateway(ServeOptions options, const std::function<void(const std::string
   const std::string host = address.is_v6() ? "[" + options.host + "]" : options.host;
   const std::uint16_t port = options.port;
   const unsigned threads = options.threads;
-  // Declared first, so it outlives the contexts: their coroutines refer to it.
-  Gateway gateway(std::move(options));
   net::Listeners listeners = net::listen_per_thread(address, host, port, threads);
+  // Outlives the contexts' coroutines, which refer to it: release() drops what belongs to the
+  // contexts before they go.
+  Gateway gateway(std::move(options), listeners.contexts.size());
   auto& contexts = listeners.contexts;
   auto& acceptors = listeners.acceptors;
 
@@ -519,7 +586,7 @@ int run_gateway(ServeOptions options, const std::function<void(const std::string
     asio::co_spawn(*contexts[0], drain(gateway, contexts), asio::detached);
   });
   for (std::size_t i = 0; i < contexts.size(); ++i) {
-    asio::co_spawn(*contexts[i], accept_loop(*acceptors[i], gateway), asio::detached);
+    asio::co_spawn(*contexts[i], accept_loop(*acceptors[i], gateway, gateway.pool(i)), asio::detached);
   }
 
   on_listening("http://" + host + ":" + std::to_string(listeners.port) + "/v1");

@@ -21,10 +21,18 @@ TEST(Routing, KnowsTheOpenAIPathsAndItsOwn) {
   EXPECT_EQ(route_of("GET", "/v1/models?limit=3"), Route::models);
   EXPECT_EQ(route_of("GET", "/healthz"), Route::healthz);
   EXPECT_EQ(route_of("GET", "/metrics"), Route::metrics);
-  EXPECT_EQ(route_of("GET", "/v1/chat/completions"), Route::unknown);
-  EXPECT_EQ(route_of("POST", "/v1/chat/completion"), Route::unknown);
-  EXPECT_EQ(route_of("GET", "/v1/models/"), Route::unknown);
-  EXPECT_EQ(route_of("GET", "/v1/models/a/b"), Route::unknown);
+  // The rest of /v1/ is passed on as is (the upstream answers what it does not know).
+  EXPECT_EQ(route_of("GET", "/v1/chat/completions"), Route::proxied);
+  EXPECT_EQ(route_of("POST", "/v1/chat/completion"), Route::proxied);
+  EXPECT_EQ(route_of("GET", "/v1/models/"), Route::proxied);
+  EXPECT_EQ(route_of("POST", "/v1/files"), Route::proxied);
+  EXPECT_EQ(route_of("GET", "/v1/models/a/b"), Route::proxied);
+  EXPECT_EQ(route_of("GET", "/v2/models"), Route::unknown);
+  EXPECT_EQ(route_of("GET", "/"), Route::unknown);
+  EXPECT_EQ(route_of("POST", "/v1"), Route::unknown);
+  EXPECT_TRUE(streams_body(Route::audio_transcriptions));
+  EXPECT_TRUE(streams_body(Route::proxied));
+  EXPECT_FALSE(streams_body(Route::chat_completions));
   EXPECT_TRUE(is_paced(Route::chat_completions));
   EXPECT_TRUE(is_paced(Route::audio_translations));
   EXPECT_FALSE(is_paced(Route::models));

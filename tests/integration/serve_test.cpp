@@ -2,6 +2,7 @@
 // (both children, through tests/support), talked to over 127.0.0.1 with libcurl.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -9,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -82,10 +84,77 @@ std::vector<std::string> files_containing(const std::filesystem::path& dir, cons
   return found;
 }
 
-// A TCP listener on 127.0.0.1 that never accepts: a request sent to it is never answered.
-class SilentUpstream {
+// A blocking TCP socket on 127.0.0.1 for the tests that script both sides of the gateway:
+// every wait is bounded by its deadline.
+class Socket {
  public:
-  SilentUpstream() {
+  explicit Socket(int fd) : fd_(fd) {}
+  static Socket connect_to(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("cannot connect");
+    return Socket(fd);
+  }
+  ~Socket() { close(); }
+  Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)), data_(std::move(o.data_)) {}
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  void send(const std::string& bytes) const {
+    for (std::size_t at = 0; at < bytes.size();) {
+      const ssize_t n = ::send(fd_, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+      if (n <= 0) throw std::runtime_error("send failed");
+      at += static_cast<std::size_t>(n);
+    }
+  }
+  // Reads until what was received holds `needle` (true) or the peer closes / 10 s pass (false).
+  bool read_until(const std::string& needle, std::chrono::milliseconds within = 10s) {
+    const auto until = std::chrono::steady_clock::now() + within;
+    while (data_.find(needle) == std::string::npos) {
+      if (read_some(until) <= 0) return false;
+    }
+    return true;
+  }
+  // True when the peer closes the connection within the time (what it sent meanwhile is kept).
+  bool closed_within(std::chrono::milliseconds within) {
+    const auto until = std::chrono::steady_clock::now() + within;
+    for (;;) {
+      const int n = read_some(until);
+      if (n == 0) return true;
+      if (n < 0) return false;
+    }
+  }
+  [[nodiscard]] const std::string& data() const noexcept { return data_; }
+
+ private:
+  // >0 bytes read, 0 the peer closed (or reset), -1 time is up.
+  int read_some(std::chrono::steady_clock::time_point until) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return -1;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return -1;
+    char buf[16384];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return 0;
+    data_.append(buf, static_cast<std::size_t>(n));
+    return static_cast<int>(n);
+  }
+  int fd_ = -1;
+  std::string data_;
+};
+
+// An upstream the test scripts by hand: a listener on 127.0.0.1 that accepts the gateway's
+// connections only when the test asks (accept()), then the test reads what the gateway sent
+// and writes the answer piece by piece. Left alone, it never answers anything.
+class ScriptedUpstream {
+ public:
+  ScriptedUpstream() {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -93,19 +162,83 @@ class SilentUpstream {
     socklen_t len = sizeof addr;
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd_, 16) != 0 ||
         ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      throw std::runtime_error("SilentUpstream: cannot listen");
+      throw std::runtime_error("ScriptedUpstream: cannot listen");
     }
     port_ = ntohs(addr.sin_port);
   }
-  ~SilentUpstream() { ::close(fd_); }
-  SilentUpstream(const SilentUpstream&) = delete;
-  SilentUpstream& operator=(const SilentUpstream&) = delete;
+  ~ScriptedUpstream() { ::close(fd_); }
+  ScriptedUpstream(const ScriptedUpstream&) = delete;
+  ScriptedUpstream& operator=(const ScriptedUpstream&) = delete;
   [[nodiscard]] std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  // The gateway's next connection, within 10 s.
+  Socket accept() const {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 10'000) <= 0) throw std::runtime_error("ScriptedUpstream: no connection within 10 s");
+    return Socket(::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC));
+  }
 
  private:
   int fd_ = -1;
   std::uint16_t port_ = 0;
 };
+
+std::uint16_t port_of(const std::string& base_url) {
+  const auto colon = base_url.rfind(':');
+  return static_cast<std::uint16_t>(std::stoi(base_url.substr(colon + 1)));
+}
+
+// The data lines of a server-sent-events body, ids and creation times set aside.
+std::vector<nlohmann::json> events_of(const std::string& body) {
+  std::vector<nlohmann::json> out;
+  std::size_t at = 0;
+  while ((at = body.find("data: ", at)) != std::string::npos) {
+    const std::size_t end = body.find('\n', at);
+    const std::string data = body.substr(at + 6, end - at - 6);
+    at = end;
+    if (data == "[DONE]") {
+      out.emplace_back("[DONE]");
+      continue;
+    }
+    nlohmann::json j = nlohmann::json::parse(data);
+    j.erase("id");
+    j.erase("created");
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::string chunked(const std::string& bytes) {
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+  return size + bytes + "\r\n";
+}
+
+// A WAV file of silence, `seconds` long (8 kHz, 16-bit mono).
+std::string wav(double seconds) {
+  const auto samples = static_cast<std::uint32_t>(seconds * 8000);
+  std::string b(44 + samples * 2, '\0');
+  const auto u32 = [&](std::size_t at, std::uint32_t v) { for (int i = 0; i < 4; ++i) b[at + i] = static_cast<char>(v >> (8 * i)); };
+  const auto u16 = [&](std::size_t at, std::uint16_t v) { for (int i = 0; i < 2; ++i) b[at + i] = static_cast<char>(v >> (8 * i)); };
+  b.replace(0, 4, "RIFF");
+  u32(4, 36 + samples * 2);
+  b.replace(8, 8, "WAVEfmt ");
+  u32(16, 16);
+  u16(20, 1);
+  u16(22, 1);
+  u32(24, 8000);
+  u32(28, 16000);
+  u16(32, 2);
+  u16(34, 16);
+  b.replace(36, 4, "data");
+  u32(40, samples * 2);
+  return b;
+}
+
+std::string multipart(const std::string& boundary, const std::string& audio) {
+  return "--" + boundary + "\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--" + boundary +
+         "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\n" + audio +
+         "\r\n--" + boundary + "--\r\n";
+}
 
 }  // namespace
 
@@ -140,8 +273,9 @@ TEST(Serve, ChatThroughTheGatewayEqualsCallingTheSimDirectlyAndTheKeyStaysInside
   EXPECT_EQ(refused.json(), refused_direct.json());
 
   const std::string dir = gw->dir();
-  const std::string log = floodgate::test::slurp(gw->log_path());
+  // The access log is read once the gateway has stopped: a line is written after its answer.
   EXPECT_EQ(gw->stop(), 0) << "SIGTERM ends it cleanly";
+  const std::string log = floodgate::test::slurp(gw->log_path());
   EXPECT_NE(log.find(" POST /v1/chat/completions 200 lane=interactive key=key#"), std::string::npos) << log;
   EXPECT_NE(log.find(" GET /v1/models 200 "), std::string::npos) << log;
   // Neither key in the access log or any file the gateway's run left, nor in its URL line.
@@ -159,10 +293,15 @@ TEST(Serve, AnswersItsOwnRoutesAndErrorsInOpenAIsShape) {
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.json(), nlohmann::json::parse(R"({"status":"ok"})"));
 
-  const HttpResult unknown = gw.post("/v1/nothing/here?x=1", "{}");
+  const HttpResult unknown = gw.post("/v2/nothing/here?x=1", "{}");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(unknown.body,
-            R"j({"error":{"message":"Invalid URL (POST /v1/nothing/here)","type":"invalid_request_error","param":null,"code":null}})j");
+            R"j({"error":{"message":"Invalid URL (POST /v2/nothing/here)","type":"invalid_request_error","param":null,"code":null}})j");
+  // The rest of /v1/ is the upstream's to answer: passed on as is, its answer relayed.
+  const HttpResult proxied = gw.post("/v1/nothing/here?x=1", "{}");
+  const HttpResult proxied_direct = sim.post("/v1/nothing/here?x=1", "{}");
+  EXPECT_EQ(proxied.status, proxied_direct.status);
+  EXPECT_EQ(proxied.json(), proxied_direct.json()) << proxied.body;
 
   const HttpResult bad_lane = gw.post("/v1/chat/completions", kChat, {"x-floodgate-lane: urgent"});
   EXPECT_EQ(bad_lane.status, 400);
@@ -182,13 +321,14 @@ TEST(Serve, AnswersItsOwnRoutesAndErrorsInOpenAIsShape) {
   EXPECT_EQ(metric(gw, "floodgate_gateway_lane_admitted_total{lane=\"interactive\"}"), "0");
   EXPECT_EQ(metric(gw, "floodgate_gateway_lane_wait_seconds_count{lane=\"batch\"}"), "2");
   EXPECT_EQ(metric(gw, "floodgate_gateway_responses_total{route=\"unknown\",code=\"404\"}"), "1");
-  EXPECT_EQ(metric(gw, "floodgate_gateway_upstream_responses_total{code=\"200\"}"), "2");
+  // Counted once the answer's last byte is written: the client may have it first.
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_responses_total{code=\"200\"}", "2"));
 }
 
 TEST(Serve, AFullLaneAndAnExpiredWaitAnswer429WithRetryAfter) {
   // One request upstream at a time, one waiting; the upstream never answers, so the first
   // request holds the only place upstream and nothing else is ever admitted.
-  SilentUpstream upstream;
+  ScriptedUpstream upstream;
   ServeProcess gw({"--upstream", upstream.base_url(), "--max-in-flight", "1", "--interactive-queue", "1",
                    "--interactive-wait", "2s", "--grace", "1s"},
                   kUpstreamKey);
@@ -223,7 +363,7 @@ TEST(Serve, AFullLaneAndAnExpiredWaitAnswer429WithRetryAfter) {
 }
 
 TEST(Serve, AClientThatHangsUpWhileQueuedGivesItsPlaceBack) {
-  SilentUpstream upstream;  // the first request holds the only place upstream for good
+  ScriptedUpstream upstream;  // the first request holds the only place upstream for good
   ServeProcess gw({"--upstream", upstream.base_url(), "--max-in-flight", "1", "--interactive-queue", "1", "--grace", "1s"},
                   kUpstreamKey);
   auto in_flight = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat, {}, 60s); });
@@ -237,9 +377,9 @@ TEST(Serve, AClientThatHangsUpWhileQueuedGivesItsPlaceBack) {
   auto next = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat, {}, 60s); });
   ASSERT_TRUE(wait_for_metric(gw, "floodgate_gateway_lane_depth{lane=\"interactive\"}", "1"));
   EXPECT_EQ(metric(gw, "floodgate_gateway_lane_rejected_total{lane=\"interactive\",reason=\"queue_full\"}"), "0");
+  gw.stop();
   const std::string log = floodgate::test::slurp(gw.log_path());
   EXPECT_NE(log.find(" POST /v1/chat/completions 499 lane=interactive "), std::string::npos) << log;
-  gw.stop();
   EXPECT_EQ(in_flight.get().status, 0);
   EXPECT_EQ(next.get().status, 0);
 }
@@ -264,8 +404,8 @@ TEST(Serve, AKeysFileAdmitsOnlyItsKeysInTheirLanesAndLogsNoKey) {
   ASSERT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(ok.headers.at("x-floodgate-lane"), "batch") << "this key may not choose its lane";
 
-  const std::string log = floodgate::test::slurp(gw.log_path());
   gw.stop();
+  const std::string log = floodgate::test::slurp(gw.log_path());
   EXPECT_NE(log.find(" 200 lane=batch key=nightly#"), std::string::npos) << log;
   EXPECT_EQ(log.find(kClientKey), std::string::npos) << log;
   EXPECT_EQ(log.find("fg-not-a-key"), std::string::npos) << log;
@@ -309,4 +449,137 @@ TEST(Serve, RefusesWhatItCannotServeSafely) {
               std::string::npos)
         << floodgate::test::slurp(dir.path / "keys.log");
   }
+}
+
+TEST(Serve, StreamedChatIsTheSimsStreamAndUsageIsAskedForUpstreamOnlyWhenTheClientDidNot) {
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
+  ServeProcess gw({"--upstream", sim.base_url()}, kUpstreamKey);
+  // The client asks for usage: the stream is passed on unchanged.
+  const std::string asked =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Tell a story"}],"max_tokens":40,"stream":true,"stream_options":{"include_usage":true}})";
+  const HttpResult through = gw.post("/v1/chat/completions", asked);
+  const HttpResult direct = sim.post("/v1/chat/completions", asked);
+  ASSERT_EQ(through.status, 200) << through.body;
+  EXPECT_EQ(through.headers.at("content-type"), direct.headers.at("content-type"));
+  const auto events = events_of(through.body);
+  EXPECT_EQ(events, events_of(direct.body));
+  ASSERT_GE(events.size(), 4u);
+  const nlohmann::json usage = events[events.size() - 2]["usage"];
+  ASSERT_TRUE(usage.is_object()) << through.body;
+
+  // It does not: the gateway asks (the body upstream is the client's with the member last,
+  // so the sim answers what it answers that body) and the client gets no usage at all.
+  const std::string plain = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"Tell a story"}],"max_tokens":40,"stream":true})";
+  const HttpResult quiet = gw.post("/v1/chat/completions", plain);
+  ASSERT_EQ(quiet.status, 200) << quiet.body;
+  EXPECT_EQ(quiet.body.find("usage"), std::string::npos) << quiet.body;
+  auto expected = events_of(direct.body);
+  expected.erase(expected.end() - 2);  // the usage chunk
+  for (auto& e : expected) {
+    if (e.is_object()) e.erase("usage");
+  }
+  EXPECT_EQ(events_of(quiet.body), expected);
+
+  // Both calls' usage was settled from their last chunk.
+  const int out = usage["completion_tokens"].get<int>();
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_usage_tokens_total{kind=\"output\"}", std::to_string(2 * out)));
+  gw.stop();
+  const std::string log = floodgate::test::slurp(gw.log_path());
+  const std::string tokens = " tokens_in=" + std::to_string(usage["prompt_tokens"].get<int>()) + " tokens_out=" + std::to_string(out);
+  std::size_t lines = 0;
+  for (std::size_t at = log.find(tokens); at != std::string::npos; at = log.find(tokens, at + 1)) ++lines;
+  EXPECT_EQ(lines, 2u) << log;
+}
+
+TEST(Serve, EventsAreRelayedAsTheyArriveAndAClientLeavingMidStreamEndsTheUpstreamCall) {
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url()}, kUpstreamKey);
+  const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true})";
+  const auto request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kClientKey +
+                       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string first = R"(data: {"choices":[{"index":0,"delta":{"content":"Hel"}}],"usage":null})" "\n\n";
+  const std::string second = R"(data: {"choices":[{"index":0,"delta":{"content":"lo"}}],"usage":null})" "\n\n";
+  const std::string usage = R"(data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})" "\n\n";
+
+  for (const bool leave : {false, true}) {
+    Socket client = Socket::connect_to(port_of(gw.base_url()));
+    client.send(request);
+    Socket up = upstream.accept();
+    ASSERT_TRUE(up.read_until("\"include_usage\":true}}")) << up.data();
+    EXPECT_NE(up.data().find("Authorization: Bearer " + kUpstreamKey + "\r\n"), std::string::npos) << up.data();
+    EXPECT_EQ(up.data().find(kClientKey), std::string::npos) << "the client's key never goes upstream";
+    up.send(head + chunked(first));
+    // The first event reaches the client while the upstream has sent nothing more.
+    ASSERT_TRUE(client.read_until("\"Hel\"")) << client.data();
+    EXPECT_EQ(client.data().find("usage"), std::string::npos) << client.data();
+    if (leave) {
+      client.close();
+      EXPECT_TRUE(up.closed_within(10s)) << "the gateway ends the upstream call when its client leaves";
+      break;
+    }
+    up.send(chunked(second) + chunked(usage) + chunked("data: [DONE]\n\n") + "0\r\n\r\n");
+    ASSERT_TRUE(client.read_until("\r\n0\r\n\r\n")) << client.data();
+    EXPECT_NE(client.data().find("\"lo\""), std::string::npos);
+    EXPECT_EQ(client.data().find("usage"), std::string::npos) << client.data();
+    EXPECT_NE(client.data().find("data: [DONE]"), std::string::npos);
+  }
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_cancelled_total", "1"));
+  // Counted once the last byte is written: the client may see it first.
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_usage_tokens_total{kind=\"output\"}", "2"));
+  gw.stop();
+  const std::string log = floodgate::test::slurp(gw.log_path());
+  EXPECT_NE(log.find(" POST /v1/chat/completions 200 lane=interactive "), std::string::npos) << log;
+  EXPECT_NE(log.find(" POST /v1/chat/completions 499 lane=interactive "), std::string::npos) << log;
+}
+
+TEST(Serve, AClientLeavingBeforeTheAnswerEndsTheUpstreamCall) {
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url()}, kUpstreamKey);
+  Socket client = Socket::connect_to(port_of(gw.base_url()));
+  client.send("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  Socket up = upstream.accept();
+  ASSERT_TRUE(up.read_until("\r\n\r\n{}"));
+  client.close();
+  EXPECT_TRUE(up.closed_within(10s));
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_cancelled_total", "1"));
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_in_flight", "0")) << "its place upstream is free again";
+}
+
+TEST(Serve, AnUploadIsStreamedUpstreamAsItArrives) {
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url()}, kUpstreamKey);
+  const std::string form = multipart("b0undary", wav(2.0));
+  const std::size_t half = form.size() / 2;
+  Socket client = Socket::connect_to(port_of(gw.base_url()));
+  client.send("POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b0undary\r\n"
+              "Content-Length: " + std::to_string(form.size()) + "\r\n\r\n" + form.substr(0, half));
+  Socket up = upstream.accept();
+  // The first half is upstream while the client still holds the second.
+  ASSERT_TRUE(up.read_until("name=\"file\"")) << up.data();
+  EXPECT_NE(up.data().find("Content-Length: " + std::to_string(form.size()) + "\r\n"), std::string::npos) << up.data();
+  client.send(form.substr(half));
+  ASSERT_TRUE(up.read_until("--b0undary--\r\n"));
+  EXPECT_EQ(up.data().substr(up.data().find("\r\n\r\n") + 4), form) << "every byte, unchanged";
+  const std::string answer = R"({"text":"hello"})";
+  up.send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(answer.size()) + "\r\n\r\n" + answer);
+  ASSERT_TRUE(client.read_until(answer)) << client.data();
+  EXPECT_EQ(client.data().rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << client.data();
+}
+
+TEST(Serve, ATranscriptionThroughTheGatewayEqualsCallingTheSimDirectly) {
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
+  ServeProcess gw({"--upstream", sim.base_url()}, kUpstreamKey);
+  const std::string form = multipart("xYz", wav(3.5));
+  const std::vector<std::string> type{"Content-Type: multipart/form-data; boundary=xYz"};
+  const HttpResult through = gw.post("/v1/audio/transcriptions", form, type);
+  const HttpResult direct = sim.post("/v1/audio/transcriptions", form, type);
+  ASSERT_EQ(through.status, 200) << through.body;
+  EXPECT_EQ(through.json(), direct.json());
+  EXPECT_FALSE(through.json()["text"].get<std::string>().empty());
+  EXPECT_EQ(through.headers.at("x-floodgate-lane"), "interactive");
+  // And a client that sends it chunked (no length known in advance).
+  const HttpResult chunked_through =
+      gw.post("/v1/audio/transcriptions", form, {type[0], "Transfer-Encoding: chunked"});
+  EXPECT_EQ(chunked_through.json(), direct.json()) << chunked_through.body;
 }

@@ -9,6 +9,8 @@
 //   floodgate_gateway_lane_wait_seconds{lane}                histogram: enqueue to admission
 //   floodgate_gateway_responses_total{route,code}            counter: answers to clients
 //   floodgate_gateway_upstream_responses_total{code}         counter: upstream answers (0: none)
+//   floodgate_gateway_upstream_cancelled_total               counter: calls cut because the client left
+//   floodgate_gateway_usage_tokens_total{kind}               counter: tokens of the answers' usage (input, output)
 //   floodgate_gateway_upstream_in_flight                     gauge
 //   floodgate_gateway_connections                            gauge: client connections open
 // No label ever holds a key; client keys appear (later) only by their log id.
@@ -26,6 +28,9 @@ namespace floodgate::gateway {
 struct HttpCounts {
   std::map<std::pair<std::string, int>, std::uint64_t> responses;  // (route, status) -> answers
   std::map<int, std::uint64_t> upstream_responses;                 // upstream status -> answers
+  std::uint64_t upstream_cancelled = 0;
+  std::uint64_t usage_input_tokens = 0;
+  std::uint64_t usage_output_tokens = 0;
   std::int64_t upstream_in_flight = 0;
   std::int64_t connections = 0;
 };

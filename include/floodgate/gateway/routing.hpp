@@ -27,6 +27,7 @@ enum class Route : std::uint8_t {
   audio_transcriptions,  // POST /v1/audio/transcriptions
   audio_translations,    // POST /v1/audio/translations
   models,                // GET /v1/models, GET /v1/models/{id}
+  proxied,               // anything else under /v1/ (files, batches, ...): passed on as is, no lane
   unknown,               // anything else: 404 as OpenAI answers it
 };
 
@@ -34,6 +35,9 @@ enum class Route : std::uint8_t {
 [[nodiscard]] Route route_of(std::string_view method, std::string_view target) noexcept;
 // Routes that go through the lanes (they spend the upstream's rate limits).
 [[nodiscard]] bool is_paced(Route route) noexcept;
+// Routes whose request body is streamed upstream as it is read, never held whole (audio
+// uploads, and whatever is proxied as is: files, uploads of any size).
+[[nodiscard]] bool streams_body(Route route) noexcept;
 [[nodiscard]] std::string_view to_string(Route route) noexcept;
 
 // The lane of a request, first match wins:

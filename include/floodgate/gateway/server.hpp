@@ -4,16 +4,21 @@
 // port (SO_REUSEPORT), every connection a coroutine, no thread per connection.
 //
 // Each request:
-//   1. is read whole (up to max_body_bytes; larger: 413) and routed (routing.hpp): /healthz,
-//      /metrics, the OpenAI paths; anything else gets OpenAI's 404 ("Invalid URL ...");
+//   1. is routed (routing.hpp): /healthz, /metrics, the OpenAI paths, the rest of /v1/
+//      (proxied as is); anything else gets OpenAI's 404 ("Invalid URL ..."). A JSON body is
+//      read whole (up to max_body_bytes; larger: 413); an audio upload or a proxied body
+//      stays in the socket and is streamed upstream once the request is admitted;
 //   2. is authorised: with a keys file its Bearer key must be in it (else 401), without one
 //      any key is accepted (serve refuses to start without a keys file off loopback);
 //   3. if it spends the upstream's limits, waits in its lane (lanes.hpp) until the lanes
 //      hand it upstream, or is answered 429 in OpenAI's shape with retry-after when its
 //      lane is full or its wait reaches the lane's deadline;
-//   4. goes upstream (upstream.hpp; the Authorization header is the gateway's own key,
-//      the client's never leaves) and its answer is relayed with the upstream's status,
-//      body and headers (hop-by-hop ones dropped), plus x-floodgate-lane.
+//   4. goes upstream (proxy.hpp; the Authorization header is the gateway's own key, the
+//      client's never leaves) and its answer is relayed as it arrives with the upstream's
+//      status and headers (hop-by-hop ones dropped), plus x-floodgate-lane; a streamed chat
+//      answer event by event (relay.hpp: usage asked for upstream, settled from the last
+//      chunk, removed when the client did not ask). A client that hangs up meanwhile ends
+//      the upstream call (its connection is closed).
 // One access-log line per request (no key, no query string: a key is shown by its log id).
 // SIGINT/SIGTERM: stop accepting, /healthz answers 503, keep-alive ends after the answer
 // in progress, and the process waits up to `grace` for requests queued or in flight.
@@ -37,7 +42,7 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
   unsigned threads = 0;  // 0: one per core
-  TransportUpstreamOptions upstream;
+  UpstreamOptions upstream;
   std::vector<LaneConfig> lanes = default_lanes();
   std::optional<ClientKeys> keys;  // none: any key, loopback only
   // PLACEHOLDER for the engine's room (issue 14): requests upstream at once at most.

@@ -1,68 +1,36 @@
 #pragma once
-// Upstream: where the gateway sends what its lanes admitted. submit() is thread-safe and
-// never blocks on the network; each request gets exactly one call of its Done, on the
-// upstream's own thread (keep it short: the server posts it to the connection's loop).
-//
-// PLACEHOLDER (issue 16 groundwork): TransportUpstream sends each request once through the
-// project's libcurl http::CurlTransport on a thread of its own: no limiter, no retries, no
-// pacing, the whole answer buffered (a streamed answer arrives in one piece). It exists so
-// that the HTTP front can be built and tested end to end before issue 14's engine::Client
-// is on main. The Client replaces it: same shape (submit from any thread, one completion
-// each, cancel), with the engine's limiter, retry policy and journal behind it; the lanes
-// (lanes.hpp) then pull against the engine's room instead of this in-flight cap.
+// The upstream the gateway forwards to: its URL and its credentials. The HTTP client itself
+// is the gateway's own (src/gateway/proxy.*, Beast/Asio on the connection's event loop), so
+// that an answer is relayed piece by piece as it arrives (server-sent events included), a
+// multipart upload is streamed through without being held whole, and a client that hangs up
+// ends its upstream call at once (the upstream connection is closed).
 
 #include <chrono>
-#include <cstdint>
-#include <functional>
-#include <memory>
 #include <string>
-#include <utility>
-#include <vector>
+#include <string_view>
 
 namespace floodgate::gateway {
 
-struct UpstreamRequest {
-  std::string target;                       // "/chat/completions?x=1": the path after the base URL's /v1
-  std::vector<std::string> headers;         // "Name: value" lines of the client's worth passing on
-  std::shared_ptr<const std::string> body;  // null: a GET
-};
-
-struct UpstreamResponse {
-  int status = 0;               // 0: no answer (error_message says why; never names a key)
-  std::string error_message;
-  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names
-  std::string body;
-  std::chrono::nanoseconds elapsed{0};
-};
-
-class Upstream {
- public:
-  using Done = std::function<void(UpstreamResponse)>;
-  virtual ~Upstream() = default;
-  virtual void submit(UpstreamRequest request, Done done) = 0;
-};
-
-struct TransportUpstreamOptions {
+struct UpstreamOptions {
   std::string base_url;      // "https://api.openai.com/v1" (OPENAI_BASE_URL's form)
   std::string api_key;       // sent as "Authorization: Bearer ..."; never logged
   std::string organization;  // OpenAI-Organization, when set
   std::string project;       // OpenAI-Project, when set
-  std::chrono::milliseconds timeout{600'000};
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds timeout{600'000};  // one call, from its first byte sent to its last byte relayed
+  std::size_t max_idle_connections = 256;      // per event-loop thread, kept for reuse
 };
 
-class TransportUpstream final : public Upstream {
- public:
-  explicit TransportUpstream(TransportUpstreamOptions options);
-  // Stops the thread; requests not answered yet are dropped (their Done is never called).
-  ~TransportUpstream() override;
-  TransportUpstream(const TransportUpstream&) = delete;
-  TransportUpstream& operator=(const TransportUpstream&) = delete;
-
-  void submit(UpstreamRequest request, Done done) override;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+// An upstream base URL taken apart. "https://api.openai.com/v1" -> tls, host
+// "api.openai.com", port "443", base_path "/v1", host_header "api.openai.com".
+struct UpstreamAddress {
+  bool tls = false;
+  std::string host;
+  std::string port;
+  std::string base_path;    // without a trailing slash; "" for a bare host
+  std::string host_header;  // host[:port], the port only when not the scheme's default
 };
+// Throws floodgate::Error for what is not an http:// or https:// URL with a host.
+[[nodiscard]] UpstreamAddress parse_upstream_url(std::string_view url);
 
 }  // namespace floodgate::gateway

@@ -1,0 +1,99 @@
+#pragma once
+// The gateway's HTTP client to its upstream (private to src/gateway): Beast/Asio on the
+// event loop of the client connection it serves, so that a call is one coroutine from the
+// client's request to the last byte of its answer:
+//   - the request goes upstream with the gateway's key (the client's Authorization, Host,
+//     hop-by-hop headers, Accept-Encoding and x-floodgate-* stay behind), its body either
+//     from memory (a JSON body the gateway read, perhaps rewritten) or read from the client
+//     socket piece by piece as it is written upstream (multipart uploads: never held whole;
+//     the client's Content-Length, or chunked when it had none);
+//   - the answer is relayed as it arrives: status and headers (hop-by-hop ones and cookies
+//     dropped), then each piece of the body as soon as it is read (Content-Length kept when
+//     the bytes are unchanged, chunked otherwise); server-sent events go through an SseRelay
+//     (relay.hpp) that notes usage and, when the gateway asked for usage the client did not,
+//     removes it;
+//   - once the request is sent, the client socket is watched: a client that hangs up (end of
+//     stream, not a pipelined request) closes the upstream connection, which ends the call
+//     upstream at once, queued bytes and all;
+//   - connections are kept per event-loop thread for reuse (HTTP/1.1 keep-alive); a pooled
+//     one the upstream has closed meanwhile is seen (a non-blocking peek) and dropped before
+//     use, and a request is never sent twice: a failure is the caller's to answer (502).
+// https:// upstreams go through OpenSSL (peer and host name verified, SNI).
+
+// <utility> first: Boost 1.74's asio/awaitable.hpp uses std::exchange without including it.
+#include <utility>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "floodgate/gateway/relay.hpp"
+#include "floodgate/gateway/upstream.hpp"
+
+namespace floodgate::gateway::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using StreamedBody = bhttp::request_parser<bhttp::buffer_body>;
+
+struct Conn;
+
+// Idle upstream connections of one event-loop thread; touched only on that thread.
+class Pool {
+ public:
+  Pool();
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  std::vector<std::unique_ptr<Conn>> idle;
+};
+
+struct Call {
+  // The request.
+  const bhttp::request_header<>* head = nullptr;  // the client's request line and headers
+  bool client_keep_alive = true;                  // the client's request allows a next one
+  std::string target;                             // what follows the base URL's path ("/chat/completions?x=1")
+  std::string_view body;                          // a body read whole (unless `streamed`)
+  StreamedBody* streamed = nullptr;               // or the client's body, still in its socket
+  bool strip_usage = false;                       // an SSE answer loses the usage the gateway asked for
+  std::vector<std::pair<std::string, std::string>> own_headers;  // added to the answer
+
+  // What happened.
+  int status = 0;               // the upstream's; 0: no answer (error says why, never a key)
+  std::string error;
+  bool answer_started = false;  // bytes of the answer were written to the client
+  bool client_gone = false;     // the client hung up (or its body broke off): the call was cut
+  bool body_too_large = false;  // the streamed body passed its parser's limit
+  bool keep_alive = false;      // the client connection can take a next request
+  std::uint64_t bytes_out = 0;  // body bytes written to the client
+  std::optional<Usage> usage;
+  std::chrono::nanoseconds elapsed{0};
+};
+
+class Upstream {
+ public:
+  explicit Upstream(UpstreamOptions options);  // throws floodgate::Error for a bad URL
+  ~Upstream();
+  Upstream(const Upstream&) = delete;
+  Upstream& operator=(const Upstream&) = delete;
+
+  // Sends `call` upstream through a connection of `pool` and relays its answer to `client`.
+  // When no byte of an answer was written (call.answer_started false), the caller answers.
+  asio::awaitable<void> call(Pool& pool, tcp::socket& client, beast::flat_buffer& client_buffer, Call& call);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace floodgate::gateway::proxy
