@@ -555,6 +555,20 @@ void CurlTransport::cancel_all() noexcept {
   impl_->live.clear();
 }
 
+bool CurlTransport::cancel(std::uint64_t tag) noexcept {
+  Impl& im = *impl_;
+  for (auto it = im.live.begin(); it != im.live.end(); ++it) {
+    if (it->second->response.tag != tag) continue;
+    curl_multi_remove_handle(im.multi.get(), it->second->easy.get());
+    im.live.erase(it);  // not recycled: a handle torn down mid-transfer starts afresh
+    return true;
+  }
+  const auto failed = std::find_if(im.failed.begin(), im.failed.end(), [tag](const HttpResponse& r) { return r.tag == tag; });
+  if (failed == im.failed.end()) return false;
+  im.failed.erase(failed);
+  return true;
+}
+
 std::size_t CurlTransport::in_flight() const noexcept { return impl_->live.size() + impl_->failed.size(); }
 
 }  // namespace floodgate::http

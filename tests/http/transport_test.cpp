@@ -332,6 +332,27 @@ TEST(Transport, ConcurrentSlowAnswersOverPlainHttpAreEachSent) {
   EXPECT_EQ(sim.ledger().size(), static_cast<std::size_t>(n));
 }
 
+// cancel(tag) aborts that one transfer (engine::Client's cancel of a request in flight):
+// it is never reported, the other finishes as usual, and an unknown tag is refused.
+TEST(Transport, CancelAbortsOneTransferAndReportsOnlyTheOther) {
+  SimProcess sim({"--latency", "fixed:500ms"});
+  CurlTransport t;
+  t.submit(chat(sim, 1));
+  t.submit(chat(sim, 2));
+  EXPECT_EQ(t.in_flight(), 2u);
+  EXPECT_TRUE(t.cancel(1));
+  EXPECT_FALSE(t.cancel(1));   // gone already
+  EXPECT_FALSE(t.cancel(99));  // never submitted
+  EXPECT_EQ(t.in_flight(), 1u);
+  auto out = collect(t, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tag, 2u);
+  EXPECT_EQ(out[0].status, 200);
+  EXPECT_EQ(t.in_flight(), 0u);  // nothing left that could still report tag 1
+  t.poll(std::chrono::milliseconds(0), out);
+  EXPECT_EQ(out.size(), 1u);
+}
+
 // A status line arrived before the exchange failed: the server was reached.
 TEST(Transport, AnAnswerCutOffMidBodyWasStarted) {
   SimProcess sim({"--fault-rate", "1", "--faults", "reset"});

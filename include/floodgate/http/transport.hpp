@@ -151,6 +151,10 @@ class Transport {
   virtual void wakeup() noexcept = 0;
   // Aborts every transfer in flight; they are not reported.
   virtual void cancel_all() noexcept = 0;
+  // Aborts the transfer of the request with this tag; it is not reported. False when no
+  // transfer has the tag (finished, or never submitted), or the transport cannot abort one
+  // transfer alone (then it runs to its end and is reported as usual).
+  virtual bool cancel(std::uint64_t /*tag*/) noexcept { return false; }
 
   [[nodiscard]] virtual std::size_t in_flight() const noexcept = 0;
 };
@@ -167,6 +171,7 @@ class CurlTransport final : public Transport {
   std::size_t poll(std::chrono::milliseconds timeout, std::vector<HttpResponse>& finished) override;
   void wakeup() noexcept override;
   void cancel_all() noexcept override;
+  bool cancel(std::uint64_t tag) noexcept override;
   [[nodiscard]] std::size_t in_flight() const noexcept override;
 
  private:
