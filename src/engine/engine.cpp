@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <unordered_map>
 
@@ -41,6 +43,10 @@ struct Engine::Impl final : Host {
   Clock& clock;
   int wake_pipe[2] = {-1, -1};
   std::atomic<int> stop_requests{0};
+  // Engine::cancel(): custom_ids to give up, handed over from other threads.
+  std::mutex cancel_mu;
+  std::vector<std::string> cancel_requests;
+  std::atomic<bool> cancel_pending{false};
 
   std::unique_ptr<http::Transport> transport;
   std::shared_ptr<RunLock> run_lock;  // held until the engine is gone (after the sinks closed)
@@ -67,7 +73,11 @@ struct Engine::Impl final : Host {
   RunSummary summary;
   TimePoint start{};
 
-  Impl(EngineOptions o, Clock& c) : opt(std::move(o)), clock(c) {}
+  Impl(EngineOptions o, Clock& c) : opt(std::move(o)), clock(c) {
+    // Made here, not in prepare(): request_stop() and cancel() may come from other threads
+    // before run() starts.
+    if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Error("cannot create a pipe: " + std::string(std::strerror(errno)), exit_code::internal);
+  }
 
   ~Impl() {
     if (wake_pipe[0] >= 0) ::close(wake_pipe[0]);
@@ -80,10 +90,11 @@ struct Engine::Impl final : Host {
     resolve_options(opt);
     lookahead = opt.lookahead != 0 ? opt.lookahead : std::max<std::size_t>(1024, 8 * opt.max_in_flight);
     // Before anything is touched (--overwrite included): one process at a time per journal.
-    run_lock = lock_run(lock_path_for_journal(opt.journal_path),
-                                         opt.output_path == "-" ? "the journal " + opt.journal_path : "the output " + opt.output_path);
+    if (!journal_in_memory(opt)) {
+      run_lock = lock_run(lock_path_for_journal(opt.journal_path),
+                          output_is_file(opt) ? "the output " + opt.output_path : "the journal " + opt.journal_path);
+    }
 
-    if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Error("cannot create a pipe: " + std::string(std::strerror(errno)), exit_code::internal);
     opt.transport.wake_fd = wake_pipe[0];
     if (opt.transport.clock == nullptr) opt.transport.clock = &clock;
 
@@ -167,7 +178,7 @@ struct Engine::Impl final : Host {
         continue;
       }
       Request& req = *p.request;
-      if (!seen_ids.insert(req.custom_id)) {
+      if (opt.record_outcomes && !seen_ids.insert(req.custom_id)) {
         Outcome o;
         o.line_no = line_no;
         o.error = ErrorKind::invalid_input;
@@ -250,8 +261,13 @@ struct Engine::Impl final : Host {
     recorder->deliver(seq, std::move(w), now);
   }
 
-  // The item is left for a resume (stopped before it finished).
+  // The item is left for a resume (stopped before it finished). Without recorded outcomes
+  // there is no resume: it finishes as cancelled.
   void abandon(Item* item, TimePoint now) override {
+    if (!opt.record_outcomes) {
+      finish(item, failure(*item, ErrorKind::cancelled, "not finished: the engine stopped"), now);
+      return;
+    }
     const std::uint64_t seq = item->seq;
     ++summary.not_done;
     items.erase(seq);
@@ -458,6 +474,42 @@ struct Engine::Impl final : Host {
     }
   }
 
+  // Engine::cancel(): the requests named are given up where they are (see engine.hpp).
+  void check_cancels(TimePoint now) {
+    if (!cancel_pending.exchange(false)) return;
+    drain_pipe();
+    std::vector<std::string> keys;
+    {
+      const std::lock_guard lock(cancel_mu);
+      keys.swap(cancel_requests);
+    }
+    for (const std::string& key : keys) cancel_item(key, now);
+  }
+
+  void cancel_item(const std::string& key, TimePoint now) {
+    Item* item = nullptr;
+    for (auto& [seq, held] : items) {
+      if (held->req.custom_id == key) {
+        item = held.get();
+        break;
+      }
+    }
+    if (item == nullptr) return;  // finished, or not read yet
+    if (sched->in_flight(item->seq)) {
+      // A probe of the breaker or of an outage: its answer is what the loop waits for.
+      limit::CircuitBreaker& breaker = sched->breaker();
+      if (breaker.state(now) != limit::BreakerState::closed || breaker.in_outage()) return;
+      if (!transport->cancel(item->seq)) return;  // the transport cannot: it runs to its end
+      // It went out: it counts in the windows as charged, as after a second Ctrl-C.
+      std::optional<InFlight> f = sched->take(item->seq);
+      f->lane->limiter->reconcile(f->grant, limit::Cost{1, f->grant.cost.tokens}, now);
+      if (opt.settle) opt.settle(item->req, Usage{});
+    } else if (!sched->unqueue(item) && !verdicts->unhold(item)) {
+      return;
+    }
+    finish(item, failure(*item, ErrorKind::cancelled, "cancelled by the caller"), now);
+  }
+
   // When admitting stops, everything queued is left for a resume.
   void abandon_queued(TimePoint now) {
     std::vector<Item*> left;
@@ -507,6 +559,7 @@ struct Engine::Impl final : Host {
     for (;;) {
       TimePoint now = clock.now();
       check_stop(now);
+      check_cancels(now);
       verdicts->check_unreachable(now);
       verdicts->check_outage(now);
       verdicts->check_parked(now);
@@ -587,6 +640,16 @@ void Engine::request_stop() noexcept {
     const char c = 's';
     [[maybe_unused]] const ssize_t n = ::write(impl_->wake_pipe[1], &c, 1);
   }
+}
+
+void Engine::cancel(std::string custom_id) {
+  {
+    const std::lock_guard lock(impl_->cancel_mu);
+    impl_->cancel_requests.push_back(std::move(custom_id));
+  }
+  impl_->cancel_pending.store(true);
+  const char c = 'c';
+  [[maybe_unused]] const ssize_t n = ::write(impl_->wake_pipe[1], &c, 1);
 }
 
 }  // namespace floodgate::engine

@@ -39,10 +39,11 @@ void resolve_options(EngineOptions& opt) {
   if (!opt.estimator) opt.estimator = conservative_estimator();
   if (opt.journal_path.empty()) {
     if (opt.output_path == "-") throw Error("writing the output to stdout needs --journal PATH (the journal makes the job resumable)");
+    if (opt.output_path.empty()) throw Error("a job without an output file needs a journal path (or EngineOptions::kJournalInMemory)");
     opt.journal_path = default_journal_path(opt.output_path);
   }
-  if (opt.output_path != "-") check_folder_writable(opt.output_path, "output");
-  check_folder_writable(opt.journal_path, "journal");
+  if (output_is_file(opt)) check_folder_writable(opt.output_path, "output");
+  if (!journal_in_memory(opt)) check_folder_writable(opt.journal_path, "journal");
 }
 
 // The folder a file of the run goes in must exist and be writable: say which and why

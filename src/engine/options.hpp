@@ -11,4 +11,9 @@ namespace floodgate::engine {
 // (the conservative estimator, the journal beside the output).
 void resolve_options(EngineOptions& opt);
 
+// The output is a file (not stdout "-", not none: EngineOptions::output_path empty).
+[[nodiscard]] inline bool output_is_file(const EngineOptions& opt) { return !opt.output_path.empty() && opt.output_path != "-"; }
+// The journal lives in memory (EngineOptions::kJournalInMemory): no file, lock or reserve.
+[[nodiscard]] inline bool journal_in_memory(const EngineOptions& opt) { return opt.journal_path == EngineOptions::kJournalInMemory; }
+
 }  // namespace floodgate::engine

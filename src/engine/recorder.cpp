@@ -13,6 +13,7 @@
 #include "floodgate/core/exit_codes.hpp"
 #include "floodgate/store/output_order.hpp"
 #include "hex.hpp"
+#include "options.hpp"
 #include "scheduler.hpp"
 #include "words.hpp"
 
@@ -31,6 +32,15 @@ void remove_journal_files(const std::string& path) {
   std::filesystem::remove(path + "-shm", ec);
 }
 
+// The output of a job without an output file (EngineOptions::output_path empty): its rows
+// go to the extra sinks only.
+class NoOutput final : public Sink {
+ public:
+  void write(const Outcome& /*outcome*/, const RowContext& /*context*/) override {}
+  void flush() override {}
+  void close() override {}
+};
+
 }  // namespace
 
 Recorder::Recorder(const EngineOptions& options, Clock& clock, Progress& progress, RunSummary& summary, TimePoint start)
@@ -45,9 +55,9 @@ Recorder::~Recorder() = default;
 void Recorder::open(RequestSource& source) {
   // What the replaced journal admitted in the last day still counts in the server's windows.
   std::vector<Journal::Admission> carried_admissions;
-  if (opt_.overwrite) {
+  if (opt_.overwrite && !journal_in_memory(opt_)) {
     carried_admissions = Journal::read_admissions(opt_.journal_path, clock_.wall_now() - kAdmissionHorizon);
-    if (opt_.output_path != "-") {
+    if (output_is_file(opt_)) {
       std::error_code ec;
       std::filesystem::remove(opt_.output_path, ec);
     }
@@ -57,8 +67,8 @@ void Recorder::open(RequestSource& source) {
   // Which input a journal belongs to: the source's tag, and its first items, checked below.
   const SourceIdentity identity = source.identity();
 
-  const bool output_is_file = opt_.output_path != "-";
-  const bool journal_exists = std::filesystem::exists(opt_.journal_path);
+  const bool output_is_file = engine::output_is_file(opt_);
+  const bool journal_exists = !journal_in_memory(opt_) && std::filesystem::exists(opt_.journal_path);
   if (output_is_file && !journal_exists && file_nonempty(opt_.output_path)) {
     throw Error("the output \"" + opt_.output_path + "\" already exists and has no journal (" + opt_.journal_path +
                 "); pass --overwrite to replace it, or choose another output");
@@ -89,16 +99,20 @@ void Recorder::open(RequestSource& source) {
 }
 
 void Recorder::open_output() {
-  if (opt_.disk_reserve_bytes > 0) make_reserve();
+  if (opt_.disk_reserve_bytes > 0 && !journal_in_memory(opt_)) make_reserve();
 
   // A --retry-failed run that removed every recorded row still appends: the output keeps
   // its other lines.
   summary_.earlier_succeeded = journal_->count_ok();
   summary_.earlier_failed = journal_->count() - summary_.earlier_succeeded;
   const bool resume = journal_->count() > 0 || summary_.retried_failed_lines > 0;
-  resumed_output_ = resume && opt_.output_path != "-";
+  resumed_output_ = resume && output_is_file(opt_);
   journal_->for_each_key([this](std::string_view key) { done_keys_.insert(key); });
-  sink_ = make_jsonl_sink(opt_.output_path, resume ? OpenMode::append : OpenMode::truncate, opt_.fsync);
+  if (opt_.output_path.empty()) {
+    sink_ = std::make_unique<NoOutput>();
+  } else {
+    sink_ = make_jsonl_sink(opt_.output_path, resume ? OpenMode::append : OpenMode::truncate, opt_.fsync);
+  }
   if (resume) {
     progress_.message("info", "resuming: " + thousands(journal_->count()) + " outcomes already in the journal " + opt_.journal_path +
                                   " are skipped");
@@ -245,7 +259,7 @@ void Recorder::emit(PendingWrite& w, TimePoint now) {
   if (unflushed_bytes_ + row_bytes > (2u << 20)) flush_sinks();
   sink_->write(w.outcome, ctx);
   unflushed_bytes_ += row_bytes;
-  journal_->record(w.outcome);
+  if (opt_.record_outcomes) journal_->record(w.outcome);
   const Outcome& o = w.outcome;
   if (!o.ok()) ++summary_.outcomes[std::string(to_string(o.error))];
   if (o.ok()) {

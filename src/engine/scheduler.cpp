@@ -104,7 +104,13 @@ void Scheduler::abandon_suspended(Lane& lane, TimePoint now) {
     Item* item = lane.queue.front();
     lane.queue.pop_front();
     ++note.left;
-    host_.abandon(item, now);
+    if (opt_.record_outcomes) {
+      host_.abandon(item, now);
+    } else {  // no resume to leave it for: it ends saying why
+      host_.finish(item, failure(*item, ErrorKind::cancelled, "not sent: model \"" + lane.model + "\" is paused until " +
+                                                                  format_utc(note.until) + " by " + note.reason),
+                   now);
+    }
   }
 }
 
@@ -333,6 +339,22 @@ std::vector<Item*> Scheduler::drop_in_flight(TimePoint now) {
   for (auto& [seq, f] : in_flight_) flying.push_back(f.item);
   in_flight_.clear();
   return flying;
+}
+
+bool Scheduler::unqueue(Item* item) {
+  for (auto& [name, lane] : lanes_) {
+    const auto q = std::find(lane.queue.begin(), lane.queue.end(), item);
+    if (q == lane.queue.end()) continue;
+    if (lane.head_seen == item) lane.head_seen = nullptr;
+    lane.queue.erase(q);
+    return true;
+  }
+  for (auto r = retry_at_.begin(); r != retry_at_.end(); ++r) {
+    if (r->second != item) continue;
+    retry_at_.erase(r);
+    return true;
+  }
+  return false;
 }
 
 bool Scheduler::idle() const {

@@ -79,6 +79,10 @@ class Scheduler {
   bool retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional<Duration> hint, Journal& journal, TimePoint now);
   // Ctrl-C twice: every attempt in flight is dropped; their reservations are kept.
   [[nodiscard]] std::vector<Item*> drop_in_flight(TimePoint now);
+  // Engine::cancel(): takes the item out of its lane or the retry timers; false when it is
+  // in neither (in flight, held for a verdict, or finished).
+  bool unqueue(Item* item);
+  [[nodiscard]] bool in_flight(std::uint64_t seq) const { return in_flight_.contains(seq); }
 
   // ---- the end ----
   // Nothing in flight, waiting or queued.

@@ -37,7 +37,7 @@ void Verdicts::on_reached(TimePoint now) {
 
 bool Verdicts::hold_refusal(Item* item, Outcome& o, const std::string& answer_refusal, const std::string& url, TimePoint now) {
   if (rejected_stop_) {
-    if (answer_refusal != refusal_key_) return false;
+    if (answer_refusal != refusal_key_ || !opt_.record_outcomes) return false;  // no resume: its answer is its outcome
     host_.abandon(item, now);  // in flight when the job stopped: left unsent like the rest
     return true;
   }
@@ -73,7 +73,7 @@ void Verdicts::check_rejected(TimePoint now) {
   ev.detail = refusal_message_;
   add_refusal(ev);
   report(ev);
-  for (auto& [item, outcome] : refused_) host_.abandon(item, now);
+  leave_held(refused_, now);
   refused_.clear();
 }
 
@@ -162,7 +162,7 @@ void Verdicts::check_outage(TimePoint now) {
   ev.limit = opt_.outage_limit;
   ev.detail = last_connect_error_;
   report(ev);
-  for (auto& [item, outcome] : parked_) host_.abandon(item, now);
+  leave_held(parked_, now);
   parked_.clear();
 }
 
@@ -181,8 +181,28 @@ void Verdicts::check_unreachable(TimePoint now) {
   ev.slow = last_failure_was_slow_;  // the server took the requests but answered none in time
   ev.detail = last_connect_error_;
   report(ev);
-  for (auto& [item, outcome] : parked_) host_.abandon(item, now);
+  leave_held(parked_, now);
   parked_.clear();
+}
+
+void Verdicts::leave_held(std::vector<std::pair<Item*, Outcome>>& held, TimePoint now) {
+  for (auto& [item, outcome] : held) {
+    if (opt_.record_outcomes) {
+      host_.abandon(item, now);
+    } else {
+      host_.finish(item, std::move(outcome), now);
+    }
+  }
+}
+
+bool Verdicts::unhold(Item* item) {
+  for (auto* held : {&parked_, &refused_}) {
+    const auto h = std::find_if(held->begin(), held->end(), [item](const auto& p) { return p.first == item; });
+    if (h == held->end()) continue;
+    held->erase(h);
+    return true;
+  }
+  return false;
 }
 
 void Verdicts::release_held(std::vector<Item*>& out) {

@@ -75,6 +75,8 @@ class Verdicts {
 
   // The lines held for a verdict, for the stop that leaves everything unsent.
   void release_held(std::vector<Item*>& out);
+  // Engine::cancel(): lets go of the item if it is held for a verdict (true).
+  bool unhold(Item* item);
   // The progress line's note while draining ("interrupted: draining" ...).
   [[nodiscard]] const char* draining_note() const noexcept;
   // The run's exit code and stop (typed, and in describe's words): a full disk (its message),
@@ -88,6 +90,9 @@ class Verdicts {
   void add_refusal(JobEvent& ev) const;  // the refusal's facts: key, URL, model
   [[nodiscard]] std::string words(const JobEvent& ev) const;
   void report(const JobEvent& ev);
+  // Lines held for a verdict that stopped the job: left for a resume; without recorded
+  // outcomes there is none, so each ends with what it met.
+  void leave_held(std::vector<std::pair<Item*, Outcome>>& held, TimePoint now);
 
   const EngineOptions& opt_;
   Progress& progress_;

@@ -48,8 +48,19 @@ struct EngineOptions {
   // the JSONL file input_path ("-" = stdin) parsed with `input`.
   std::unique_ptr<RequestSource> source;
   std::string input_path;    // "-" = stdin
-  std::string output_path;   // "-" = stdout (then no reconciliation on resume)
-  std::string journal_path;  // empty: default_journal_path(output_path)
+  // "-" = stdout (then no reconciliation on resume). Empty: no output file, the rows go to
+  // extra_sinks only (engine::Client); journal_path must then be given.
+  std::string output_path;
+  // Empty: default_journal_path(output_path). kJournalInMemory: a journal that lives and
+  // dies with the engine (no file, no lock, no disk reserve).
+  std::string journal_path;
+  static constexpr const char* kJournalInMemory = ":memory:";
+  // False: a stream of requests from memory, not a job to resume (engine::Client).
+  // Terminal outcomes are not journaled (the journal keeps admissions and pauses only) and
+  // ids are not remembered (no duplicate check), so memory does not grow with the number of
+  // requests; a request the job would leave for a resume (a stop, a paused model) finishes
+  // instead: as cancelled, or with the answer held for a verdict.
+  bool record_outcomes = true;
   InputOptions input;
   bool overwrite = false;    // delete an existing output and journal first
 
@@ -189,6 +200,13 @@ class Engine {
   // Asks the loop to stop admitting and drain (first call) or to stop at once (second).
   // Async-signal-safe: only sets an atomic and writes to a pipe.
   void request_stop() noexcept;
+
+  // Asks the loop to give up the request with this custom_id; thread-safe. Queued or
+  // waiting for a retry: it finishes as ErrorKind::cancelled, unsent (unless it is admitted
+  // before the loop sees the request). In flight: its transfer is aborted and it finishes as
+  // cancelled, except while the breaker is not closed (a probe's answer is awaited): then
+  // it runs to its real outcome. Unknown or finished: nothing happens.
+  void cancel(std::string custom_id);
 
  private:
   struct Impl;
