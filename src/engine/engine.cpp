@@ -1,14 +1,7 @@
 #include "floodgate/engine/engine.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <unordered_map>
@@ -27,6 +20,7 @@
 #include "recorder.hpp"
 #include "scheduler.hpp"
 #include "verdicts.hpp"
+#include "wakeups.hpp"
 
 namespace floodgate::engine {
 namespace {
@@ -41,12 +35,10 @@ using std::chrono::milliseconds;
 struct Engine::Impl final : Host {
   EngineOptions opt;
   Clock& clock;
-  int wake_pipe[2] = {-1, -1};
-  std::atomic<int> stop_requests{0};
-  // Engine::cancel(): custom_ids to give up, handed over from other threads.
-  std::mutex cancel_mu;
-  std::vector<std::string> cancel_requests;
-  std::atomic<bool> cancel_pending{false};
+  Wakeups wakeups;  // stop requests and cancels from other threads
+  // Without recorded outcomes: the items by custom_id, for cancel() (the first of a
+  // repeated id).
+  std::unordered_map<std::string_view, Item*> by_id;
 
   std::unique_ptr<http::Transport> transport;
   std::shared_ptr<RunLock> run_lock;  // held until the engine is gone (after the sinks closed)
@@ -73,16 +65,7 @@ struct Engine::Impl final : Host {
   RunSummary summary;
   TimePoint start{};
 
-  Impl(EngineOptions o, Clock& c) : opt(std::move(o)), clock(c) {
-    // Made here, not in prepare(): request_stop() and cancel() may come from other threads
-    // before run() starts.
-    if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Error("cannot create a pipe: " + std::string(std::strerror(errno)), exit_code::internal);
-  }
-
-  ~Impl() {
-    if (wake_pipe[0] >= 0) ::close(wake_pipe[0]);
-    if (wake_pipe[1] >= 0) ::close(wake_pipe[1]);
-  }
+  Impl(EngineOptions o, Clock& c) : opt(std::move(o)), clock(c) {}
 
   // ---- start-up -----------------------------------------------------------------------------
 
@@ -95,7 +78,7 @@ struct Engine::Impl final : Host {
                           output_is_file(opt) ? "the output " + opt.output_path : "the journal " + opt.journal_path);
     }
 
-    opt.transport.wake_fd = wake_pipe[0];
+    opt.transport.wake_fd = wakeups.fd();
     if (opt.transport.clock == nullptr) opt.transport.clock = &clock;
 
     // The input is judged before --overwrite deletes anything.
@@ -194,6 +177,8 @@ struct Engine::Impl final : Host {
       item->seq = next_seq++;
       item->read_at = now;
       item->payload = std::move(in.payload);
+      item->priority = in.priority;
+      item->deadline = in.deadline;
       if (req.endpoint == Endpoint::audio_transcriptions) {
         std::string why;
         auto spec = http::multipart_spec_from_json(req.body, why);
@@ -229,7 +214,8 @@ struct Engine::Impl final : Host {
       item->req = std::move(req);
       Item* raw = item.get();
       items.emplace(raw->seq, std::move(item));
-      lane.queue.push_back(raw);
+      if (!opt.record_outcomes) by_id.emplace(raw->req.custom_id, raw);
+      sched->enqueue(lane, raw);
     }
   }
 
@@ -257,8 +243,13 @@ struct Engine::Impl final : Host {
     w.first_sent_at = item->first_sent_at;
     w.payload = std::move(item->payload);
     const std::uint64_t seq = item->seq;
-    items.erase(seq);
+    forget(item);
     recorder->deliver(seq, std::move(w), now);
+  }
+
+  void forget(Item* item) {
+    if (const auto it = by_id.find(item->req.custom_id); it != by_id.end() && it->second == item) by_id.erase(it);
+    items.erase(item->seq);
   }
 
   // The item is left for a resume (stopped before it finished). Without recorded outcomes
@@ -270,7 +261,7 @@ struct Engine::Impl final : Host {
     }
     const std::uint64_t seq = item->seq;
     ++summary.not_done;
-    items.erase(seq);
+    forget(item);
     recorder->deliver(seq, std::nullopt, now);
   }
 
@@ -458,56 +449,32 @@ struct Engine::Impl final : Host {
     return reading_blocked && sched->idle();
   }
 
-  void drain_pipe() {
-    char buf[64];
-    while (::read(wake_pipe[0], buf, sizeof buf) > 0) {
-    }
-  }
-
-  void check_stop(TimePoint now) {
-    const int n = stop_requests.load();
-    if (n == 0) return;
-    drain_pipe();
-    if (verdicts->on_stop_request(n, sched->in_flight())) {
+  // Stop requests and cancels from other threads (wakeups.hpp).
+  void check_wakeups(TimePoint now) {
+    int stops = 0;
+    std::vector<std::string> cancels;
+    if (!wakeups.take(stops, cancels)) return;
+    for (const std::string& id : cancels) cancel_item(id, now);
+    if (stops > 0 && verdicts->on_stop_request(stops, sched->in_flight())) {
       transport->cancel_all();
       for (Item* item : sched->drop_in_flight(now)) abandon(item, now);
     }
   }
 
-  // Engine::cancel(): the requests named are given up where they are (see engine.hpp).
-  void check_cancels(TimePoint now) {
-    if (!cancel_pending.exchange(false)) return;
-    drain_pipe();
-    std::vector<std::string> keys;
-    {
-      const std::lock_guard lock(cancel_mu);
-      keys.swap(cancel_requests);
-    }
-    for (const std::string& key : keys) cancel_item(key, now);
-  }
-
-  void cancel_item(const std::string& key, TimePoint now) {
+  // Engine::cancel(): the request is given up where it is (see engine.hpp).
+  void cancel_item(const std::string& id, TimePoint now) {
     Item* item = nullptr;
-    for (auto& [seq, held] : items) {
-      if (held->req.custom_id == key) {
-        item = held.get();
-        break;
-      }
+    if (!opt.record_outcomes) {
+      const auto it = by_id.find(id);
+      if (it != by_id.end()) item = it->second;
+    } else {
+      const auto it = std::find_if(items.begin(), items.end(), [&](const auto& i) { return i.second->req.custom_id == id; });
+      if (it != items.end()) item = it->second.get();
     }
     if (item == nullptr) return;  // finished, or not read yet
-    if (sched->in_flight(item->seq)) {
-      // A probe of the breaker or of an outage: its answer is what the loop waits for.
-      limit::CircuitBreaker& breaker = sched->breaker();
-      if (breaker.state(now) != limit::BreakerState::closed || breaker.in_outage()) return;
-      if (!transport->cancel(item->seq)) return;  // the transport cannot: it runs to its end
-      // It went out: it counts in the windows as charged, as after a second Ctrl-C.
-      std::optional<InFlight> f = sched->take(item->seq);
-      f->lane->limiter->reconcile(f->grant, limit::Cost{1, f->grant.cost.tokens}, now);
-      if (opt.settle) opt.settle(item->req, Usage{});
-    } else if (!sched->unqueue(item) && !verdicts->unhold(item)) {
-      return;
+    if (sched->give_up(item, *transport, now) || verdicts->unhold(item)) {
+      finish(item, failure(*item, ErrorKind::cancelled, "cancelled by the caller"), now);
     }
-    finish(item, failure(*item, ErrorKind::cancelled, "cancelled by the caller"), now);
   }
 
   // When admitting stops, everything queued is left for a resume.
@@ -558,13 +525,13 @@ struct Engine::Impl final : Host {
     bool queued_abandoned = false;
     for (;;) {
       TimePoint now = clock.now();
-      check_stop(now);
-      check_cancels(now);
+      check_wakeups(now);
       verdicts->check_unreachable(now);
       verdicts->check_outage(now);
       verdicts->check_parked(now);
       verdicts->check_rejected(now);
       if (verdicts->stopping() && !queued_abandoned) {
+        source->stop_reading();
         abandon_queued(now);
         queued_abandoned = true;
       }
@@ -572,15 +539,17 @@ struct Engine::Impl final : Host {
         read_input(now);
         sched->release_due_retries(now);
       }
+      sched->expire_deadlines(now);
       bool budget_stop = false;
       TimePoint wake = sched->admit(now, verdicts->stopping(), budget_stop);
       if (budget_stop) verdicts->on_budget();
       guard_writes([&] { recorder->journal().commit_admissions(); });
-      if (const auto next = sched->next_retry()) wake = std::min(wake, *next);
+      if (const auto next = sched->next_timer()) wake = std::min(wake, *next);
 
       const bool idle = sched->in_flight() == 0 && items.empty();
       if (idle && (input_done || verdicts->stopping())) break;
       if (stuck_on_suspended()) {
+        source->stop_reading();
         verdicts->stop_admitting();
         abandon_queued(now);
         queued_abandoned = true;
@@ -634,22 +603,8 @@ Engine::~Engine() = default;
 
 RunSummary Engine::run() { return impl_->run(); }
 
-void Engine::request_stop() noexcept {
-  impl_->stop_requests.fetch_add(1);
-  if (impl_->wake_pipe[1] >= 0) {
-    const char c = 's';
-    [[maybe_unused]] const ssize_t n = ::write(impl_->wake_pipe[1], &c, 1);
-  }
-}
+void Engine::request_stop() noexcept { impl_->wakeups.request_stop(); }
 
-void Engine::cancel(std::string custom_id) {
-  {
-    const std::lock_guard lock(impl_->cancel_mu);
-    impl_->cancel_requests.push_back(std::move(custom_id));
-  }
-  impl_->cancel_pending.store(true);
-  const char c = 'c';
-  [[maybe_unused]] const ssize_t n = ::write(impl_->wake_pipe[1], &c, 1);
-}
+void Engine::cancel(std::string custom_id) { impl_->wakeups.cancel(std::move(custom_id)); }
 
 }  // namespace floodgate::engine

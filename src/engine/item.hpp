@@ -14,6 +14,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -40,6 +41,8 @@ struct Item {
   std::uint64_t pace_tokens = 0;  // the pacing charge the limiter reserves
   Outcome last;  // the last failed attempt, for the final error line
   std::shared_ptr<const void> payload;  // the source's, for the sinks
+  int priority = 0;                     // the source's (SourceItem): the order in the lane
+  std::optional<TimePoint> deadline;    // the source's: not sent by then, it fails unsent
 };
 
 struct Lane {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <unordered_set>
 
 #include "floodgate/core/duration.hpp"
 #include "floodgate/http/dialect.hpp"
@@ -48,6 +49,58 @@ Lane& Scheduler::lane_for(const std::string& model) {
     }
   }
   return it->second;
+}
+
+void Scheduler::enqueue(Lane& lane, Item* item) {
+  const int priority = item->priority;
+  auto at = lane.queue.end();
+  while (at != lane.queue.begin() && (*std::prev(at))->priority < priority) --at;
+  lane.queue.insert(at, item);
+  if (item->deadline) deadlines_.emplace(*item->deadline, item->seq);
+}
+
+void Scheduler::finish_expired(Item* item, TimePoint now) {
+  if (item->attempts == 0 || item->last.ok()) {
+    host_.finish(item, failure(*item, ErrorKind::max_wait, "not sent before its deadline"), now);
+    return;
+  }
+  Outcome o = std::move(item->last);
+  o.attempts = item->attempts;
+  o.error_message += " (not sent again before its deadline)";
+  host_.finish(item, std::move(o), now);
+}
+
+void Scheduler::expire_deadlines(TimePoint now) {
+  if (deadlines_.empty() || deadlines_.begin()->first > now) return;
+  std::unordered_set<std::uint64_t> due;
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    due.insert(deadlines_.begin()->second);
+    deadlines_.erase(deadlines_.begin());
+  }
+  // One pass over what waits (a request in flight runs; its retry is checked when it fails).
+  std::vector<Item*> expired;
+  for (auto& [name, lane] : lanes_) {
+    std::erase_if(lane.queue, [&](Item* item) {
+      if (!due.contains(item->seq)) return false;
+      if (lane.head_seen == item) lane.head_seen = nullptr;
+      expired.push_back(item);
+      return true;
+    });
+  }
+  std::erase_if(retry_at_, [&](const auto& r) {
+    if (!due.contains(r.second->seq)) return false;
+    expired.push_back(r.second);
+    return true;
+  });
+  std::sort(expired.begin(), expired.end(), [](const Item* a, const Item* b) { return a->seq < b->seq; });
+  for (Item* item : expired) finish_expired(item, now);
+}
+
+std::optional<TimePoint> Scheduler::next_timer() const {
+  std::optional<TimePoint> next;
+  if (!retry_at_.empty()) next = retry_at_.begin()->first;
+  if (!deadlines_.empty() && (!next || deadlines_.begin()->first < *next)) next = deadlines_.begin()->first;
+  return next;
 }
 
 // A pause an earlier run recorded (the provider asked to wait hours for a model) still in
@@ -158,6 +211,11 @@ TimePoint Scheduler::admit(TimePoint now, bool stopping, bool& budget_stop) {
         break;
       }
       Item* head = lane.queue.front();
+      if (expired(*head, now)) {  // a retry released after its deadline
+        lane.queue.pop_front();
+        finish_expired(head, now);
+        continue;
+      }
       if (head != lane.head_seen) {
         lane.head_seen = head;
         lane.head_since = now;
@@ -224,11 +282,14 @@ void Scheduler::release_due_retries(TimePoint now) {
     due.push_back(retry_at_.begin()->second);
     retry_at_.erase(retry_at_.begin());
   }
-  // Older requests first: push to the front in descending input order.
+  // Older requests first, each before the requests of its priority not sent yet (all 0 for
+  // a file's lines: the front): inserted in descending input order.
   std::sort(due.begin(), due.end(), [](const Item* a, const Item* b) { return a->seq > b->seq; });
   for (Item* item : due) {
     Lane& lane = lane_for(item->req.model);
-    lane.queue.push_front(item);
+    const int priority = item->priority;
+    lane.queue.insert(std::find_if(lane.queue.begin(), lane.queue.end(), [priority](const Item* q) { return q->priority <= priority; }),
+                      item);
     lane.next_try = std::min(lane.next_try, now);
   }
 }
@@ -291,6 +352,10 @@ void Scheduler::warn_long_backoff(Duration wait, const Item& item, TimePoint now
 
 bool Scheduler::retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional<Duration> hint, Journal& journal, TimePoint now) {
   limit::RetryDecision d = backoff_.next(static_cast<int>(item->attempts - item->spared), hint);
+  if (d.verdict != limit::RetryVerdict::give_up && item->deadline && now + d.delay > *item->deadline) {
+    o.error_message += " (not retried: its deadline comes first)";
+    return false;
+  }
   if (d.verdict == limit::RetryVerdict::retry) {
     item->last = std::move(o);
     retry_at_.emplace(now + d.delay, item);
@@ -341,7 +406,16 @@ std::vector<Item*> Scheduler::drop_in_flight(TimePoint now) {
   return flying;
 }
 
-bool Scheduler::unqueue(Item* item) {
+bool Scheduler::give_up(Item* item, http::Transport& transport, TimePoint now) {
+  if (const auto f = in_flight_.find(item->seq); f != in_flight_.end()) {
+    if (breaker_.state(now) != limit::BreakerState::closed || breaker_.in_outage()) return false;
+    if (!transport.cancel(item->seq)) return false;  // the transport cannot: it runs to its end
+    // It went out: it counts in the windows as charged, as after a second Ctrl-C.
+    f->second.lane->limiter->reconcile(f->second.grant, limit::Cost{1, f->second.grant.cost.tokens}, now);
+    if (opt_.settle) opt_.settle(item->req, Usage{});
+    in_flight_.erase(f);
+    return true;
+  }
   for (auto& [name, lane] : lanes_) {
     const auto q = std::find(lane.queue.begin(), lane.queue.end(), item);
     if (q == lane.queue.end()) continue;

@@ -52,6 +52,9 @@ class Scheduler {
 
   [[nodiscard]] limit::Admission& admission_for(const std::string& model);
   [[nodiscard]] Lane& lane_for(const std::string& model);
+  // A request read: behind those of its lane with the same or a higher SourceItem::priority
+  // (all 0 for a file's lines: the back), its deadline (SourceItem::deadline) watched.
+  void enqueue(Lane& lane, Item* item);
 
   // ---- the turn of the loop ----
   // Admits what may go now; returns the earliest time anything blocked could go. Sets
@@ -59,9 +62,11 @@ class Scheduler {
   TimePoint admit(TimePoint now, bool stopping, bool& budget_stop);
   void release_due_retries(TimePoint now);
   void retry(Item* item, TimePoint at) { retry_at_.emplace(at, item); }
-  [[nodiscard]] std::optional<TimePoint> next_retry() const {
-    return retry_at_.empty() ? std::nullopt : std::optional<TimePoint>(retry_at_.begin()->first);
-  }
+  // Requests whose deadline came while they waited in a lane or for a retry finish: unsent
+  // as max_wait, or with their last attempt's failure.
+  void expire_deadlines(TimePoint now);
+  // The next retry or deadline.
+  [[nodiscard]] std::optional<TimePoint> next_timer() const;
 
   // ---- attempts ----
   void track(Item* item, Lane& lane, const limit::Grant& grant) { in_flight_.emplace(item->seq, InFlight{item, &lane, grant}); }
@@ -79,10 +84,11 @@ class Scheduler {
   bool retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional<Duration> hint, Journal& journal, TimePoint now);
   // Ctrl-C twice: every attempt in flight is dropped; their reservations are kept.
   [[nodiscard]] std::vector<Item*> drop_in_flight(TimePoint now);
-  // Engine::cancel(): takes the item out of its lane or the retry timers; false when it is
-  // in neither (in flight, held for a verdict, or finished).
-  bool unqueue(Item* item);
-  [[nodiscard]] bool in_flight(std::uint64_t seq) const { return in_flight_.contains(seq); }
+  // Engine::cancel(): takes the item out of its lane or the retry timers, or out of flight
+  // when the transport gives its transfer up (it counts as sent in the rate windows). False
+  // when it is in none of them (held for a verdict, or finished) or is in flight as the
+  // probe of the breaker or of an outage (its answer is what the loop waits for).
+  bool give_up(Item* item, http::Transport& transport, TimePoint now);
 
   // ---- the end ----
   // Nothing in flight, waiting or queued.
@@ -108,6 +114,9 @@ class Scheduler {
     std::uint64_t left = 0;  // requests left for a re-run because of it
   };
   void abandon_suspended(Lane& lane, TimePoint now);
+  // The item's deadline passed before it could be sent (again).
+  void finish_expired(Item* item, TimePoint now);
+  [[nodiscard]] static bool expired(const Item& item, TimePoint now) { return item.deadline && now >= *item.deadline; }
   [[nodiscard]] static std::string pause_text(const std::string& model, const PauseNote& note);
   void warn_long_backoff(Duration wait, const Item& item, TimePoint now);
 
@@ -121,6 +130,7 @@ class Scheduler {
   limit::Backoff backoff_;
   std::map<std::string, Lane, std::less<>> lanes_;
   std::multimap<TimePoint, Item*> retry_at_;
+  std::multimap<TimePoint, std::uint64_t> deadlines_;  // by seq: the item may have finished since
   std::unordered_map<std::uint64_t, InFlight> in_flight_;
   std::map<Endpoint, std::string> urls_;
   std::size_t lane_cursor_ = 0;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "floodgate/core/batch_io.hpp"
+#include "floodgate/core/clock.hpp"
 
 namespace floodgate::engine {
 
@@ -31,6 +32,12 @@ struct SourceItem {
   ParsedLine parsed;                // the request, or what is wrong with the item
   std::uint64_t skipped_bytes = 0;  // > 0: the item was too large to hold (then `parsed` is empty)
   std::shared_ptr<const void> payload;  // handed back to the sinks with the outcome
+  // For requests from memory (engine::Client); a file's lines keep the defaults. The order
+  // within the model's lane: higher first, equal ones in the order read. The latest time
+  // (on the engine's clock) the request may be sent: not sent by then, it fails unsent
+  // (ErrorKind::max_wait), and a failed attempt is not retried past it.
+  int priority = 0;
+  std::optional<TimePoint> deadline;
 };
 
 enum class SourceStatus { item, none_yet, end };
@@ -66,6 +73,11 @@ class RequestSource {
   // Readable when an item may have become ready after none_yet; -1 when next() never says
   // none_yet. The source clears it (in next()) before it answers none_yet again.
   [[nodiscard]] virtual int ready_fd() const noexcept { return -1; }
+
+  // The engine stops (a verdict, a stop request) and asks for nothing more: a source whose
+  // ready_fd() may still turn readable makes it quiet, or the engine's wait for the requests
+  // in flight would return at once until they end.
+  virtual void stop_reading() noexcept {}
 
   // How much of the input was read, 0..1, when known (progress).
   [[nodiscard]] virtual std::optional<double> fraction_read() const noexcept { return std::nullopt; }
