@@ -17,13 +17,22 @@
 //
 // The server outlives the transports it makes (the engine owns its transport): keep it in
 // the test and read sent() after run().
+//
+// Manual time (use_manual_time(), for an engine on a thread of its own: engine::Client):
+// time passes only when the test says so (advance()). poll() returns the replies due by
+// the clock; when none is, it blocks (on the engine's wake and ready fds and the test's
+// advance()) instead of moving the clock. settle() waits until the engine's loop blocks
+// with nothing left to do at the current time, so that what the test checks or does next
+// meets a known state: nothing in the test depends on how fast either thread runs.
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,8 +83,21 @@ class ScriptedServer {
   [[nodiscard]] std::function<std::unique_ptr<http::Transport>(const http::TransportOptions&)> factory();
 
   [[nodiscard]] const std::vector<SentRequest>& sent() const noexcept { return sent_; }
+  // A copy of sent(), safe while the engine runs on another thread.
+  [[nodiscard]] std::vector<SentRequest> sent_copy() const;
   // The most requests in flight at once so far.
   [[nodiscard]] std::size_t max_in_flight() const noexcept { return max_in_flight_; }
+
+  // ---- manual time (see above) ----
+  // Before the engine starts.
+  void use_manual_time() noexcept { manual_ = true; }
+  // Moves the clock on and wakes the engine's poll().
+  void advance(Duration d);
+  // Blocks until the engine waits in poll() with none of its fds readable and no reply due
+  // (true), or `limit` of real time passes (false: the test fails on it).
+  [[nodiscard]] bool settle(std::chrono::milliseconds limit = std::chrono::seconds(20));
+  // Replies not delivered yet (in flight at the server).
+  [[nodiscard]] std::size_t pending() const;
   // A bound on the engine's loop: poll() throws after this many calls (a test that would
   // loop for ever in manual time fails instead).
   void set_max_polls(std::size_t n) noexcept { max_polls_ = n; }
@@ -83,8 +105,12 @@ class ScriptedServer {
   // The transport's side (ScriptedTransport forwards here).
   void submit(http::HttpRequest request);
   std::size_t poll(std::chrono::milliseconds timeout, std::vector<http::HttpResponse>& finished);
-  void cancel_all() noexcept { due_.clear(); }
-  [[nodiscard]] std::size_t in_flight() const noexcept { return due_.size(); }
+  void cancel_all() noexcept;
+  // Drops the transfer of this tag (its reply never comes); false when none is pending.
+  bool cancel(std::uint64_t tag) noexcept;
+  [[nodiscard]] std::size_t in_flight() const noexcept { return pending(); }
+  // The fds the engine's poll() waits on in manual time (TransportOptions::wake_fd, ready_fd).
+  void watch(int wake_fd, int ready_fd) noexcept;
 
  private:
   ManualClock& clock_;
@@ -94,6 +120,18 @@ class ScriptedServer {
   std::size_t max_in_flight_ = 0;
   std::size_t polls_ = 0;
   std::size_t max_polls_ = 1'000'000;
+
+  // Manual time: the engine's thread and the test's meet here.
+  std::size_t take_due(std::vector<http::HttpResponse>& finished);  // mu_ held
+  [[nodiscard]] bool fds_readable() const;
+  bool manual_ = false;
+  mutable std::mutex mu_;  // guards sent_, due_ and waiting_
+  std::condition_variable waits_;
+  bool waiting_ = false;            // the engine blocks in poll()
+  std::uint64_t wait_count_ = 0;    // how many times it began to
+  int wake_fd_ = -1;
+  int ready_fd_ = -1;
+  int kick_fd_ = -1;                // an eventfd: advance() wakes the engine's poll()
 };
 
 }  // namespace floodgate::test

@@ -1,0 +1,447 @@
+// engine::Client through the scripted fake transport in manual time
+// (tests/support/scripted_transport.hpp): the engine's loop runs on the Client's thread,
+// time passes only when the test advances it, and settle() waits until that loop has done
+// everything it can at the current time. So every check below meets a known state, nothing
+// depends on how fast either thread runs, and nothing sleeps.
+//
+// Each test says under it what would break it.
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "floodgate/engine/client.hpp"
+#include "support/scripted_transport.hpp"
+
+namespace floodgate::engine {
+namespace {
+
+using namespace std::chrono_literals;
+using test::ScriptedReply;
+using test::ScriptedServer;
+using test::SentRequest;
+
+// The body of a chat request whose message is `id`, so that the server's side can tell
+// which request it got.
+std::string chat_body(const std::string& id) {
+  return R"({"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":")" + id + R"("}]})";
+}
+
+// The id a chat_body() carries.
+std::string id_in(const SentRequest& r) {
+  const auto at = r.body.find(R"("content":")");
+  if (at == std::string::npos) return "";
+  const auto from = at + 11;
+  return r.body.substr(from, r.body.find('"', from) - from);
+}
+
+Submission chat(const std::string& id, int priority = 0) {
+  Submission s;
+  s.id = id;
+  s.body = chat_body(id);
+  s.priority = priority;
+  return s;
+}
+
+// Replies with a fixed latency; `latency` maps a request's id to another one.
+ScriptedServer::Script replies(Duration latency, std::map<std::string, Duration> by_id = {}) {
+  return [latency, by_id](const SentRequest& r, std::size_t) {
+    ScriptedReply reply = ScriptedReply::ok();
+    const auto it = by_id.find(id_in(r));
+    reply.latency = it != by_id.end() ? it->second : latency;
+    return reply;
+  };
+}
+
+bool readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
+// A Client on a scripted server in manual time.
+class Rig {
+ public:
+  explicit Rig(ScriptedServer::Script script, const std::function<void(ClientOptions&)>& tweak = {})
+      : server_(clock_, std::move(script)) {
+    server_.use_manual_time();
+    ClientOptions o;
+    o.engine.base_url = "http://127.0.0.1:9/v1";
+    o.engine.credentials.api_key = "sk-test-client";
+    o.engine.limits.defaults.requests_per_minute = 10'000'000;
+    o.engine.limits.defaults.tokens_per_minute = 1'000'000'000'000;
+    o.engine.limits.learn_from_headers = false;
+    o.engine.make_transport = server_.factory();
+    o.clock = &clock_;
+    if (tweak) tweak(o);
+    client = std::make_unique<Client>(std::move(o));
+  }
+  ~Rig() { client.reset(); }  // the engine's thread ends before the server it polls
+  Rig(const Rig&) = delete;
+  Rig& operator=(const Rig&) = delete;
+
+  // The engine did all it could at this time (fails the test after 20 s of real time).
+  void settle() { ASSERT_TRUE(server_.settle()) << "the engine's loop never came to rest"; }
+  void advance(Duration d) {
+    server_.advance(d);
+    settle();
+  }
+  // What the completion queue holds now, by id.
+  std::map<std::string, Completion> take() {
+    std::vector<Completion> out;
+    client->poll(out);
+    std::map<std::string, Completion> by_id;
+    for (Completion& c : out) {
+      const std::string id = c.outcome.custom_id;
+      EXPECT_TRUE(by_id.emplace(id, std::move(c)).second) << id << " completed twice";
+    }
+    return by_id;
+  }
+  [[nodiscard]] std::vector<std::string> sent_ids() const {
+    std::vector<std::string> ids;
+    for (const SentRequest& r : server_.sent_copy()) ids.push_back(id_in(r));
+    return ids;
+  }
+  [[nodiscard]] TimePoint now() const { return clock_.now(); }
+  ScriptedServer& server() { return server_; }
+
+  std::unique_ptr<Client> client;
+
+ private:
+  ManualClock clock_;
+  ScriptedServer server_;
+};
+
+TEST(Client, ASubmittedRequestCompletesWithWhatAnOutputLineCarries) {
+  Rig rig(replies(100ms));
+  ASSERT_TRUE(rig.client->submit(chat("a")));
+  rig.settle();
+  EXPECT_EQ(rig.sent_ids(), std::vector<std::string>{"a"});
+  EXPECT_EQ(rig.client->outstanding(), 1u);
+  EXPECT_TRUE(rig.take().empty());  // the answer is 100 ms away
+
+  rig.advance(100ms);
+  auto done = rig.take();
+  ASSERT_EQ(done.size(), 1u);
+  const Completion& c = done.at("a");
+  EXPECT_TRUE(c.outcome.ok()) << c.outcome.error_message;
+  EXPECT_EQ(c.outcome.status_code, 200);
+  EXPECT_EQ(c.outcome.attempts, 1u);
+  EXPECT_EQ(c.outcome.usage.total_tokens, 15u);
+  EXPECT_NE(c.outcome.body.find("chatcmpl-1"), std::string::npos);
+  EXPECT_EQ(c.total, 100ms);
+  EXPECT_EQ(c.queued, 0ms);  // sent at once
+  EXPECT_EQ(rig.client->outstanding(), 0u);
+  // Broken by: an outcome not handed back, or handed back under the engine's key.
+}
+
+TEST(Client, RefusalsAreSaidBySubmitAtOnce) {
+  Rig rig(replies(1s), [](ClientOptions& o) { o.max_outstanding = 2; });
+  Submission no_id = chat("x");
+  no_id.id.clear();
+  EXPECT_EQ(rig.client->submit(no_id).refusal, Refusal::invalid);
+  Submission not_json = chat("x");
+  not_json.body = "{\"model\":";
+  const Submitted bad = rig.client->submit(not_json);
+  EXPECT_EQ(bad.refusal, Refusal::invalid);
+  EXPECT_NE(bad.reason.find("not JSON"), std::string::npos) << bad.reason;
+  EXPECT_EQ(bad.reason.find("line 1"), std::string::npos) << bad.reason;  // a submission is no line
+  Submission no_model = chat("x");
+  no_model.body = R"({"messages":[{"role":"user","content":"hi"}]})";
+  EXPECT_EQ(rig.client->submit(no_model).refusal, Refusal::invalid);
+  Submission batch_line = chat("x");
+  batch_line.body = R"({"custom_id":"x","url":"/v1/chat/completions","body":)" + chat_body("x") + "}";
+  EXPECT_EQ(rig.client->submit(batch_line).refusal, Refusal::invalid);
+
+  ASSERT_TRUE(rig.client->submit(chat("a")));
+  EXPECT_EQ(rig.client->submit(chat("a")).refusal, Refusal::duplicate_id);
+  ASSERT_TRUE(rig.client->submit(chat("b")));
+  EXPECT_EQ(rig.client->submit(chat("c")).refusal, Refusal::full);
+  rig.settle();
+  rig.advance(1s);
+  EXPECT_EQ(rig.take().size(), 2u);
+  EXPECT_TRUE(rig.client->submit(chat("a")));  // completed: its id is free again
+  rig.settle();
+
+  rig.client->close(CloseMode::abort);
+  const Submitted late = rig.client->submit(chat("d"));
+  EXPECT_EQ(late.refusal, Refusal::closed);
+  EXPECT_FALSE(late.reason.empty());
+  EXPECT_EQ(rig.sent_ids(), (std::vector<std::string>{"a", "b", "a"}));
+  // Broken by: a refused request sent anyway, or ids kept after their completion.
+}
+
+TEST(Client, CancelOfAQueuedRequestCompletesItUnsent) {
+  Rig rig(replies(10s), [](ClientOptions& o) { o.engine.max_in_flight = 1; });
+  ASSERT_TRUE(rig.client->submit(chat("first")));
+  ASSERT_TRUE(rig.client->submit(chat("second")));
+  rig.settle();
+  ASSERT_EQ(rig.sent_ids(), std::vector<std::string>{"first"});  // "second" waits for room
+
+  EXPECT_TRUE(rig.client->cancel("second"));
+  rig.settle();
+  auto done = rig.take();
+  ASSERT_EQ(done.count("second"), 1u);
+  EXPECT_EQ(done.at("second").outcome.error, ErrorKind::cancelled);
+  EXPECT_EQ(done.at("second").outcome.attempts, 0u);
+  EXPECT_FALSE(rig.client->cancel("second"));  // completed: nothing to cancel
+  EXPECT_FALSE(rig.client->cancel("nobody"));
+
+  rig.advance(10s);
+  done = rig.take();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done.at("first").outcome.ok());
+  EXPECT_EQ(rig.sent_ids(), std::vector<std::string>{"first"});  // "second" never went
+  // Broken by: cancel() not reaching the lane (it would be sent once "first" answers).
+}
+
+TEST(Client, CancelRightAfterSubmitNeverSendsWhereverTheRequestIs) {
+  // Whether the engine took it already or not, the outcome is the same.
+  Rig rig(replies(10s), [](ClientOptions& o) { o.engine.max_in_flight = 1; });
+  ASSERT_TRUE(rig.client->submit(chat("busy")));
+  rig.settle();
+  for (int i = 0; i < 20; ++i) {
+    const std::string id = "c" + std::to_string(i);
+    ASSERT_TRUE(rig.client->submit(chat(id)));
+    EXPECT_TRUE(rig.client->cancel(id));
+  }
+  rig.settle();
+  auto done = rig.take();
+  EXPECT_EQ(done.size(), 20u);
+  for (const auto& [id, c] : done) EXPECT_EQ(c.outcome.error, ErrorKind::cancelled) << id;
+  rig.advance(10s);
+  EXPECT_EQ(rig.sent_ids(), std::vector<std::string>{"busy"});
+  EXPECT_EQ(rig.client->outstanding(), 0u);
+}
+
+TEST(Client, CancelInFlightAbortsTheTransfer) {
+  Rig rig(replies(10s));
+  ASSERT_TRUE(rig.client->submit(chat("slow")));
+  rig.settle();
+  ASSERT_EQ(rig.server().pending(), 1u);
+
+  EXPECT_TRUE(rig.client->cancel("slow"));
+  rig.settle();
+  EXPECT_EQ(rig.server().pending(), 0u);  // the transport dropped the transfer
+  auto done = rig.take();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done.at("slow").outcome.error, ErrorKind::cancelled);
+  EXPECT_EQ(done.at("slow").outcome.attempts, 1u);  // it went out
+  EXPECT_EQ(rig.client->outstanding(), 0u);
+
+  rig.advance(20s);
+  EXPECT_TRUE(rig.take().empty());  // no second completion when its time comes
+  // Broken by: an in-flight cancel that waits for the answer (it would complete ok at 10 s).
+}
+
+TEST(Client, HigherPriorityIsSentFirstAndEqualOnesInSubmissionOrder) {
+  Rig rig(replies(1s), [](ClientOptions& o) { o.engine.max_in_flight = 1; });
+  ASSERT_TRUE(rig.client->submit(chat("blocker")));
+  rig.settle();
+  for (const auto& [id, priority] : std::vector<std::pair<std::string, int>>{{"low1", 0}, {"high", 5}, {"low2", 0}, {"mid", 2}, {"high2", 5}}) {
+    ASSERT_TRUE(rig.client->submit(chat(id, priority)));
+  }
+  rig.settle();
+  for (int i = 0; i < 5; ++i) rig.advance(1s);
+  EXPECT_EQ(rig.sent_ids(), (std::vector<std::string>{"blocker", "high", "high2", "mid", "low1", "low2"}));
+  // Broken by: lanes in arrival order (low1 would go second).
+}
+
+TEST(Client, ARetryGoesBeforeItsPriorityButNotBeforeAHigherOne) {
+  // "r" fails once (500); its retry waits behind "high" but before "same" of its priority.
+  std::atomic<int> r_attempts{0};
+  Rig rig(
+      [&](const SentRequest& r, std::size_t) {
+        ScriptedReply reply = ScriptedReply::ok();
+        if (id_in(r) == "r" && r_attempts++ == 0) reply = ScriptedReply::status_json(500, R"({"error":{"message":"boom","type":"server_error"}})");
+        reply.latency = 1s;
+        return reply;
+      },
+      [](ClientOptions& o) {
+        o.engine.max_in_flight = 1;
+        o.engine.retry.base_delay = std::chrono::milliseconds(0);
+        o.engine.retry.max_delay = std::chrono::milliseconds(0);
+      });
+  ASSERT_TRUE(rig.client->submit(chat("r", 1)));
+  rig.settle();
+  ASSERT_TRUE(rig.client->submit(chat("same", 1)));
+  ASSERT_TRUE(rig.client->submit(chat("high", 2)));
+  rig.settle();
+  for (int i = 0; i < 4; ++i) rig.advance(1s);
+  EXPECT_EQ(rig.sent_ids(), (std::vector<std::string>{"r", "high", "r", "same"}));
+}
+
+TEST(Client, ADeadlinePassedBeforeTheSendCompletesAsMaxWaitUnsent) {
+  Rig rig(replies(10s), [](ClientOptions& o) { o.engine.max_in_flight = 1; });
+  ASSERT_TRUE(rig.client->submit(chat("blocker")));
+  rig.settle();
+  Submission late = chat("late");
+  late.deadline = rig.now() + 2s;
+  Submission in_time = chat("in-time");
+  in_time.deadline = rig.now() + 20s;
+  ASSERT_TRUE(rig.client->submit(late));
+  ASSERT_TRUE(rig.client->submit(in_time));
+  rig.settle();
+
+  rig.advance(2s - 1ns);
+  EXPECT_TRUE(rig.take().empty());  // 1 ns before its deadline it still waits
+  rig.advance(1ns);
+  auto done = rig.take();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done.at("late").outcome.error, ErrorKind::max_wait);
+  EXPECT_EQ(done.at("late").outcome.attempts, 0u);
+
+  rig.advance(8s);  // the blocker answers; "in-time" goes
+  done = rig.take();
+  EXPECT_TRUE(done.at("blocker").outcome.ok());
+  rig.advance(10s);
+  done = rig.take();
+  EXPECT_TRUE(done.at("in-time").outcome.ok());
+  EXPECT_EQ(rig.sent_ids(), (std::vector<std::string>{"blocker", "in-time"}));
+  // Broken by: a deadline checked only at the head of the lane ("late" would wait 10 s
+  // behind the blocker's answer), or not at all (it would be sent).
+}
+
+TEST(Client, AFailedAttemptIsNotRetriedPastTheDeadline) {
+  Rig rig(
+      [](const SentRequest&, std::size_t) {
+        ScriptedReply reply = ScriptedReply::status_json(503, R"({"error":{"message":"busy","type":"server_error"}})", {{"retry-after", "30"}});
+        reply.latency = 1s;
+        return reply;
+      });
+  Submission s = chat("x");
+  s.deadline = rig.now() + 10s;
+  ASSERT_TRUE(rig.client->submit(s));
+  rig.settle();
+  rig.advance(1s);
+  auto done = rig.take();
+  ASSERT_EQ(done.size(), 1u);  // at once, not at the retry's time (31 s)
+  EXPECT_EQ(done.at("x").outcome.error, ErrorKind::server_error);
+  EXPECT_EQ(done.at("x").outcome.status_code, 503);
+  EXPECT_EQ(done.at("x").outcome.attempts, 1u);
+  EXPECT_EQ(rig.sent_ids().size(), 1u);
+}
+
+TEST(Client, TheCompletionFdIsALevelWhileTheQueueHoldsSomething) {
+  Rig rig(replies(1s));
+  const int fd = rig.client->completion_fd();
+  EXPECT_FALSE(readable(fd));
+  ASSERT_TRUE(rig.client->submit(chat("a")));
+  ASSERT_TRUE(rig.client->submit(chat("b")));
+  rig.settle();
+  EXPECT_FALSE(readable(fd));  // nothing completed yet
+  rig.advance(1s);
+  EXPECT_TRUE(readable(fd));
+  EXPECT_TRUE(readable(fd));  // a level: reading readiness does not consume it
+  std::vector<Completion> out;
+  EXPECT_EQ(rig.client->poll(out, 1), 1u);
+  EXPECT_TRUE(readable(fd));  // one left
+  EXPECT_EQ(rig.client->poll(out, 1), 1u);
+  EXPECT_FALSE(readable(fd));
+  EXPECT_EQ(rig.client->poll(out), 0u);  // never blocks
+  EXPECT_TRUE(rig.client->wait(0ms) == false);
+  // Broken by: a flag cleared on the first read (the second completion would be stranded)
+  // or set per completion without being cleared (a loop would spin on an empty queue).
+}
+
+TEST(Client, ManyThreadsSubmitEachRequestCompletesOnce) {
+  constexpr int kThreads = 8;
+  constexpr int kEach = 250;
+  Rig rig(replies(10ms), [](ClientOptions& o) { o.engine.max_in_flight = 64; });
+  std::vector<std::thread> threads;
+  std::atomic<int> refused{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        if (!rig.client->submit(chat("t" + std::to_string(t) + "-" + std::to_string(i)))) ++refused;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(refused.load(), 0);
+  std::map<std::string, Completion> all;
+  for (int round = 0; round < 1000 && all.size() < kThreads * kEach; ++round) {
+    rig.advance(10ms);
+    for (auto& [id, c] : rig.take()) EXPECT_TRUE(all.emplace(id, std::move(c)).second) << id << " completed twice";
+  }
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
+  for (const auto& [id, c] : all) EXPECT_TRUE(c.outcome.ok()) << id;
+  const auto sent = rig.sent_ids();
+  EXPECT_EQ(std::set<std::string>(sent.begin(), sent.end()).size(), sent.size());  // each sent once
+  EXPECT_EQ(sent.size(), static_cast<std::size_t>(kThreads * kEach));
+  EXPECT_LE(rig.server().max_in_flight(), 64u);
+  EXPECT_EQ(rig.client->outstanding(), 0u);
+}
+
+TEST(Client, TheCallbackGetsEveryCompletionAndTheQueueStaysEmpty) {
+  std::mutex mu;
+  std::vector<std::string> ids;
+  Rig rig(replies(1s), [&](ClientOptions& o) {
+    o.on_complete = [&](Completion&& c) {
+      const std::lock_guard lock(mu);
+      ids.push_back(c.outcome.custom_id);
+    };
+  });
+  ASSERT_TRUE(rig.client->submit(chat("a")));
+  ASSERT_TRUE(rig.client->submit(chat("b")));
+  rig.settle();
+  rig.advance(1s);
+  EXPECT_FALSE(readable(rig.client->completion_fd()));
+  const std::lock_guard lock(mu);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(Client, CloseDrainLetsEveryRequestFinish) {
+  Rig rig(replies(1s), [](ClientOptions& o) { o.engine.max_in_flight = 1; });
+  for (const char* id : {"a", "b", "c"}) ASSERT_TRUE(rig.client->submit(chat(id)));
+  rig.settle();
+  RunSummary summary;
+  std::thread closer([&] { summary = rig.client->close(CloseMode::drain); });
+  // One answer a second; close() waits for all three. After the last the engine's loop
+  // ends (nothing to settle): join() returns then.
+  rig.advance(1s);
+  rig.advance(1s);
+  rig.server().advance(1s);
+  closer.join();
+  auto done = rig.take();
+  ASSERT_EQ(done.size(), 3u);
+  for (const auto& [id, c] : done) EXPECT_TRUE(c.outcome.ok()) << id;
+  EXPECT_EQ(summary.succeeded, 3u);
+  EXPECT_EQ(summary.attempts, 3u);
+  EXPECT_EQ(rig.client->submit(chat("d")).refusal, Refusal::closed);
+}
+
+TEST(Client, CloseAbortCancelsWhatIsQueuedAndInFlight) {
+  Rig rig(replies(10s), [](ClientOptions& o) { o.engine.max_in_flight = 1; });
+  for (const char* id : {"a", "b", "c"}) ASSERT_TRUE(rig.client->submit(chat(id)));
+  rig.settle();
+  rig.client->close(CloseMode::abort);  // returns without any time passing
+  auto done = rig.take();
+  ASSERT_EQ(done.size(), 3u);
+  for (const auto& [id, c] : done) EXPECT_EQ(c.outcome.error, ErrorKind::cancelled) << id;
+  EXPECT_EQ(done.at("a").outcome.attempts, 1u);
+  EXPECT_EQ(rig.sent_ids(), std::vector<std::string>{"a"});
+  EXPECT_EQ(rig.client->outstanding(), 0u);
+}
+
+TEST(Client, DestructionJoinsAndCompletesEverythingOutstanding) {
+  std::atomic<int> completions{0};
+  {
+    Rig rig(replies(10s), [&](ClientOptions& o) { o.on_complete = [&](Completion&&) { ++completions; }; });
+    for (const char* id : {"a", "b"}) ASSERT_TRUE(rig.client->submit(chat(id)));
+    rig.settle();
+    rig.client.reset();
+  }
+  EXPECT_EQ(completions.load(), 2);
+}
+
+}  // namespace
+}  // namespace floodgate::engine
