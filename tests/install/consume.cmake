@@ -9,7 +9,7 @@ endfunction()
 
 file(REMOVE_RECURSE "${PREFIX}" "${CONSUMER_DIR}")
 run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${PREFIX}")
-foreach(must include/floodgate/tokens/estimate.hpp include/floodgate/engine/engine.hpp
+foreach(must include/floodgate/tokens/estimate.hpp include/floodgate/engine/engine.hpp include/floodgate/engine/client.hpp
              include/floodgate/version.hpp lib/cmake/floodgate/floodgateConfig.cmake)
   if(NOT EXISTS "${PREFIX}/${must}")
     message(FATAL_ERROR "the install lacks ${must}")
@@ -32,6 +32,17 @@ foreach(header IN LISTS installed_headers)
     endif()
   endforeach()
 endforeach()
+# Neither the simulator nor the gateway (Boost.Beast, OpenSSL) is in floodgate::floodgate.
+file(GLOB_RECURSE server_libs "${PREFIX}/lib/libfloodgate_sim*" "${PREFIX}/lib/libfloodgate_gateway*")
+file(GLOB targets_files "${PREFIX}/lib/cmake/floodgate/floodgateTargets*.cmake")
+set(targets_text "")
+foreach(f IN LISTS targets_files)
+  file(READ "${f}" text)
+  string(APPEND targets_text "${text}")
+endforeach()
+if(server_libs OR targets_text MATCHES "floodgate_sim|floodgate_gateway|Boost|OpenSSL")
+  message(FATAL_ERROR "the installed package carries the simulator or the gateway: ${server_libs}")
+endif()
 
 run(${CMAKE_COMMAND} -S "${EXAMPLES}" -B "${CONSUMER_DIR}" -G "${GENERATOR}"
     -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${PREFIX} -DCMAKE_BUILD_TYPE=Release)
@@ -43,4 +54,8 @@ run("${CONSUMER_DIR}/count_tokens"
 if(NOT run_out STREQUAL "prompt_tokens=8 worst_case_tokens=13\n")
   message(FATAL_ERROR "count_tokens printed '${run_out}', expected prompt_tokens=8 worst_case_tokens=13")
 endif()
-message(STATUS "installed package OK: ${run_out}")
+set(tokens_out "${run_out}")
+
+# 1,000 requests from memory through engine::Client, against the simulator.
+run(bash "${CMAKE_CURRENT_LIST_DIR}/run_embed.sh" "${FLOODGATE_BIN}" "${CONSUMER_DIR}/embed" "${CONSUMER_DIR}/embed-run")
+message(STATUS "installed package OK: ${tokens_out}${run_out}")
