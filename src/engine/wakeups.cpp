@@ -31,24 +31,19 @@ void Wakeups::request_stop() noexcept {
 }
 
 void Wakeups::cancel(std::string custom_id) {
-  {
-    const std::lock_guard lock(mu_);
-    cancels_.push_back(std::move(custom_id));
-  }
-  cancel_pending_.store(true);  // before the byte: see the header
-  wake();
+  const std::lock_guard lock(mu_);
+  cancels_.push_back(std::move(custom_id));
+  if (!cancel_pending_.exchange(true)) wake();  // one byte for all the ids the loop has not taken
 }
 
 bool Wakeups::take(int& stops, std::vector<std::string>& cancels) {
   if (stops_.load() == 0 && !cancel_pending_.load()) return false;
+  const std::lock_guard lock(mu_);
   char buf[64];
   while (::read(pipe_[0], buf, sizeof buf) > 0) {
   }
   stops = stops_.load();
-  if (cancel_pending_.exchange(false)) {
-    const std::lock_guard lock(mu_);
-    cancels.swap(cancels_);
-  }
+  if (cancel_pending_.exchange(false)) cancels.swap(cancels_);
   return true;
 }
 

@@ -4,10 +4,12 @@
 // (Engine::request_stop(), async-signal-safe: an atomic and a write) and cancels
 // (Engine::cancel(), from any thread). The loop takes them once per turn.
 //
-// No request is missed and the pipe never stays readable for nothing: the loop drains the
-// pipe only when something is pending, and reads the state after draining. A byte it
-// drained was written after its state was set, so that state is seen; a byte written after
-// the drain keeps the pipe readable, and the next turn sees its state.
+// No request is missed and the pipe never stays readable for nothing. A cancel pushes its
+// id, and writes a byte when none is pending, under the lock; the loop drains the pipe and
+// takes the ids under the same lock, so a cancel's byte and its id are always taken
+// together. A stop (no lock: it must be async-signal-safe) counts up before its byte: a
+// byte drained means its count is seen; a byte written after the drain keeps the pipe
+// readable, and since stops are for good the next turn drains again.
 
 #include <atomic>
 #include <mutex>
@@ -40,7 +42,7 @@ class Wakeups {
   int pipe_[2] = {-1, -1};
   std::atomic<int> stops_{0};
   std::atomic<bool> cancel_pending_{false};
-  std::mutex mu_;  // guards cancels_
+  std::mutex mu_;  // guards cancels_, and the pipe's cancel byte with them
   std::vector<std::string> cancels_;
 };
 
