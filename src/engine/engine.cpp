@@ -265,6 +265,13 @@ struct Engine::Impl final : Host {
     recorder->deliver(seq, std::nullopt, now);
   }
 
+  // An answered item the stopping job does not retry: left for a resume, or, without one
+  // (outcomes not recorded), finished with what it met.
+  void leave(Item* item, Outcome o, TimePoint now) {
+    if (opt.record_outcomes) return abandon(item, now);
+    finish(item, std::move(o), now);
+  }
+
   // Writes whose failure for want of room stops the job (exit 74) rather than ending it.
   template <class Fn>
   void guard_writes(Fn&& fn) {
@@ -408,12 +415,12 @@ struct Engine::Impl final : Host {
 
     if (o.error == ErrorKind::insufficient_quota) {
       verdicts->on_quota(quota_code);
-      abandon(item, now);
+      leave(item, std::move(o), now);
       return;
     }
     if (is_retryable(o.error)) {
       if (verdicts->stopping()) {
-        abandon(item, now);
+        leave(item, std::move(o), now);
         return;
       }
       if (static_cast<int>(item->attempts - item->spared) >= opt.retry.max_attempts) {

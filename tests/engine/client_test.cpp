@@ -399,6 +399,45 @@ TEST(Client, TheCallbackGetsEveryCompletionAndTheQueueStaysEmpty) {
   EXPECT_EQ(ids, (std::vector<std::string>{"a", "b"}));
 }
 
+TEST(Client, AStopOfItsOwnRefusesNewRequestsSayingWhyAndLetsThoseInFlightEnd) {
+  // "q" meets 429 insufficient_quota: the engine stops admitting and drains "slow".
+  Rig rig([](const SentRequest& r, std::size_t) {
+    if (id_in(r) == "q") {
+      ScriptedReply reply = ScriptedReply::insufficient_quota();
+      reply.latency = 1s;
+      return reply;
+    }
+    ScriptedReply reply = ScriptedReply::ok();
+    reply.latency = 10s;
+    return reply;
+  });
+  ASSERT_TRUE(rig.client->submit(chat("slow")));
+  ASSERT_TRUE(rig.client->submit(chat("q")));
+  rig.settle();
+  rig.advance(1s);
+  auto done = rig.take();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done.at("q").outcome.error, ErrorKind::insufficient_quota);  // what it met, not "cancelled"
+  EXPECT_EQ(done.at("q").outcome.status_code, 429);
+
+  const Submitted late = rig.client->submit(chat("late"));
+  EXPECT_EQ(late.refusal, Refusal::closed);
+  // The engine reads no more: its wait must block, not return at once for a request it
+  // will never take (settle() fails while the source's fd is readable).
+  rig.settle();
+
+  rig.server().advance(10s);  // "slow" answers; the engine's loop then ends
+  const RunSummary s = rig.client->close();
+  EXPECT_EQ(s.exit_code, 3);
+  done = rig.take();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done.at("slow").outcome.ok());
+  const Submitted later = rig.client->submit(chat("later"));
+  EXPECT_EQ(later.refusal, Refusal::closed);
+  EXPECT_NE(later.reason.find("insufficient_quota"), std::string::npos) << later.reason;
+  EXPECT_EQ(rig.sent_ids(), (std::vector<std::string>{"slow", "q"}));
+}
+
 TEST(Client, CloseDrainLetsEveryRequestFinish) {
   Rig rig(replies(1s), [](ClientOptions& o) { o.engine.max_in_flight = 1; });
   for (const char* id : {"a", "b", "c"}) ASSERT_TRUE(rig.client->submit(chat(id)));
