@@ -44,12 +44,12 @@ int run(const RunFlags& f) {
 
   // One run at a time per output: taken before any results file is opened (the engine
   // shares this lock). Without a journal for stdout the engine reports the usage error.
-  std::shared_ptr<RunLock> lock;
+  std::shared_ptr<store::RunLock> lock;
   if (!o.journal_path.empty() || o.output_path != "-") {
-    const std::string journal = !o.journal_path.empty() ? o.journal_path : default_journal_path(o.output_path);
+    const std::string journal = !o.journal_path.empty() ? o.journal_path : store::default_journal_path(o.output_path);
     if (o.output_path != "-") engine::check_folder_writable(o.output_path, "output");
     engine::check_folder_writable(journal, "journal");
-    lock = lock_run(lock_path_for_journal(journal), o.output_path == "-" ? "the journal " + journal : "the output " + o.output_path);
+    lock = store::lock_run(store::lock_path_for_journal(journal), o.output_path == "-" ? "the journal " + journal : "the output " + o.output_path);
   }
   apply_run_table_options(o, worst_case_completion_tokens(f.engine), f.engine.quiet);  // tables, schema, cost, budgets
 

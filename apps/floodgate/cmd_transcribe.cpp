@@ -94,10 +94,10 @@ struct ChunkAnswer {
 using Answers = std::map<std::string, ChunkAnswer>;
 
 // An extra engine sink that keeps every chunk's outcome in memory for the merge.
-class Collector final : public Sink {
+class Collector final : public store::Sink {
  public:
   explicit Collector(std::shared_ptr<Answers> answers) : answers_(std::move(answers)) {}
-  void write(const Outcome& o, const RowContext& ctx) override {
+  void write(const Outcome& o, const store::RowContext& ctx) override {
     ChunkAnswer a;
     a.ok = o.ok();
     if (a.ok) {
@@ -195,31 +195,31 @@ std::map<std::string, audio::ResultRow> previous_results(const fs::path& outdir)
 // The results table as SQLite: table `results`, one row per input keyed by file_key()
 // (PRIMARY KEY), numbers typed; re-runs upsert, so a resumed job never duplicates a row.
 void write_sqlite_results(const std::string& path, const std::vector<audio::ResultRow>& rows, bool truncate) {
-  static const std::vector<TableColumn> columns = {
+  static const std::vector<store::TableColumn> columns = {
       {"key", "TEXT"},     {"filename", "TEXT"}, {"duration_seconds", "REAL"},      {"size_bytes", "INTEGER"},
       {"chunks", "INTEGER"}, {"status", "TEXT"}, {"error", "TEXT"},                 {"transcription_seconds", "REAL"},
       {"transcribed_at", "TEXT"}, {"model", "TEXT"}, {"text", "TEXT"},              {"transcript", "TEXT"}};
   auto text = [](const std::string& v) {
-    TableCell c;
+    store::TableCell c;
     if (!v.empty()) {
-      c.type = TableCell::Type::text;
+      c.type = store::TableCell::Type::text;
       c.text = v;
     }
     return c;
   };
   auto real = [](double v) {
-    TableCell c;
-    c.type = TableCell::Type::real;
+    store::TableCell c;
+    c.type = store::TableCell::Type::real;
     c.real = std::round(v * 1000) / 1000;
     return c;
   };
   auto integer = [](std::uint64_t v) {
-    TableCell c;
-    c.type = TableCell::Type::integer;
+    store::TableCell c;
+    c.type = store::TableCell::Type::integer;
     c.integer = static_cast<std::int64_t>(v);
     return c;
   };
-  SqliteTable table(path, "results", columns, truncate ? OpenMode::truncate : OpenMode::append);
+  store::SqliteTable table(path, "results", columns, truncate ? store::OpenMode::truncate : store::OpenMode::append);
   for (const auto& r : rows) {
     table.upsert({text(r.key), text(r.filename), real(r.duration_seconds), integer(r.size_bytes), integer(r.chunks),
                   text(r.status), text(r.error), real(r.transcription_seconds), text(r.transcribed_at), text(r.model),
@@ -293,7 +293,7 @@ std::vector<std::string> own_command_line() {
 // Replaces this process with the helper, which plans every file of `list` into `plans`
 // (chunks under the chunk folder) and then runs this command again. Returns only when the
 // helper cannot be started (then throws).
-[[noreturn]] void exec_planner(const fs::path& list, const fs::path& plans, audio::ChunkDir& chunk_dir, RunLock& run_lock,
+[[noreturn]] void exec_planner(const fs::path& list, const fs::path& plans, audio::ChunkDir& chunk_dir, store::RunLock& run_lock,
                                const audio::SplitOptions& split, double min_seconds,
                                std::chrono::steady_clock::time_point started) {
   const std::string helper = helper_path();
@@ -385,7 +385,7 @@ int transcribe(const TranscribeFlags& f) {
   // One transcribe at a time per output folder (outside .floodgate/, which --force empties).
   // Held across the exec of the audio helper (RunLock::keep_across_exec): no other run can
   // take the folder while the helper plans.
-  const auto lock = lock_run((outdir / ".floodgate.lock").string(), "the output folder " + outdir.string());
+  const auto lock = store::lock_run((outdir / ".floodgate.lock").string(), "the output folder " + outdir.string());
   const auto inputs = audio::expand_inputs(f.inputs, defaults);
   if (f.force) {
     for (const auto& entry : fs::directory_iterator(state, ec)) fs::remove_all(entry.path(), ec);
@@ -639,18 +639,18 @@ int transcribe(const TranscribeFlags& f) {
   write_atomically(outdir / "results.jsonl", jsonl);
   write_atomically(outdir / "results.csv", csv);
   if (!f.table.empty()) {
-    switch (output_format_of(f.table)) {
-      case OutputFormat::sqlite: {
+    switch (store::output_format_of(f.table)) {
+      case store::OutputFormat::sqlite: {
         std::vector<audio::ResultRow> rows;
         rows.reserve(jobs.size());
         for (const auto& j : jobs) rows.push_back(j.row);
         write_sqlite_results(f.table, rows, f.force);
         break;
       }
-      case OutputFormat::csv:
+      case store::OutputFormat::csv:
         write_atomically(f.table, csv);
         break;
-      case OutputFormat::jsonl:
+      case store::OutputFormat::jsonl:
         write_atomically(f.table, jsonl);
         break;
     }

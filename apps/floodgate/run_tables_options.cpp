@@ -89,7 +89,7 @@ std::string sql_type_of(const std::string& json_type) {
 // cannot be read twice: its columns stay TEXT).
 std::vector<std::string> input_column_types(const std::string& path) {
   auto rows = tables::open_rows(path);
-  ColumnTypes types(rows->columns().size());
+  store::ColumnTypes types(rows->columns().size());
   tables::Row row;
   while (rows->next(row)) {
     if (!row.error.empty()) continue;
@@ -116,11 +116,11 @@ TableCounts& counts() {
 // A sink decorator: checks ok answers against the schema when the engine cannot (no
 // check_answer hook), turning violations into schema_violation rows, and adds up the cost
 // of every row for the closing line.
-class CheckingSink final : public Sink {
+class CheckingSink final : public store::Sink {
  public:
-  CheckingSink(std::unique_ptr<Sink> inner, std::shared_ptr<schema::AnswerChecker> checker)
+  CheckingSink(std::unique_ptr<store::Sink> inner, std::shared_ptr<schema::AnswerChecker> checker)
       : inner_(std::move(inner)), checker_(std::move(checker)) {}
-  void write(const Outcome& outcome, const RowContext& context) override {
+  void write(const Outcome& outcome, const store::RowContext& context) override {
     if (checker_ && outcome.ok() && !outcome.body.empty()) {
       const auto verdict = checker_->check(context.request_body, outcome.body);
       if (!verdict.ok()) {
@@ -154,14 +154,14 @@ class CheckingSink final : public Sink {
   void set_counting(bool on) { count_ = on; }
 
  private:
-  std::unique_ptr<Sink> inner_;
+  std::unique_ptr<store::Sink> inner_;
   std::shared_ptr<schema::AnswerChecker> checker_;
   bool count_ = false;
 };
 
-class NullSink final : public Sink {
+class NullSink final : public store::Sink {
  public:
-  void write(const Outcome&, const RowContext&) override {}
+  void write(const Outcome&, const store::RowContext&) override {}
   void flush() override {}
   void close() override {}
 };
@@ -205,11 +205,11 @@ class AttemptCost {
 };
 
 // Prints the attempts' cost when the sinks close (after the last outcome).
-class CostLine final : public Sink {
+class CostLine final : public store::Sink {
  public:
   CostLine(std::shared_ptr<const AttemptCost> tally, bool quiet, bool json)
       : tally_(std::move(tally)), quiet_(quiet), json_(json) {}
-  void write(const Outcome&, const RowContext&) override {}
+  void write(const Outcome&, const store::RowContext&) override {}
   void flush() override {}
   void close() override {
     if (!quiet_) tally_->print(json_);
@@ -360,27 +360,27 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
   run->checker = std::make_shared<schema::AnswerChecker>(schema_json);
 
   const std::string out_path = o.output_path;
-  const auto format = output_format_of(out_path);
+  const auto format = store::output_format_of(out_path);
   if (table_input && out_path == "-") throw Error("a table input needs -o FILE");
-  const std::string journal_path = !o.journal_path.empty() ? o.journal_path : default_journal_path(out_path);
+  const std::string journal_path = !o.journal_path.empty() ? o.journal_path : store::default_journal_path(out_path);
   const bool resume = !o.overwrite && file_exists(journal_path);
 
-  TableSinkOptions sink_options;
+  store::TableSinkOptions sink_options;
   sink_options.answer_columns = result_schema.answer_columns;
   sink_options.answer_sql_types = result_schema.answer_sql_types;
   const cost::PriceTable* prices = &run->prices;
-  sink_options.cost_usd = [prices](const Outcome& out, const RowContext& ctx) {
+  sink_options.cost_usd = [prices](const Outcome& out, const store::RowContext& ctx) {
     return cost::row_cost_usd(*prices, ctx.model, out.usage);
   };
 
-  std::vector<std::unique_ptr<Sink>> sinks;
+  std::vector<std::unique_ptr<store::Sink>> sinks;
   std::unique_ptr<tables::RowSource> rows;
   if (table_input) {
     if (f.model.empty()) throw Error("a table input needs --model");
     rows = tables::open_rows(o.input_path);
     sink_options.input_columns = rows->columns();
-    const bool any_sqlite = format == OutputFormat::sqlite ||
-                            (!f.errors_path.empty() && output_format_of(f.errors_path) == OutputFormat::sqlite);
+    const bool any_sqlite = format == store::OutputFormat::sqlite ||
+                            (!f.errors_path.empty() && store::output_format_of(f.errors_path) == store::OutputFormat::sqlite);
     if (any_sqlite && o.input_path != "-") sink_options.input_sql_types = input_column_types(o.input_path);
     run->rows = std::make_shared<tables::InputRowStore>(out_path + ".rows.sqlite", true);
     auto store = run->rows;
@@ -388,9 +388,9 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
   }
 
   const bool hooks_answer = set_answer_hook(o, run->checker, f.retry_invalid);
-  const OpenMode mode = resume ? OpenMode::append : OpenMode::truncate;
+  const store::OpenMode mode = resume ? store::OpenMode::append : store::OpenMode::truncate;
   bool counting = false;  // exactly one sink counts the rows
-  auto wrap = [&](std::unique_ptr<Sink> s) -> std::unique_ptr<Sink> {
+  auto wrap = [&](std::unique_ptr<store::Sink> s) -> std::unique_ptr<store::Sink> {
     auto c = std::make_unique<CheckingSink>(std::move(s), hooks_answer ? nullptr : run->checker);
     if (!counting) {
       c->set_counting(true);
@@ -402,22 +402,22 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
   // results sink. On a resume they are written again: CSV skips ids already there, SQLite
   // upserts, but a JSONL file would repeat them, so JSONL sinks get them on a fresh run only.
   std::vector<bool> takes_error_rows;
-  auto add_sink = [&](std::unique_ptr<Sink> s, const std::string& path) {
-    takes_error_rows.push_back(!resume || path.empty() || output_format_of(path) != OutputFormat::jsonl);
+  auto add_sink = [&](std::unique_ptr<store::Sink> s, const std::string& path) {
+    takes_error_rows.push_back(!resume || path.empty() || store::output_format_of(path) != store::OutputFormat::jsonl);
     sinks.push_back(std::move(s));
   };
   // With a table input the user's file is ours even for .jsonl (error rows must reach it);
   // the engine's own JSONL then goes beside it.
-  if (format != OutputFormat::jsonl || table_input) {
-    auto main_sink = make_sink_for_path(out_path, mode, sink_options);
-    if (!f.errors_path.empty()) main_sink = make_filtered_sink(std::move(main_sink), true);
+  if (format != store::OutputFormat::jsonl || table_input) {
+    auto main_sink = store::make_sink_for_path(out_path, mode, sink_options);
+    if (!f.errors_path.empty()) main_sink = store::make_filtered_sink(std::move(main_sink), true);
     add_sink(wrap(std::move(main_sink)), out_path);
     o.output_path = out_path + ".raw.jsonl";
     o.journal_path = journal_path;
   }
   if (!f.errors_path.empty()) {
     // Filter after checking: a violation found here must reach the errors file.
-    auto errors = make_filtered_sink(make_sink_for_path(f.errors_path, mode, sink_options), false);
+    auto errors = store::make_filtered_sink(store::make_sink_for_path(f.errors_path, mode, sink_options), false);
     add_sink(wrap(std::move(errors)), f.errors_path);
   }
   if (!counting) add_sink(wrap(std::make_unique<NullSink>()), "");  // checks and counts for a .jsonl output
@@ -435,7 +435,7 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
     if (f.max_completion_tokens > 0) ro.max_completion_tokens = f.max_completion_tokens;
     tables::RowRequestBuilder builder(ro, rows->columns(), rows->has_header());
     const std::string requests_path = out_path + ".requests.jsonl";
-    RowContext error_ctx;
+    store::RowContext error_ctx;
     error_ctx.model = f.model;
     error_ctx.finished_at = std::chrono::system_clock::now();
     const auto stats = tables::convert_table(*rows, builder, requests_path, run->rows.get(), [&](const Outcome& e) {

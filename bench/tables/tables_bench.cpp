@@ -78,13 +78,13 @@ BENCHMARK(BM_ValidateAnswer);
 
 void sink_bench(benchmark::State& state, bool sqlite) {
   const auto path = std::filesystem::temp_directory_path() / (sqlite ? "fg_bench_sink.sqlite" : "fg_bench_sink.csv");
-  floodgate::TableSinkOptions o;
+  floodgate::store::TableSinkOptions o;
   o.input_columns = {"id", "text", "stars"};
   o.answer_columns = {"label", "score", "keywords"};
   o.input_values = [](const floodgate::Outcome& out) {
     return std::vector<std::string>{out.custom_id, "Review: \"great\", fast\nsecond line é 🙂", "4"};
   };
-  o.cost_usd = [](const floodgate::Outcome&, const floodgate::RowContext&) -> std::optional<double> { return 0.0000165; };
+  o.cost_usd = [](const floodgate::Outcome&, const floodgate::store::RowContext&) -> std::optional<double> { return 0.0000165; };
   floodgate::Outcome out;
   out.status_code = 200;
   out.body = kAnswer;
@@ -92,13 +92,13 @@ void sink_bench(benchmark::State& state, bool sqlite) {
   out.usage.prompt_tokens = 90;
   out.usage.completion_tokens = 20;
   out.usage.total_tokens = 110;
-  floodgate::RowContext ctx;
+  floodgate::store::RowContext ctx;
   ctx.model = "gpt-4o-mini";
   ctx.finished_at = std::chrono::system_clock::now();
   std::int64_t rows = 0;
   for (auto _ : state) {
-    auto sink = sqlite ? floodgate::make_sqlite_sink(path.string(), floodgate::OpenMode::truncate, o)
-                       : floodgate::make_csv_sink(path.string(), floodgate::OpenMode::truncate, o);
+    auto sink = sqlite ? floodgate::store::make_sqlite_sink(path.string(), floodgate::store::OpenMode::truncate, o)
+                       : floodgate::store::make_csv_sink(path.string(), floodgate::store::OpenMode::truncate, o);
     for (int i = 0; i < 10'000; ++i) {
       out.custom_id = "r" + std::to_string(i);
       sink->write(out, ctx);

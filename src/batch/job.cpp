@@ -288,7 +288,7 @@ std::optional<std::chrono::system_clock::time_point> parse_deadline(const std::s
 
 struct Job::Impl {
   JobOptions o;
-  std::unique_ptr<Journal> journal;
+  std::unique_ptr<store::Journal> journal;
   State state;
   std::unique_ptr<BatchClient> client;
   std::string work_dir;
@@ -306,9 +306,9 @@ struct Job::Impl {
 
   explicit Impl(JobOptions options) : o(std::move(options)) {
     if (o.output_path.empty() || o.output_path == "-") throw Error("batch needs -o OUTPUT (a file: the journal lives beside it)", exit_code::usage);
-    if (o.journal_path.empty()) o.journal_path = default_journal_path(o.output_path);
+    if (o.journal_path.empty()) o.journal_path = store::default_journal_path(o.output_path);
     work_dir = o.output_path + ".batch";
-    table = output_format_of(o.output_path) != OutputFormat::jsonl;
+    table = store::output_format_of(o.output_path) != store::OutputFormat::jsonl;
     jsonl_path = table ? o.output_path + ".raw.jsonl" : o.output_path;
     checker = std::make_unique<schema::AnswerChecker>(o.schema_json);
     prices = o.prices ? o.prices : std::shared_ptr<const cost::PriceTable>(&cost::PriceTable::builtin(), [](const cost::PriceTable*) {});
@@ -330,7 +330,7 @@ struct Job::Impl {
       if (!stored) throw Error("no batch job journal at " + o.journal_path + " (submit INPUT -o " + o.output_path + " first)", exit_code::usage);
       identity = *stored;
     }
-    journal = std::make_unique<Journal>(o.journal_path, identity);
+    journal = std::make_unique<store::Journal>(o.journal_path, identity);
     if (const auto saved = journal->meta(kStateKey)) {
       state = json::parse(*saved).get<State>();
     } else {
@@ -765,7 +765,7 @@ struct Job::Impl {
   // Lines a crash left in OUTPUT after its flush but before the journal's commit.
   void adopt_unjournaled_output() {
     if (!std::filesystem::exists(jsonl_path)) return;
-    truncate_torn_tail(jsonl_path);
+    store::truncate_torn_tail(jsonl_path);
     LineReader reader(jsonl_path);
     std::string_view line;
     std::uint64_t adopted = 0;
@@ -786,14 +786,14 @@ struct Job::Impl {
   // ---- results: run's sinks, schema check and cost ------------------------------------
 
   // The results table (CSV or SQLite) with cost_usd at `tier`'s prices.
-  std::unique_ptr<Sink> open_table(cost::Tier tier) const {
-    TableSinkOptions t;
+  std::unique_ptr<store::Sink> open_table(cost::Tier tier) const {
+    store::TableSinkOptions t;
     t.answer_columns = o.answer_columns;
     t.answer_sql_types = o.answer_sql_types;
-    t.cost_usd = [prices = prices, tier](const Outcome& out, const RowContext& ctx) {
+    t.cost_usd = [prices = prices, tier](const Outcome& out, const store::RowContext& ctx) {
       return cost::row_cost_usd(*prices, ctx.model, out.usage, tier);
     };
-    return make_sink_for_path(o.output_path, OpenMode::append, std::move(t));
+    return store::make_sink_for_path(o.output_path, store::OpenMode::append, std::move(t));
   }
 
   std::mutex cost_mutex;  // the real-time engine settles from its own threads
@@ -860,8 +860,8 @@ struct Job::Impl {
     // A row reaches the table before the JSONL: a row in the JSONL (journaled or adopted
     // after a crash) is in the table too; a row only in the table is written again on the
     // next fetch (CSV skips ids it has, SQLite upserts).
-    std::unique_ptr<Sink> table_sink = table ? open_table(cost::Tier::batch) : nullptr;
-    auto sink = make_jsonl_sink(jsonl_path, OpenMode::append);
+    std::unique_ptr<store::Sink> table_sink = table ? open_table(cost::Tier::batch) : nullptr;
+    auto sink = store::make_jsonl_sink(jsonl_path, store::OpenMode::append);
     const auto flush = [&] {
       if (table_sink) table_sink->flush();
       sink->flush();
@@ -870,7 +870,7 @@ struct Job::Impl {
       if (p.fetched || p.batch_id.empty() || !terminal(p.status)) continue;
       CustomIdSet here;
       std::uint64_t written = 0;
-      RowContext ctx;
+      store::RowContext ctx;
       ctx.model = p.model;
       ctx.url = p.endpoint;
       if (auto e = endpoint_from_path(p.endpoint)) ctx.endpoint = *e;
@@ -966,7 +966,7 @@ struct Job::Impl {
       t->close();
     }
     journal->remove(failed);
-    drop_failed_lines(jsonl_path);
+    store::drop_failed_lines(jsonl_path);
   }
 
   // ---- real time --------------------------------------------------------------------

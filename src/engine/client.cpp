@@ -85,10 +85,10 @@ struct Client::Impl {
   };
 
   // The engine's only sink: each outcome becomes its request's Completion.
-  class CompletionSink final : public Sink {
+  class CompletionSink final : public store::Sink {
    public:
     explicit CompletionSink(Impl& client) : client_(client) {}
-    void write(const Outcome& outcome, const RowContext& context) override { client_.on_outcome(outcome, context); }
+    void write(const Outcome& outcome, const store::RowContext& context) override { client_.on_outcome(outcome, context); }
     void flush() override {}
     void close() override {}
 
@@ -287,7 +287,7 @@ struct Client::Impl {
     submitted.clear();
   }
 
-  void on_outcome(const Outcome& outcome, const RowContext& context) {
+  void on_outcome(const Outcome& outcome, const store::RowContext& context) {
     Pending p;
     {
       const std::lock_guard lock(mu);

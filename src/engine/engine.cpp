@@ -41,7 +41,7 @@ struct Engine::Impl final : Host {
   std::unordered_map<std::string_view, Item*> by_id;
 
   std::unique_ptr<http::Transport> transport;
-  std::shared_ptr<RunLock> run_lock;  // held until the engine is gone (after the sinks closed)
+  std::shared_ptr<store::RunLock> run_lock;  // held until the engine is gone (after the sinks closed)
   std::unique_ptr<Recorder> recorder;
   std::unique_ptr<Progress> progress;
   std::unique_ptr<Scheduler> sched;
@@ -74,7 +74,7 @@ struct Engine::Impl final : Host {
     lookahead = opt.lookahead != 0 ? opt.lookahead : std::max<std::size_t>(1024, 8 * opt.max_in_flight);
     // Before anything is touched (--overwrite included): one process at a time per journal.
     if (!journal_in_memory(opt)) {
-      run_lock = lock_run(lock_path_for_journal(opt.journal_path),
+      run_lock = store::lock_run(store::lock_path_for_journal(opt.journal_path),
                           output_is_file(opt) ? "the output " + opt.output_path : "the journal " + opt.journal_path);
     }
 
@@ -121,7 +121,7 @@ struct Engine::Impl final : Host {
 
   // A line that never becomes a request is written as its error, unless an earlier run did.
   void finish_bad_line(Outcome o, std::shared_ptr<const void> payload, TimePoint now) {
-    if (already_done(Journal::key_of(o))) {
+    if (already_done(store::Journal::key_of(o))) {
       ++summary.skipped_done;
       return;
     }

@@ -40,7 +40,7 @@ void resolve_options(EngineOptions& opt) {
   if (opt.journal_path.empty()) {
     if (opt.output_path == "-") throw Error("writing the output to stdout needs --journal PATH (the journal makes the job resumable)");
     if (opt.output_path.empty()) throw Error("a job without an output file needs a journal path (or EngineOptions::kJournalInMemory)");
-    opt.journal_path = default_journal_path(opt.output_path);
+    opt.journal_path = store::default_journal_path(opt.output_path);
   }
   if (output_is_file(opt)) check_folder_writable(opt.output_path, "output");
   if (!journal_in_memory(opt)) check_folder_writable(opt.journal_path, "journal");

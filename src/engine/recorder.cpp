@@ -34,9 +34,9 @@ void remove_journal_files(const std::string& path) {
 
 // The output of a job without an output file (EngineOptions::output_path empty): its rows
 // go to the extra sinks only.
-class NoOutput final : public Sink {
+class NoOutput final : public store::Sink {
  public:
-  void write(const Outcome& /*outcome*/, const RowContext& /*context*/) override {}
+  void write(const Outcome& /*outcome*/, const store::RowContext& /*context*/) override {}
   void flush() override {}
   void close() override {}
 };
@@ -54,9 +54,9 @@ Recorder::~Recorder() = default;
 
 void Recorder::open(RequestSource& source) {
   // What the replaced journal admitted in the last day still counts in the server's windows.
-  std::vector<Journal::Admission> carried_admissions;
+  std::vector<store::Journal::Admission> carried_admissions;
   if (opt_.overwrite && !journal_in_memory(opt_)) {
-    carried_admissions = Journal::read_admissions(opt_.journal_path, clock_.wall_now() - kAdmissionHorizon);
+    carried_admissions = store::Journal::read_admissions(opt_.journal_path, clock_.wall_now() - kAdmissionHorizon);
     if (output_is_file(opt_)) {
       std::error_code ec;
       std::filesystem::remove(opt_.output_path, ec);
@@ -75,11 +75,11 @@ void Recorder::open(RequestSource& source) {
   }
   bool legacy_journal = false;
   try {
-    journal_ = std::make_unique<Journal>(opt_.journal_path, identity.tag);
+    journal_ = std::make_unique<store::Journal>(opt_.journal_path, identity.tag);
   } catch (const Error&) {
     if (!journal_exists || identity.legacy_tag.empty()) throw;
     // A journal of the v1 rule, or another endpoint setting (then this throws, naming both).
-    journal_ = std::make_unique<Journal>(opt_.journal_path, identity.legacy_tag);
+    journal_ = std::make_unique<store::Journal>(opt_.journal_path, identity.legacy_tag);
     legacy_journal = true;
   }
   if (!legacy_journal) check_first_lines(identity);
@@ -90,7 +90,7 @@ void Recorder::open(RequestSource& source) {
   }
 
   if (!carried_admissions.empty()) {
-    for (const Journal::Admission& a : carried_admissions) {
+    for (const store::Journal::Admission& a : carried_admissions) {
       journal_->record_admission(a.model, std::chrono::system_clock::time_point{std::chrono::seconds(a.unix_second)}, a.requests,
                                  a.tokens);
     }
@@ -111,7 +111,7 @@ void Recorder::open_output() {
   if (opt_.output_path.empty()) {
     sink_ = std::make_unique<NoOutput>();
   } else {
-    sink_ = make_jsonl_sink(opt_.output_path, resume ? OpenMode::append : OpenMode::truncate, opt_.fsync);
+    sink_ = store::make_jsonl_sink(opt_.output_path, resume ? store::OpenMode::append : store::OpenMode::truncate, opt_.fsync);
   }
   if (resume) {
     progress_.message("info", "resuming: " + thousands(journal_->count()) + " outcomes already in the journal " + opt_.journal_path +
@@ -164,7 +164,7 @@ const std::vector<LineFingerprint>& current = identity.first_lines;
 // torn tail, adopt every output line into the journal, and forget journal rows whose line
 // is missing from the output (only possible if the output was edited or lost).
 void Recorder::reconcile_output() {
-  truncate_torn_tail(opt_.output_path);
+  store::truncate_torn_tail(opt_.output_path);
   if (!std::filesystem::exists(opt_.output_path)) {
     const auto n = journal_->count();
     if (n > 0) {
@@ -190,7 +190,7 @@ void Recorder::reconcile_output() {
     o.line_no = info->line_no;
     o.status_code = info->status_code;
     o.error = info->error;
-    const std::string key = Journal::key_of(o);
+    const std::string key = store::Journal::key_of(o);
     in_output.insert(key);
     if (!journal_->is_done(key)) {
       journal_->record(o);
@@ -227,7 +227,7 @@ void Recorder::forget_in_sinks(const std::vector<std::string>& keys) {
 void Recorder::forget_failures() {
   // The output is gone (reconcile_output() then emptied the journal): every line is sent anyway.
   if (!std::filesystem::exists(opt_.output_path)) return;
-  const std::vector<std::string> failed = drop_failed_lines(opt_.output_path);
+  const std::vector<std::string> failed = store::drop_failed_lines(opt_.output_path);
   if (failed.empty()) {
     progress_.message("info", "--retry-failed: no failed lines in " + opt_.output_path);
     return;
@@ -242,7 +242,7 @@ void Recorder::forget_failures() {
 // ---- rows ---------------------------------------------------------------------------------------
 
 void Recorder::emit(PendingWrite& w, TimePoint now) {
-  RowContext ctx;
+  store::RowContext ctx;
   ctx.model = w.model;
   ctx.url = w.url;
   ctx.endpoint = w.endpoint;
@@ -346,7 +346,7 @@ void Recorder::restore_input_order(RequestSource& source) {
     return false;
   };
   try {
-    const ReorderStats r = reorder_output(opt_.output_path, next_key);
+    const store::ReorderStats r = store::reorder_output(opt_.output_path, next_key);
     if (r.rewritten) {
       progress_.message("info", "--ordered: " + opt_.output_path + " rewritten in input order (" + thousands(r.lines) +
                                     " lines, rows of earlier runs included)");

@@ -56,7 +56,7 @@ class Recorder {
   void open(RequestSource& source);
   // Then the reserve and the output (appended to on a resume).
   void open_output();
-  [[nodiscard]] Journal& journal() noexcept { return *journal_; }
+  [[nodiscard]] store::Journal& journal() noexcept { return *journal_; }
   [[nodiscard]] bool already_done(const std::string& key) const { return done_keys_.contains(key) && journal_->is_done(key); }
 
   // ---- rows (2, 3) ----
@@ -105,8 +105,8 @@ class Recorder {
   Clock& clock_;
   Progress& progress_;
   RunSummary& summary_;
-  std::unique_ptr<Journal> journal_;
-  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<store::Journal> journal_;
+  std::unique_ptr<store::Sink> sink_;
   std::map<std::uint64_t, std::optional<PendingWrite>> reorder_;  // --ordered; nullopt = a hole
   std::uint64_t next_write_seq_ = 0;
   std::uint64_t unflushed_bytes_ = 0;  // an upper bound of what the output's sink holds unwritten

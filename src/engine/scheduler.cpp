@@ -106,9 +106,9 @@ std::optional<TimePoint> Scheduler::next_timer() const {
 // A pause an earlier run recorded (the provider asked to wait hours for a model) still in
 // force suspends the model's lane from the start: nothing is sent for it, its requests
 // are left for a re-run, other models go on, and the run ends with exit code 6.
-void Scheduler::load_recorded_pauses(Journal& journal, TimePoint start) {
+void Scheduler::load_recorded_pauses(store::Journal& journal, TimePoint start) {
   const auto wall_now = clock_.wall_now();
-  for (Journal::Pause& p : journal.pauses()) {
+  for (store::Journal::Pause& p : journal.pauses()) {
     if (p.until <= wall_now) {
       journal.clear_pause(p.model);
       continue;
@@ -133,9 +133,9 @@ void Scheduler::load_recorded_pauses(Journal& journal, TimePoint start) {
 // model's limiter starts with them, as if admitted at the end of their second (never
 // later than it). Without this a re-run starts with empty windows and sends a minute's
 // worth on top of what the server counted in the last 60 s.
-void Scheduler::seed_limiters(Journal& journal, TimePoint start) {
+void Scheduler::seed_limiters(store::Journal& journal, TimePoint start) {
   const auto wall_now = clock_.wall_now();
-  for (const Journal::Admission& a : journal.admissions_since(wall_now - kAdmissionHorizon)) {
+  for (const store::Journal::Admission& a : journal.admissions_since(wall_now - kAdmissionHorizon)) {
     const std::chrono::system_clock::time_point end_of_second{std::chrono::seconds(a.unix_second + 1)};
     const Duration ago = end_of_second < wall_now ? duration_cast<Duration>(wall_now - end_of_second) : Duration{0};
     admission_for(a.model).record_admitted(limit::Cost{a.requests, a.tokens}, start - ago, start);
@@ -350,7 +350,7 @@ void Scheduler::warn_long_backoff(Duration wait, const Item& item, TimePoint now
                     {{"wait_s", std::chrono::duration<double>(wait).count()}});
 }
 
-bool Scheduler::retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional<Duration> hint, Journal& journal, TimePoint now) {
+bool Scheduler::retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional<Duration> hint, store::Journal& journal, TimePoint now) {
   limit::RetryDecision d = backoff_.next(static_cast<int>(item->attempts - item->spared), hint);
   if (d.verdict != limit::RetryVerdict::give_up && item->deadline && now + d.delay > *item->deadline) {
     o.error_message += " (not retried: its deadline comes first)";
@@ -382,7 +382,7 @@ bool Scheduler::retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional
   const std::string capped = asked > d.delay ? ", capped at --max-pause " + format_duration(duration_cast<std::chrono::seconds>(d.delay)) : "";
   const std::string reason = std::string(d.delay >= std::chrono::hours(1) ? "the provider's daily limit" : "the provider's rate limit") +
                              " (a 429 asked to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped + ")";
-  journal.set_pause(Journal::Pause{lane.model, wall_until, reason});
+  journal.set_pause(store::Journal::Pause{lane.model, wall_until, reason});
   PauseNote& note = pauses_[lane.model];
   if (note.until < wall_until) note = PauseNote{wall_until, reason, false, note.left};
   if (!already_paused) {

@@ -47,8 +47,8 @@ class Scheduler {
   [[nodiscard]] const std::string& url(Endpoint endpoint) { return urls_[endpoint]; }
   // Pauses an earlier run journaled, and what it admitted in the last day (the server's
   // windows still hold it). `start` is the run's start on the monotonic clock.
-  void load_recorded_pauses(Journal& journal, TimePoint start);
-  void seed_limiters(Journal& journal, TimePoint start);
+  void load_recorded_pauses(store::Journal& journal, TimePoint start);
+  void seed_limiters(store::Journal& journal, TimePoint start);
 
   [[nodiscard]] limit::Admission& admission_for(const std::string& model);
   [[nodiscard]] Lane& lane_for(const std::string& model);
@@ -81,7 +81,7 @@ class Scheduler {
   void on_rate_limited(Lane& lane, const limit::RateLimitHeaders& rl, limit::Cost cost, TimePoint now);
   // A retryable failure with attempts left: retry after the backoff (or the server's wait),
   // or pause the model when the server asks to wait beyond the horizon. False: give up.
-  bool retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional<Duration> hint, Journal& journal, TimePoint now);
+  bool retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional<Duration> hint, store::Journal& journal, TimePoint now);
   // Ctrl-C twice: every attempt in flight is dropped; their reservations are kept.
   [[nodiscard]] std::vector<Item*> drop_in_flight(TimePoint now);
   // Engine::cancel(): takes the item out of its lane or the retry timers, or out of flight

@@ -13,10 +13,10 @@
 #include "floodgate/csv/csv.hpp"
 #include "table_row.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
-using store_detail::Cell;
+using detail::Cell;
 
 // Reads an existing results file: checks its header, collects its keys, and returns the
 // byte length of its complete records. A torn tail (a record left open by a crash, or a
@@ -161,10 +161,10 @@ class CsvSink final : public Sink {
   }
 
   void write(const Outcome& outcome, const RowContext& context) override {
-    if (existing_.size() > 0 && existing_.contains(store_detail::Flattener::key_of(outcome))) return;
+    if (existing_.size() > 0 && existing_.contains(detail::Flattener::key_of(outcome))) return;
     flattener_.flatten(outcome, context, cells_);
     fields_.clear();
-    for (const Cell& c : cells_) fields_.push_back(store_detail::cell_text(c));
+    for (const Cell& c : cells_) fields_.push_back(detail::cell_text(c));
     csv::append_record(buffer_, fields_);
   }
 
@@ -212,7 +212,7 @@ class CsvSink final : public Sink {
 
  private:
   std::string path_;
-  store_detail::Flattener flattener_;
+  detail::Flattener flattener_;
   std::FILE* file_ = nullptr;
   std::string buffer_;
   std::vector<Cell> cells_;
@@ -226,4 +226,4 @@ std::unique_ptr<Sink> make_csv_sink(const std::string& path, OpenMode mode, Tabl
   return std::make_unique<CsvSink>(path, mode, std::move(options));
 }
 
-}  // namespace floodgate
+}  // namespace floodgate::store

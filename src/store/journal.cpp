@@ -6,7 +6,7 @@
 
 #include "floodgate/core/error.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
 std::string sqlite_error(sqlite3* db, const std::string& where) {
@@ -388,4 +388,4 @@ std::vector<Journal::Admission> Journal::read_admissions(const std::string& path
   return out;
 }
 
-}  // namespace floodgate
+}  // namespace floodgate::store

@@ -11,7 +11,7 @@
 #include "floodgate/store/output_order.hpp"
 #include "floodgate/store/sink.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
 // Rows are appended to a buffer and reach the file in flush() with write(2) on an
@@ -137,4 +137,4 @@ std::uint64_t truncate_torn_tail(const std::string& path) {
   return removed;
 }
 
-}  // namespace floodgate
+}  // namespace floodgate::store

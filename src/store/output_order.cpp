@@ -17,7 +17,7 @@
 #include "floodgate/core/error.hpp"
 #include "floodgate/store/journal.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
 struct Entry {
@@ -230,4 +230,4 @@ std::uint64_t drop_lines_with_keys(const std::string& path, const std::vector<st
   return dropped;
 }
 
-}  // namespace floodgate
+}  // namespace floodgate::store

@@ -13,7 +13,7 @@
 
 #include "floodgate/core/error.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 
 namespace {
 
@@ -99,4 +99,4 @@ std::shared_ptr<RunLock> lock_run(const std::string& lock_path, const std::strin
 
 std::string lock_path_for_journal(const std::string& journal_path) { return journal_path + ".lock"; }
 
-}  // namespace floodgate
+}  // namespace floodgate::store

@@ -4,10 +4,10 @@
 #include "floodgate/store/sqlite_table.hpp"
 #include "table_row.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
-std::vector<TableColumn> columns_of(const store_detail::Flattener& flattener) {
+std::vector<TableColumn> columns_of(const detail::Flattener& flattener) {
   std::vector<TableColumn> cols;
   for (std::size_t i = 0; i < flattener.columns().size(); ++i) {
     cols.push_back(TableColumn{flattener.columns()[i], flattener.sql_types()[i]});
@@ -29,9 +29,9 @@ class SqliteSink final : public Sink {
   void close() override { table_.close(); }
 
  private:
-  store_detail::Flattener flattener_;
+  detail::Flattener flattener_;
   SqliteTable table_;
-  std::vector<store_detail::Cell> cells_;
+  std::vector<detail::Cell> cells_;
 };
 
 }  // namespace
@@ -40,4 +40,4 @@ std::unique_ptr<Sink> make_sqlite_sink(const std::string& path, OpenMode mode, T
   return std::make_unique<SqliteSink>(path, mode, std::move(options));
 }
 
-}  // namespace floodgate
+}  // namespace floodgate::store

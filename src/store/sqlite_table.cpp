@@ -7,7 +7,7 @@
 
 #include "floodgate/core/error.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
 std::string quoted_identifier(const std::string& name) {
@@ -191,4 +191,4 @@ void SqliteTable::exec(const char* sql) {
   }
 }
 
-}  // namespace floodgate
+}  // namespace floodgate::store

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace floodgate {
+namespace floodgate::store {
 
 std::vector<std::string> table_columns(const TableSinkOptions& options, bool sqlite) {
   std::vector<std::string> cols = {"custom_id", "status"};
@@ -122,9 +122,9 @@ std::vector<std::string> ColumnTypes::sql_types() const {
   return out;
 }
 
-}  // namespace floodgate
+}  // namespace floodgate::store
 
-namespace floodgate::store_detail {
+namespace floodgate::store::detail {
 namespace {
 
 Cell text_cell(std::string s) {
@@ -301,4 +301,4 @@ void Flattener::flatten(const Outcome& o, const RowContext& ctx, std::vector<Cel
   }
 }
 
-}  // namespace floodgate::store_detail
+}  // namespace floodgate::store::detail

@@ -10,7 +10,7 @@
 #include "floodgate/store/sqlite_table.hpp"
 #include "floodgate/store/table_sink.hpp"
 
-namespace floodgate::store_detail {
+namespace floodgate::store::detail {
 
 using Cell = TableCell;  // one value of a row (sqlite_table.hpp)
 
@@ -36,4 +36,4 @@ class Flattener {
 [[nodiscard]] std::string cell_text(const Cell& cell);
 
 
-}  // namespace floodgate::store_detail
+}  // namespace floodgate::store::detail

@@ -43,10 +43,10 @@ struct Rows {
   }
 };
 
-class RowsSink final : public Sink {
+class RowsSink final : public store::Sink {
  public:
   explicit RowsSink(Rows& rows) : rows_(rows) {}
-  void write(const Outcome& outcome, const RowContext& /*context*/) override {
+  void write(const Outcome& outcome, const store::RowContext& /*context*/) override {
     const std::lock_guard lock(rows_.mu);
     rows_.by_id[outcome.custom_id] = outcome;
     ++rows_.writes;

@@ -29,13 +29,13 @@ TEST(JournalPause, SurvivesReopenReplacesAndClears) {
   const auto t1 = system_clock::time_point(std::chrono::milliseconds(1'800'000'000'123));
   const auto t2 = t1 + std::chrono::hours(3);
   {
-    Journal j(tj.path.string(), "id");
+    store::Journal j(tj.path.string(), "id");
     EXPECT_TRUE(j.pauses().empty());
     j.set_pause({"gpt-4o-mini", t1, "the provider's daily limit"});
     j.set_pause({"gpt-4o", t1, "x"});
     j.set_pause({"gpt-4o-mini", t2, "again"});  // replaces, never duplicates
   }
-  Journal j(tj.path.string(), "id");
+  store::Journal j(tj.path.string(), "id");
   auto p = j.pauses();
   ASSERT_EQ(p.size(), 2u);
   EXPECT_EQ(p[0].model, "gpt-4o");  // ordered by model

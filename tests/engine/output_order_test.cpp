@@ -65,7 +65,7 @@ TEST(ReorderOutput, PutsLinesInKeyOrderKeepingEveryLine) {
   const std::string foreign = "{\"note\":\"not an output line\"}\n";
   std::ofstream(f.path, std::ios::binary) << ok_line("a") << ok_line("c") << bad_line(3) << ok_line("b") << foreign
                                           << ok_line("d").substr(0, ok_line("d").size() - 1);
-  const ReorderStats r = reorder_output(f.path.string(), keys_from({"a", "b", "@line:3", "c", "d", "e"}));
+  const store::ReorderStats r = store::reorder_output(f.path.string(), keys_from({"a", "b", "@line:3", "c", "d", "e"}));
   EXPECT_TRUE(r.rewritten);
   EXPECT_EQ(r.lines, 6u);
   EXPECT_EQ(r.unclaimed, 1u);
@@ -79,7 +79,7 @@ TEST(ReorderOutput, LeavesAnOrderedFileUntouched) {
   std::ofstream(f.path, std::ios::binary) << text;
   const auto before = std::filesystem::last_write_time(f.path);
   // Keys of lines not in the output (not done yet) are skipped.
-  const ReorderStats r = reorder_output(f.path.string(), keys_from({"a", "x", "b", "y", "c"}));
+  const store::ReorderStats r = store::reorder_output(f.path.string(), keys_from({"a", "x", "b", "y", "c"}));
   EXPECT_FALSE(r.rewritten);
   EXPECT_EQ(r.unclaimed, 0u);
   EXPECT_EQ(f.text(), text);
@@ -100,7 +100,7 @@ TEST(DropFailedLines, RemovesErrorLinesOnlyAndReturnsTheirKeys) {
     out << ok_line("a") << format_output_line(timeout) << "not an output line\n" << bad_line(4) << "\n" << ok_line("c");
   }
   const std::string expected_kept = ok_line("a") + "not an output line\n" + ok_line("c");  // blank lines go too
-  const auto dropped = drop_failed_lines(f.path.string());
+  const auto dropped = store::drop_failed_lines(f.path.string());
   ASSERT_EQ(dropped.size(), 2u);
   EXPECT_EQ(dropped[0], "b");
   EXPECT_EQ(dropped[1], "@line:4");
@@ -108,7 +108,7 @@ TEST(DropFailedLines, RemovesErrorLinesOnlyAndReturnsTheirKeys) {
   EXPECT_FALSE(std::filesystem::exists(f.path.string() + ".retry.tmp"));
 
   const auto before = std::filesystem::last_write_time(f.path);
-  EXPECT_TRUE(drop_failed_lines(f.path.string()).empty());
+  EXPECT_TRUE(store::drop_failed_lines(f.path.string()).empty());
   EXPECT_EQ(std::filesystem::last_write_time(f.path), before);
   EXPECT_EQ(f.text(), expected_kept);
 }

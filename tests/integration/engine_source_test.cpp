@@ -83,10 +83,10 @@ class MemorySource final : public RequestSource {
 };
 
 // Remembers, by custom_id, the payload each outcome came with.
-class PayloadSink final : public Sink {
+class PayloadSink final : public store::Sink {
  public:
   explicit PayloadSink(std::map<std::string, std::string>& seen) : seen_(seen) {}
-  void write(const Outcome& outcome, const RowContext& context) override {
+  void write(const Outcome& outcome, const store::RowContext& context) override {
     const auto* row = static_cast<const std::string*>(context.payload.get());
     seen_[outcome.custom_id] = row != nullptr ? *row : "(none)";
   }

@@ -21,7 +21,7 @@
 #include "floodgate/store/run_lock.hpp"
 #include "floodgate/store/table_sink.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
 namespace fs = std::filesystem;
@@ -234,4 +234,4 @@ TEST(JournalAdmissions, AddUpPerSecondSurviveReopenAndForgetTheOld) {
 }
 
 }  // namespace
-}  // namespace floodgate
+}  // namespace floodgate::store

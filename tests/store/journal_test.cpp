@@ -10,7 +10,7 @@
 #include "floodgate/store/journal.hpp"
 #include "floodgate/store/sink.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
 std::filesystem::path temp_path(const std::string& name) {
@@ -100,4 +100,4 @@ TEST(JsonlSink, WritesWholeLinesOnFlushAndAppendsAfterTornTail) {
 }
 
 }  // namespace
-}  // namespace floodgate
+}  // namespace floodgate::store

@@ -15,7 +15,7 @@
 #include "floodgate/core/error.hpp"
 #include "floodgate/csv/csv.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 namespace {
 
 namespace fs = std::filesystem;
@@ -362,4 +362,4 @@ TEST(FilteredSink, SplitsValidFromFailed) {
 }
 
 }  // namespace
-}  // namespace floodgate
+}  // namespace floodgate::store

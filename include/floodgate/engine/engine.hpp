@@ -124,7 +124,7 @@ struct EngineOptions {
   std::uint64_t worst_case_completion_tokens = 4096;
   ProgressOptions progress;
   // Extra sinks (CSV, SQLite ...) written beside the JSONL output, same rows.
-  std::vector<std::unique_ptr<Sink>> extra_sinks;
+  std::vector<std::unique_ptr<store::Sink>> extra_sinks;
 
   // ---- hooks (empty = off) ----
   // Structured outputs: called on every 2xx JSON response before the outcome is final.

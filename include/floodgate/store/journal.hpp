@@ -29,7 +29,7 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace floodgate {
+namespace floodgate::store {
 
 class Journal {
  public:
@@ -131,4 +131,4 @@ class Journal {
 // The default journal path for an output file: "<output>.journal".
 [[nodiscard]] std::string default_journal_path(const std::string& output_path);
 
-}  // namespace floodgate
+}  // namespace floodgate::store

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace floodgate {
+namespace floodgate::store {
 
 struct ReorderStats {
   std::uint64_t lines = 0;      // lines in the output
@@ -43,4 +43,4 @@ std::vector<std::string> drop_failed_lines(const std::string& path);
 // way). Returns the number of lines dropped; a file without such lines is untouched.
 std::uint64_t drop_lines_with_keys(const std::string& path, const std::vector<std::string>& keys);
 
-}  // namespace floodgate
+}  // namespace floodgate::store

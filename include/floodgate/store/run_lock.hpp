@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-namespace floodgate {
+namespace floodgate::store {
 
 class RunLock {
  public:
@@ -46,4 +46,4 @@ class RunLock {
 // "<journal>.lock"
 [[nodiscard]] std::string lock_path_for_journal(const std::string& journal_path);
 
-}  // namespace floodgate
+}  // namespace floodgate::store

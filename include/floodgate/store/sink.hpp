@@ -27,7 +27,7 @@
 #include "floodgate/core/outcome.hpp"
 #include "floodgate/core/request.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 
 // What the engine knows about a row beyond the Outcome: for sinks with more columns
 // (CSV, SQLite: model, cost, timing).
@@ -72,4 +72,4 @@ enum class OpenMode {
 // file. Returns the number of bytes removed (0 when the file ends cleanly or is absent).
 std::uint64_t truncate_torn_tail(const std::string& path);
 
-}  // namespace floodgate
+}  // namespace floodgate::store

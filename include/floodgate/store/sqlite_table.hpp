@@ -19,7 +19,7 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace floodgate {
+namespace floodgate::store {
 
 // One value of a row (NULL, INTEGER, REAL or TEXT).
 struct TableCell {
@@ -64,4 +64,4 @@ class SqliteTable {
   int exit_code_ = 0;
 };
 
-}  // namespace floodgate
+}  // namespace floodgate::store

@@ -32,7 +32,7 @@
 
 #include "floodgate/store/sink.hpp"
 
-namespace floodgate {
+namespace floodgate::store {
 
 struct TableSinkOptions {
   std::vector<std::string> input_columns;
@@ -82,4 +82,4 @@ enum class OutputFormat { jsonl, csv, sqlite };
 // the failures apart from the valid rows.
 [[nodiscard]] std::unique_ptr<Sink> make_filtered_sink(std::unique_ptr<Sink> inner, bool ok);
 
-}  // namespace floodgate
+}  // namespace floodgate::store
