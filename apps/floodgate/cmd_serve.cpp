@@ -1,5 +1,6 @@
 // `floodgate serve`: the OpenAI-compatible gateway (issue 16, groundwork). Flags and the
 // environment -> ServeOptions -> run_gateway.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -30,6 +31,7 @@ struct ServeFlags {
   std::string batch_wait = "10m";
   double batch_min_share = 0.1;
   std::string grace = "30s";
+  std::string upstream_timeout = "10m";
   std::string access_log;
   bool quiet = false;
 };
@@ -78,6 +80,7 @@ int run(ServeFlags& f) {
              gateway::LaneConfig{"batch", f.batch_queue, duration_of(f.batch_wait, "--batch-wait"),
                                  static_cast<std::uint32_t>(f.batch_min_share * 1000 + 0.5)}};
   o.grace = duration_of(f.grace, "--grace");
+  o.upstream.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(duration_of(f.upstream_timeout, "--upstream-timeout"));
   if (!f.keys.empty()) o.keys = gateway::ClientKeys::load(f.keys, {"interactive", "batch"});
 
   std::shared_ptr<std::FILE> log;
@@ -156,6 +159,10 @@ void register_serve(CLI::App& app, int& exit_code) {
 
   auto* server = "Server";
   cmd->add_option("--grace", f.grace, "After SIGINT/SIGTERM, how long to wait for requests queued or in flight")
+      ->group(server)
+      ->capture_default_str();
+  cmd->add_option("--upstream-timeout", f.upstream_timeout,
+                  "Longest upstream call, from its request to the last byte of its answer; then 502 (or the answer cut off)")
       ->group(server)
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; larger gets 413")

@@ -59,10 +59,16 @@ namespace ssl = asio::ssl;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 struct Conn {
-  explicit Conn(const asio::any_io_executor& ex) : plain(std::in_place, ex) {}
+  explicit Conn(const asio::any_io_executor& ex) : plain(std::in_place, ex), deadline(ex) {}
   std::optional<beast::tcp_stream> plain;  // the connection, until a TLS stream takes it over
   std::optional<TlsStream> tls;
   beast::flat_buffer buffer;  // bytes read from the upstream and not parsed yet
+  // A call's timeout: one timer per call (the stream's own timeouts would arm one per read
+  // and per write), which closes the connection when it fires.
+  asio::steady_timer deadline;
+  // One piece of a body on its way (the client's upload, then the answer), kept with the
+  // connection so that a call allocates none.
+  std::array<char, 16384> piece{};
 
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };
@@ -120,7 +126,8 @@ void append_chunk(std::string& out, std::string_view bytes) {
 // The client hang-up watch of one call: armed once the request is upstream.
 struct Watch {
   bool done = false;
-  bool fired = false;
+  bool fired = false;      // the client hung up
+  bool timed_out = false;  // the call's timeout passed
   beast::tcp_stream* upstream = nullptr;
 };
 
@@ -226,7 +233,7 @@ struct Upstream::Impl {
 
   // Sends the request; false when it could not be (call says why).
   template <class Stream>
-  asio::awaitable<bool> send(Stream& s, tcp::socket& client, beast::flat_buffer& client_buffer, Call& call) {
+  asio::awaitable<bool> send(Stream& s, Conn& conn, tcp::socket& client, beast::flat_buffer& client_buffer, Call& call) {
     boost::system::error_code ec;
     if (call.streamed == nullptr) {
       const std::string head = request_head(call, false, call.body.size());
@@ -239,7 +246,7 @@ struct Upstream::Impl {
     const auto declared = body.content_length();
     const bool chunked = !declared.has_value() && !body.is_done();
     std::string out = request_head(call, chunked, declared.value_or(0));
-    std::array<char, 16384> piece{};
+    auto& piece = conn.piece;
     for (;;) {
       if (!body.is_done()) {
         body.get().body().data = piece.data();
@@ -316,7 +323,7 @@ struct Upstream::Impl {
     std::optional<SseRelay> events;
     if (sse) events.emplace(call.strip_usage);
     Tail tail;
-    std::array<char, 16384> piece{};
+    auto& piece = conn.piece;
     std::string staged;
     bool upstream_ok = true;
     for (;;) {
@@ -389,25 +396,33 @@ asio::awaitable<void> Upstream::call(Pool& pool, tcp::socket& client, beast::fla
   Impl& im = *impl_;
   std::unique_ptr<Conn> conn = co_await im.connection(pool, call);
   if (conn) {
-    conn->lowest().expires_after(im.options.timeout);
-    const bool sent = conn->tls ? co_await im.send(*conn->tls, client, client_buffer, call)
-                                : co_await im.send(*conn->plain, client, client_buffer, call);
+    auto watch = std::make_shared<Watch>();
+    watch->upstream = &conn->lowest();
+    conn->deadline.expires_after(im.options.timeout);
+    conn->deadline.async_wait([watch](boost::system::error_code ec) {
+      if (ec || watch->done) return;
+      watch->timed_out = true;
+      watch->upstream->close();
+    });
+    const bool sent = conn->tls ? co_await im.send(*conn->tls, *conn, client, client_buffer, call)
+                                : co_await im.send(*conn->plain, *conn, client, client_buffer, call);
+    bool reusable = false;
     if (sent) {
-      auto watch = std::make_shared<Watch>();
-      watch->upstream = &conn->lowest();
       arm_watch(watch, client);
-      const bool reusable = conn->tls ? co_await im.relay(*conn->tls, *conn, client, call)
-                                      : co_await im.relay(*conn->plain, *conn, client, call);
-      watch->done = true;
+      reusable = conn->tls ? co_await im.relay(*conn->tls, *conn, client, call)
+                           : co_await im.relay(*conn->plain, *conn, client, call);
       boost::system::error_code ignored;
       client.cancel(ignored);  // the watch
-      if (watch->fired) {
-        call.client_gone = true;
-        call.keep_alive = false;
-      } else if (reusable && pool.idle.size() < im.options.max_idle_connections) {
-        conn->lowest().expires_never();
-        pool.idle.push_back(std::move(conn));
-      }
+    }
+    watch->done = true;
+    conn->deadline.cancel();
+    if (watch->timed_out) {
+      call.error = "no answer from the upstream within --upstream-timeout (" + std::to_string(im.options.timeout.count()) + " ms)";
+    } else if (watch->fired) {
+      call.client_gone = true;
+      call.keep_alive = false;
+    } else if (reusable && pool.idle.size() < im.options.max_idle_connections) {
+      pool.idle.push_back(std::move(conn));
     }
   }
   if (call.client_gone) call.keep_alive = false;

@@ -141,8 +141,9 @@ class Gateway {
   // comes back as an Answer (written = false: a 502 or 413 of the gateway's own).
   asio::awaitable<Answer> forward(const Incoming& in, Route route, const std::shared_ptr<Waiter>& w,
                                   std::vector<std::pair<std::string, std::string>> own_headers);
-  // Hands upstream what the room allows and tells the expired; under mu_.
-  void pump_locked(TimePoint now);
+  // Hands upstream what the room allows and tells the expired; under mu_. `self`: the waiter
+  // of the calling coroutine, on its own executor: admitted in place rather than by a post.
+  void pump_locked(TimePoint now, Waiter* self = nullptr);
   void refuse_locked(const Expired& expired);
   void log(const Head& req, std::uint64_t bytes_in, const Answer& answer, std::string_view lane,
            const std::string& key_id, const std::shared_ptr<Waiter>& w);
@@ -161,7 +162,7 @@ class Gateway {
   std::vector<std::unique_ptr<proxy::Pool>> pools_;  // pools_[i]: the connections of context i
 };
 
-void Gateway::pump_locked(TimePoint now) {
+void Gateway::pump_locked(TimePoint now, Waiter* self) {
   while (in_flight_ < options_.max_in_flight) {
     const auto next = lanes_.pull(now);
     if (!next) break;
@@ -170,6 +171,11 @@ void Gateway::pump_locked(TimePoint now) {
     if (it == waiters_.end()) continue;
     std::shared_ptr<Waiter> w = std::move(it->second);
     waiters_.erase(it);
+    if (w.get() == self) {
+      w->state = Waiter::State::admitted;
+      w->waited = next->waited;
+      continue;
+    }
     asio::post(w->executor, [w, waited = next->waited] {
       w->state = Waiter::State::admitted;
       w->waited = waited;
@@ -216,8 +222,9 @@ asio::awaitable<std::optional<Refusal>> Gateway::wait_for_lane(const std::shared
     id = ++next_id_;
     if (auto refused = lanes_.enqueue(id, lane, clock_.now())) co_return refused;
     waiters_.emplace(id, w);
-    pump_locked(clock_.now());
+    pump_locked(clock_.now(), w.get());
   }
+  if (w->state == Waiter::State::admitted) co_return std::nullopt;  // at once: nothing to wait for
   watch_hang_up(w, id, socket);
   // The lane's deadline (and a little): then expire() refuses it, if nothing else did.
   w->timer.expires_after(lanes_.config(lane).max_wait + std::chrono::milliseconds(1));

@@ -546,6 +546,22 @@ TEST(Serve, AClientLeavingBeforeTheAnswerEndsTheUpstreamCall) {
   EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_in_flight", "0")) << "its place upstream is free again";
 }
 
+TEST(Serve, AnUpstreamThatDoesNotAnswerInTimeIsA502) {
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url(), "--upstream-timeout", "500ms"}, kUpstreamKey);
+  auto answer = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat); });
+  Socket up = upstream.accept();
+  ASSERT_TRUE(up.read_until(kChat));
+  const HttpResult r = answer.get();
+  EXPECT_EQ(r.status, 502) << r.body << r.error;
+  EXPECT_EQ(r.json()["error"]["code"], "upstream_error");
+  EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("no answer from the upstream within --upstream-timeout (500 ms)"),
+            std::string::npos)
+      << r.body;
+  EXPECT_TRUE(up.closed_within(10s)) << "the upstream connection is closed";
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_in_flight", "0"));
+}
+
 TEST(Serve, AnUploadIsStreamedUpstreamAsItArrives) {
   ScriptedUpstream upstream;
   ServeProcess gw({"--upstream", upstream.base_url()}, kUpstreamKey);
