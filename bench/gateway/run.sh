@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The gateway's overhead (issue 16): latency added by `floodgate serve` in front of
+# `floodgate sim`, and idle keep-alive connections held.
+#   bench/gateway/run.sh [build dir] [seconds]        (default: build, 20)
+# 1. Latency at RATE requests/s (default 1000), open loop (loadgen.cpp): the same chat body
+#    POSTed to the sim directly, then through the gateway, alternately ROUNDS times (default 3);
+#    p50/p99 of each run and the differences (gateway minus direct) of those percentiles, and
+#    the gateway's CPU per request (/proc/PID/stat).
+# 2. IDLE (default 10000) keep-alive connections opened to the gateway (one GET /healthz each),
+#    held for 10 s: the gateway's RSS before and while they are held, and each still answers.
+# The simulator has no limits, no latency, no faults and no ledger; both servers run one
+# event-loop thread (--threads 1). Prints the load average before and after: the machine is shared.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:-$here/../../build}"
+seconds="${2:-20}"
+rate="${RATE:-1000}"
+rounds="${ROUNDS:-3}"
+idle="${IDLE:-10000}"
+bin="$build/apps/floodgate/floodgate"
+gen="$build/bench/gateway/gateway_loadgen"
+ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -gt $((idle + 100)) ] || { echo "run.sh: needs $((idle + 100)) file descriptors (ulimit -n)" >&2; exit 2; }
+
+tmp="$(mktemp -d)"
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+start() {  # name args...: starts floodgate, waits for its URL; sets $url and $pid
+  local name="$1"; shift
+  "$bin" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 200); do [ -s "$tmp/$name.out" ] && break; sleep 0.05; done
+  url="$(head -n1 "$tmp/$name.out")"
+  [ -n "$url" ] || { echo "run.sh: $name did not start: $(cat "$tmp/$name.err")" >&2; exit 1; }
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz="$(getconf CLK_TCK)"
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+start sim sim --port 0 --threads 1 --latency none --fault-rate 0 --api-key sk-bench-upstream
+sim="$url" sim_pid="$pid"
+OPENAI_API_KEY=sk-bench-upstream start gw serve --port 0 --threads 1 --upstream "$sim" --quiet \
+  --interactive-queue 100000 --max-in-flight 1000
+gw="$url" gw_pid="$pid"
+echo "sim $sim (pid $sim_pid), gateway $gw (pid $gw_pid)"
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say something short"}],"max_tokens":8}' >"$tmp/chat.json"
+
+# Warm both up (connections, pools, page faults).
+"$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" 2 32 sk-bench-upstream >/dev/null
+"$gen" rate "$gw/chat/completions" "$tmp/chat.json" "$rate" 2 32 sk-bench-client >/dev/null
+for r in $(seq "$rounds"); do
+  d="$("$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" "$seconds" 32 sk-bench-upstream)"
+  t0="$(cpu_ticks "$gw_pid")"
+  g="$("$gen" rate "$gw/chat/completions" "$tmp/chat.json" "$rate" "$seconds" 32 sk-bench-client)"
+  t1="$(cpu_ticks "$gw_pid")"
+  echo "round $r direct:  $d"
+  echo "round $r gateway: $g"
+  python3 - "$d" "$g" "$((t1 - t0))" "$hz" <<'PY'
+import json, sys
+d, g = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+cpu_us = int(sys.argv[3]) / int(sys.argv[4]) * 1e6 / max(1, g['sent'])
+print(f"        added: p50 {1000*(g['p50_ms']-d['p50_ms']):.0f} us, p99 {1000*(g['p99_ms']-d['p99_ms']):.0f} us"
+      f" (direct p50 {d['p50_ms']:.3f} ms p99 {d['p99_ms']:.3f} ms; gateway p50 {g['p50_ms']:.3f} ms p99 {g['p99_ms']:.3f} ms);"
+      f" gateway CPU {cpu_us:.0f} us per request")
+PY
+done
+echo "load average after the latency runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "gateway RSS before idle connections: $(rss_kib "$gw_pid") KiB"
+"$gen" idle "${gw%/v1}/healthz" "$idle" 10 >"$tmp/idle.out" &
+gen_pid=$!
+for _ in $(seq 600); do [ -s "$tmp/idle.out" ] && break; sleep 0.1; done
+cat "$tmp/idle.out"
+sleep 2
+echo "gateway RSS holding them: $(rss_kib "$gw_pid") KiB; metrics: $(curl -s "${gw%/v1}/metrics" | grep '^floodgate_gateway_connections ')"
+wait "$gen_pid" && echo "all $idle still answered after 10 s idle" || { cat "$tmp/idle.out"; echo "some idle connections were lost"; }
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
