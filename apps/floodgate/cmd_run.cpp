@@ -26,6 +26,7 @@ struct RunFlags {
   bool ordered = false;
   bool retry_failed = false;
   EngineFlags engine;
+  TableFlags tables;
 };
 
 int run(const RunFlags& f) {
@@ -51,18 +52,19 @@ int run(const RunFlags& f) {
     engine::check_folder_writable(journal, "journal");
     lock = store::lock_run(store::lock_path_for_journal(journal), o.output_path == "-" ? "the journal " + journal : "the output " + o.output_path);
   }
-  apply_run_table_options(o, worst_case_completion_tokens(f.engine), f.engine.quiet);  // tables, schema, cost, budgets
+  const auto tables = apply_run_table_options(f.tables, o, worst_case_completion_tokens(f.engine), f.engine.quiet);  // tables, schema, cost, budgets
 
   const bool json = o.progress.format == engine::LogFormat::json;
   const bool quiet = f.engine.quiet;
   engine::Engine eng(std::move(o));
   engine::SignalGuard guard(eng);
   const engine::RunSummary summary = eng.run();
+  report_table_read(*tables, quiet, json);
   if (!quiet || summary.exit_code != 0) {
     const std::string text = engine::format_summary(summary, json);
     std::fputs(text.c_str(), stderr);
   }
-  return finish_run_table_options(summary.exit_code, quiet, json);
+  return finish_run_table_options(*tables, summary.exit_code, quiet, json);
 }
 
 }  // namespace
@@ -124,7 +126,7 @@ void register_run(CLI::App& app, int& exit_code) {
                 "send again the lines an earlier run finished with an error (their error lines leave OUTPUT first); "
                 "note that answers that failed --schema were paid for");
   add_engine_flags(cmd, f->engine);
-  add_run_table_options(cmd);  // --template, --schema, --prices, --max-cost ... (run_tables_options.cpp)
+  add_run_table_options(cmd, f->tables);  // --template, --schema, --prices, --max-cost ... (run_tables_options.cpp)
   cmd->callback([f, &exit_code] { exit_code = run(*f); });
 }
 

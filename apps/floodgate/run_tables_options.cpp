@@ -4,14 +4,12 @@
 //       [--max-cost USD] [--max-tokens N] [--daily-budget USD] [--errors FILE] -o OUT.{jsonl,csv,sqlite}
 // add_run_table_options() adds them to the `run` subcommand; apply_run_table_options() turns
 // them into engine options just before the engine starts:
-//   - a table input (.csv/.tsv, or JSONL rows with --template) is converted to a Batch-API
-//     JSONL beside the output (OUT.requests.jsonl) and its row values to OUT.rows.sqlite;
-//     error rows go straight to the results table;
+//   - a table input (.csv/.tsv, or JSONL rows with --template) becomes the engine's source
+//     (tables::TableSource: rows made into requests in memory, each carrying its values to
+//     the results tables); error rows go straight to the results tables;
 //   - OUT.csv / OUT.sqlite become extra sinks; the engine's own JSONL goes to OUT.raw.jsonl;
-//   - answers are checked against the schema (and per-line response_format);
+//   - answers are checked against the schema (and per-line response_format) by the engine;
 //   - budgets admit a request only when its worst-case cost still fits.
-// Engine hooks are used when the engine has them (detected at compile time), so this file
-// builds against any version of EngineOptions.
 
 #include <cstdio>
 #include <fstream>
@@ -19,7 +17,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <type_traits>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -32,45 +30,11 @@
 #include "floodgate/schema/structured_output.hpp"
 #include "floodgate/store/journal.hpp"
 #include "floodgate/store/table_sink.hpp"
-#include "floodgate/tables/row_request.hpp"
 #include "floodgate/tables/row_source.hpp"
-#include "floodgate/tables/table_input.hpp"
+#include "floodgate/tables/table_source.hpp"
 
 namespace floodgate::cli {
 namespace {
-
-struct TableFlags {
-  std::string template_path;
-  std::string model;
-  std::string system_path;
-  std::string schema_path;
-  std::string schema_name = "answer";
-  std::string id_column;
-  std::uint32_t retry_invalid = 0;
-  std::string prices_path;
-  double max_cost_usd = 0;
-  std::uint64_t max_tokens = 0;
-  double daily_budget_usd = 0;
-  std::string budget_ledger;
-  std::string errors_path;
-  std::uint64_t max_completion_tokens = 0;
-  CLI::Option* max_cost_opt = nullptr;
-  CLI::Option* max_tokens_opt = nullptr;
-  CLI::Option* daily_opt = nullptr;
-};
-
-TableFlags& flags() {
-  static TableFlags f;
-  return f;
-}
-
-// Everything the hooks and sinks share; lives until the process ends.
-struct TableRun {
-  cost::PriceTable prices;
-  std::shared_ptr<schema::AnswerChecker> checker;
-  std::shared_ptr<tables::InputRowStore> rows;
-  std::shared_ptr<cost::BudgetGate> gate;
-};
 
 bool file_exists(const std::string& path) {
   std::ifstream in(path);
@@ -98,52 +62,33 @@ std::vector<std::string> input_column_types(const std::string& path) {
   return types.sql_types();
 }
 
-// What the results tables received, for the closing line and the exit code.
+// What the results tables received, for the exit code: the engine checks the answers
+// (check_answer), so a schema violation or a refusal is a failed row the engine counted too.
 struct TableCounts {
   std::uint64_t ok = 0;
-  std::uint64_t error_rows = 0;        // invalid_input rows from the table itself
-  std::uint64_t schema_violations = 0;  // found after the engine (no check_answer hook)
+  std::uint64_t schema_violations = 0;
   std::uint64_t refusals = 0;
   std::uint64_t other_errors = 0;
   bool active = false;
 };
 
-TableCounts& counts() {
-  static TableCounts c;
-  return c;
-}
-
-// A sink decorator: checks ok answers against the schema when the engine cannot (no
-// check_answer hook), turning violations into schema_violation rows, and adds up the cost
-// of every row for the closing line.
-class CheckingSink final : public store::Sink {
+// A sink decorator that counts the rows it passes on (one of the results sinks counts).
+class CountingSink final : public store::Sink {
  public:
-  CheckingSink(std::unique_ptr<store::Sink> inner, std::shared_ptr<schema::AnswerChecker> checker)
-      : inner_(std::move(inner)), checker_(std::move(checker)) {}
+  CountingSink(std::unique_ptr<store::Sink> inner, std::shared_ptr<TableCounts> counts) : inner_(std::move(inner)), counts_(std::move(counts)) {}
   void write(const Outcome& outcome, const store::RowContext& context) override {
-    if (checker_ && outcome.ok() && !outcome.body.empty()) {
-      const auto verdict = checker_->check(context.request_body, outcome.body);
-      if (!verdict.ok()) {
-        if (count_) (verdict.kind == ErrorKind::refusal ? counts().refusals : counts().schema_violations) += 1;
-        Outcome o = outcome;
-        o.error = verdict.kind;
-        o.error_message = verdict.message;
-        inner_->write(o, context);
-        return;
-      }
-    }
     if (count_) {
       if (outcome.ok()) {
-        ++counts().ok;
+        ++counts_->ok;
       } else if (outcome.error == ErrorKind::refusal) {
-        ++counts().refusals;
+        ++counts_->refusals;
       } else if (outcome.error == ErrorKind::schema_violation) {
-        ++counts().schema_violations;
+        ++counts_->schema_violations;
       } else if (outcome.error == ErrorKind::invalid_input) {
-        // table error rows are counted once from the conversion; the engine's own
+        // table error rows are counted by the table's source; the engine's own
         // invalid_input lines are in its summary and exit code
       } else {
-        ++counts().other_errors;
+        ++counts_->other_errors;
       }
     }
     inner_->write(outcome, context);
@@ -155,7 +100,7 @@ class CheckingSink final : public store::Sink {
 
  private:
   std::unique_ptr<store::Sink> inner_;
-  std::shared_ptr<schema::AnswerChecker> checker_;
+  std::shared_ptr<TableCounts> counts_;
   bool count_ = false;
 };
 
@@ -221,54 +166,6 @@ class CostLine final : public store::Sink {
   bool json_;
 };
 
-// ---- engine hooks, used when EngineOptions has them ------------------------------------------
-
-template <typename Options>
-bool set_answer_hook(Options& o, const std::shared_ptr<schema::AnswerChecker>& checker, std::uint32_t retry_invalid) {
-  if constexpr (requires { o.check_answer; o.retry_invalid; }) {
-    using Verdict = std::invoke_result_t<decltype(o.check_answer), const Request&, std::string_view>;
-    o.check_answer = [checker](const Request& r, std::string_view body) {
-      const auto v = checker->check(r.body, body);
-      Verdict out{};
-      out.kind = v.kind;
-      out.message = v.message;
-      return out;
-    };
-    o.retry_invalid = retry_invalid;
-    return true;
-  } else {
-    (void)checker;
-    (void)retry_invalid;
-    return false;
-  }
-}
-
-template <typename Options>
-bool set_budget_hooks(Options& o, const std::shared_ptr<cost::BudgetGate>& gate) {
-  if constexpr (requires { o.admit; o.settle; }) {
-    using Admit = std::invoke_result_t<decltype(o.admit), const Request&>;
-    o.admit = [gate](const Request& r) {
-      switch (gate->admit(r)) {
-        case cost::Admission::admitted:
-          return Admit::yes;
-        case cost::Admission::wait:
-          return Admit::not_yet;
-        case cost::Admission::exhausted:
-          break;
-      }
-      return Admit::stop;
-    };
-    o.settle = [gate](const Request& r, const Usage& u) { gate->settle(r, u); };
-    if constexpr (requires { o.budget_reason; }) {
-      o.budget_reason = [gate] { return gate->budget().reason(); };
-    }
-    return true;
-  } else {
-    (void)gate;
-    return false;
-  }
-}
-
 }  // namespace
 
 std::string read_text_file(const std::string& path, const char* what) {
@@ -302,8 +199,7 @@ ResultSchema read_result_schema(const std::string& path) {
   return out;
 }
 
-void add_run_table_options(CLI::App* cmd) {
-  auto& f = flags();
+void add_run_table_options(CLI::App* cmd, TableFlags& f) {
   const char* group = "Tables, structured outputs, cost and budgets";
   cmd->add_option("--template", f.template_path,
                   "prompt template file with {column} placeholders ({{ and }} for braces): each row of a\n"
@@ -342,11 +238,15 @@ void add_run_table_options(CLI::App* cmd) {
       ->group(group);
 }
 
-void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_completion_tokens, bool quiet) {
-  auto& f = flags();
+struct TableRun {
+  cost::PriceTable prices;
+  std::shared_ptr<TableCounts> counts = std::make_shared<TableCounts>();
+  std::shared_ptr<const tables::TableStats> table;  // null: the input is not a table
+};
+
+std::shared_ptr<TableRun> apply_run_table_options(const TableFlags& f, engine::EngineOptions& o, std::uint64_t default_completion_tokens,
+                                                  bool quiet) {
   auto run = std::make_shared<TableRun>();
-  static std::shared_ptr<TableRun> keep_alive;
-  keep_alive = run;
   run->prices = f.prices_path.empty() ? cost::PriceTable::builtin() : cost::PriceTable::load(f.prices_path);
 
   const bool table_input = tables::is_table_path(o.input_path) || !f.template_path.empty();
@@ -357,7 +257,7 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
 
   const ResultSchema result_schema = read_result_schema(f.schema_path);
   const std::optional<std::string>& schema_json = result_schema.schema_json;
-  run->checker = std::make_shared<schema::AnswerChecker>(schema_json);
+  auto checker = std::make_shared<schema::AnswerChecker>(schema_json);
 
   const std::string out_path = o.output_path;
   const auto format = store::output_format_of(out_path);
@@ -373,37 +273,46 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
     return cost::row_cost_usd(*prices, ctx.model, out.usage);
   };
 
-  std::vector<std::unique_ptr<store::Sink>> sinks;
-  std::unique_ptr<tables::RowSource> rows;
+  // The sinks a table's error rows go to (they never pass through the engine): filled below,
+  // used by the source while the engine reads it.
+  auto error_row_sinks = std::make_shared<std::vector<store::Sink*>>();
+  std::unique_ptr<tables::TableSource> table;
   if (table_input) {
     if (f.model.empty()) throw Error("a table input needs --model");
-    rows = tables::open_rows(o.input_path);
-    sink_options.input_columns = rows->columns();
+    tables::RowRequestOptions ro;
+    ro.model = f.model;
+    ro.template_text = read_text_file(f.template_path, "template");
+    if (!f.system_path.empty()) ro.system_prompt = read_text_file(f.system_path, "system prompt");
+    if (!f.id_column.empty()) ro.id_column = f.id_column;
+    if (schema_json) ro.response_format_json = schema::response_format(*schema_json, f.schema_name);
+    if (f.max_completion_tokens > 0) ro.max_completion_tokens = f.max_completion_tokens;
+    table = std::make_unique<tables::TableSource>(o.input_path, std::move(ro),
+                                                  [error_row_sinks](const Outcome& e, const store::RowContext& ctx) {
+                                                    for (store::Sink* s : *error_row_sinks) s->write(e, ctx);
+                                                  });
+    sink_options.input_columns = table->columns();
     const bool any_sqlite = format == store::OutputFormat::sqlite ||
                             (!f.errors_path.empty() && store::output_format_of(f.errors_path) == store::OutputFormat::sqlite);
     if (any_sqlite && o.input_path != "-") sink_options.input_sql_types = input_column_types(o.input_path);
-    run->rows = std::make_shared<tables::InputRowStore>(out_path + ".rows.sqlite", true);
-    auto store = run->rows;
-    sink_options.input_values = [store](const Outcome& out) { return store->get(out.custom_id); };
+    sink_options.input_values = [](const Outcome&, const store::RowContext& ctx) { return tables::input_row_values(ctx); };
   }
 
-  const bool hooks_answer = set_answer_hook(o, run->checker, f.retry_invalid);
   const store::OpenMode mode = resume ? store::OpenMode::append : store::OpenMode::truncate;
+  std::vector<std::unique_ptr<store::Sink>> sinks;
   bool counting = false;  // exactly one sink counts the rows
   auto wrap = [&](std::unique_ptr<store::Sink> s) -> std::unique_ptr<store::Sink> {
-    auto c = std::make_unique<CheckingSink>(std::move(s), hooks_answer ? nullptr : run->checker);
+    auto c = std::make_unique<CountingSink>(std::move(s), run->counts);
     if (!counting) {
       c->set_counting(true);
       counting = true;
     }
     return c;
   };
-  // Error rows of a table never pass through the engine: they are written here, to every
-  // results sink. On a resume they are written again: CSV skips ids already there, SQLite
-  // upserts, but a JSONL file would repeat them, so JSONL sinks get them on a fresh run only.
-  std::vector<bool> takes_error_rows;
+  // Error rows of a table are written to every results sink. On a resume they are written
+  // again: CSV skips ids already there, SQLite upserts, but a JSONL file would repeat them,
+  // so JSONL sinks get them on a fresh run only.
   auto add_sink = [&](std::unique_ptr<store::Sink> s, const std::string& path) {
-    takes_error_rows.push_back(!resume || path.empty() || store::output_format_of(path) != store::OutputFormat::jsonl);
+    if (!resume || path.empty() || store::output_format_of(path) != store::OutputFormat::jsonl) error_row_sinks->push_back(s.get());
     sinks.push_back(std::move(s));
   };
   // With a table input the user's file is ours even for .jsonl (error rows must reach it);
@@ -416,84 +325,86 @@ void apply_run_table_options(engine::EngineOptions& o, std::uint64_t default_com
     o.journal_path = journal_path;
   }
   if (!f.errors_path.empty()) {
-    // Filter after checking: a violation found here must reach the errors file.
     auto errors = store::make_filtered_sink(store::make_sink_for_path(f.errors_path, mode, sink_options), false);
     add_sink(wrap(std::move(errors)), f.errors_path);
   }
-  if (!counting) add_sink(wrap(std::make_unique<NullSink>()), "");  // checks and counts for a .jsonl output
+  if (!counting) add_sink(wrap(std::make_unique<NullSink>()), "");  // counts for a .jsonl output
   auto attempt_cost = std::make_shared<AttemptCost>(run->prices);
   add_sink(std::make_unique<CostLine>(attempt_cost, quiet, o.progress.format == engine::LogFormat::json), "");
-  counts().active = true;
+  run->counts->active = true;
 
-  if (table_input) {
-    tables::RowRequestOptions ro;
-    ro.model = f.model;
-    ro.template_text = read_text_file(f.template_path, "template");
-    if (!f.system_path.empty()) ro.system_prompt = read_text_file(f.system_path, "system prompt");
-    if (!f.id_column.empty()) ro.id_column = f.id_column;
-    if (schema_json) ro.response_format_json = schema::response_format(*schema_json, f.schema_name);
-    if (f.max_completion_tokens > 0) ro.max_completion_tokens = f.max_completion_tokens;
-    tables::RowRequestBuilder builder(ro, rows->columns(), rows->has_header());
-    const std::string requests_path = out_path + ".requests.jsonl";
-    store::RowContext error_ctx;
-    error_ctx.model = f.model;
-    error_ctx.finished_at = std::chrono::system_clock::now();
-    const auto stats = tables::convert_table(*rows, builder, requests_path, run->rows.get(), [&](const Outcome& e) {
-      for (std::size_t i = 0; i < sinks.size(); ++i) {
-        if (takes_error_rows[i]) sinks[i]->write(e, error_ctx);
-      }
-    });
-    counts().error_rows = stats.error_rows;
-    if (!quiet && o.progress.format == engine::LogFormat::json) {
-      std::fprintf(stderr, "{\"event\":\"table\",\"rows\":%llu,\"requests\":%llu,\"error_rows\":%llu}\n",
-                   static_cast<unsigned long long>(stats.rows), static_cast<unsigned long long>(stats.requests),
-                   static_cast<unsigned long long>(stats.error_rows));
-    } else if (!quiet) {
-      std::fprintf(stderr, "table: %llu rows, %llu requests, %llu error rows\n",
-                   static_cast<unsigned long long>(stats.rows), static_cast<unsigned long long>(stats.requests),
-                   static_cast<unsigned long long>(stats.error_rows));
-    }
-    o.input_path = requests_path;
-    o.input.default_endpoint.reset();
+  if (table) {
+    run->table = table->stats();
+    o.source = std::move(table);
   }
-
   for (auto& s : sinks) o.extra_sinks.push_back(std::move(s));
 
+  o.check_answer = [checker](const Request& r, std::string_view body) {
+    const auto v = checker->check(r.body, body);
+    return engine::EngineOptions::AnswerVerdict{v.kind, v.message};
+  };
+  o.retry_invalid = f.retry_invalid;
+
   cost::BudgetLimits limits;
-  if (f.max_cost_opt->count() > 0) limits.max_cost_usd = f.max_cost_usd;
-  if (f.max_tokens_opt->count() > 0) limits.max_tokens = f.max_tokens;
-  if (f.daily_opt->count() > 0) limits.daily_budget_usd = f.daily_budget_usd;
+  if (f.max_cost_opt != nullptr && f.max_cost_opt->count() > 0) limits.max_cost_usd = f.max_cost_usd;
+  if (f.max_tokens_opt != nullptr && f.max_tokens_opt->count() > 0) limits.max_tokens = f.max_tokens;
+  if (f.daily_opt != nullptr && f.daily_opt->count() > 0) limits.daily_budget_usd = f.daily_budget_usd;
   if (limits.any()) {
     std::shared_ptr<cost::DailyLedger> ledger;
     if (limits.daily_budget_usd) {
       ledger = std::make_shared<cost::DailyLedger>(f.budget_ledger.empty() ? journal_path : f.budget_ledger);
     }
-    run->gate = std::make_shared<cost::BudgetGate>(limits, run->prices, default_completion_tokens, ledger);
-    if (!set_budget_hooks(o, run->gate)) {
-      throw Error("--max-cost, --max-tokens and --daily-budget need an engine with admission hooks (not in this build)");
-    }
+    auto gate = std::make_shared<cost::BudgetGate>(limits, run->prices, default_completion_tokens, ledger);
+    o.admit = [gate](const Request& r) {
+      switch (gate->admit(r)) {
+        case cost::Admission::admitted:
+          return engine::EngineOptions::Admit::yes;
+        case cost::Admission::wait:
+          return engine::EngineOptions::Admit::not_yet;
+        case cost::Admission::exhausted:
+          break;
+      }
+      return engine::EngineOptions::Admit::stop;
+    };
+    o.settle = [gate](const Request& r, const Usage& u) { gate->settle(r, u); };
+    o.budget_reason = [gate] { return gate->budget().reason(); };
   }
   // Every attempt's usage, whether or not a budget is set: the cost line counts what was paid.
   o.settle = [attempt_cost, budget_settle = std::move(o.settle)](const Request& r, const Usage& u) {
     attempt_cost->add(r.model, u);
     if (budget_settle) budget_settle(r, u);
   };
+  return run;
 }
 
-int finish_run_table_options(int exit_code, bool quiet, bool json) {
-  const auto& c = counts();
+void report_table_read(const TableRun& run, bool quiet, bool json) {
+  if (run.table && !quiet) {
+    const tables::TableStats& t = *run.table;
+    if (json) {
+      std::fprintf(stderr, "{\"event\":\"table\",\"rows\":%llu,\"requests\":%llu,\"error_rows\":%llu}\n",
+                   static_cast<unsigned long long>(t.rows), static_cast<unsigned long long>(t.requests),
+                   static_cast<unsigned long long>(t.error_rows));
+    } else {
+      std::fprintf(stderr, "table: %llu rows, %llu requests, %llu error rows\n", static_cast<unsigned long long>(t.rows),
+                   static_cast<unsigned long long>(t.requests), static_cast<unsigned long long>(t.error_rows));
+    }
+  }
+}
+
+int finish_run_table_options(const TableRun& run, int exit_code, bool quiet, bool json) {
+  const TableCounts& c = *run.counts;
   if (!c.active) return exit_code;
-  const std::uint64_t failed = c.error_rows + c.schema_violations + c.refusals + c.other_errors;
+  const std::uint64_t error_rows = run.table ? run.table->error_rows : 0;
+  const std::uint64_t failed = error_rows + c.schema_violations + c.refusals + c.other_errors;
   // One summary: the engine's counts the requests (answers checked against the schema by its
   // hook included); what only the table knows is the rows that never became a request. Said
   // as a line of the same summary, not as a second tally of "valid" and "failed".
-  if ((!quiet || exit_code != exit_code::ok) && c.error_rows > 0) {  // a line of the summary, printed when it is
+  if ((!quiet || exit_code != exit_code::ok) && error_rows > 0) {  // a line of the summary, printed when it is
     if (json) {
-      std::fprintf(stderr, "{\"event\":\"table_rows\",\"error_rows\":%llu}\n",
-                   static_cast<unsigned long long>(c.error_rows));
+      std::fprintf(stderr, "{\"event\":\"table_rows\",\"error_rows\":%llu}\n", static_cast<unsigned long long>(error_rows));
     } else {
       std::fprintf(stderr, "  table rows    %llu could not become requests (invalid_input rows in the output, never sent)\n",
-                   static_cast<unsigned long long>(c.error_rows));
+                   static_cast<unsigned long long>(error_rows));
     }
   }
   // Rows the engine counted as successes may have failed the schema check here.

@@ -81,7 +81,7 @@ void sink_bench(benchmark::State& state, bool sqlite) {
   floodgate::store::TableSinkOptions o;
   o.input_columns = {"id", "text", "stars"};
   o.answer_columns = {"label", "score", "keywords"};
-  o.input_values = [](const floodgate::Outcome& out) {
+  o.input_values = [](const floodgate::Outcome& out, const floodgate::store::RowContext&) {
     return std::vector<std::string>{out.custom_id, "Review: \"great\", fast\nsecond line é 🙂", "4"};
   };
   o.cost_usd = [](const floodgate::Outcome&, const floodgate::store::RowContext&) -> std::optional<double> { return 0.0000165; };

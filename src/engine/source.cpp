@@ -32,7 +32,7 @@ std::string input_item_key(const ParsedLine& p, std::uint64_t line_no, CustomIdS
 namespace {
 
 // The journal's identity is taken from the first 64 KiB of the input (docs/engine.md).
-constexpr std::size_t kIdentityPrefixBytes = 64 * 1024;
+constexpr std::size_t kIdentityPrefixBytes = kJsonlIdentityBytes / 2;
 // An input line longer than the largest request plus room for the Batch API wrapper is
 // never read whole.
 constexpr std::size_t kMaxLineBytes = kMaxRequestBytes + (64u << 10);
@@ -129,17 +129,9 @@ class JsonlFileSource final : public RequestSource {
   }
 
   SourceIdentity identity() override {
-    // Which input a journal belongs to (docs/engine.md): its endpoint setting, and the key
-    // and bytes of the input's first lines. Journals of floodgate before this rule hold a
-    // hash of the first 64 KiB instead ("v1"), still accepted as before.
-    const std::string endpoint_setting =
-        options_.default_endpoint ? std::string(endpoint_path(*options_.default_endpoint)) : std::string("-");
-    SourceIdentity id;
+    SourceIdentity id = jsonl_identity(reader_.prefix(kJsonlIdentityBytes), options_);
     id.name = name_;
     id.path = path_;
-    id.tag = "v2:" + hex64(CustomIdSet::hash("endpoint=" + endpoint_setting));
-    id.legacy_tag = "v1:" + hex64(CustomIdSet::hash(std::string(reader_.prefix(kIdentityPrefixBytes)) + "|endpoint=" + endpoint_setting));
-    id.first_lines = fingerprint_lines(reader_.prefix(2 * kIdentityPrefixBytes), options_);
     return id;
   }
 
@@ -179,6 +171,19 @@ class JsonlFileSource final : public RequestSource {
 };
 
 }  // namespace
+
+SourceIdentity jsonl_identity(std::string_view first_bytes, const InputOptions& options) {
+  // Which input a journal belongs to (docs/engine.md): its endpoint setting, and the key
+  // and bytes of the input's first lines. Journals of floodgate before this rule hold a
+  // hash of the first 64 KiB instead ("v1"), still accepted as before.
+  const std::string endpoint_setting =
+      options.default_endpoint ? std::string(endpoint_path(*options.default_endpoint)) : std::string("-");
+  SourceIdentity id;
+  id.tag = "v2:" + hex64(CustomIdSet::hash("endpoint=" + endpoint_setting));
+  id.legacy_tag = "v1:" + hex64(CustomIdSet::hash(std::string(first_bytes.substr(0, kIdentityPrefixBytes)) + "|endpoint=" + endpoint_setting));
+  id.first_lines = fingerprint_lines(first_bytes.substr(0, kJsonlIdentityBytes), options);
+  return id;
+}
 
 std::unique_ptr<RequestSource> open_jsonl_source(const std::string& path, const InputOptions& options) {
   return std::make_unique<JsonlFileSource>(path, options, true);

@@ -216,7 +216,7 @@ void Flattener::flatten(const Outcome& o, const RowContext& ctx, std::vector<Cel
   cells.push_back(text_cell(o.ok() ? "ok" : "error"));
 
   std::vector<std::string> inputs;
-  if (options_.input_values && !options_.input_columns.empty()) inputs = options_.input_values(o);
+  if (options_.input_values && !options_.input_columns.empty()) inputs = options_.input_values(o, ctx);
   for (std::size_t i = 0; i < options_.input_columns.size(); ++i) {
     if (i >= inputs.size()) {
       cells.push_back(Cell{});

@@ -24,6 +24,7 @@
 
 #include "floodgate/csv/csv.hpp"
 #include "floodgate/schema/structured_output.hpp"
+#include "floodgate/tables/table_source.hpp"
 #include "support/files.hpp"
 #include "support/sim_process.hpp"
 #include "support/tables.hpp"
@@ -399,15 +400,27 @@ TEST_F(TablesRun, SchemaWithAnOptionalFieldIsSentInStrictFormAndNullAnswersAreVa
   EXPECT_NE(broken.find("broken.json: the schema is not valid JSON: parse error at line 3, column 18"), std::string::npos) << broken;
 }
 
-// `floodgate estimate` reads the table as `run` does: the same numbers as for the JSONL of
-// requests `run` made from it.
+// `floodgate estimate` reads the table as `run` does: the same numbers as for a JSONL of the
+// requests `run` sends for it (made here by the source `run` reads, with run's options).
 TEST_F(TablesRun, EstimateReadsATableWithTheTemplateAsRunDoes) {
   SimProcess sim;
   write_file(dir.file("small.csv"), make_table(30) + "r31,\"never closed,2\r\n");
   auto args = table_args(dir.file("out.csv"));
   args[0] = dir.file("small.csv");
   ASSERT_EQ(run_floodgate(sim, args, dir.file("run.log")), 1) << slurp(dir.file("run.log"));  // one error row
-  ASSERT_EQ(run_command(sim, "estimate", {dir.file("out.csv.requests.jsonl"), "--json"}, dir.file("jsonl.txt")), 0)
+  floodgate::tables::RowRequestOptions ro;
+  ro.model = "gpt-4o-mini";
+  ro.template_text = "Rate this review ({stars} stars) as JSON {{label, score}}:\n{text}";  // the file without its last newline
+  ro.system_prompt = "You are a careful annotator.";
+  ro.id_column = "id";
+  ro.response_format_json = floodgate::schema::response_format(floodgate::schema::make_strict(kSchema), "answer");
+  ro.max_completion_tokens = 64;
+  floodgate::tables::TableSource requests(dir.file("small.csv"), ro, nullptr);
+  std::string lines;
+  floodgate::engine::SourceItem item;
+  while (requests.next(item) == floodgate::engine::SourceStatus::item) lines += floodgate::tables::batch_line(*item.parsed.request) + "\n";
+  write_file(dir.file("requests.jsonl"), lines);
+  ASSERT_EQ(run_command(sim, "estimate", {dir.file("requests.jsonl"), "--json"}, dir.file("jsonl.txt")), 0)
       << slurp(dir.file("jsonl.txt"));
   std::vector<std::string> est = {dir.file("small.csv"), "--json"};
   for (const char* flag : {"--template", "--system", "--model", "--schema", "--max-completion-tokens"}) {

@@ -83,7 +83,7 @@ TableSinkOptions options_with(std::map<std::string, std::vector<std::string>>* i
   o.input_columns = {"id", "text"};
   o.answer_columns = {"label", "score", "ok", "status"};
   o.answer_sql_types = {"TEXT", "REAL", "INTEGER", "TEXT"};
-  o.input_values = [inputs](const Outcome& out) {
+  o.input_values = [inputs](const Outcome& out, const RowContext&) {
     const auto it = inputs->find(out.custom_id);
     return it == inputs->end() ? std::vector<std::string>{} : it->second;
   };
@@ -195,7 +195,7 @@ TEST(CsvSink, PythonCsvModuleReadsBackTrickyContentIdentically) {
   std::map<std::string, std::vector<std::string>> inputs;
   TableSinkOptions o;
   o.input_columns = {"text"};
-  o.input_values = [&inputs](const Outcome& out) { return inputs[out.custom_id]; };
+  o.input_values = [&inputs](const Outcome& out, const RowContext&) { return inputs[out.custom_id]; };
   const std::string path = dir.file("tricky.csv");
   {
     auto sink = make_csv_sink(path, OpenMode::truncate, o);

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -10,7 +11,7 @@
 #include "floodgate/tables/prompt_template.hpp"
 #include "floodgate/tables/row_request.hpp"
 #include "floodgate/tables/row_source.hpp"
-#include "floodgate/tables/table_input.hpp"
+#include "floodgate/tables/table_source.hpp"
 #include "floodgate/core/batch_io.hpp"
 
 namespace floodgate::tables {
@@ -176,44 +177,108 @@ TEST(Utf8, Validation) {
   EXPECT_FALSE(is_valid_utf8("\xFF"));
 }
 
-TEST(ConvertTable, GoodRowsBecomeBatchLinesErrorRowsOutcomesValuesStored) {
-  TempFile csv(".csv", "id,text,extra\n1,hello \"you\",a\n2\n3,\"multi\nline\",c\n");
-  TempFile jsonl(".jsonl", "");
-  TempFile db(".sqlite", "");
-  auto rows = open_rows(csv.path());
+RowRequestOptions say_text_options() {
   RowRequestOptions o;
   o.model = "gpt-4o-mini";
   o.template_text = "Say: {text}";
   o.id_column = "id";
-  RowRequestBuilder b(o, rows->columns(), rows->has_header());
-  std::vector<Outcome> errors;
-  ConvertStats stats;
-  {
-    InputRowStore store(db.path(), true);
-    stats = convert_table(*rows, b, jsonl.path(), &store, [&](const Outcome& e) { errors.push_back(e); });
-    EXPECT_EQ(store.get("3"), (std::vector<std::string>{"3", "multi\nline", "c"}));
-    EXPECT_EQ(store.get("2"), (std::vector<std::string>{"2", "", ""}));
-    EXPECT_TRUE(store.get("nope").empty());
-  }
-  EXPECT_EQ(stats.rows, 3u);
-  EXPECT_EQ(stats.requests, 2u);
-  EXPECT_EQ(stats.error_rows, 1u);
+  return o;
+}
+
+TEST(TableSource, GoodRowsBecomeRequestsErrorRowsGoToTheHandlerEachWithItsRowValues) {
+  TempFile csv(".csv", "id,text,extra\n1,hello \"you\",a\n2\n3,\"multi\nline\",c\n");
+  std::vector<std::pair<Outcome, std::vector<std::string>>> errors;
+  TableSource source(csv.path(), say_text_options(), [&](const Outcome& e, const store::RowContext& ctx) {
+    EXPECT_EQ(ctx.model, "gpt-4o-mini");
+    errors.emplace_back(e, input_row_values(ctx));
+  });
+  EXPECT_EQ(source.columns(), (std::vector<std::string>{"id", "text", "extra"}));
+  std::vector<engine::SourceItem> items;
+  engine::SourceItem item;
+  while (source.next(item) == engine::SourceStatus::item) items.push_back(item);
+
+  ASSERT_EQ(items.size(), 2u);
+  // Numbered as the lines of a file of the requests: the journal's "@line:N" keys.
+  EXPECT_EQ(items[0].line_no, 1u);
+  EXPECT_EQ(items[1].line_no, 2u);
+  ASSERT_TRUE(items[0].parsed.request);
+  ASSERT_TRUE(items[1].parsed.request);
+  EXPECT_EQ(items[0].parsed.request->custom_id, "1");
+  EXPECT_EQ(items[1].parsed.request->custom_id, "3");
+  EXPECT_EQ(items[1].parsed.request->model, "gpt-4o-mini");
+  EXPECT_EQ(items[1].parsed.request->endpoint, Endpoint::chat_completions);
+  EXPECT_EQ(nlohmann::json::parse(items[1].parsed.request->body)["messages"][0]["content"], "Say: multi\nline");
+  store::RowContext ctx;
+  ctx.payload = items[1].payload;
+  EXPECT_EQ(input_row_values(ctx), (std::vector<std::string>{"3", "multi\nline", "c"}));
+
   ASSERT_EQ(errors.size(), 1u);
-  EXPECT_EQ(errors[0].custom_id, "2");
-  EXPECT_EQ(errors[0].error, ErrorKind::invalid_input);
-  EXPECT_EQ(errors[0].error_message, "row 2: column \"text\" is missing");
-  // The engine's own parser accepts every line we wrote.
-  LineReader reader(jsonl.path());
-  std::string_view line;
-  std::vector<std::string> ids;
-  while (reader.next(line)) {
-    const auto p = parse_input_line(line, reader.line_no(), InputOptions{});
-    ASSERT_TRUE(p.request) << p.error_message;
-    ids.push_back(p.request->custom_id);
-    EXPECT_EQ(p.request->model, "gpt-4o-mini");
-    EXPECT_EQ(p.request->endpoint, Endpoint::chat_completions);
+  EXPECT_EQ(errors[0].first.custom_id, "2");
+  EXPECT_EQ(errors[0].first.error, ErrorKind::invalid_input);
+  EXPECT_EQ(errors[0].first.error_message, "row 2: column \"text\" is missing");
+  EXPECT_EQ(errors[0].second, (std::vector<std::string>{"2", "", ""}));
+  EXPECT_EQ(source.stats()->rows, 3u);
+  EXPECT_EQ(source.stats()->requests, 2u);
+  EXPECT_EQ(source.stats()->error_rows, 1u);
+  EXPECT_EQ(input_row_values(store::RowContext{}), std::vector<std::string>{});  // no payload: no values
+}
+
+// A table's journal is the one a file of its requests would have: a run of an earlier
+// floodgate (which wrote that file) resumes, and the first lines are checked the same way.
+TEST(TableSource, IdentityIsThatOfAFileOfTheSameRequests) {
+  std::string table = "id,text\n";
+  std::uint64_t bad = 0;  // every 7th row has no text: an error row, not a request
+  for (int i = 0; i < 3000; ++i) {
+    const bool error_row = i % 7 == 5;
+    bad += error_row ? 1 : 0;
+    table += "r" + std::to_string(i) + (error_row ? "\n" : ",text number " + std::to_string(i) + "\n");
   }
+  TempFile csv(".csv", table);
+  TableSource source(csv.path(), say_text_options(), nullptr);
+  const engine::SourceIdentity from_table = source.identity();
+
+  std::string lines;
+  engine::SourceItem item;
+  TableSource again(csv.path(), say_text_options(), nullptr);
+  while (again.next(item) == engine::SourceStatus::item) lines += batch_line(*item.parsed.request) + "\n";
+  TempFile jsonl(".jsonl", lines);
+  const engine::SourceIdentity from_file = engine::open_jsonl_source(jsonl.path(), InputOptions{})->identity();
+
+  EXPECT_EQ(from_table.tag, from_file.tag);
+  EXPECT_EQ(from_table.legacy_tag, from_file.legacy_tag);
+  ASSERT_EQ(from_table.first_lines.size(), from_file.first_lines.size());
+  ASSERT_GT(from_table.first_lines.size(), 256u);
+  for (std::size_t i = 0; i < from_file.first_lines.size(); ++i) {
+    EXPECT_EQ(from_table.first_lines[i].key, from_file.first_lines[i].key) << i;
+    EXPECT_EQ(from_table.first_lines[i].hash, from_file.first_lines[i].hash) << i;
+    EXPECT_EQ(from_table.first_lines[i].recorded, from_file.first_lines[i].recorded) << i;
+  }
+  EXPECT_EQ(from_table.path, csv.path());
+
+  // Reading ahead for the identity loses no row and hands them out in order.
+  std::vector<std::string> ids;
+  while (source.next(item) == engine::SourceStatus::item) ids.push_back(item.parsed.request->custom_id);
+  ASSERT_EQ(ids.size(), source.stats()->requests);
+  EXPECT_EQ(ids.front(), "r0");
+  EXPECT_EQ(ids.back(), "r2999");
+  EXPECT_EQ(source.stats()->error_rows, bad);
+  EXPECT_EQ(ids.size() + bad, 3000u);
+}
+
+TEST(TableSource, ReopenStartsAgainWithoutHandingErrorRowsTwice) {
+  TempFile csv(".csv", "id,text\n1,a\n2\n3,c\n");
+  int error_rows = 0;
+  TableSource source(csv.path(), say_text_options(), [&](const Outcome&, const store::RowContext&) { ++error_rows; });
+  engine::SourceItem item;
+  while (source.next(item) == engine::SourceStatus::item) {
+  }
+  EXPECT_EQ(error_rows, 1);
+  auto again = source.reopen();
+  ASSERT_NE(again, nullptr);
+  std::vector<std::string> ids;
+  while (again->next(item) == engine::SourceStatus::item) ids.push_back(item.parsed.request->custom_id);
   EXPECT_EQ(ids, (std::vector<std::string>{"1", "3"}));
+  EXPECT_EQ(error_rows, 1);
 }
 
 }  // namespace

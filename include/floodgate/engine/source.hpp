@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "floodgate/core/batch_io.hpp"
@@ -90,6 +91,14 @@ class RequestSource {
 // The journal key of an input item: its custom_id the first time the id is seen, else
 // "@line:N" (a bad item without a usable id, a duplicate id). `ids` holds the ids seen so far.
 [[nodiscard]] std::string input_item_key(const ParsedLine& parsed, std::uint64_t line_no, CustomIdSet& ids);
+
+// The identity of a JSONL input whose first bytes (up to 128 KiB, or all of it when
+// shorter) are `first_bytes`: its tag from the endpoint setting, the legacy tag from the
+// first 64 KiB, and the fingerprints of its whole lines. `name` and `path` are left empty.
+// A source that stands for JSONL lines it does not keep on disk (a table's requests) gives
+// the identity of those lines, so its journal is that of the same lines in a file.
+[[nodiscard]] SourceIdentity jsonl_identity(std::string_view first_bytes, const InputOptions& options);
+inline constexpr std::size_t kJsonlIdentityBytes = 2 * 64 * 1024;
 
 // Lines of a JSONL file ("-" = stdin), each parsed with `options`. Opening judges the
 // first lines: an empty input, a file that is not JSONL or bare bodies without a default

@@ -44,8 +44,8 @@ struct TableSinkOptions {
   // with answer_columns; may be empty.
   std::vector<std::string> answer_sql_types;
   // The input values of the row an outcome belongs to, aligned with input_columns (shorter:
-  // the rest are blank). May be empty (no input columns).
-  std::function<std::vector<std::string>(const Outcome&)> input_values;
+  // the rest are blank), e.g. from the context's payload. May be empty (no input columns).
+  std::function<std::vector<std::string>(const Outcome&, const RowContext&)> input_values;
   // What the call cost in USD; nullopt when unknown (left blank / NULL).
   std::function<std::optional<double>(const Outcome&, const RowContext&)> cost_usd;
 };
