@@ -34,6 +34,7 @@ struct ServeFlags {
   std::string upstream_timeout = "10m";
   std::string access_log;
   bool quiet = false;
+  bool no_engine = false;
 };
 
 std::string env(const char* name) {
@@ -80,6 +81,7 @@ int run(ServeFlags& f) {
              gateway::LaneConfig{"batch", f.batch_queue, duration_of(f.batch_wait, "--batch-wait"),
                                  static_cast<std::uint32_t>(f.batch_min_share * 1000 + 0.5)}};
   o.grace = duration_of(f.grace, "--grace");
+  o.engine = !f.no_engine;
   o.upstream.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(duration_of(f.upstream_timeout, "--upstream-timeout"));
   if (!f.keys.empty()) o.keys = gateway::ClientKeys::load(f.keys, {"interactive", "batch"});
 
@@ -120,8 +122,8 @@ void register_serve(CLI::App& app, int& exit_code) {
       "/healthz, /metrics (Prometheus). A request picks its lane with the header 'x-floodgate-lane: batch', its\n"
       "body's service_tier (flex: batch, priority: interactive) or its client key (--keys). A client that hangs up\n"
       "ends its upstream call. SIGINT/SIGTERM stop accepting and drain (--grace).\n"
-      "Under construction (issue 16, docs/gateway.md): requests go upstream once each, without floodgate's\n"
-      "limiter or retries yet.\n"
+      "Non-streamed JSON calls go upstream through floodgate's engine (limiter, retries: an upstream 429 waits\n"
+      "here); streams, uploads and the rest are relayed once, unpaced (issue 16, docs/gateway.md).\n"
       "Example:\n"
       "  OPENAI_API_KEY=sk-... floodgate serve --port 8080 &\n"
       "  curl http://127.0.0.1:8080/v1/chat/completions -H 'x-floodgate-lane: batch' \\\n"
@@ -152,6 +154,10 @@ void register_serve(CLI::App& app, int& exit_code) {
                   "Share of admissions the batch lane gets while it waits, however busy interactive is (0 to 1)")
       ->group(lanes)
       ->capture_default_str();
+  cmd->add_flag("--no-engine", f.no_engine,
+                "Send every call through the relay, unpaced (by default non-streamed JSON calls go through the engine's "
+                "limiter and retries)")
+      ->group(lanes);
   cmd->add_option("--max-in-flight", o.max_in_flight,
                   "Requests upstream at once (until the engine's limiter decides the room)")
       ->group(lanes)

@@ -23,7 +23,9 @@
 #include <boost/beast/http.hpp>
 
 #include "floodgate/core/error.hpp"
+#include "floodgate/core/request.hpp"
 #include "floodgate/core/text.hpp"
+#include "floodgate/engine/client.hpp"
 #include "floodgate/gateway/metrics.hpp"
 #include "floodgate/gateway/relay.hpp"
 #include "floodgate/gateway/routing.hpp"
@@ -86,6 +88,7 @@ struct Waiter {
   Refusal refusal;
   Duration waited{0};
   std::optional<std::chrono::nanoseconds> upstream_elapsed;  // it went upstream
+  std::optional<engine::Completion> completion;              // its outcome from the engine
 
   static void wake(const std::shared_ptr<Waiter>& w) { w->timer.cancel(); }
 };
@@ -110,6 +113,18 @@ class Gateway {
         lanes_(options_.lanes),
         upstream_(options_.upstream) {
     for (std::size_t i = 0; i < threads; ++i) pools_.push_back(std::make_unique<proxy::Pool>());
+    if (options_.engine) {
+      engine::ClientOptions co;
+      co.engine.base_url = options_.upstream.base_url;
+      co.engine.credentials = {options_.upstream.api_key, options_.upstream.organization, options_.upstream.project};
+      co.engine.max_in_flight = options_.max_in_flight;
+      // A gateway outlives an upstream that is down for a while: no job-level stop for it.
+      co.engine.unreachable_after = Duration::zero();
+      co.engine.outage_limit = Duration::zero();
+      co.engine.transport.total_timeout = options_.upstream.timeout;
+      co.on_complete = [this](engine::Completion&& c) { completed(std::move(c)); };
+      engine_ = std::make_unique<engine::Client>(std::move(co));
+    }
   }
 
   [[nodiscard]] const ServeOptions& options() const noexcept { return options_; }
@@ -121,6 +136,7 @@ class Gateway {
   // Before the io_contexts go: every pooled upstream connection and every waiter (their
   // sockets and timers belong to the contexts).
   void release() {
+    if (engine_) engine_->close(engine::CloseMode::abort);
     pools_.clear();
     const std::lock_guard lock(mu_);
     waiters_.clear();
@@ -141,6 +157,12 @@ class Gateway {
   // comes back as an Answer (written = false: a 502 or 413 of the gateway's own).
   asio::awaitable<Answer> forward(const Incoming& in, Route route, const std::shared_ptr<Waiter>& w,
                                   std::vector<std::pair<std::string, std::string>> own_headers);
+  // A non-streamed JSON call through the engine (its limiter and retries); nullopt when the
+  // engine does not take it (stopped, full): then it goes through the relay.
+  asio::awaitable<std::optional<Answer>> through_engine(const Incoming& in, Endpoint endpoint, std::size_t lane,
+                                                        const std::shared_ptr<Waiter>& w,
+                                                        const std::vector<std::pair<std::string, std::string>>& own);
+  void completed(engine::Completion&& c);
   // Hands upstream what the room allows and tells the expired; under mu_. `self`: the waiter
   // of the calling coroutine, on its own executor: admitted in place rather than by a post.
   void pump_locked(TimePoint now, Waiter* self = nullptr);
@@ -160,7 +182,109 @@ class Gateway {
   std::mutex log_mu_;
   proxy::Upstream upstream_;
   std::vector<std::unique_ptr<proxy::Pool>> pools_;  // pools_[i]: the connections of context i
+  std::unique_ptr<engine::Client> engine_;
+  std::mutex engine_mu_;
+  std::unordered_map<std::string, std::shared_ptr<Waiter>> engine_waiting_;  // under engine_mu_
+  std::atomic<std::uint64_t> engine_ids_{0};
 };
+
+void Gateway::completed(engine::Completion&& c) {
+  std::shared_ptr<Waiter> w;
+  {
+    const std::lock_guard lock(engine_mu_);
+    const auto it = engine_waiting_.find(c.outcome.custom_id);
+    if (it == engine_waiting_.end()) return;
+    w = std::move(it->second);
+    engine_waiting_.erase(it);
+  }
+  asio::post(w->executor, [w, c = std::move(c)]() mutable {
+    w->completion = std::move(c);
+    w->state = Waiter::State::answered;
+    Waiter::wake(w);
+  });
+}
+
+asio::awaitable<std::optional<Answer>> Gateway::through_engine(const Incoming& in, Endpoint endpoint, std::size_t lane,
+                                                               const std::shared_ptr<Waiter>& w,
+                                                               const std::vector<std::pair<std::string, std::string>>& own) {
+  const std::string id = "gw-" + std::to_string(++engine_ids_);
+  {
+    const std::lock_guard lock(engine_mu_);
+    engine_waiting_.emplace(id, w);
+  }
+  engine::Submission s;
+  s.id = id;
+  s.endpoint = endpoint;
+  s.body = *in.body;
+  s.priority = -static_cast<int>(lane);
+  const Duration left = lanes_.config(lane).max_wait - w->waited;
+  s.deadline = clock_.now() + std::max(left, Duration(std::chrono::milliseconds(1)));
+  w->state = Waiter::State::waiting;
+  const auto started = std::chrono::steady_clock::now();
+  if (!engine_->submit(std::move(s))) {
+    const std::lock_guard lock(engine_mu_);
+    engine_waiting_.erase(id);
+    co_return std::nullopt;
+  }
+  // A client that hangs up cancels its call in the engine (queued or in flight).
+  auto gone = std::make_shared<bool>(false);
+  in.socket.async_wait(tcp::socket::wait_read, [this, w, id, gone, &socket = in.socket](boost::system::error_code ec) {
+    if (ec || w->state == Waiter::State::answered) return;
+    char byte = 0;
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+    *gone = true;
+    engine_->cancel(id);
+  });
+  w->timer.expires_at(asio::steady_timer::time_point::max());
+  while (w->state != Waiter::State::answered) {
+    boost::system::error_code ec;
+    co_await w->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  boost::system::error_code ignored;
+  in.socket.cancel(ignored);
+  w->upstream_elapsed = std::chrono::steady_clock::now() - started;
+  const Outcome& o = w->completion->outcome;
+  Answer answer;
+  if (*gone) {
+    answer = Answer(499, "", "", {});
+    answer.written = true;
+    answer.keep_alive = false;
+  } else if (o.status_code != 0 && !o.body.empty()) {
+    answer = Answer(o.status_code, "application/json", o.body, own);
+    if (!o.request_id.empty()) answer.headers.emplace_back("x-request-id", o.request_id);
+    if (o.usage.total_tokens > 0 || o.usage.prompt_tokens > 0) {
+      answer.usage = Usage{static_cast<std::int64_t>(o.usage.prompt_tokens), static_cast<std::int64_t>(o.usage.completion_tokens)};
+    }
+  } else if (o.error == ErrorKind::max_wait) {
+    const RetryAfter retry = retry_after_values(lanes_.config(lane).max_wait);
+    answer = error_answer(429,
+                          "This floodgate gateway's " + lanes_.config(lane).name +
+                              " lane cannot take the request: it could not be sent upstream within the lane's wait. "
+                              "Please retry after " + retry.seconds + " s.",
+                          "requests", "rate_limit_exceeded");
+    answer.headers = own;
+    answer.headers.emplace_back("retry-after", retry.seconds);
+    answer.headers.emplace_back("retry-after-ms", retry.milliseconds);
+  } else {
+    answer = error_answer(502, "The gateway could not get an answer from the upstream API: " + o.error_message, "server_error",
+                          "upstream_error");
+    answer.headers = own;
+  }
+  {
+    const std::lock_guard lock(mu_);
+    if (*gone) {
+      ++counts_.upstream_cancelled;
+    } else {
+      ++counts_.upstream_responses[o.status_code];
+    }
+    if (answer.usage) {
+      counts_.usage_input_tokens += static_cast<std::uint64_t>(answer.usage->input_tokens);
+      counts_.usage_output_tokens += static_cast<std::uint64_t>(answer.usage->output_tokens);
+    }
+  }
+  co_return answer;
+}
 
 void Gateway::pump_locked(TimePoint now, Waiter* self) {
   while (in_flight_ < options_.max_in_flight) {
@@ -404,7 +528,21 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   std::vector<std::pair<std::string, std::string>> own;
   own.emplace_back(kLaneHeader, lane_name);
   own.emplace_back("x-floodgate-queue-ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->waited).count()));
-  answer = co_await forward(in, route, w, std::move(own));
+  // Non-streamed JSON calls go through the engine (pacing, retries: a 429 waits here rather
+  // than reaching the client); streams and uploads through the relay (docs/gateway.md).
+  std::optional<Answer> paced;
+  if (engine_ && in.body != nullptr && route != Route::audio_transcriptions && route != Route::audio_translations &&
+      !stream_ask_of(*in.body).stream) {
+    const Endpoint endpoint = route == Route::chat_completions ? Endpoint::chat_completions
+                              : route == Route::embeddings     ? Endpoint::embeddings
+                                                               : Endpoint::responses;
+    paced = co_await through_engine(in, endpoint, lane, w, own);
+  }
+  if (paced) {
+    answer = std::move(*paced);
+  } else {
+    answer = co_await forward(in, route, w, std::move(own));
+  }
   {
     const std::lock_guard lock(mu_);
     --in_flight_;

@@ -12,6 +12,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <fstream>
 #include <future>
 #include <regex>
@@ -548,7 +550,8 @@ TEST(Serve, AClientLeavingBeforeTheAnswerEndsTheUpstreamCall) {
 
 TEST(Serve, AnUpstreamThatDoesNotAnswerInTimeIsA502) {
   ScriptedUpstream upstream;
-  ServeProcess gw({"--upstream", upstream.base_url(), "--upstream-timeout", "500ms"}, kUpstreamKey);
+  // The relay's own timeout: --no-engine sends the chat call through it.
+  ServeProcess gw({"--upstream", upstream.base_url(), "--upstream-timeout", "500ms", "--no-engine"}, kUpstreamKey);
   auto answer = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat); });
   Socket up = upstream.accept();
   ASSERT_TRUE(up.read_until(kChat));
@@ -598,4 +601,33 @@ TEST(Serve, ATranscriptionThroughTheGatewayEqualsCallingTheSimDirectly) {
   const HttpResult chunked_through =
       gw.post("/v1/audio/transcriptions", form, {type[0], "Transfer-Encoding: chunked"});
   EXPECT_EQ(chunked_through.json(), direct.json()) << chunked_through.body;
+}
+
+TEST(Serve, AnUpstream429WaitsInTheGatewayInsteadOfReachingTheClient) {
+  // 6,000 requests a minute, counted over every 100 ms as well: 10 per 100 ms. A burst of 30
+  // straight to the sim meets 429s; through the gateway the engine retries them (and paces
+  // once it has learned the limit), and every client gets its 200.
+  SimProcess sim({"--latency", "none", "--fault-rate", "0", "--rpm", "6000", "--window", "quantized", "--quantum", "100ms"},
+                 sim_options());
+  const auto burst = [](const std::function<HttpResult(const std::string&)>& post) {
+    std::vector<std::future<HttpResult>> answers;
+    for (int i = 0; i < 30; ++i) {
+      const std::string body =
+          R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"n)" + std::to_string(i) + R"("}],"max_tokens":4})";
+      answers.push_back(std::async(std::launch::async, [post, body] { return post(body); }));
+    }
+    std::map<long, int> statuses;
+    for (auto& a : answers) ++statuses[a.get().status];
+    return statuses;
+  };
+  const auto direct = burst([&](const std::string& body) { return sim.post("/v1/chat/completions", body); });
+  EXPECT_GT(direct.count(429) ? direct.at(429) : 0, 0) << "the sim's limit bites a burst";
+  std::this_thread::sleep_for(200ms);  // the sim's 100 ms quantum passes
+  ServeProcess gw({"--upstream", sim.base_url()}, kUpstreamKey);
+  const auto through = burst([&](const std::string& body) { return gw.post("/v1/chat/completions", body, {}, 60s); });
+  EXPECT_EQ(through.size(), 1u);
+  EXPECT_EQ(through.count(200) ? through.at(200) : 0, 30);
+  gw.stop();
+  const std::string log = floodgate::test::slurp(gw.log_path());
+  EXPECT_EQ(log.find(" 429 "), std::string::npos) << log;
 }

@@ -45,6 +45,9 @@ struct ServeOptions {
   UpstreamOptions upstream;
   std::vector<LaneConfig> lanes = default_lanes();
   std::optional<ClientKeys> keys;  // none: any key, loopback only
+  // Non-streamed JSON calls through issue 14's engine::Client (its limiter and retry
+  // policy: an upstream 429 waits in the gateway); false: everything through the relay.
+  bool engine = true;
   // PLACEHOLDER for the engine's room (issue 14): requests upstream at once at most.
   std::size_t max_in_flight = 64;
   Duration grace = std::chrono::seconds(30);
