@@ -2,6 +2,7 @@
 # The gateway's overhead (issue 16): latency added by `floodgate serve` in front of
 # `floodgate sim`, and idle keep-alive connections held.
 #   bench/gateway/run.sh [build dir] [seconds]        (default: build, 20)
+#   GW_ARGS=--no-engine bench/gateway/run.sh ...      (the chat calls through the relay, unpaced)
 # 1. Latency at RATE requests/s (default 1000), open loop (loadgen.cpp): the same chat body
 #    POSTed to the sim directly, then through the gateway, alternately ROUNDS times (default 3);
 #    p50/p99 of each run and the differences (gateway minus direct) of those percentiles, and
@@ -41,8 +42,9 @@ hz="$(getconf CLK_TCK)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 start sim sim --port 0 --threads 1 --latency none --fault-rate 0 --api-key sk-bench-upstream
 sim="$url" sim_pid="$pid"
+# shellcheck disable=SC2086 # GW_ARGS: more flags for the gateway, e.g. --no-engine
 OPENAI_API_KEY=sk-bench-upstream start gw serve --port 0 --threads 1 --upstream "$sim" --quiet \
-  --interactive-queue 100000 --max-in-flight 1000
+  --interactive-queue 100000 --max-in-flight 1000 ${GW_ARGS:-}
 gw="$url" gw_pid="$pid"
 echo "sim $sim (pid $sim_pid), gateway $gw (pid $gw_pid)"
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say something short"}],"max_tokens":8}' >"$tmp/chat.json"
