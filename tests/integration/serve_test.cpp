@@ -604,10 +604,10 @@ TEST(Serve, ATranscriptionThroughTheGatewayEqualsCallingTheSimDirectly) {
 }
 
 TEST(Serve, AnUpstream429WaitsInTheGatewayInsteadOfReachingTheClient) {
-  // 6,000 requests a minute, counted over every 100 ms as well: 10 per 100 ms. A burst of 30
+  // 1,200 requests a minute, counted over every 100 ms as well: 2 per 100 ms. A burst of 30
   // straight to the sim meets 429s; through the gateway the engine retries them (and paces
   // once it has learned the limit), and every client gets its 200.
-  SimProcess sim({"--latency", "none", "--fault-rate", "0", "--rpm", "6000", "--window", "quantized", "--quantum", "100ms"},
+  SimProcess sim({"--latency", "none", "--fault-rate", "0", "--rpm", "1200", "--window", "quantized", "--quantum", "100ms"},
                  sim_options());
   const auto burst = [](const std::function<HttpResult(const std::string&)>& post) {
     std::vector<std::future<HttpResult>> answers;
