@@ -6,16 +6,20 @@
 // per input, and a results table (results.jsonl and results.csv in OUTDIR, and --table
 // FILE: a SQLite table by its extension) gets one row per input.
 //
-// Resume: every answered chunk is in an engine output file under OUTDIR/.floodgate/; a
-// re-run reads them back and sends only what is missing, and skips the files the
-// results table already has as ok (keyed by path + size + mtime + options).
+// The engine reads the uploads from memory (audio::ChunkSource) and hands their answers
+// back in memory (the answer sink): no file of requests or responses is written. This file
+// plans (through the floodgate-audio helper), sends and reports; the merge and the results
+// table are src/audio's (results.hpp).
+//
+// Resume: every successful answer is also kept in OUTDIR/.floodgate/answers.sqlite; a
+// re-run loads them and sends only what is missing, and skips the files the results table
+// already has as ok (keyed by path + size + mtime + options).
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,28 +28,24 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "engine_flags.hpp"
+#include "floodgate/audio/answers.hpp"
 #include "floodgate/audio/chunk_dir.hpp"
+#include "floodgate/audio/chunk_source.hpp"
 #include "floodgate/audio/job.hpp"
-#include "floodgate/audio/media.hpp"
 #include "floodgate/audio/merge.hpp"
-#include "floodgate/core/text.hpp"
-#include "floodgate/core/batch_io.hpp"
+#include "floodgate/audio/results.hpp"
+#include "floodgate/audio/media.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/exit_codes.hpp"
 #include "floodgate/engine/engine.hpp"
 #include "floodgate/store/run_lock.hpp"
-#include "floodgate/store/sink.hpp"
-#include "floodgate/store/sqlite_table.hpp"
-#include "floodgate/store/table_sink.hpp"
 
 namespace floodgate::cli {
 namespace {
@@ -82,66 +82,6 @@ EngineFlags transcribe_engine_defaults() {
   return e;
 }
 
-// One chunk's answer, from this run (the collector sink) or an earlier one (output files).
-struct ChunkAnswer {
-  bool ok = false;
-  std::string body;   // the JSON response body when ok
-  std::string error;  // "<kind>: <message>" otherwise
-  std::chrono::system_clock::time_point finished_at{};
-  std::chrono::nanoseconds total{0};   // from read to the answer
-  std::chrono::nanoseconds queued{0};  // from read to the first send
-};
-using Answers = std::map<std::string, ChunkAnswer>;
-
-// An extra engine sink that keeps every chunk's outcome in memory for the merge.
-class Collector final : public store::Sink {
- public:
-  explicit Collector(std::shared_ptr<Answers> answers) : answers_(std::move(answers)) {}
-  void write(const Outcome& o, const store::RowContext& ctx) override {
-    ChunkAnswer a;
-    a.ok = o.ok();
-    if (a.ok) {
-      a.body = o.body;
-    } else {
-      a.error = std::string(to_string(o.error)) + ": " + o.error_message;
-    }
-    a.finished_at = ctx.finished_at;
-    a.total = ctx.total;
-    a.queued = ctx.queued;
-    auto& slot = (*answers_)[o.custom_id];
-    if (!slot.ok) slot = std::move(a);
-  }
-  void flush() override {}
-  void close() override {}
-
- private:
-  std::shared_ptr<Answers> answers_;
-};
-
-// Reads the successful answers out of the engine output files of earlier runs.
-void harvest(const fs::path& state, Answers& answers) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(state, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("responses-", 0) != 0 || entry.path().extension() != ".jsonl") continue;
-    std::ifstream in(entry.path());
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_object() || !j.contains("custom_id") || !j["custom_id"].is_string()) continue;
-      const auto resp = j.find("response");
-      if (resp == j.end() || !resp->is_object() || resp->value("status_code", 0) != 200) continue;
-      if (j.contains("error") && !j["error"].is_null()) continue;
-      const auto body = resp->find("body");
-      if (body == resp->end() || !body->is_object()) continue;
-      ChunkAnswer a;
-      a.ok = true;
-      a.body = body->dump();
-      answers[j["custom_id"].get<std::string>()] = std::move(a);
-    }
-  }
-}
-
 struct FileJob {
   audio::InputFile input;
   std::string key;
@@ -154,78 +94,10 @@ struct FileJob {
   std::string transcript_name;
 };
 
-std::string chunk_id(const FileJob& f, std::size_t index) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "-%04zu", index);
-  return f.key + buf;
-}
-
 std::int64_t mtime_ns(const fs::path& p) {
   struct stat st {};
   if (::stat(p.c_str(), &st) != 0) return 0;
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
-
-void write_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw Error("cannot write " + tmp.string(), exit_code::internal);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw Error("cannot write " + path.string() + ": " + ec.message(), exit_code::internal);
-}
-
-std::map<std::string, audio::ResultRow> previous_results(const fs::path& outdir) {
-  std::map<std::string, audio::ResultRow> rows;
-  std::ifstream in(outdir / "results.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto row = audio::parse_result_jsonl(line);
-    if (row && row->status == "ok" && !row->transcript.empty() && fs::exists(outdir / row->transcript)) {
-      rows[row->key] = std::move(*row);
-    }
-  }
-  return rows;
-}
-
-// The results table as SQLite: table `results`, one row per input keyed by file_key()
-// (PRIMARY KEY), numbers typed; re-runs upsert, so a resumed job never duplicates a row.
-void write_sqlite_results(const std::string& path, const std::vector<audio::ResultRow>& rows, bool truncate) {
-  static const std::vector<store::TableColumn> columns = {
-      {"key", "TEXT"},     {"filename", "TEXT"}, {"duration_seconds", "REAL"},      {"size_bytes", "INTEGER"},
-      {"chunks", "INTEGER"}, {"status", "TEXT"}, {"error", "TEXT"},                 {"transcription_seconds", "REAL"},
-      {"transcribed_at", "TEXT"}, {"model", "TEXT"}, {"text", "TEXT"},              {"transcript", "TEXT"}};
-  auto text = [](const std::string& v) {
-    store::TableCell c;
-    if (!v.empty()) {
-      c.type = store::TableCell::Type::text;
-      c.text = v;
-    }
-    return c;
-  };
-  auto real = [](double v) {
-    store::TableCell c;
-    c.type = store::TableCell::Type::real;
-    c.real = std::round(v * 1000) / 1000;
-    return c;
-  };
-  auto integer = [](std::uint64_t v) {
-    store::TableCell c;
-    c.type = store::TableCell::Type::integer;
-    c.integer = static_cast<std::int64_t>(v);
-    return c;
-  };
-  store::SqliteTable table(path, "results", columns, truncate ? store::OpenMode::truncate : store::OpenMode::append);
-  for (const auto& r : rows) {
-    table.upsert({text(r.key), text(r.filename), real(r.duration_seconds), integer(r.size_bytes), integer(r.chunks),
-                  text(r.status), text(r.error), real(r.transcription_seconds), text(r.transcribed_at), text(r.model),
-                  text(r.text), text(r.transcript)});
-  }
-  table.close();
 }
 
 // The helper program that probes and splits (floodgate-audio, beside this binary, or
@@ -344,18 +216,25 @@ std::string slurp(const fs::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-int transcribe(const TranscribeFlags& f) {
-  const auto handover = take_handover();  // set when the helper has just planned this job
-  const auto wall_start = handover && handover->started ? *handover->started : std::chrono::steady_clock::now();
+// What the flags ask of every file, checked before any file is probed.
+struct JobSettings {
   audio::TranscribeOptions defaults;
-  defaults.model = f.model;
-  defaults.language = f.language;
-  defaults.prompt = f.prompt;
+  audio::SplitOptions split;
+  std::string split_signature;  // part of every file's key
+  bool quiet = false;
+  bool json_log = false;
+};
+
+JobSettings job_settings(const TranscribeFlags& f) {
+  JobSettings s;
+  s.defaults.model = f.model;
+  s.defaults.language = f.language;
+  s.defaults.prompt = f.prompt;
   const auto format = audio::response_format_from_string(f.response_format);
   if (!format) throw Error("--response-format must be one of json, text, srt, vtt, verbose_json");
-  defaults.response_format = *format;
-  defaults.temperature = f.temperature;
-  defaults.timestamp_granularities = f.timestamp_granularities;
+  s.defaults.response_format = *format;
+  s.defaults.temperature = f.temperature;
+  s.defaults.timestamp_granularities = f.timestamp_granularities;
   for (const auto& g : f.timestamp_granularities) {
     if (g != "word" && g != "segment") throw Error("--timestamp-granularities takes word and/or segment, not \"" + g + "\"");
   }
@@ -368,49 +247,24 @@ int transcribe(const TranscribeFlags& f) {
     engine::EngineOptions check;  // bad engine flags fail now, before any file is probed
     apply_engine_flags(f.engine, check);
   }
-  const bool quiet = f.engine.quiet;
-  const bool json_log = f.engine.log_format == "json";
+  s.quiet = f.engine.quiet;
+  s.json_log = f.engine.log_format == "json";
+  s.split.max_chunk = Seconds(f.max_chunk_seconds);
+  s.split_signature =
+      "max_chunk=" + std::to_string(f.max_chunk_seconds) + ";max_bytes=" + std::to_string(s.split.max_chunk_bytes);
+  return s;
+}
 
-  audio::SplitOptions split;
-  split.max_chunk = Seconds(f.max_chunk_seconds);
-  const std::string split_signature =
-      "max_chunk=" + std::to_string(f.max_chunk_seconds) + ";max_bytes=" + std::to_string(split.max_chunk_bytes);
-
-  const fs::path outdir(f.outdir);
-  const fs::path state = outdir / ".floodgate";
-  const fs::path tmp_root = outdir / ".floodgate-tmp";
-  std::error_code ec;
-  fs::create_directories(state, ec);
-  if (ec) throw Error("cannot create " + state.string() + ": " + ec.message());
-  // One transcribe at a time per output folder (outside .floodgate/, which --force empties).
-  // Held across the exec of the audio helper (RunLock::keep_across_exec): no other run can
-  // take the folder while the helper plans.
-  const auto lock = store::lock_run((outdir / ".floodgate.lock").string(), "the output folder " + outdir.string());
-  const auto inputs = audio::expand_inputs(f.inputs, defaults);
-  if (f.force) {
-    for (const auto& entry : fs::directory_iterator(state, ec)) fs::remove_all(entry.path(), ec);
-    fs::remove(outdir / "results.jsonl", ec);
-  }
-  const std::size_t stale = audio::remove_stale_chunk_dirs(tmp_root);
-  auto say = [&](const std::string& text) {
-    if (!quiet || text.find("file(s):") != std::string::npos) {
-      std::fprintf(stderr, "floodgate transcribe: %s\n", text.c_str());
-    }
-  };
-  if (stale > 0) say("removed " + std::to_string(stale) + " chunk folder(s) left by an interrupted run");
-
-  const auto done_before = previous_results(outdir);
-  auto answers = std::make_shared<Answers>();
-  harvest(state, *answers);
-
+// One job per input: its key, transcript name and row; the files an earlier run finished
+// take that run's row. The others are listed in `plan_list` ("<index>\t<path>" lines) for
+// the helper to plan.
+std::vector<FileJob> make_jobs(const std::vector<audio::InputFile>& inputs, const std::string& split_signature,
+                               const std::map<std::string, audio::ResultRow>& done_before, std::string& plan_list) {
   // Transcript names: the input's stem, made unique with the key when two inputs share one.
   std::map<std::string, int> stem_count;
   for (const auto& in : inputs) ++stem_count[in.path.stem().string()];
-
-  // ---- plan: probe, skip, split (in the helper process) ---------------------------------
   std::vector<FileJob> jobs;
   jobs.reserve(inputs.size());
-  std::string plan_list;
   for (const auto& in : inputs) {
     FileJob job;
     job.input = in;
@@ -432,6 +286,206 @@ int transcribe(const TranscribeFlags& f) {
     }
     jobs.push_back(std::move(job));
   }
+  return jobs;
+}
+
+// Takes the helper's plans (one JSON line per file, `plans`): each file's error, skip or
+// chunks (under `chunk_root`, when split).
+void read_plans(const fs::path& plans, const fs::path& chunk_root, double min_seconds, std::vector<FileJob>& jobs) {
+  std::ifstream plan_lines(plans);
+  std::string plan_line;
+  while (std::getline(plan_lines, plan_line)) {
+    const auto plan = audio::plan_from_json(plan_line);
+    if (!plan || plan->index >= jobs.size()) continue;
+    FileJob& job = jobs[plan->index];
+    job.planned = false;
+    if (plan->error) {
+      job.row.status = "error";
+      job.row.error = std::string(audio::to_string(plan->error->code)) + ": " + plan->error->message;
+      continue;
+    }
+    job.info = plan->info;
+    job.row.duration_seconds = plan->info.duration.count();
+    if (plan->info.duration.count() < min_seconds) {
+      job.row.status = "skipped";
+      job.row.error = "shorter than --min-seconds";
+      continue;
+    }
+    if (plan->split) {
+      job.chunks = plan->chunks;
+      job.chunk_folder = chunk_root / std::to_string(plan->index);
+    } else {
+      audio::Chunk whole;
+      whole.path = job.input.path;
+      whole.duration = plan->info.duration;
+      whole.size_bytes = plan->info.size_bytes;
+      job.chunks.push_back(whole);
+    }
+    job.row.chunks = job.chunks.size();
+    job.needs_sending = true;
+  }
+  for (auto& job : jobs) {
+    if (!job.planned) continue;
+    job.row.status = "error";
+    job.row.error = "internal: the audio helper did not report on this file";
+  }
+}
+
+// The uploads of one engine run: every chunk without a successful answer (with
+// --carry-prompt, only the chunks at position `round`, each prompted with the end of the
+// previous chunk's text; a file whose previous chunk failed stops there).
+std::vector<audio::ChunkUpload> round_uploads(const std::vector<FileJob>& jobs, const audio::ChunkAnswers& answers,
+                                              bool carry_prompt, std::size_t round) {
+  std::vector<audio::ChunkUpload> uploads;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const FileJob& j = jobs[i];
+    if (!j.needs_sending) continue;
+    const std::size_t first = carry_prompt ? round : 0;
+    const std::size_t last = carry_prompt ? std::min(round + 1, j.chunks.size()) : j.chunks.size();
+    for (std::size_t c = first; c < last; ++c) {
+      std::string id = audio::chunk_id(j.key, c);
+      if (auto a = answers.find(id); a != answers.end() && a->second.ok) continue;
+      std::optional<std::string> prompt;
+      if (carry_prompt && c > 0) {
+        auto prev = answers.find(audio::chunk_id(j.key, c - 1));
+        if (prev == answers.end() || !prev->second.ok) continue;  // the file fails at chunk c-1
+        const std::string text =
+            audio::transcript_text(audio::api_format(j.input.options.response_format), prev->second.body);
+        prompt = audio::prompt_tail(j.input.options.prompt.empty() ? text : j.input.options.prompt + " " + text);
+      }
+      uploads.push_back(audio::ChunkUpload{std::move(id), j.chunks[c].path, j.input.options, std::move(prompt), i, c});
+    }
+  }
+  return uploads;
+}
+
+struct SendTotals {
+  int engine_exit = exit_code::ok;  // the first run that stopped the job (some_failed is not a stop)
+  std::uint64_t sent = 0;           // attempts that reached the API
+  std::uint64_t retries = 0;
+};
+
+// Sends the chunks: one engine run (or, with --carry-prompt, one per chunk position) that
+// reads the uploads from memory and puts every answer in `answers` (and the successes in
+// the store) through its sink. The engine writes no file: no output, its journal in memory.
+SendTotals send(const TranscribeFlags& f, const JobSettings& s, const std::vector<FileJob>& jobs,
+                const fs::path& answer_store, const std::shared_ptr<audio::ChunkAnswers>& answers) {
+  std::size_t rounds = 1;
+  if (f.carry_prompt) {
+    rounds = 0;
+    for (const auto& j : jobs) rounds = std::max(rounds, j.needs_sending ? j.chunks.size() : 0);
+  }
+  SendTotals totals;
+  for (std::size_t round = 0; round < rounds && totals.engine_exit == exit_code::ok; ++round) {
+    auto uploads = round_uploads(jobs, *answers, f.carry_prompt, round);
+    if (uploads.empty()) continue;
+    engine::EngineOptions o;
+    o.source = std::make_unique<audio::ChunkSource>(std::move(uploads));
+    // No output file, and a journal in memory: the answers are resumed from the store.
+    o.journal_path = engine::EngineOptions::kJournalInMemory;
+    apply_engine_flags(f.engine, o);
+    o.extra_sinks.push_back(audio::make_answer_sink(answer_store, answers));
+    engine::Engine eng(std::move(o));
+    engine::SignalGuard guard(eng);
+    const engine::RunSummary summary = eng.run();
+    totals.sent += summary.attempts;  // what reached the API, not what was planned
+    totals.retries += summary.retries;
+    totals.engine_exit = summary.exit_code == exit_code::some_failed ? exit_code::ok : summary.exit_code;
+    // The engine's own summary speaks of lines and tokens per minute, which mean nothing
+    // here: a JSON log keeps it (machine-read), text says only why the engine stopped.
+    if (s.json_log && (!s.quiet || summary.exit_code > exit_code::some_failed)) {
+      std::fputs(engine::format_summary(summary, s.json_log).c_str(), stderr);
+    } else if (!summary.stop_reason.empty()) {
+      std::fprintf(stderr, "floodgate transcribe: stopped: %s (re-run the same command to resume)\n",
+                   summary.stop_reason.c_str());
+    }
+  }
+  return totals;
+}
+
+struct Tally {
+  std::size_t ok = 0;
+  std::size_t failed = 0;
+  std::size_t skipped = 0;
+  std::size_t pending = 0;
+  std::size_t chunk_failures = 0;  // files that failed in a chunk: a re-run resends only those chunks
+  double audio_seconds = 0;        // of the files transcribed by this run
+};
+
+// Merges every sent file's answers into its transcript (written to `outdir`) and row, and
+// counts the files by status.
+Tally finish_files(std::vector<FileJob>& jobs, const audio::ChunkAnswers& answers, const fs::path& outdir) {
+  Tally t;
+  std::error_code ec;
+  for (auto& j : jobs) {
+    if (!j.needs_sending) {
+      if (j.row.status == "ok") ++t.ok;
+      if (j.row.status == "error") ++t.failed;
+      if (j.row.status == "skipped") ++t.skipped;
+      continue;
+    }
+    const auto merged = audio::merge_file(j.chunks, j.key, j.input.options.response_format, j.info.duration, answers,
+                                          j.transcript_name, j.row, std::chrono::system_clock::now());
+    switch (merged.status) {
+      case audio::MergedFile::Status::ok:
+        audio::write_file_atomically(outdir / j.transcript_name, merged.transcript);
+        t.audio_seconds += j.info.duration.count();
+        ++t.ok;
+        break;
+      case audio::MergedFile::Status::chunk_failed:
+        ++t.chunk_failures;
+        ++t.failed;
+        break;
+      case audio::MergedFile::Status::bad_response:
+        ++t.failed;
+        break;
+      case audio::MergedFile::Status::pending:
+        ++t.pending;
+        break;
+    }
+    if (!j.chunk_folder.empty()) fs::remove_all(j.chunk_folder, ec);  // its chunks are no longer needed
+  }
+  return t;
+}
+
+int transcribe(const TranscribeFlags& f) {
+  const auto handover = take_handover();  // set when the helper has just planned this job
+  const auto wall_start = handover && handover->started ? *handover->started : std::chrono::steady_clock::now();
+  const JobSettings settings = job_settings(f);
+
+  const fs::path outdir(f.outdir);
+  const fs::path state = outdir / ".floodgate";
+  const fs::path tmp_root = outdir / ".floodgate-tmp";
+  const fs::path answer_store = state / "answers.sqlite";
+  std::error_code ec;
+  fs::create_directories(state, ec);
+  if (ec) throw Error("cannot create " + state.string() + ": " + ec.message());
+  // One transcribe at a time per output folder (outside .floodgate/, which --force empties).
+  // Held across the exec of the audio helper (RunLock::keep_across_exec): no other run can
+  // take the folder while the helper plans.
+  const auto lock = store::lock_run((outdir / ".floodgate.lock").string(), "the output folder " + outdir.string());
+  const auto inputs = audio::expand_inputs(f.inputs, settings.defaults);
+  if (f.force) {
+    for (const auto& entry : fs::directory_iterator(state, ec)) fs::remove_all(entry.path(), ec);
+    fs::remove(outdir / "results.jsonl", ec);
+  }
+  const std::size_t stale = audio::remove_stale_chunk_dirs(tmp_root);
+  auto say = [&](const std::string& text) {
+    if (!settings.quiet || text.find("file(s):") != std::string::npos) {
+      std::fprintf(stderr, "floodgate transcribe: %s\n", text.c_str());
+    }
+  };
+  if (stale > 0) say("removed " + std::to_string(stale) + " chunk folder(s) left by an interrupted run");
+
+  const auto done_before = audio::previous_results(outdir);
+  // The answers of an earlier floodgate's engine files move to the store, once.
+  if (const auto legacy = audio::read_legacy_answers(state); !legacy.empty()) audio::store_answers(answer_store, legacy);
+  audio::remove_legacy_files(state);
+  auto answers = std::make_shared<audio::ChunkAnswers>(audio::load_answers(answer_store));
+
+  // ---- plan: probe, skip, split (in the helper process) ---------------------------------
+  std::string plan_list;
+  std::vector<FileJob> jobs = make_jobs(inputs, settings.split_signature, done_before, plan_list);
   auto chunk_dir = handover ? audio::ChunkDir::adopt(handover->dir, handover->lock_fd)
                             : audio::ChunkDir::create(tmp_root, "job");
   if (!chunk_dir) throw Error(chunk_dir.error().message, exit_code::internal);
@@ -439,225 +493,25 @@ int transcribe(const TranscribeFlags& f) {
     const fs::path list = chunk_dir->path() / "plan.tsv";
     const fs::path plans = chunk_dir->path() / "plans.jsonl";
     if (!handover) {
-      write_atomically(list, plan_list);
-      exec_planner(list, plans, *chunk_dir, *lock, split, f.min_seconds, wall_start);  // comes back as a new run of this command
+      audio::write_file_atomically(list, plan_list);
+      exec_planner(list, plans, *chunk_dir, *lock, settings.split, f.min_seconds, wall_start);  // comes back as a new run of this command
     }
     if (slurp(list) != plan_list) {
       throw Error("the input files changed while the audio helper was planning them: run the command again");
     }
-    std::ifstream plan_lines(plans);
-    std::string plan_line;
-    while (std::getline(plan_lines, plan_line)) {
-      const auto plan = audio::plan_from_json(plan_line);
-      if (!plan || plan->index >= jobs.size()) continue;
-      FileJob& job = jobs[plan->index];
-      job.planned = false;
-      if (plan->error) {
-        job.row.status = "error";
-        job.row.error = std::string(audio::to_string(plan->error->code)) + ": " + plan->error->message;
-        continue;
-      }
-      job.info = plan->info;
-      job.row.duration_seconds = plan->info.duration.count();
-      if (plan->info.duration.count() < f.min_seconds) {
-        job.row.status = "skipped";
-        job.row.error = "shorter than --min-seconds";
-        continue;
-      }
-      if (plan->split) {
-        job.chunks = plan->chunks;
-        job.chunk_folder = chunk_dir->path() / std::to_string(plan->index);
-      } else {
-        audio::Chunk whole;
-        whole.path = job.input.path;
-        whole.duration = plan->info.duration;
-        whole.size_bytes = plan->info.size_bytes;
-        job.chunks.push_back(whole);
-      }
-      job.row.chunks = job.chunks.size();
-      job.needs_sending = true;
-    }
-    for (auto& job : jobs) {
-      if (!job.planned) continue;
-      job.row.status = "error";
-      job.row.error = "internal: the audio helper did not report on this file";
-    }
+    read_plans(plans, chunk_dir->path(), f.min_seconds, jobs);
   }
 
-  // ---- send: one engine run (or, with --carry-prompt, one per chunk position) ----------
-  std::size_t rounds = 1;
-  if (f.carry_prompt) {
-    rounds = 0;
-    for (const auto& j : jobs) rounds = std::max(rounds, j.needs_sending ? j.chunks.size() : 0);
-  }
-  const auto stamp = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-  int engine_exit = exit_code::ok;
-  engine::RunSummary last_summary;
-  std::uint64_t sent_total = 0;
-  std::uint64_t retries_total = 0;
-  for (std::size_t round = 0; round < rounds && engine_exit == exit_code::ok; ++round) {
-    const fs::path requests = state / ("requests-" + stamp + "-" + std::to_string(round) + ".jsonl");
-    const fs::path responses = state / ("responses-" + stamp + "-" + std::to_string(round) + ".jsonl");
-    std::uint64_t lines = 0;
-    {
-      std::ofstream out(requests, std::ios::trunc);
-      for (const auto& j : jobs) {
-        if (!j.needs_sending) continue;
-        const std::size_t first = f.carry_prompt ? round : 0;
-        const std::size_t last = f.carry_prompt ? std::min(round + 1, j.chunks.size()) : j.chunks.size();
-        for (std::size_t c = first; c < last; ++c) {
-          const std::string id = chunk_id(j, c);
-          if (auto a = answers->find(id); a != answers->end() && a->second.ok) continue;
-          std::optional<std::string> prompt;
-          if (f.carry_prompt && c > 0) {
-            auto prev = answers->find(chunk_id(j, c - 1));
-            if (prev == answers->end() || !prev->second.ok) continue;  // the file fails at chunk c-1
-            const std::string text =
-                audio::transcript_text(audio::api_format(j.input.options.response_format), prev->second.body);
-            prompt = audio::prompt_tail(j.input.options.prompt.empty() ? text : j.input.options.prompt + " " + text);
-          }
-          std::string line = "{\"custom_id\":";
-          append_json_string(line, id);
-          line += ",\"method\":\"POST\",\"url\":\"/v1/audio/transcriptions\",\"body\":";
-          line += audio::request_body(j.input.options, j.chunks[c].path, prompt);
-          line += "}\n";
-          out << line;
-          ++lines;
-        }
-      }
-      if (!out) throw Error("cannot write " + requests.string(), exit_code::internal);
-    }
-    if (lines == 0) {
-      fs::remove(requests, ec);
-      continue;
-    }
-
-    engine::EngineOptions o;
-    o.input_path = requests.string();
-    o.output_path = responses.string();
-    o.overwrite = true;
-    apply_engine_flags(f.engine, o);
-    o.extra_sinks.push_back(std::make_unique<Collector>(answers));
-    engine::Engine eng(std::move(o));
-    engine::SignalGuard guard(eng);
-    last_summary = eng.run();
-    sent_total += last_summary.attempts;  // what reached the API, not what was planned
-    retries_total += last_summary.retries;
-    engine_exit = last_summary.exit_code == exit_code::some_failed ? exit_code::ok : last_summary.exit_code;
-    // The engine's own summary speaks of lines and tokens per minute, which mean nothing
-    // here: a JSON log keeps it (machine-read), text says only why the engine stopped.
-    if (json_log && (!quiet || last_summary.exit_code > exit_code::some_failed)) {
-      std::fputs(engine::format_summary(last_summary, json_log).c_str(), stderr);
-    } else if (!last_summary.stop_reason.empty()) {
-      std::fprintf(stderr, "floodgate transcribe: stopped: %s (re-run the same command to resume)\n",
-                   last_summary.stop_reason.c_str());
-    }
-  }
-
-  // ---- merge, write transcripts and the results table ----------------------------------
-  std::size_t ok = 0;
-  std::size_t failed = 0;
-  std::size_t skipped = 0;
-  std::size_t pending = 0;
-  std::size_t chunk_failures = 0;  // files that failed in a chunk: a re-run resends only those chunks
-  double audio_seconds = 0;
-  for (auto& j : jobs) {
-    if (!j.needs_sending) {
-      if (j.row.status == "ok") ++ok;
-      if (j.row.status == "error") ++failed;
-      if (j.row.status == "skipped") ++skipped;
-      continue;
-    }
-    std::vector<audio::ChunkTranscript> pieces;
-    std::string error;
-    bool missing = false;
-    std::chrono::system_clock::time_point first_start = std::chrono::system_clock::time_point::max();
-    std::chrono::system_clock::time_point last_end{};
-    for (std::size_t c = 0; c < j.chunks.size(); ++c) {
-      auto a = answers->find(chunk_id(j, c));
-      if (a == answers->end()) {
-        missing = true;
-        continue;
-      }
-      if (!a->second.ok) {
-        if (error.empty()) error = (j.chunks.size() > 1 ? "chunk " + std::to_string(c) + ": " : "") + a->second.error;
-        continue;
-      }
-      pieces.push_back(audio::ChunkTranscript{j.chunks[c].offset, a->second.body});
-      if (a->second.finished_at != std::chrono::system_clock::time_point{}) {
-        // From the chunk's first send, not from when the job read it: a file's time is its
-        // own, not the wait for the files before it.
-        const auto started = a->second.finished_at - std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                                         a->second.total - std::min(a->second.queued, a->second.total));
-        first_start = std::min(first_start, started);
-        last_end = std::max(last_end, a->second.finished_at);
-      }
-    }
-    if (last_end != std::chrono::system_clock::time_point{}) {
-      j.row.transcription_seconds = std::chrono::duration<double>(last_end - first_start).count();
-      j.row.transcribed_at = floodgate::iso8601_utc(last_end);
-    }
-    if (!error.empty()) {
-      j.row.status = "error";
-      j.row.error = error;
-      ++failed;
-      ++chunk_failures;
-    } else if (missing) {
-      j.row.status = "pending";
-      j.row.error = "not finished: re-run the same command to resume";
-      ++pending;
-    } else {
-      const auto fmt = j.input.options.response_format;
-      auto merged = audio::merge_transcripts(audio::api_format(fmt), pieces, j.info.duration);
-      auto rendered = merged ? audio::render_transcript(fmt, *merged) : audio::AudioResult<std::string>(merged.error());
-      if (!rendered) {
-        j.row.status = "error";
-        j.row.error = "bad_response: " + rendered.error().message;
-        ++failed;
-      } else {
-        write_atomically(outdir / j.transcript_name, *rendered);
-        j.row.status = "ok";
-        j.row.transcript = j.transcript_name;
-        if (fmt == audio::ResponseFormat::json || fmt == audio::ResponseFormat::text) {
-          j.row.text = audio::transcript_text(audio::ResponseFormat::json, *merged);
-        }
-        if (j.row.transcribed_at.empty()) j.row.transcribed_at = floodgate::iso8601_utc(std::chrono::system_clock::now());
-        audio_seconds += j.info.duration.count();
-        ++ok;
-      }
-    }
-    if (!j.chunk_folder.empty()) fs::remove_all(j.chunk_folder, ec);  // its chunks are no longer needed
-  }
-  std::string jsonl;
-  std::string csv = audio::result_csv_header() + "\n";
-  for (const auto& j : jobs) {
-    jsonl += audio::result_jsonl(j.row) + "\n";
-    csv += audio::result_csv(j.row) + "\n";
-  }
-  write_atomically(outdir / "results.jsonl", jsonl);
-  write_atomically(outdir / "results.csv", csv);
-  if (!f.table.empty()) {
-    switch (store::output_format_of(f.table)) {
-      case store::OutputFormat::sqlite: {
-        std::vector<audio::ResultRow> rows;
-        rows.reserve(jobs.size());
-        for (const auto& j : jobs) rows.push_back(j.row);
-        write_sqlite_results(f.table, rows, f.force);
-        break;
-      }
-      case store::OutputFormat::csv:
-        write_atomically(f.table, csv);
-        break;
-      case store::OutputFormat::jsonl:
-        write_atomically(f.table, jsonl);
-        break;
-    }
-  }
-  // Everything answered is now in transcripts and the table: the engine files can go,
+  // ---- send, then merge, write transcripts and the results table ------------------------
+  const SendTotals sent = send(f, settings, jobs, answer_store, answers);
+  const Tally t = finish_files(jobs, *answers, outdir);
+  std::vector<audio::ResultRow> rows;
+  rows.reserve(jobs.size());
+  for (const auto& j : jobs) rows.push_back(j.row);
+  audio::write_results(outdir, rows, f.table, f.force);
+  // Everything answered is now in transcripts and the table: the stored answers can go,
   // unless a re-run still needs the answers of a partly transcribed file.
-  if (pending == 0 && chunk_failures == 0 && engine_exit == exit_code::ok) {
+  if (t.pending == 0 && t.chunk_failures == 0 && sent.engine_exit == exit_code::ok) {
     for (const auto& entry : fs::directory_iterator(state, ec)) fs::remove_all(entry.path(), ec);
   }
 
@@ -668,14 +522,14 @@ int transcribe(const TranscribeFlags& f) {
                 "transcribe summary: %zu file(s): %zu ok, %zu failed, %zu skipped, %zu pending; %llu request(s) sent "
                 "(%llu retries); %.1f min of audio in "
                 "%.1f s (%.1f min of audio per wall minute); peak RSS %.1f MiB (audio helper %.1f MiB); results in %s",
-                jobs.size(), ok, failed, skipped, pending, static_cast<unsigned long long>(sent_total),
-                static_cast<unsigned long long>(retries_total),
-                audio_seconds / 60.0, wall_s, wall_s > 0 ? audio_seconds / wall_s : 0.0,
+                jobs.size(), t.ok, t.failed, t.skipped, t.pending, static_cast<unsigned long long>(sent.sent),
+                static_cast<unsigned long long>(sent.retries),
+                t.audio_seconds / 60.0, wall_s, wall_s > 0 ? t.audio_seconds / wall_s : 0.0,
                 own_peak_mib(), handover ? static_cast<double>(handover->planner_peak_kib) / 1024.0 : 0.0,
                 (outdir / "results.jsonl").c_str());
   say(line);
-  if (engine_exit != exit_code::ok) return engine_exit;
-  return failed > 0 ? exit_code::some_failed : exit_code::ok;
+  if (sent.engine_exit != exit_code::ok) return sent.engine_exit;
+  return t.failed > 0 ? exit_code::some_failed : exit_code::ok;
 }
 
 }  // namespace

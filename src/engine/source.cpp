@@ -185,6 +185,19 @@ SourceIdentity jsonl_identity(std::string_view first_bytes, const InputOptions& 
   return id;
 }
 
+std::string batch_input_line(std::string_view custom_id, std::string_view url, std::string_view body) {
+  std::string line;
+  line.reserve(body.size() + custom_id.size() + url.size() + 48);
+  line += "{\"custom_id\":";
+  append_json_string(line, custom_id);
+  line += ",\"method\":\"POST\",\"url\":";
+  append_json_string(line, url);
+  line += ",\"body\":";
+  line += body;
+  line += '}';
+  return line;
+}
+
 std::unique_ptr<RequestSource> open_jsonl_source(const std::string& path, const InputOptions& options) {
   return std::make_unique<JsonlFileSource>(path, options, true);
 }

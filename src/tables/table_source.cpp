@@ -21,16 +21,7 @@ std::vector<std::string> input_row_values(const store::RowContext& context) {
 }
 
 std::string batch_line(const Request& request) {
-  std::string line;
-  line.reserve(request.body.size() + request.custom_id.size() + 64);
-  line += "{\"custom_id\":";
-  append_json_string(line, request.custom_id);
-  line += ",\"method\":\"POST\",\"url\":";
-  append_json_string(line, request.url);
-  line += ",\"body\":";
-  line += request.body;
-  line += '}';
-  return line;
+  return engine::batch_input_line(request.custom_id, request.url, request.body);
 }
 
 TableSource::TableSource(const std::string& path, RowRequestOptions options, ErrorRowHandler on_error_row)

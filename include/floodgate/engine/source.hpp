@@ -100,6 +100,11 @@ class RequestSource {
 [[nodiscard]] SourceIdentity jsonl_identity(std::string_view first_bytes, const InputOptions& options);
 inline constexpr std::size_t kJsonlIdentityBytes = 2 * 64 * 1024;
 
+// The Batch API input line {"custom_id":ID,"method":"POST","url":URL,"body":BODY}, without
+// its '\n', `body` inserted verbatim: a source that makes its requests in memory (a table's
+// rows, audio chunks) parses it, so that its items are those a file of such lines gives.
+[[nodiscard]] std::string batch_input_line(std::string_view custom_id, std::string_view url, std::string_view body);
+
 // Lines of a JSONL file ("-" = stdin), each parsed with `options`. Opening judges the
 // first lines: an empty input, a file that is not JSONL or bare bodies without a default
 // endpoint throw floodgate::Error (exit 2). Lines longer than the API accepts are skipped
