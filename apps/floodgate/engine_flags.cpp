@@ -118,6 +118,7 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
 
 void apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   o.describe = describe_engine_event;  // the engine's events in this CLI's words
+  o.option_words = flag_for_option;     // the options its messages name, as this CLI's flags
   o.base_url = env_or("OPENAI_BASE_URL", f.base_url);
   if (o.base_url.empty()) o.base_url = "https://api.openai.com/v1";
   o.credentials.api_key = env_or("OPENAI_API_KEY", f.api_key);

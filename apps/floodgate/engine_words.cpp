@@ -1,5 +1,7 @@
 #include "engine_words.hpp"
 
+#include <utility>
+
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/text.hpp"
 
@@ -49,6 +51,21 @@ std::string stop_reason(const JobEvent& e) {
 }
 
 }  // namespace
+
+std::string flag_for_option(std::string_view option) {
+  static constexpr std::pair<std::string_view, std::string_view> kFlags[] = {
+      {"ignore_pause", "--ignore-pause"},
+      {"max_wait", "--max-wait"},
+      {"max_pause", "--max-pause"},
+      {"max_in_flight", "--max-in-flight"},
+      {"transport.total_timeout", "--timeout"},
+      {"transport.idle_timeout", "--idle-timeout"},
+  };
+  for (const auto& [name, flag] : kFlags) {
+    if (name == option) return std::string(flag);
+  }
+  return std::string(option);
+}
 
 std::string describe_engine_event(const JobEvent& e) {
   switch (e.kind) {

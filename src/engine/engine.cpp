@@ -311,12 +311,13 @@ struct Engine::Impl final : Host {
 
   // ---- responses ----------------------------------------------------------------------------
 
-  // The flag whose limit a timeout after the request went out met: the attempt's total
-  // (--timeout) when it ran that long, else the wait for the next byte (--idle-timeout).
-  [[nodiscard]] std::string timeout_flag(const http::HttpResponse& r) const {
+  // The option whose limit a timeout after the request went out met: the attempt's total
+  // when it ran that long, else the wait for the next byte (the CLI's --timeout and
+  // --idle-timeout).
+  [[nodiscard]] std::string timeout_limit(const http::HttpResponse& r) const {
     const Duration total = opt.transport.total_timeout;
-    if (r.elapsed + std::chrono::milliseconds(100) >= total) return "--timeout " + format_duration(total);
-    return "--idle-timeout " + format_duration(Duration(opt.transport.idle_timeout));
+    if (r.elapsed + std::chrono::milliseconds(100) >= total) return option_name(opt, "transport.total_timeout") + " " + format_duration(total);
+    return option_name(opt, "transport.idle_timeout") + " " + format_duration(Duration(opt.transport.idle_timeout));
   }
 
   void on_response(http::HttpResponse& r, TimePoint now) {
@@ -343,7 +344,7 @@ struct Engine::Impl final : Host {
     // one was slow (--timeout too short for it), the server is up.
     const bool others_answered = verdicts->others_answered(now, r.elapsed);
     if (x.timed_out_sent) {
-      o.error_message = "timeout: no answer within " + timeout_flag(r) + " although the server took the request" +
+      o.error_message = "timeout: no answer within " + timeout_limit(r) + " although the server took the request" +
                         (others_answered ? " and answered others meanwhile" : "") + " (raise it if answers take longer): " + r.error_message;
     }
     // Lines held for a verdict (their last attempt found no server) were bad lines after all.

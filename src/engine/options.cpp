@@ -13,6 +13,11 @@
 #include "floodgate/store/journal.hpp"
 
 namespace floodgate::engine {
+
+std::string option_name(const EngineOptions& opt, std::string_view option) {
+  return opt.option_words ? opt.option_words(option) : std::string(option);
+}
+
 namespace {
 
 // Only http:// and https:// reach an API; anything else ("htp://") used to be retried as

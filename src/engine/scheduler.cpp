@@ -115,7 +115,7 @@ void Scheduler::load_recorded_pauses(store::Journal& journal, TimePoint start) {
     }
     if (opt_.ignore_pause) {
       progress_.message("warning", "model \"" + p.model + "\" was paused until " + format_utc(p.until) + " by " + p.reason +
-                                       "; sending anyway (--ignore-pause)");
+                                       "; sending anyway (" + option_name(opt_, "ignore_pause") + ")");
       journal.clear_pause(p.model);
       continue;
     }
@@ -167,10 +167,10 @@ void Scheduler::abandon_suspended(Lane& lane, TimePoint now) {
   }
 }
 
-std::string Scheduler::pause_text(const std::string& model, const PauseNote& note) {
+std::string Scheduler::pause_text(const std::string& model, const PauseNote& note) const {
   if (note.recorded) {
     return "model \"" + model + "\" paused until " + format_utc(note.until) + " by " + note.reason +
-           "; nothing sent for it; re-run after that or pass --ignore-pause";
+           "; nothing sent for it; re-run after that or pass " + option_name(opt_, "ignore_pause");
   }
   return "model \"" + model + "\" may resume after " + format_utc(note.until) + ", paused by " + note.reason +
          "; re-run after that to resume";
@@ -222,7 +222,7 @@ TimePoint Scheduler::admit(TimePoint now, bool stopping, bool& budget_stop) {
       }
       if (opt_.max_wait && now - lane.head_since > *opt_.max_wait) {
         lane.queue.pop_front();
-        host_.finish(head, failure(*head, ErrorKind::max_wait, "waited longer than --max-wait (" + format_duration(*opt_.max_wait) + ") for admission"),
+        host_.finish(head, failure(*head, ErrorKind::max_wait, "waited longer than " + option_name(opt_, "max_wait") + " (" + format_duration(*opt_.max_wait) + ") for admission"),
                      now);
         continue;
       }
@@ -379,7 +379,7 @@ bool Scheduler::retry_or_pause(Item* item, Lane& lane, Outcome& o, std::optional
   }
   // Remembered in the journal: a re-run before `until` sends nothing for the model.
   const auto wall_until = clock_.wall_now() + duration_cast<std::chrono::system_clock::duration>(d.delay);
-  const std::string capped = asked > d.delay ? ", capped at --max-pause " + format_duration(duration_cast<std::chrono::seconds>(d.delay)) : "";
+  const std::string capped = asked > d.delay ? ", capped at " + option_name(opt_, "max_pause") + " " + format_duration(duration_cast<std::chrono::seconds>(d.delay)) : "";
   const std::string reason = std::string(d.delay >= std::chrono::hours(1) ? "the provider's daily limit" : "the provider's rate limit") +
                              " (a 429 asked to wait " + format_duration(duration_cast<std::chrono::seconds>(asked)) + capped + ")";
   journal.set_pause(store::Journal::Pause{lane.model, wall_until, reason});
@@ -489,7 +489,7 @@ void Scheduler::fill_progress(ProgressState& s, TimePoint now) const {
     if (snap.learning) {
       s.note = "learning limits";
     } else if (!snap.limits.any()) {
-      s.note = "limits unknown (the server sends none): by concurrency, --max-in-flight " + std::to_string(opt_.max_in_flight);
+      s.note = "limits unknown (the server sends none): by concurrency, " + option_name(opt_, "max_in_flight") + " " + std::to_string(opt_.max_in_flight);
     } else if (snap.even_pacing && opt_.limiter.pacing == limit::LimiterOptions::Pacing::whole_window) {
       s.note = "even pacing (429s inside the window)";
     }

@@ -117,7 +117,7 @@ class Scheduler {
   // The item's deadline passed before it could be sent (again).
   void finish_expired(Item* item, TimePoint now);
   [[nodiscard]] static bool expired(const Item& item, TimePoint now) { return item.deadline && now >= *item.deadline; }
-  [[nodiscard]] static std::string pause_text(const std::string& model, const PauseNote& note);
+  [[nodiscard]] std::string pause_text(const std::string& model, const PauseNote& note) const;
   void warn_long_backoff(Duration wait, const Item& item, TimePoint now);
 
   const EngineOptions& opt_;

@@ -269,7 +269,7 @@ TEST(Scheduler, MaxWaitFailsEachHeadThatWaitedLongerForAdmission) {
   EXPECT_EQ(count_kind(rows, "max_wait"), 3u);
   for (const auto& r : rows) {
     if (r.contains("error") && r["error"].is_object()) {
-      EXPECT_NE(r["error"]["message"].get<std::string>().find("--max-wait (10s)"), std::string::npos) << r.dump();
+      EXPECT_NE(r["error"]["message"].get<std::string>().find("waited longer than max_wait (10s)"), std::string::npos) << r.dump();
     }
   }
 }

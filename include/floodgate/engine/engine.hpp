@@ -153,7 +153,14 @@ struct EngineOptions {
   // event, RunSummary::stop_reason; null: the event's name (events.hpp, name()). The CLI's,
   // which name its flags, are apps/floodgate/engine_words.cpp.
   std::function<std::string(const JobEvent&)> describe;
+  // Words for an option that a message tells the reader to change or names as the limit
+  // met ("max_wait", "ignore_pause", "transport.total_timeout": EngineOptions' names);
+  // null: that name. The CLI's, its flags ("--max-wait"), are apps/floodgate/engine_words.cpp.
+  std::function<std::string(std::string_view option)> option_words;
 };
+
+// `option` (an EngineOptions name, "max_wait") in opt.option_words' words.
+[[nodiscard]] std::string option_name(const EngineOptions& opt, std::string_view option);
 
 struct RunSummary {
   std::map<std::string, std::uint64_t> outcomes;  // failed lines by ErrorKind name (successes are `succeeded`, never "none")
