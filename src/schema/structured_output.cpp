@@ -371,6 +371,9 @@ namespace {
 // per answer on the two searches below, which every answer goes through).
 std::size_t find_text(std::string_view haystack, std::string_view needle, std::size_t from) noexcept {
   if (from > haystack.size()) return std::string_view::npos;
+  if (needle.empty()) return from;
+  // Also keeps an empty view's null data() away from memmem (UBSan: "null pointer passed").
+  if (haystack.size() - from < needle.size()) return std::string_view::npos;
   const void* at = ::memmem(haystack.data() + from, haystack.size() - from, needle.data(), needle.size());
   return at == nullptr ? std::string_view::npos : static_cast<std::size_t>(static_cast<const char*>(at) - haystack.data());
 }
