@@ -60,6 +60,9 @@ std::string flag_for_option(std::string_view option) {
       {"max_in_flight", "--max-in-flight"},
       {"transport.total_timeout", "--timeout"},
       {"transport.idle_timeout", "--idle-timeout"},
+      {"overwrite", "--overwrite"},
+      {"retry_failed", "--retry-failed"},
+      {"ordered", "--ordered"},
   };
   for (const auto& [name, flag] : kFlags) {
     if (name == option) return std::string(flag);

@@ -71,7 +71,7 @@ void Recorder::open(RequestSource& source) {
   const bool journal_exists = !journal_in_memory(opt_) && std::filesystem::exists(opt_.journal_path);
   if (output_is_file && !journal_exists && file_nonempty(opt_.output_path)) {
     throw Error("the output \"" + opt_.output_path + "\" already exists and has no journal (" + opt_.journal_path +
-                "); pass --overwrite to replace it, or choose another output");
+                "); pass " + option_name(opt_, "overwrite") + " to replace it, or choose another output");
   }
   bool legacy_journal = false;
   try {
@@ -148,7 +148,8 @@ const std::vector<LineFingerprint>& current = identity.first_lines;
       throw Error("the journal \"" + opt_.journal_path + "\" belongs to a different input: the line with key \"" + key + "\" " +
                   (it == now.end() ? "is not among the first lines of " : "has changed in ") + identity.path +
                   ", and its answer is recorded as a success. Resume with the input the journal was made for (lines that failed "
-                  "may be edited, then --retry-failed sends them), choose another output, or pass --overwrite to start over");
+                  "may be edited, then " + option_name(opt_, "retry_failed") + " sends them), choose another output, or pass " +
+                  option_name(opt_, "overwrite") + " to start over");
     }
   }
   std::string text;
@@ -229,12 +230,12 @@ void Recorder::forget_failures() {
   if (!std::filesystem::exists(opt_.output_path)) return;
   const std::vector<std::string> failed = store::drop_failed_lines(opt_.output_path);
   if (failed.empty()) {
-    progress_.message("info", "--retry-failed: no failed lines in " + opt_.output_path);
+    progress_.message("info", option_name(opt_, "retry_failed") + ": no failed lines in " + opt_.output_path);
     return;
   }
   forget_in_sinks(failed);
   journal_->remove(failed);
-  progress_.message("info", "--retry-failed: " + thousands(failed.size()) + " failed lines removed from " + opt_.output_path +
+  progress_.message("info", option_name(opt_, "retry_failed") + ": " + thousands(failed.size()) + " failed lines removed from " + opt_.output_path +
                                 " and the journal; they are sent again");
   summary_.retried_failed_lines = failed.size();
 }
@@ -332,7 +333,7 @@ void Recorder::flush_sinks() {
 void Recorder::restore_input_order(RequestSource& source) {
   std::unique_ptr<RequestSource> again = source.reopen();
   if (!again) {
-    progress_.message("warning", "--ordered: the input is stdin, so the rows of earlier runs cannot be put back in input order");
+    progress_.message("warning", option_name(opt_, "ordered") + ": the input is stdin, so the rows of earlier runs cannot be put back in input order");
     return;
   }
   CustomIdSet ids;
@@ -348,7 +349,7 @@ void Recorder::restore_input_order(RequestSource& source) {
   try {
     const store::ReorderStats r = store::reorder_output(opt_.output_path, next_key);
     if (r.rewritten) {
-      progress_.message("info", "--ordered: " + opt_.output_path + " rewritten in input order (" + thousands(r.lines) +
+      progress_.message("info", option_name(opt_, "ordered") + ": " + opt_.output_path + " rewritten in input order (" + thousands(r.lines) +
                                     " lines, rows of earlier runs included)");
     }
   } catch (const Error& e) {
