@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -718,8 +719,10 @@ int run_gateway(ServeOptions options, const std::function<void(const std::string
   auto& contexts = listeners.contexts;
   auto& acceptors = listeners.acceptors;
 
-  asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code e, int) {
+  // Goes before the contexts do (below): its service lives in contexts[0], so destroying it
+  // after them was a use after free (ASan, at every SIGTERM).
+  std::optional<asio::signal_set> signals(std::in_place, *contexts[0], SIGINT, SIGTERM);
+  signals->async_wait([&](boost::system::error_code e, int) {
     if (e) return;
     gateway.begin_stop();
     for (std::size_t i = 0; i < contexts.size(); ++i) {
@@ -737,6 +740,7 @@ int run_gateway(ServeOptions options, const std::function<void(const std::string
   on_listening("http://" + host + ":" + std::to_string(listeners.port) + "/v1");
   net::run_all(contexts);
   gateway.release();
+  signals.reset();
   acceptors.clear();
   contexts.clear();  // their coroutines go, while the gateway they refer to is still there
   return 0;
