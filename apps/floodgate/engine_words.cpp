@@ -58,6 +58,7 @@ std::string flag_for_option(std::string_view option) {
       {"max_wait", "--max-wait"},
       {"max_pause", "--max-pause"},
       {"max_in_flight", "--max-in-flight"},
+      {"retry.max_attempts", "--max-attempts"},
       {"transport.total_timeout", "--timeout"},
       {"transport.idle_timeout", "--idle-timeout"},
       {"overwrite", "--overwrite"},

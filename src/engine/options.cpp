@@ -35,10 +35,10 @@ void check_base_url(const std::string& url) {
 }  // namespace
 
 void resolve_options(EngineOptions& opt) {
-  if (opt.max_in_flight == 0) throw Error("--max-in-flight must be at least 1");
-  if (opt.retry.max_attempts < 1) throw Error("--max-attempts must be at least 1");
+  if (opt.max_in_flight == 0) throw Error(option_name(opt, "max_in_flight") + " must be at least 1");
+  if (opt.retry.max_attempts < 1) throw Error(option_name(opt, "retry.max_attempts") + " must be at least 1");
   if (opt.retry_failed && opt.output_path == "-") {
-    throw Error("--retry-failed rewrites the output file, so it needs -o FILE (not stdout)");
+    throw Error(option_name(opt, "retry_failed") + " rewrites the output file, so it needs -o FILE (not stdout)");
   }
   check_base_url(opt.base_url);
   if (!opt.estimator) opt.estimator = conservative_estimator();
