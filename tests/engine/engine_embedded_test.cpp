@@ -159,12 +159,7 @@ TEST(EngineEmbedded, CancelAbortsATransferInFlight) {
   RunSummary s;
   std::thread loop([&] { s = engine.run(); });
 
-  // Wait (bounded) until the simulator holds the request: it counts an API request when it
-  // takes it, before the answer's wait (stats requests are not counted). Not in_flight == 2:
-  // a stats request gives its own count back after its answer, so the next could see 2 early.
-  bool held = false;
-  for (int i = 0; i < 20'000 && !held; ++i) held = sim.stats().value("requests", 0) == 1;
-  ASSERT_TRUE(held);
+  ASSERT_TRUE(sim.wait_for_requests(1));  // the simulator holds it (its 20 s wait)
   engine.cancel("slow");
   // Without the abort the engine would wait for the answer and write a success.
   ASSERT_TRUE(rows.wait_for("slow", seconds(15)));

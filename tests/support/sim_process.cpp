@@ -238,6 +238,13 @@ nlohmann::json SimProcess::stats() const {
   return nlohmann::json::parse(r.body);
 }
 
+bool SimProcess::wait_for_requests(std::uint64_t n) const {
+  for (int i = 0; i < 20'000; ++i) {
+    if (stats().value("requests", std::uint64_t{0}) >= n) return true;
+  }
+  return false;
+}
+
 std::vector<nlohmann::json> SimProcess::ledger() const {
   if (ledger_path_.empty()) return {};
   if (pid_ > 0) http_request("POST", root_url() + "/_sim/flush", "", {}, std::chrono::seconds(10));

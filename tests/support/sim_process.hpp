@@ -61,6 +61,12 @@ class SimProcess {
   [[nodiscard]] const std::string& ledger_path() const noexcept { return ledger_path_; }
 
   nlohmann::json stats() const;
+  // Polls /_sim/stats (at most 20,000 times) until the sim has taken `n` API requests. It
+  // counts a request when it takes it, before any latency it answers after, and never its
+  // own stats requests; so this is the sign that a request is being held. (Its in_flight is
+  // no such sign: a stats request gives its own count back only after its answer went out,
+  // so the next stats request can see one more than the API requests held.)
+  [[nodiscard]] bool wait_for_requests(std::uint64_t n) const;
   std::vector<nlohmann::json> ledger() const;
   // Root URL without "/v1", e.g. "http://127.0.0.1:PORT".
   [[nodiscard]] std::string root_url() const;
