@@ -6,22 +6,17 @@
 #
 #   bench/engine/callgrind.sh OLD_BINARY NEW_BINARY [ROUNDS]     # ROUNDS=3 by default
 #
-# The simulator is NEW's, limits are off, zero latency, no faults.
+# The simulator is NEW's (common.sh's start_sim): limits off, zero latency, no faults.
 set -euo pipefail
 old=${1:?usage: callgrind.sh OLD_BINARY NEW_BINARY [ROUNDS]}
 new=${2:?usage: callgrind.sh OLD_BINARY NEW_BINARY [ROUNDS]}
 rounds=${3:-3}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-sim_pid=""
-cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-"$new" sim --port 0 --latency none --fault-rate 0 >"$work/sim.out" 2>"$work/sim.err" &
-sim_pid=$!
-for _ in $(seq 100); do [ -s "$work/sim.out" ] && break; sleep 0.1; done
-base=$(head -1 "$work/sim.out")
-[ -n "$base" ] || { echo "callgrind.sh: the simulator did not start" >&2; exit 1; }
+sim_bin=$new
+PIN=${PIN:-0}  # instruction counts do not need a core each; PIN=1 pins as run.sh does
+# shellcheck source=bench/engine/common.sh
+source "$here/common.sh"
+start_sim
 python3 "$here/gen_input.py" 3000 >"$work/in3000.jsonl"
 head -500 "$work/in3000.jsonl" >"$work/in500.jsonl"
 

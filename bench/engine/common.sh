@@ -1,4 +1,4 @@
-# Sourced by run.sh, alternate.sh and window.sh: the pinning, the scratch folder and the simulator they
+# Sourced by run.sh, alternate.sh, window.sh and callgrind.sh: the pinning, the scratch folder and the simulator they
 # share. Reads SIM_THREADS and PIN (defaults below) and sim_bin; sets sim_pin, client_pin,
 # work (removed on exit, with the simulator stopped) and, after start_sim, sim_pid and base;
 # stop_sim stops it (flushing its ledger).
