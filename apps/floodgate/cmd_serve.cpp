@@ -12,9 +12,11 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "engine_flags.hpp"
 #include "floodgate/core/duration.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/text.hpp"
+#include "floodgate/engine/engine.hpp"
 #include "floodgate/gateway/server.hpp"
 
 namespace floodgate::cli {
@@ -35,6 +37,11 @@ struct ServeFlags {
   std::string access_log;
   bool quiet = false;
   bool no_engine = false;
+  EngineFlags engine = [] {  // the upstream's limits and the retries (engine_flags.hpp)
+    EngineFlags e;
+    e.burst = "1s";  // even pacing: a batch flood must not spend the minute's quota ahead of interactive calls
+    return e;
+  }();
 };
 
 std::string env(const char* name) {
@@ -82,6 +89,21 @@ int run(ServeFlags& f) {
                                  static_cast<std::uint32_t>(f.batch_min_share * 1000 + 0.5)}};
   o.grace = duration_of(f.grace, "--grace");
   o.engine = !f.no_engine;
+  const EngineFlags& e = f.engine;
+  if (f.no_engine && (e.rpm > 0 || e.tpm > 0 || e.rpd > 0 || e.tpd > 0 || e.limits != "auto")) {
+    throw Error("--no-engine relays every call unpaced: --rpm, --tpm, --rpd, --tpd and --limits need the engine (drop --no-engine)");
+  }
+  EngineFlags paced = e;
+  if (paced.burst == "window") paced.burst.clear();  // the engine's default: the whole 60 s window
+  o.configure_engine = [paced](engine::EngineOptions& eo) {
+    apply_limit_flags(paced, eo);
+    apply_retry_flags(paced, eo);
+  };
+  {  // a bad value (a --limits file that does not parse, --burst 5x ...) is said before listening
+    engine::EngineOptions check;
+    check.base_url = o.upstream.base_url;
+    o.configure_engine(check);
+  }
   o.upstream.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(duration_of(f.upstream_timeout, "--upstream-timeout"));
   if (!f.keys.empty()) o.keys = gateway::ClientKeys::load(f.keys, {"interactive", "batch"});
 
@@ -123,9 +145,11 @@ void register_serve(CLI::App& app, int& exit_code) {
       "body's service_tier (flex: batch, priority: interactive) or its client key (--keys). A client that hangs up\n"
       "ends its upstream call. SIGINT/SIGTERM stop accepting and drain (--grace).\n"
       "Non-streamed JSON calls go upstream through floodgate's engine (limiter, retries: an upstream 429 waits\n"
-      "here); streams, uploads and the rest are relayed once, unpaced (issue 16, docs/gateway.md).\n"
+      "here); streams, uploads and the rest are relayed once, unpaced (issue 16, docs/gateway.md). The engine\n"
+      "paces each model by the limits given (--rpm, --tpm, --rpd, --tpd, --limits FILE); without them it learns\n"
+      "them from the upstream's x-ratelimit-* headers (and a 429 waits here until it has).\n"
       "Example:\n"
-      "  OPENAI_API_KEY=sk-... floodgate serve --port 8080 &\n"
+      "  OPENAI_API_KEY=sk-... floodgate serve --port 8080 --rpm 500 --tpm 200000 &\n"
       "  curl http://127.0.0.1:8080/v1/chat/completions -H 'x-floodgate-lane: batch' \\\n"
       "       -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'");
   ServeFlags& f = *flags;
@@ -162,6 +186,19 @@ void register_serve(CLI::App& app, int& exit_code) {
                   "Requests upstream at once (until the engine's limiter decides the room)")
       ->group(lanes)
       ->capture_default_str();
+
+  add_limit_flags(cmd, f.engine,
+                  "Upstream limits (paced per model by the engine; without them: learned from the upstream's x-ratelimit-* "
+                  "headers)");
+  cmd->get_option("--burst")
+      ->description("pace evenly, at most this far ahead of the steady pace (1s = one second's worth of the limit), so that "
+                    "a batch flood cannot spend the minute's quota ahead of interactive calls; 'window' spends it as "
+                    "`floodgate run` does, the whole 60 s window at once (never more in any 60 s)")
+      ->capture_default_str();
+  cmd->get_option("--default-completion-tokens")
+      ->description("completion allowance the pacing charges for a request without max_tokens / max_completion_tokens. "
+                    "Default: what the provider charges at admission (16 for OpenAI)");
+  add_retry_flags(cmd, f.engine, "Retries (of the calls through the engine)");
 
   auto* server = "Server";
   cmd->add_option("--grace", f.grace, "After SIGINT/SIGTERM, how long to wait for requests queued or in flight")

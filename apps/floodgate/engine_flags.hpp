@@ -1,5 +1,6 @@
 #pragma once
-// The engine flags shared by every command that drives the engine (`run`, `transcribe`):
+// The engine flags shared by every command that drives the engine (`run`, `transcribe`,
+// `batch`; `serve` takes the limit and retry ones):
 // credentials and base URL (flags over OPENAI_* environment variables), limits, admission,
 // retries, breaker, timeouts, token estimate and logging. add_engine_flags() declares them
 // on a subcommand; apply_engine_flags() fills EngineOptions from them (throws
@@ -56,6 +57,18 @@ struct EngineFlags {
 
 void add_engine_flags(CLI::App* cmd, EngineFlags& flags);
 void apply_engine_flags(const EngineFlags& flags, engine::EngineOptions& options);
+
+// The parts of them a command whose engine gets its URL, key and timeouts elsewhere takes
+// too (`serve`): the limits and their pacing (--rpm, --tpm, --rpd, --tpd, --limits, --charge,
+// --burst, --default-completion-tokens, --estimate), and the retries (--max-attempts and the
+// breaker's). add_engine_flags() declares them among its own; `group` (non-empty) is the
+// heading they go under in --help. apply_limit_flags() resolves the provider dialect as
+// apply_engine_flags() does, from options.base_url when no --provider or file names one: set
+// the base URL first.
+void add_limit_flags(CLI::App* cmd, EngineFlags& flags, const std::string& group = {});
+void add_retry_flags(CLI::App* cmd, EngineFlags& flags, const std::string& group = {});
+void apply_limit_flags(const EngineFlags& flags, engine::EngineOptions& options);
+void apply_retry_flags(const EngineFlags& flags, engine::EngineOptions& options);
 // The completion allowance budgets assume for a request without max_tokens.
 [[nodiscard]] std::uint64_t worst_case_completion_tokens(const EngineFlags& flags);
 

@@ -118,6 +118,7 @@ class Gateway {
       engine::ClientOptions co;
       co.engine.base_url = options_.upstream.base_url;
       co.engine.credentials = {options_.upstream.api_key, options_.upstream.organization, options_.upstream.project};
+      if (options_.configure_engine) options_.configure_engine(co.engine);
       co.engine.max_in_flight = options_.max_in_flight;
       // A gateway outlives an upstream that is down for a while: no job-level stop for it.
       co.engine.unreachable_after = Duration::zero();

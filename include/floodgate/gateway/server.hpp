@@ -36,6 +36,10 @@
 #include "floodgate/gateway/lanes.hpp"
 #include "floodgate/gateway/upstream.hpp"
 
+namespace floodgate::engine {
+struct EngineOptions;
+}
+
 namespace floodgate::gateway {
 
 struct ServeOptions {
@@ -50,6 +54,13 @@ struct ServeOptions {
   bool engine = true;
   // PLACEHOLDER for the engine's room (issue 14): requests upstream at once at most.
   std::size_t max_in_flight = 64;
+  // Fills the engine's options the gateway does not decide (the upstream's limits, their
+  // pacing and charge, the token estimate, retries and the breaker: `serve`'s --rpm, --tpm,
+  // --limits ...). Called with base_url and credentials already set; the gateway then sets
+  // its own (max_in_flight, no job-level stops for an upstream that is down, the timeout,
+  // the completions). Null: the engine's defaults (limits learned from the upstream's
+  // x-ratelimit-* headers). May throw floodgate::Error before the gateway listens.
+  std::function<void(engine::EngineOptions&)> configure_engine;
   Duration grace = std::chrono::seconds(30);
   std::uint64_t max_body_bytes = 32ull << 20;
   // One line per request, without its newline; null: no access log. Called from the
