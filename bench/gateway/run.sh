@@ -18,28 +18,16 @@ seconds="${2:-20}"
 rate="${RATE:-1000}"
 rounds="${ROUNDS:-3}"
 idle="${IDLE:-10000}"
-bin="$build/apps/floodgate/floodgate"
-gen="$build/bench/gateway/gateway_loadgen"
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((idle + 100)) ] || { echo "run.sh: needs $((idle + 100)) file descriptors (ulimit -n)" >&2; exit 2; }
 
-tmp="$(mktemp -d)"
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-start() {  # name args...: starts floodgate, waits for its URL; sets $url and $pid
-  local name="$1"; shift
-  "$bin" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 200); do [ -s "$tmp/$name.out" ] && break; sleep 0.05; done
-  url="$(head -n1 "$tmp/$name.out")"
-  [ -n "$url" ] || { echo "run.sh: $name did not start: $(cat "$tmp/$name.err")" >&2; exit 1; }
-}
+# shellcheck source=bench/gateway/common.sh
+source "$here/common.sh"
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz="$(getconf CLK_TCK)"
 
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+echo "load average before: $(loadavg) ($(nproc) cores)"
 start sim sim --port 0 --threads 1 --latency none --fault-rate 0 --api-key sk-bench-upstream
 sim="$url" sim_pid="$pid"
 # shellcheck disable=SC2086 # GW_ARGS: more flags for the gateway, e.g. --no-engine
@@ -68,7 +56,7 @@ print(f"        added: p50 {1000*(g['p50_ms']-d['p50_ms']):.0f} us, p99 {1000*(g
       f" gateway CPU {cpu_us:.0f} us per request")
 PY
 done
-echo "load average after the latency runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after the latency runs: $(loadavg)"
 
 echo "gateway RSS before idle connections: $(rss_kib "$gw_pid") KiB"
 "$gen" idle "${gw%/v1}/healthz" "$idle" 10 >"$tmp/idle.out" &
@@ -78,4 +66,4 @@ cat "$tmp/idle.out"
 sleep 2
 echo "gateway RSS holding them: $(rss_kib "$gw_pid") KiB; metrics: $(curl -s "${gw%/v1}/metrics" | grep '^floodgate_gateway_connections ')"
 wait "$gen_pid" && echo "all $idle still answered after 10 s idle" || { cat "$tmp/idle.out"; echo "some idle connections were lost"; }
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(loadavg)"
