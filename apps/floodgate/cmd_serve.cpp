@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -17,7 +19,9 @@
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/text.hpp"
 #include "floodgate/engine/engine.hpp"
+#include "floodgate/cost/prices.hpp"
 #include "floodgate/gateway/server.hpp"
+#include "floodgate/gateway/usage.hpp"
 
 namespace floodgate::cli {
 namespace {
@@ -42,6 +46,8 @@ struct ServeFlags {
     e.burst = "1s";  // even pacing: a batch flood must not spend the minute's quota ahead of interactive calls
     return e;
   }();
+  std::string usage_db;  // empty: default_usage_db()
+  std::string prices;
 };
 
 std::string env(const char* name) {
@@ -69,6 +75,46 @@ std::string upstream_key(const std::string& file) {
   std::string key = env("OPENAI_API_KEY");
   if (key.empty()) throw Error("no upstream key: set OPENAI_API_KEY or give --upstream-key-file FILE");
   return key;
+}
+
+// $XDG_STATE_HOME/floodgate/usage.sqlite, else ~/.local/state/floodgate/usage.sqlite: one
+// place per user whatever the working folder, so a budget spent stays spent across restarts.
+std::string default_usage_db() {
+  const std::string state = env("XDG_STATE_HOME");
+  if (!state.empty()) return state + "/floodgate/usage.sqlite";
+  const std::string home = env("HOME");
+  if (home.empty()) throw Error("no place for the usage database: HOME is not set; give --usage-db PATH");
+  return home + "/.local/state/floodgate/usage.sqlite";
+}
+
+std::string usd(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "$%.4f", v);
+  return buf;
+}
+
+// After the drain, on stderr: one line per key the store knows (this run's and earlier ones).
+void print_usage_summary(const gateway::UsageStore& store, const std::optional<gateway::ClientKeys>& keys) {
+  std::map<std::string, std::optional<double>> budgets;
+  if (keys) {
+    for (const gateway::ClientKey* k : keys->entries()) budgets[k->log_id] = k->budget_usd;
+  }
+  const auto totals = store.totals();
+  std::fprintf(stderr, "usage per client key (%s):%s\n", store.path().c_str(), totals.empty() ? " no calls" : "");
+  for (const auto& [id, t] : totals) {
+    std::string line = "  " + id + ": " + std::to_string(t.requests) + (t.requests == 1 ? " request" : " requests") + " (";
+    bool first = true;
+    for (const auto& [status, n] : t.by_status) {
+      line += (first ? "" : ", ") + std::to_string(status) + ": " + std::to_string(n);
+      first = false;
+    }
+    line += "), tokens in " + std::to_string(t.input_tokens) + " out " + std::to_string(t.output_tokens) + ", " + usd(t.cost_usd);
+    const auto b = budgets.find(id);
+    if (b != budgets.end() && b->second) {
+      line += " of a " + usd(*b->second) + " budget (" + usd(std::max(0.0, *b->second - t.cost_usd)) + " left)";
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
 }
 
 int run(ServeFlags& f) {
@@ -106,6 +152,16 @@ int run(ServeFlags& f) {
   }
   o.upstream.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(duration_of(f.upstream_timeout, "--upstream-timeout"));
   if (!f.keys.empty()) o.keys = gateway::ClientKeys::load(f.keys, {"interactive", "batch"});
+  std::optional<cost::PriceTable> prices;
+  if (!f.prices.empty()) prices = cost::PriceTable::load(f.prices);
+  o.prices = prices ? &*prices : nullptr;
+  const std::string usage_db = f.usage_db.empty() ? default_usage_db() : f.usage_db;
+  try {
+    o.usage = gateway::UsageStore::open(usage_db);
+  } catch (const Error& err) {
+    throw Error(std::string(err.what()) + " (--usage-db PATH: a file in a folder the gateway may write)");
+  }
+  o.notice = [](std::string_view line) { std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data()); };
 
   std::shared_ptr<std::FILE> log;
   if (!f.quiet) {
@@ -122,10 +178,21 @@ int run(ServeFlags& f) {
       std::fflush(log.get());
     };
   }
-  return gateway::run_gateway(std::move(o), [](const std::string& base_url) {
+  const std::shared_ptr<gateway::UsageStore> usage = o.usage;
+  const std::optional<gateway::ClientKeys> keys = o.keys;
+  const int code = gateway::run_gateway(std::move(o), [](const std::string& base_url) {
     std::printf("%s\n", base_url.c_str());
     std::fflush(stdout);
   });
+  std::string failure;
+  try {
+    usage->close();
+  } catch (const Error& err) {
+    failure = err.what();
+  }
+  print_usage_summary(*usage, keys);
+  if (!failure.empty()) throw Error(failure);
+  return code;
 }
 
 }  // namespace
@@ -143,7 +210,12 @@ void register_serve(CLI::App& app, int& exit_code) {
       "/v1/audio/translations (uploads streamed through); the rest of /v1/ (models, files, ...) is passed on as is;\n"
       "/healthz, /metrics (Prometheus). A request picks its lane with the header 'x-floodgate-lane: batch', its\n"
       "body's service_tier (flex: batch, priority: interactive) or its client key (--keys). A client that hangs up\n"
-      "ends its upstream call. SIGINT/SIGTERM stop accepting and drain (--grace).\n"
+      "ends its upstream call. SIGINT/SIGTERM stop accepting and drain (--grace), then print usage per key.\n"
+      "Client keys (--keys FILE, JSON): each maps to a name and a lane, and may have a budget_usd (then 429\n"
+      "insufficient_quota once spent, across restarts: --usage-db) and sub-limits (requests_per_minute,\n"
+      "tokens_per_minute: the key waits up to its lane's wait, then 429 with retry-after). Every call's tokens\n"
+      "and cost (price table) are recorded per key: GET /v1/floodgate/usage (a key sees its own row; without\n"
+      "--keys, or for a key with \"sees_all_usage\": true, every row).\n"
       "Non-streamed JSON calls go upstream through floodgate's engine (limiter, retries: an upstream 429 waits\n"
       "here); streams, uploads and the rest are relayed once, unpaced (issue 16, docs/gateway.md). The engine\n"
       "paces each model by the limits given (--rpm, --tpm, --rpd, --tpd, --limits FILE); without them it learns\n"
@@ -163,6 +235,12 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--keys", f.keys,
                   "Client keys file (JSON: key -> name, lane, sub-limits, budget; docs/gateway.md). Without it any "
                   "key is accepted, on loopback only")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--usage-db", f.usage_db,
+                  "SQLite file of every call's usage and cost per client key (GET /v1/floodgate/usage, the budgets, "
+                  "the summary at exit); kept across restarts, so a budget spent stays spent. Default: "
+                  "$XDG_STATE_HOME/floodgate/usage.sqlite or ~/.local/state/floodgate/usage.sqlite");
+  cmd->add_option("--prices", f.prices, "Price table for the calls' cost (the shape of data/prices.json; default: built in)")
       ->check(CLI::ExistingFile);
 
   auto* lanes = "Lanes";

@@ -23,6 +23,7 @@ const std::set<std::string, std::less<>> kFields = {"key",
                                                     "name",
                                                     "lane",
                                                     "may_choose_lane",
+                                                    "sees_all_usage",
                                                     "share_of_requests_per_minute",
                                                     "share_of_tokens_per_minute",
                                                     "requests_per_minute",
@@ -152,6 +153,7 @@ ClientKeys ClientKeys::parse(std::string_view text, const std::string& path, con
     if (lane_at == lane_names.end()) reader.fail("lane", "unknown lane '" + lane + "' (lanes: " + lane_list(lane_names) + ")");
     client.lane = static_cast<std::size_t>(lane_at - lane_names.begin());
     client.may_choose_lane = reader.flag("may_choose_lane", true);
+    client.sees_all_usage = reader.flag("sees_all_usage", false);
     client.share_of_requests_per_minute = reader.share("share_of_requests_per_minute");
     client.share_of_tokens_per_minute = reader.share("share_of_tokens_per_minute");
     client.requests_per_minute = reader.count("requests_per_minute");
@@ -171,6 +173,13 @@ const ClientKey* ClientKeys::find(std::string_view key) const {
   if (key.empty() || by_hash_.empty()) return nullptr;
   const auto it = by_hash_.find(key_sha256_hex(key));
   return it == by_hash_.end() ? nullptr : &it->second;
+}
+
+std::vector<const ClientKey*> ClientKeys::entries() const {
+  std::vector<const ClientKey*> out;
+  out.reserve(by_hash_.size());
+  for (const auto& [hash, key] : by_hash_) out.push_back(&key);
+  return out;
 }
 
 }  // namespace floodgate::gateway

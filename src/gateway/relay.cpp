@@ -59,7 +59,12 @@ std::optional<Usage> usage_of(std::string_view text) {
     if (end == std::string_view::npos) continue;
     const auto usage = nlohmann::json::parse(text.substr(i, end - i), nullptr, false);
     if (!usage.is_object()) continue;
-    return Usage{count(usage, "prompt_tokens", "input_tokens"), count(usage, "completion_tokens", "output_tokens")};
+    Usage found{count(usage, "prompt_tokens", "input_tokens"), count(usage, "completion_tokens", "output_tokens")};
+    for (const char* details : {"prompt_tokens_details", "input_tokens_details"}) {
+      const auto it = usage.find(details);
+      if (it != usage.end() && it->is_object()) found.cached_tokens = count(*it, "cached_tokens", "cached_tokens");
+    }
+    return found;
   }
   return std::nullopt;
 }

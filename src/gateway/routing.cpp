@@ -25,6 +25,7 @@ Route route_of(std::string_view method, std::string_view target) noexcept {
                                        path.find('/', 11) == std::string_view::npos))) {
     return Route::models;
   }
+  if (get && path == "/v1/floodgate/usage") return Route::usage;
   if (path.starts_with("/v1/")) return Route::proxied;
   return Route::unknown;
 }
@@ -54,6 +55,7 @@ std::string_view to_string(Route route) noexcept {
     case Route::audio_transcriptions: return "audio_transcriptions";
     case Route::audio_translations: return "audio_translations";
     case Route::models: return "models";
+    case Route::usage: return "usage";
     case Route::proxied: return "proxied";
     case Route::unknown: return "unknown";
   }

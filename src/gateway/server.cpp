@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +29,8 @@
 #include "floodgate/core/request.hpp"
 #include "floodgate/core/text.hpp"
 #include "floodgate/engine/client.hpp"
+#include "floodgate/engine/estimator.hpp"
+#include "floodgate/gateway/key_limits.hpp"
 #include "floodgate/gateway/metrics.hpp"
 #include "floodgate/gateway/relay.hpp"
 #include "floodgate/gateway/routing.hpp"
@@ -112,13 +116,17 @@ class Gateway {
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? *options_.clock : SteadyClock::instance()),
         lanes_(options_.lanes),
-        upstream_(options_.upstream) {
+        upstream_(options_.upstream),
+        prices_(options_.prices != nullptr ? *options_.prices : cost::PriceTable::builtin()) {
     for (std::size_t i = 0; i < threads; ++i) pools_.push_back(std::make_unique<proxy::Pool>());
     if (options_.engine) {
       engine::ClientOptions co;
       co.engine.base_url = options_.upstream.base_url;
       co.engine.credentials = {options_.upstream.api_key, options_.upstream.organization, options_.upstream.project};
       if (options_.configure_engine) options_.configure_engine(co.engine);
+      // The keys' sub-limits count tokens as the engine does, and take shares of its limits.
+      limits_config_ = co.engine.limits;
+      if (co.engine.estimator) estimator_ = co.engine.estimator;
       co.engine.max_in_flight = options_.max_in_flight;
       // A gateway outlives an upstream that is down for a while: no job-level stop for it.
       co.engine.unreachable_after = Duration::zero();
@@ -165,6 +173,21 @@ class Gateway {
                                                         const std::shared_ptr<Waiter>& w,
                                                         const std::vector<std::pair<std::string, std::string>>& own);
   void completed(engine::Completion&& c);
+  // The client key's side of a paced call before its lane (usage.hpp, key_limits.hpp): its
+  // budget (refused at once) and its sub-limits (waits for them up to the lane's max_wait).
+  // An answer when refused; else what it holds is in `held`, for account().
+  struct Held {
+    double reserved_usd = 0;
+    std::optional<KeyLimiter::Ticket> ticket;
+  };
+  asio::awaitable<std::optional<Answer>> key_limits(const ClientKey& key, Route route, const std::string& model,
+                                                    const std::string* body, std::size_t lane, Held& held);
+  // After the answer: the call's row in the usage store, what `held` held given back.
+  void account(const Answer& answer, const ClientKey* key, const std::string& key_id, Route route, std::string_view lane,
+               std::string model, const std::shared_ptr<Waiter>& w, const Held& held);
+  [[nodiscard]] Answer usage_answer(const ClientKey* key) const;
+  // The upstream's limits of `model` (0: not known), of which a key's shares are taken.
+  [[nodiscard]] limit::Limits upstream_limits_of(std::string_view model) const;
   // Hands upstream what the room allows and tells the expired; under mu_. `self`: the waiter
   // of the calling coroutine, on its own executor: admitted in place rather than by a post.
   void pump_locked(TimePoint now, Waiter* self = nullptr);
@@ -188,6 +211,10 @@ class Gateway {
   std::mutex engine_mu_;
   std::unordered_map<std::string, std::shared_ptr<Waiter>> engine_waiting_;  // under engine_mu_
   std::atomic<std::uint64_t> engine_ids_{0};
+  const cost::PriceTable& prices_;
+  KeyLimiter key_limiter_;
+  engine::Estimator estimator_ = engine::conservative_estimator();
+  limit::LimitsConfig limits_config_;  // the engine's: --rpm, --tpm, --limits FILE ...
 };
 
 void Gateway::completed(engine::Completion&& c) {
@@ -256,7 +283,8 @@ asio::awaitable<std::optional<Answer>> Gateway::through_engine(const Incoming& i
     answer = Answer(o.status_code, "application/json", o.body, own);
     if (!o.request_id.empty()) answer.headers.emplace_back("x-request-id", o.request_id);
     if (o.usage.total_tokens > 0 || o.usage.prompt_tokens > 0) {
-      answer.usage = Usage{static_cast<std::int64_t>(o.usage.prompt_tokens), static_cast<std::int64_t>(o.usage.completion_tokens)};
+      answer.usage = Usage{static_cast<std::int64_t>(o.usage.prompt_tokens), static_cast<std::int64_t>(o.usage.completion_tokens),
+                           static_cast<std::int64_t>(o.usage.cached_tokens)};
     }
   } else if (o.error == ErrorKind::max_wait) {
     const RetryAfter retry = retry_after_values(lanes_.config(lane).max_wait);
@@ -429,6 +457,156 @@ asio::awaitable<Answer> Gateway::forward(const Incoming& in, Route route, const 
   co_return answer;
 }
 
+// "$0.0012": dollars with 4 decimals (a call costs fractions of a cent).
+std::string dollars(double usd) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "$%.4f", usd);
+  return buf;
+}
+
+Endpoint endpoint_of(Route route) noexcept {
+  switch (route) {
+    case Route::embeddings: return Endpoint::embeddings;
+    case Route::responses: return Endpoint::responses;
+    case Route::audio_transcriptions:
+    case Route::audio_translations: return Endpoint::audio_transcriptions;
+    default: return Endpoint::chat_completions;
+  }
+}
+
+limit::Limits Gateway::upstream_limits_of(std::string_view model) const {
+  // Configured (--rpm, --tpm, --limits FILE); limits the engine learns from the upstream's
+  // headers are not read here yet (docs/gateway.md, "Still to come").
+  return limits_config_.for_model(model);
+}
+
+asio::awaitable<std::optional<Answer>> Gateway::key_limits(const ClientKey& key, Route route, const std::string& model,
+                                                          const std::string* body, std::size_t lane, Held& held) {
+  const bool budget = key.budget_usd && options_.usage;
+  if (!budget && !has_sub_limits(key)) co_return std::nullopt;
+  // The request's tokens as the engine estimates them (an upload's are not known: 0).
+  limit::ChargeInputs inputs;
+  if (body != nullptr) {
+    Request r;
+    r.endpoint = endpoint_of(route);
+    r.body = *body;
+    r.model = model;
+    inputs = estimator_(r);
+  }
+  if (budget) {
+    const cost::ModelPrice* price = model.empty() ? nullptr : prices_.find(model);
+    const std::uint64_t worst = limit::worst_case_tokens(inputs, 4096);
+    const double worst_usd =
+        price != nullptr ? cost::worst_case_cost_usd(*price, inputs.input_tokens, worst - std::min(worst, inputs.input_tokens)) : 0.0;
+    if (!options_.usage->reserve(key.log_id, key.name, *key.budget_usd, worst_usd)) {
+      const KeyTotals t = options_.usage->totals_of(key.log_id).value_or(KeyTotals{});
+      std::string message = "You exceeded your current quota: this floodgate gateway's key '" + key.name + "' has spent " +
+                            dollars(t.cost_usd) + " of its " + dollars(*key.budget_usd) + " budget (budget_usd in its keys file)";
+      if (t.reserved_usd > 0) message += ", with up to " + dollars(t.reserved_usd) + " more in calls in flight";
+      co_return error_answer(429, message + ".", "insufficient_quota", "insufficient_quota");
+    }
+    held.reserved_usd = worst_usd;
+  }
+  if (!has_sub_limits(key)) co_return std::nullopt;
+  const limit::Cost cost{1, limits_config_.charge_for(model).charge(inputs)};
+  const Duration max_wait = lanes_.config(lane).max_wait;
+  const TimePoint started = clock_.now();
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    const TimePoint now = clock_.now();
+    KeyLimiter::Verdict v = key_limiter_.acquire(key, model, cost, upstream_limits_of(model), now);
+    if (v.share_unknown && options_.notice) {
+      options_.notice("key " + key.log_id + ": its share of the upstream's limits of " + (model.empty() ? "this model" : model) +
+                      " does not apply (the upstream's limit is not known: give --rpm / --tpm or --limits FILE); its "
+                      "requests_per_minute / tokens_per_minute do");
+    }
+    if (v.kind == KeyLimiter::Verdict::Kind::admitted) {
+      held.ticket = std::move(v.ticket);
+      co_return std::nullopt;
+    }
+    const Duration wait = v.not_before - now;
+    const bool tokens = v.limit.find("tokens") != std::string::npos;
+    if (v.kind == KeyLimiter::Verdict::Kind::cannot_fit) {
+      co_return error_answer(429,
+                             "Request too large for this floodgate gateway's key '" + key.name + "': its " + v.limit +
+                                 " (keys file) is less than this request's " + std::to_string(cost.tokens) + " tokens.",
+                             "tokens", "rate_limit_exceeded");
+    }
+    if ((now - started) + wait > max_wait) {
+      const RetryAfter retry = retry_after_values(wait);
+      Answer refused = error_answer(429,
+                                    "This floodgate gateway's key '" + key.name + "' is over its " + v.limit +
+                                        " (keys file). Please retry after " + retry.seconds + " s.",
+                                    tokens ? "tokens" : "requests", "rate_limit_exceeded");
+      refused.headers = {{"retry-after", retry.seconds}, {"retry-after-ms", retry.milliseconds}};
+      co_return refused;
+    }
+    timer.expires_after(wait);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+void Gateway::account(const Answer& a, const ClientKey* key, const std::string& key_id, Route route, std::string_view lane,
+                      std::string model, const std::shared_ptr<Waiter>& w, const Held& held) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  const Usage usage = a.usage.value_or(Usage{});
+  const bool went_upstream = w && w->upstream_elapsed;
+  if (held.ticket) {
+    // What the key used counts against its sub-limits; a call that never went upstream, nothing.
+    const limit::Cost used = !went_upstream ? limit::Cost{0, 0}
+                                            : limit::Cost{1, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                                                 0, usage.input_tokens + usage.output_tokens))};
+    key_limiter_.settle(*held.ticket, used, clock_.now());
+  }
+  if (!options_.usage) return;
+  CallRecord call;
+  call.unix_ms = duration_cast<milliseconds>(clock_.wall_now().time_since_epoch()).count();
+  call.key_id = key_id;
+  call.key_name = key != nullptr ? key->name : "";
+  call.lane = std::string(lane);
+  call.route = std::string(to_string(route));
+  call.cost_usd = call_cost_usd(prices_, model, usage);
+  call.model = std::move(model);
+  call.status = a.status;
+  call.input_tokens = usage.input_tokens;
+  call.output_tokens = usage.output_tokens;
+  call.cached_tokens = usage.cached_tokens;
+  if (went_upstream) {
+    call.queued_ms = duration_cast<milliseconds>(w->waited).count();
+    call.upstream_ms = duration_cast<milliseconds>(*w->upstream_elapsed).count();
+  }
+  // Recorded before the reservation goes: spent + reserved never dips below the truth.
+  options_.usage->record(std::move(call));
+  if (held.reserved_usd > 0) options_.usage->release(key_id, held.reserved_usd);
+}
+
+Answer Gateway::usage_answer(const ClientKey* key) const {
+  if (!options_.usage) return error_answer(404, "This gateway records no usage.", "invalid_request_error", "");
+  std::map<std::string, KeyTotals> totals = options_.usage->totals();
+  std::map<std::string, const ClientKey*> entries;
+  if (options_.keys) {
+    for (const ClientKey* entry : options_.keys->entries()) entries[entry->log_id] = entry;
+  }
+  std::vector<UsageRow> rows;
+  const auto row = [&](const std::string& id, const std::string& name) {
+    const auto it = totals.find(id);
+    KeyTotals t = it != totals.end() ? it->second : KeyTotals{};
+    const auto entry = entries.find(id);
+    if (entry != entries.end()) t.key_name = entry->second->name;  // the file's name now
+    if (t.key_name.empty()) t.key_name = name;
+    rows.push_back(UsageRow{id, std::move(t), entry != entries.end() ? entry->second->budget_usd : std::nullopt});
+  };
+  if (options_.keys && (key == nullptr || !key->sees_all_usage)) {
+    if (key != nullptr) row(key->log_id, key->name);  // a key sees its own row
+  } else {
+    for (const auto& [id, entry] : entries) totals.try_emplace(id);  // the file's keys, used or not
+    for (const auto& [id, t] : totals) row(id, t.key_name);
+  }
+  return Answer{200, "application/json", render_usage(rows), {}};
+}
+
 asio::awaitable<Answer> Gateway::handle(Incoming in) {
   const Head& req = in.head;
   const std::string_view method(req.method_string().data(), req.method_string().size());
@@ -438,6 +616,10 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   std::string_view lane_name = "-";
   std::shared_ptr<Waiter> w;
   Answer answer;
+  const ClientKey* key = nullptr;
+  bool accounted = false;  // after the key check: the call gets its row in the usage store
+  std::string model;
+  Held held;
 
   const auto finish = [&](Answer a) {
     {
@@ -449,6 +631,7 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
     if (in.streamed != nullptr && !in.streamed->is_done()) a.keep_alive = false;
     log(req, in.body != nullptr ? in.body->size() : in.streamed != nullptr ? in.streamed->content_length().value_or(0) : 0, a,
         lane_name, key_id, w);
+    if (accounted) account(a, key, key_id, route, lane_name, std::move(model), w, held);
     return a;
   };
 
@@ -474,7 +657,6 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   }
 
   const std::string_view bearer = bearer_of(field(req, "authorization"));
-  const ClientKey* key = nullptr;
   if (options_.keys) {
     key = options_.keys->find(bearer);
     if (key == nullptr) {
@@ -489,6 +671,9 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   } else {
     key_id = anonymous_key_id(bearer);
   }
+  if (route == Route::usage) co_return finish(usage_answer(key));
+  accounted = true;
+  if (in.body != nullptr) model = model_of(*in.body);
 
   w = std::make_shared<Waiter>(co_await asio::this_coro::executor);
   if (!is_paced(route)) {  // models and everything proxied as is: no limits spent, straight through
@@ -505,6 +690,12 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   }
   const std::size_t lane = std::get<LaneChoice>(choice).lane;
   lane_name = lanes_.config(lane).name;
+  if (key != nullptr) {  // its budget and sub-limits, before it waits in a lane
+    if (auto refused = co_await key_limits(*key, route, model, in.body, lane, held)) {
+      refused->headers.emplace_back(kLaneHeader, lane_name);
+      co_return finish(std::move(*refused));
+    }
+  }
 
   const auto refusal = co_await wait_for_lane(w, lane, in.socket);
   if (w->state == Waiter::State::cancelled) {

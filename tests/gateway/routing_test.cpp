@@ -21,6 +21,9 @@ TEST(Routing, KnowsTheOpenAIPathsAndItsOwn) {
   EXPECT_EQ(route_of("GET", "/v1/models?limit=3"), Route::models);
   EXPECT_EQ(route_of("GET", "/healthz"), Route::healthz);
   EXPECT_EQ(route_of("GET", "/metrics"), Route::metrics);
+  EXPECT_EQ(route_of("GET", "/v1/floodgate/usage"), Route::usage);
+  EXPECT_EQ(route_of("GET", "/v1/floodgate/usage?x=1"), Route::usage);
+  EXPECT_EQ(route_of("POST", "/v1/floodgate/usage"), Route::proxied);
   // The rest of /v1/ is passed on as is (the upstream answers what it does not know).
   EXPECT_EQ(route_of("GET", "/v1/chat/completions"), Route::proxied);
   EXPECT_EQ(route_of("POST", "/v1/chat/completion"), Route::proxied);

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "floodgate/cost/prices.hpp"
 #include "support/files.hpp"
 #include "support/run_process.hpp"
 #include "support/serve_process.hpp"
@@ -433,7 +434,7 @@ TEST(Serve, RefusesWhatItCannotServeSafely) {
   RunProcess::Options serve;
   serve.command = "serve";
   {
-    RunProcess p({"--host", "0.0.0.0", "--port", "0"}, kUpstreamKey, dir.path / "open.log", serve);
+    RunProcess p({"--host", "0.0.0.0", "--port", "0", "--usage-db", dir.file("open.sqlite")}, kUpstreamKey, dir.path / "open.log", serve);
     EXPECT_EQ(p.wait(20s), 2);
     EXPECT_NE(floodgate::test::slurp(dir.path / "open.log").find("is not a loopback address: give --keys FILE"), std::string::npos);
   }
@@ -463,6 +464,16 @@ TEST(Serve, RefusesWhatItCannotServeSafely) {
     EXPECT_EQ(p.wait(20s), 2);
     EXPECT_NE(floodgate::test::slurp(dir.path / "burst.log").find("bad duration for --burst: \"soon\""), std::string::npos)
         << floodgate::test::slurp(dir.path / "burst.log");
+  }
+  {
+    // No place to write the usage database: fails at start, naming the file and the flag.
+    std::ofstream(dir.file("plain")) << "a file, not a folder";
+    const std::string db = dir.file("plain") + "/usage.sqlite";
+    RunProcess p({"--port", "0", "--usage-db", db}, kUpstreamKey, dir.path / "db.log", serve);
+    EXPECT_EQ(p.wait(20s), 2);
+    const std::string log = floodgate::test::slurp(dir.path / "db.log");
+    EXPECT_NE(log.find("usage database " + db + ": cannot create its folder"), std::string::npos) << log;
+    EXPECT_NE(log.find("(--usage-db PATH: a file in a folder the gateway may write)"), std::string::npos) << log;
   }
 }
 
@@ -674,4 +685,200 @@ TEST(Serve, TheLimitFlagsPaceABurstInFrontOfAnUnlimitedUpstream) {
   EXPECT_GE(sent.back() - sent.front(), 2'000) << "30 requests after the burst, 100 ms apart";
   EXPECT_LE(floodgate::test::max_in_window(sent, 1'000), 30u) << "about the burst and one second's pace in any second";
   EXPECT_EQ(sim.stats()["by_status"].value("429", 0), 0);
+}
+
+namespace {
+
+const std::string kOtherKey = "fg-other-secret-5e6f70";
+const std::string kOpsKey = "fg-ops-secret-8a9b0c";
+
+// What the answers said they used, and what that costs in the built-in price table.
+struct Spent {
+  std::int64_t input = 0;
+  std::int64_t output = 0;
+  double usd = 0;
+  void add(const std::string& model, const nlohmann::json& usage) {
+    floodgate::Usage u;
+    u.prompt_tokens = usage.at("prompt_tokens").get<std::uint64_t>();
+    u.completion_tokens = usage.value("completion_tokens", std::uint64_t{0});
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+    input += static_cast<std::int64_t>(u.prompt_tokens);
+    output += static_cast<std::int64_t>(u.completion_tokens);
+    usd += floodgate::cost::cost_usd(*floodgate::cost::PriceTable::builtin().find(model), u);
+  }
+};
+
+// The row of `name` in a /v1/floodgate/usage answer (null when absent).
+nlohmann::json usage_row(const HttpResult& r, const std::string& name) {
+  const nlohmann::json answer = r.json();
+  for (const auto& row : answer["keys"]) {
+    if (row["name"] == name) return row;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(Serve, UsageAndCostPerKeyAreRecordedShownPerKeyAndSummarizedAtExitWithoutAKey) {
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
+  floodgate::test::TempDir dir("serve_usage");
+  const std::string keys = dir.file("keys.json");
+  std::ofstream(keys) << R"({"keys": [{"key": ")" << kClientKey << R"(", "name": "web"},
+    {"key": ")" << kOtherKey << R"(", "name": "nightly", "lane": "batch"},
+    {"key": ")" << kOpsKey << R"(", "name": "ops", "sees_all_usage": true}]})";
+  auto gw = std::make_unique<ServeProcess>(std::vector<std::string>{"--upstream", sim.base_url(), "--keys", keys}, kUpstreamKey);
+  const auto as = [](const std::string& key) { return std::vector<std::string>{"Authorization: Bearer " + key}; };
+
+  Spent web;
+  Spent nightly;
+  for (int i = 0; i < 2; ++i) {
+    const HttpResult r = gw->post("/v1/chat/completions", kChat, as(kClientKey));
+    ASSERT_EQ(r.status, 200) << r.body;
+    web.add("gpt-4o-mini", r.json()["usage"]);
+  }
+  // A stream (through the relay): its usage from the last chunk.
+  const HttpResult streamed = gw->post(
+      "/v1/chat/completions",
+      R"({"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say more"}],"max_tokens":12})",
+      as(kClientKey));
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  const auto events = events_of(streamed.body);
+  ASSERT_GE(events.size(), 2u);
+  web.add("gpt-4o-mini", events[events.size() - 2]["usage"]);
+  const HttpResult chat = gw->post("/v1/chat/completions", kChat, as(kOtherKey));
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  nightly.add("gpt-4o-mini", chat.json()["usage"]);
+  const std::string embed = R"({"model":"text-embedding-3-small","input":["one","two","three"]})";
+  const HttpResult embedded = gw->post("/v1/embeddings", embed, as(kOtherKey));
+  ASSERT_EQ(embedded.status, 200) << embedded.body;
+  nightly.add("text-embedding-3-small", embedded.json()["usage"]);
+  EXPECT_EQ(gw->get("/v1/models", as(kOtherKey)).status, 200);  // recorded too: no tokens
+
+  const auto check = [](const nlohmann::json& row, const Spent& spent, std::uint64_t requests) {
+    ASSERT_TRUE(row.is_object());
+    EXPECT_EQ(row["requests"], requests);
+    EXPECT_EQ(row["by_status"]["200"], requests);
+    EXPECT_EQ(row["input_tokens"], spent.input);
+    EXPECT_EQ(row["output_tokens"], spent.output);
+    EXPECT_NEAR(row["cost_usd"].get<double>(), spent.usd, 1e-12);
+    EXPECT_GT(spent.usd, 0);
+    EXPECT_TRUE(row["budget_usd"].is_null());
+  };
+  // A key sees its own row only.
+  const HttpResult own = gw->get("/v1/floodgate/usage", as(kClientKey));
+  ASSERT_EQ(own.status, 200) << own.body;
+  ASSERT_EQ(own.json()["keys"].size(), 1u) << own.body;
+  check(usage_row(own, "web"), web, 3);
+  // Every row for a key that may see them all (ops: in the file, no calls yet).
+  const HttpResult all = gw->get("/v1/floodgate/usage", as(kOpsKey));
+  ASSERT_EQ(all.json()["keys"].size(), 3u) << all.body;
+  check(usage_row(all, "web"), web, 3);
+  check(usage_row(all, "nightly"), nightly, 3);
+  EXPECT_EQ(usage_row(all, "ops")["requests"], 0);
+  EXPECT_EQ(gw->get("/v1/floodgate/usage").status, 401);
+
+  const std::string folder = gw->dir();
+  EXPECT_EQ(gw->stop(), 0);
+  const std::string log = floodgate::test::slurp(gw->log_path());
+  EXPECT_NE(log.find("usage per client key ("), std::string::npos) << log;
+  EXPECT_TRUE(std::regex_search(log, std::regex(R"(\n  web#[0-9a-f]{8}: 3 requests \(200: 3\), tokens in [0-9]+ out [0-9]+, \$)"))) << log;
+  EXPECT_TRUE(std::regex_search(log, std::regex(R"(\n  nightly#[0-9a-f]{8}: 3 requests \(200: 3\))"))) << log;
+  // The usage database is in the gateway's folder: no key in it, nor anywhere else.
+  EXPECT_TRUE(std::filesystem::exists(folder + "/usage.sqlite"));
+  for (const std::string& secret : {kClientKey, kOtherKey, kOpsKey, kUpstreamKey}) {
+    EXPECT_TRUE(files_containing(folder, secret).empty()) << secret;
+  }
+}
+
+TEST(Serve, ABudgetSpentAnswers429InsufficientQuotaAndStaysSpentAfterARestart) {
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
+  floodgate::test::TempDir dir("serve_budget");
+  const std::string keys = dir.file("keys.json");
+  // One call of kChat costs about $0.00001: the first goes, and spends the budget.
+  std::ofstream(keys) << R"({"keys": [{"key": ")" << kClientKey << R"(", "name": "capped", "budget_usd": 0.000001}]})";
+  const std::vector<std::string> args = {"--upstream", sim.base_url(), "--keys", keys, "--usage-db", dir.file("usage.sqlite")};
+  const std::vector<std::string> auth = {"Authorization: Bearer " + kClientKey};
+  const auto refused = [](const HttpResult& r) {
+    EXPECT_EQ(r.status, 429) << r.body;
+    EXPECT_EQ(r.json()["error"]["code"], "insufficient_quota") << r.body;
+    EXPECT_EQ(r.json()["error"]["type"], "insufficient_quota") << r.body;
+    EXPECT_EQ(r.json()["error"]["message"].get<std::string>().rfind("You exceeded your current quota: this floodgate gateway's key 'capped' has spent $0.0000", 0), 0u)
+        << r.body;
+  };
+  {
+    ServeProcess gw(args, kUpstreamKey);
+    ASSERT_EQ(gw.post("/v1/chat/completions", kChat, auth).status, 200);
+    refused(gw.post("/v1/chat/completions", kChat, auth));
+    EXPECT_EQ(gw.stop(), 0);
+  }
+  ServeProcess gw(args, kUpstreamKey);
+  refused(gw.post("/v1/chat/completions", kChat, auth));
+  const HttpResult usage = gw.get("/v1/floodgate/usage", auth);
+  const auto row = usage_row(usage, "capped");
+  ASSERT_TRUE(row.is_object()) << usage.body;
+  EXPECT_EQ(row["by_status"], nlohmann::json::parse(R"({"200":1,"429":2})"));
+  EXPECT_EQ(row["budget_usd"], 0.000001);
+  EXPECT_EQ(row["budget_left_usd"], 0.0);
+}
+
+TEST(Serve, AKeysRequestsPerMinuteHoldsAndTheNextIsRefusedWithRetryAfter) {
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
+  floodgate::test::TempDir dir("serve_sublimit");
+  const std::string keys = dir.file("keys.json");
+  std::ofstream(keys) << R"({"keys": [{"key": ")" << kClientKey
+                      << R"(", "name": "slow", "requests_per_minute": 2, "share_of_tokens_per_minute": 0.5}]})";
+  // The lane's wait (2 s) is shorter than the minute's: the third is refused, not held.
+  ServeProcess gw({"--upstream", sim.base_url(), "--keys", keys, "--interactive-wait", "2s"}, kUpstreamKey);
+  const std::vector<std::string> auth = {"Authorization: Bearer " + kClientKey};
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(gw.post("/v1/chat/completions", kChat, auth).status, 200);
+  ASSERT_EQ(gw.post("/v1/chat/completions", kChat, auth).status, 200);
+  const HttpResult third = gw.post("/v1/chat/completions", kChat, auth);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(third.status, 429) << third.body;
+  EXPECT_EQ(third.json()["error"]["code"], "rate_limit_exceeded");
+  EXPECT_EQ(third.json()["error"]["type"], "requests");
+  EXPECT_NE(third.json()["error"]["message"].get<std::string>().find("key 'slow' is over its requests_per_minute 2"), std::string::npos)
+      << third.body;
+  // The first leaves the 60 s window 60 s after it went (to its 100 ms slot's end).
+  const int retry = std::stoi(third.headers.at("retry-after"));
+  EXPECT_LE(retry, 61);
+  EXPECT_GE(retry, 60 - std::chrono::duration_cast<std::chrono::seconds>(elapsed).count() - 1);
+  const long retry_ms = std::stol(third.headers.at("retry-after-ms"));
+  EXPECT_GT(retry_ms, 50'000);
+  EXPECT_LE(retry_ms, 60'100);
+  gw.stop();
+  const std::string log = floodgate::test::slurp(gw.log_path());
+  // The share of the upstream's tokens per minute cannot apply (no limit known): said once.
+  const auto said = log.find("key slow#");
+  ASSERT_NE(said, std::string::npos) << log;
+  EXPECT_NE(log.find("does not apply (the upstream's limit is not known", said), std::string::npos) << log;
+  EXPECT_EQ(log.find("does not apply", log.find("does not apply") + 1), std::string::npos) << "said once: " << log;
+}
+
+TEST(Serve, AKeysShareIsOfTheUpstreamLimitGivenToTheGateway) {
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
+  floodgate::test::TempDir dir("serve_share");
+  const std::string keys = dir.file("keys.json");
+  std::ofstream(keys) << R"({"keys": [{"key": ")" << kClientKey << R"(", "name": "tiny", "share_of_tokens_per_minute": 0.0001}]})";
+  // 0.01% of --tpm 1000000 is 100 tokens a minute: a few calls of kChat (about 20 tokens
+  // each), then a 429 (the lane's 1 s wait is shorter than the minute). The engine's own pace
+  // at that limit holds nothing back.
+  ServeProcess gw({"--upstream", sim.base_url(), "--keys", keys, "--tpm", "1000000", "--interactive-wait", "1s"}, kUpstreamKey);
+  const std::vector<std::string> auth = {"Authorization: Bearer " + kClientKey};
+  int ok = 0;
+  HttpResult last;
+  for (int i = 0; i < 10; ++i) {
+    last = gw.post("/v1/chat/completions", kChat, auth);
+    if (last.status != 200) break;
+    ++ok;
+  }
+  EXPECT_GE(ok, 1);
+  EXPECT_LE(ok, 5);
+  EXPECT_EQ(last.status, 429) << last.body;
+  EXPECT_EQ(last.json()["error"]["type"], "tokens") << last.body;
+  EXPECT_NE(last.json()["error"]["message"].get<std::string>().find("over its share_of_tokens_per_minute 100 "), std::string::npos)
+      << last.body;
+  gw.stop();
+  EXPECT_EQ(floodgate::test::slurp(gw.log_path()).find("does not apply"), std::string::npos);
 }

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <stdexcept>
 
 #include "support/files.hpp"
@@ -16,6 +18,8 @@ ServeProcess::ServeProcess(std::vector<std::string> args, const std::string& ups
   dir_ = tmpl;
   log_path_ = dir_ + "/stderr.txt";
   std::vector<std::string> argv = {FLOODGATE_BIN, "serve", "--port", "0"};
+  // Its own usage database in its folder (not the user's default), unless the test gives one.
+  if (std::find(args.begin(), args.end(), "--usage-db") == args.end()) argv.insert(argv.end(), {"--usage-db", dir_ + "/usage.sqlite"});
   argv.insert(argv.end(), args.begin(), args.end());
   std::string line;
   pid_ = spawn_printing_url(argv, {{"OPENAI_API_KEY", upstream_key}, {"OPENAI_BASE_URL", ""}}, log_path_,
@@ -31,8 +35,8 @@ ServeProcess::ServeProcess(std::vector<std::string> args, const std::string& ups
 
 ServeProcess::~ServeProcess() {
   stop();
-  std::remove(log_path_.c_str());
-  rmdir(dir_.c_str());
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
 }
 
 int ServeProcess::stop() {

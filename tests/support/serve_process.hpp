@@ -9,7 +9,8 @@
 //   gw.stop();        // SIGTERM, wait (bounded), SIGKILL; the destructor does it too
 //
 // The upstream key goes in OPENAI_API_KEY (OPENAI_BASE_URL is removed from its environment);
-// `--port 0` is always passed. The constructor throws std::runtime_error when the gateway
+// `--port 0` is always passed, and `--usage-db DIR/usage.sqlite` (in dir(), removed with it)
+// unless the arguments hold --usage-db. The constructor throws std::runtime_error when the gateway
 // does not print its URL within 10 s (its stderr is in the message).
 
 #include <sys/types.h>

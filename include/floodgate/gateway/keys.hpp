@@ -5,7 +5,8 @@
 //   {"keys": [
 //     {"key": "fg-web-4f2a...", "name": "web", "lane": "interactive"},
 //     {"key": "fg-nightly-9c1e...", "name": "nightly", "lane": "batch", "may_choose_lane": false,
-//      "share_of_tokens_per_minute": 0.2, "requests_per_minute": 600, "budget_usd": 50}
+//      "share_of_tokens_per_minute": 0.2, "requests_per_minute": 600, "budget_usd": 50},
+//     {"key": "fg-ops-...", "name": "ops", "sees_all_usage": true}
 //   ]}
 //
 // Without a file the gateway accepts any key (or none), and only on a loopback address.
@@ -32,7 +33,8 @@ struct ClientKey {
   std::string log_id;      // "web#3f9a1c2e": what logs, metrics and errors may show
   std::size_t lane = 0;    // index into the gateway's lanes
   bool may_choose_lane = true;  // x-floodgate-lane / service_tier may pick another lane
-  // Sub-limits (parsed and checked; enforced once the engine's limiter is wired, issue 16):
+  bool sees_all_usage = false;  // GET /v1/floodgate/usage shows every key's row, not only its own
+  // Sub-limits (key_limits.hpp) and the budget (usage.hpp), enforced before the lane:
   std::optional<double> share_of_requests_per_minute;  // (0, 1]
   std::optional<double> share_of_tokens_per_minute;    // (0, 1]
   std::optional<std::int64_t> requests_per_minute;     // > 0
@@ -56,6 +58,8 @@ class ClientKeys {
   // The entry of this key (the Bearer token as sent), or null.
   [[nodiscard]] const ClientKey* find(std::string_view key) const;
   [[nodiscard]] std::size_t size() const noexcept { return by_hash_.size(); }
+  // Every entry, in no particular order.
+  [[nodiscard]] std::vector<const ClientKey*> entries() const;
 
  private:
   std::unordered_map<std::string, ClientKey> by_hash_;

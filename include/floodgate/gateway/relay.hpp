@@ -25,6 +25,7 @@ namespace floodgate::gateway {
 struct Usage {
   std::int64_t input_tokens = 0;   // prompt_tokens (chat, embeddings) or input_tokens (responses)
   std::int64_t output_tokens = 0;  // completion_tokens or output_tokens; 0 for embeddings
+  std::int64_t cached_tokens = 0;  // of the input: {prompt,input}_tokens_details.cached_tokens (priced lower)
 };
 
 // The last top-level-looking "usage" object of a JSON text (a whole answer, an SSE event's

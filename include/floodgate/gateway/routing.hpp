@@ -27,6 +27,7 @@ enum class Route : std::uint8_t {
   audio_transcriptions,  // POST /v1/audio/transcriptions
   audio_translations,    // POST /v1/audio/translations
   models,                // GET /v1/models, GET /v1/models/{id}
+  usage,                 // GET /v1/floodgate/usage: the gateway's own, usage per client key
   proxied,               // anything else under /v1/ (files, batches, ...): passed on as is, no lane
   unknown,               // anything else: 404 as OpenAI answers it
 };

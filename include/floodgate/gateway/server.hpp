@@ -10,6 +10,10 @@
 //      stays in the socket and is streamed upstream once the request is admitted;
 //   2. is authorised: with a keys file its Bearer key must be in it (else 401), without one
 //      any key is accepted (serve refuses to start without a keys file off loopback);
+//   2b. if it spends the upstream's limits: a key whose budget is spent (its recorded cost
+//      plus the worst case of its calls in flight) gets 429 insufficient_quota; a key over a
+//      sub-limit (keys file: requests/tokens per minute, or shares of the upstream's) waits
+//      for it as long as its lane's max_wait allows, else 429 with retry-after (key_limits.hpp);
 //   3. if it spends the upstream's limits, waits in its lane (lanes.hpp) until the lanes
 //      hand it upstream, or is answered 429 in OpenAI's shape with retry-after when its
 //      lane is full or its wait reaches the lane's deadline;
@@ -19,22 +23,28 @@
 //      answer event by event (relay.hpp: usage asked for upstream, settled from the last
 //      chunk, removed when the client did not ask). A client that hangs up meanwhile ends
 //      the upstream call (its connection is closed).
-// One access-log line per request (no key, no query string: a key is shown by its log id).
+// One access-log line per request (no key, no query string: a key is shown by its log id),
+// and, after the key check, one row in the usage store (usage.hpp). GET /v1/floodgate/usage
+// shows the totals per key: a key its own row; every row to a key with "sees_all_usage",
+// and to every caller without a keys file (loopback only).
 // SIGINT/SIGTERM: stop accepting, /healthz answers 503, keep-alive ends after the answer
 // in progress, and the process waits up to `grace` for requests queued or in flight.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "floodgate/core/clock.hpp"
+#include "floodgate/cost/prices.hpp"
 #include "floodgate/gateway/keys.hpp"
 #include "floodgate/gateway/lanes.hpp"
 #include "floodgate/gateway/upstream.hpp"
+#include "floodgate/gateway/usage.hpp"
 
 namespace floodgate::engine {
 struct EngineOptions;
@@ -66,6 +76,14 @@ struct ServeOptions {
   // One line per request, without its newline; null: no access log. Called from the
   // server's threads, one call at a time.
   std::function<void(std::string_view)> access_log;
+  // Every call after the key check is recorded here (usage.hpp): /v1/floodgate/usage, the
+  // budgets; null: nothing recorded, no budget enforced. The caller opens it (so a place
+  // that cannot be written fails at start) and closes it after run_gateway returns.
+  std::shared_ptr<UsageStore> usage;
+  const cost::PriceTable* prices = nullptr;  // the calls' cost; null: the built-in table
+  // A line for the operator, once per occurrence (e.g. a key's share of an upstream limit
+  // that is not known); null: dropped.
+  std::function<void(std::string_view)> notice;
   const Clock* clock = nullptr;  // the lanes' time; null: the steady clock
 };
 

@@ -81,7 +81,8 @@ async function main() {
   const simBase = await start('sim', ['sim', '--port', '0', '--api-key', UPSTREAM_KEY, '--latency', 'none',
     '--fault-rate', '0', '--embedding-dim', '64'], {});
   const accessLog = path.join(dir, 'access.log');
-  const gateway = start('gateway', ['serve', '--port', '0', '--upstream', simBase, '--access-log', accessLog],
+  const gateway = start('gateway', ['serve', '--port', '0', '--upstream', simBase, '--access-log', accessLog,
+    '--usage-db', path.join(dir, 'usage.sqlite')],
     { OPENAI_API_KEY: UPSTREAM_KEY, OPENAI_BASE_URL: '' });
   const gwBase = await gateway;
   assert.match(gwBase, /^http:\/\/127\.0\.0\.1:\d+\/v1$/);
