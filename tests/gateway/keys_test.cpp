@@ -38,6 +38,7 @@ TEST(ClientKeys, MapsEachKeyToItsLaneLimitsAndBudget) {
   EXPECT_EQ(web->lane, 0u);
   EXPECT_TRUE(web->may_choose_lane);
   EXPECT_FALSE(web->budget_usd);
+  EXPECT_FALSE(web->sees_all_usage) << "a key sees its own usage only, unless the file says";
   const ClientKey* nightly = keys.find("fg-nightly-secret-2");
   ASSERT_NE(nightly, nullptr);
   EXPECT_EQ(nightly->lane, 1u);
@@ -47,6 +48,14 @@ TEST(ClientKeys, MapsEachKeyToItsLaneLimitsAndBudget) {
   EXPECT_EQ(nightly->budget_usd, 50.0);
   EXPECT_EQ(keys.find("fg-web-secret-"), nullptr);
   EXPECT_EQ(keys.find(""), nullptr);
+}
+
+TEST(ClientKeys, AKeyMaySeeEveryKeysUsageAndEntriesListsThemAll) {
+  const auto keys = ClientKeys::parse(R"({"keys": [{"key": "k1", "name": "ops", "sees_all_usage": true}, {"key": "k2", "name": "b"}]})",
+                                      "keys.json", kLanes);
+  EXPECT_TRUE(keys.find("k1")->sees_all_usage);
+  EXPECT_FALSE(keys.find("k2")->sees_all_usage);
+  EXPECT_EQ(keys.entries().size(), 2u);
 }
 
 TEST(ClientKeys, ALaneIsTheFirstLaneUnlessNamed) {
@@ -92,6 +101,8 @@ TEST(ClientKeys, EntryErrorsNameTheEntryAndFieldNeverTheKey) {
   EXPECT_EQ(error_of(R"({"keys": [{"key": "sekrit-1", "name": "a", "budget_usd": -1}]})"),
             "keys.json: keys[0].budget_usd: must be a number of dollars above 0, not -1");
   EXPECT_EQ(error_of(R"({"keys": [{"key": 12, "name": "a"}]})"), "keys.json: keys[0].key: must be a string (it is number)");
+  EXPECT_EQ(error_of(R"({"keys": [{"key": "sekrit-1", "name": "a", "sees_all_usage": "yes"}]})"),
+            "keys.json: keys[0].sees_all_usage: must be true or false, not \"yes\"");
   EXPECT_EQ(error_of(R"({"keys": {}})"),
             "keys.json: needs {\"keys\": [{\"key\": ..., \"name\": ..., \"lane\": ...}, ...]}");
   EXPECT_EQ(error_of(R"({"keys": []})"), "");
