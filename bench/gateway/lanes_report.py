@@ -90,6 +90,13 @@ def main():
     upstream_rpm = len(up) / minutes if minutes else 0
     upstream_tpm = sum(r.get("tokens_charged") or 0 for r in up) / minutes if minutes else 0
 
+    # Where the tail comes from: the interactive requests that waited over 2 intervals (when,
+    # in s from the interactive client's start), and the upstream's longest pause.
+    slow_at = [round((r["sent_ns"] - span[0]) / 1e9) for r in ok_inter
+               if (r["done_ns"] - r["sent_ns"]) / 1e6 - a.sim_latency_ms > 2 * interval_ms]
+    times = sorted(r["admitted_ms"] for r in up)
+    gap, gap_at = max(((b - t, t) for t, b in zip(times, times[1:])), default=(0, span[0] / 1e6))
+
     windows = ledger_windows.windows(ledger)
     max_requests = max((m["max_requests"] for m in windows.values()), default=0)
     max_tokens = max((m["max_tokens"] for m in windows.values()), default=0)
@@ -118,6 +125,8 @@ def main():
                        "over_rpm": bool(a.rpm) and max_requests > a.rpm, "over_tpm": bool(a.tpm) and max_tokens > a.tpm,
                        "max_requests_1s": max_1s},
         "answers_in_wrong_lane": wrong_lane,
+        "interactive_over_2_intervals_at_s": slow_at,
+        "longest_upstream_gap": {"ms": gap, "at_s": round((gap_at * 1e6 - span[0]) / 1e9, 1)},
     }
 
     def ms(s, key):
@@ -132,6 +141,8 @@ def main():
                     (f"client wait (latency - {a.sim_latency_ms:g} ms)", res["interactive"]["wait_ms"]),
                     ("client latency of every answer, 429s too", res["interactive"]["latency_all_ms"])):
         print(f"interactive {name}: n={s['n']} p50 {ms(s, 'p50')}, p99 {ms(s, 'p99')}, max {ms(s, 'max')}")
+    print(f"interactive waits over 2 intervals: {len(slow_at)}, sent at {slow_at} s; the upstream's longest pause"
+          f" in the steady part: {gap} ms, at {res['longest_upstream_gap']['at_s']} s")
     print(f"interactive statuses {res['interactive']['statuses']}; batch statuses {res['batch']['statuses']}")
     print(f"steady part {minutes:.2f} min: batch {batch_rpm:.1f} answered/min = {batch_rpm / limit_rpm:.1%} of the limit;"
           f" upstream admitted {upstream_rpm:.1f}/min = {upstream_rpm / limit_rpm:.1%} ({upstream_tpm:.0f} tokens/min)")
