@@ -7,6 +7,10 @@
 //     scheduled time and its latency is counted from it, so a stall delays and counts every
 //     request behind it (no coordinated omission). Prints one JSON line: sent, ok, errors,
 //     p50_ms, p90_ms, p99_ms, p999_ms, max_ms, achieved rate.
+//   loadgen pair URL_A KEY_A URL_B KEY_B BODY_FILE RATE SECONDS CONNECTIONS
+//     as `rate`, to two targets at once, RATE requests/s each over CONNECTIONS connections each,
+//     their requests interleaved (A, B, A, B ... every 1/(2 RATE) s) so both see the same
+//     moments of a noisy machine. Prints {"a": {...}, "b": {...}}, each as `rate` prints.
 //   loadgen batch URL BODY_FILE SECONDS CONNECTIONS OUT_JSONL [AUTH_KEY]
 //     closed loop in the gateway's batch lane (`x-floodgate-lane: batch`): CONNECTIONS
 //     connections, each sending its next request as soon as the previous one is answered,
@@ -83,7 +87,8 @@ struct Conn {
 };
 
 struct Load {
-  asio::io_context io;
+  explicit Load(asio::io_context& context) : io(context) {}
+  asio::io_context& io;
   Url url;
   std::string request;  // the whole request, written as is
   std::vector<std::unique_ptr<Conn>> conns;
@@ -118,13 +123,19 @@ asio::awaitable<void> serve(Load& load, Conn* c, Clock::time_point scheduled) {
   }
 }
 
-asio::awaitable<void> schedule(Load& load, double rate, double seconds) {
+// Open loop over the loads in turn: each gets RATE requests/s, the n loads' requests
+// interleaved evenly (load k's i-th at (i*n + k) / (n*RATE) s), so they share every moment of
+// the machine's noise.
+asio::awaitable<void> schedule(std::vector<Load*> loads, double rate, double seconds) {
+  asio::io_context& io = loads.front()->io;
   const auto start = Clock::now() + std::chrono::milliseconds(100);
-  load.count_from = start + std::chrono::seconds(1);
-  const long total = static_cast<long>(rate * (seconds + 1));
-  asio::steady_timer timer(load.io);
+  for (Load* load : loads) load->count_from = start + std::chrono::seconds(1);
+  const double n = static_cast<double>(loads.size());
+  const long total = static_cast<long>(rate * n * (seconds + 1));
+  asio::steady_timer timer(io);
   for (long i = 0; i < total; ++i) {
-    const auto at = start + std::chrono::nanoseconds(static_cast<long long>(1e9 * static_cast<double>(i) / rate));
+    Load& load = *loads[static_cast<std::size_t>(i) % loads.size()];
+    const auto at = start + std::chrono::nanoseconds(static_cast<long long>(1e9 * static_cast<double>(i) / (rate * n)));
     timer.expires_at(at);
     co_await timer.async_wait(asio::use_awaitable);
     ++load.sent;
@@ -135,7 +146,7 @@ asio::awaitable<void> schedule(Load& load, double rate, double seconds) {
     }
     Conn* c = load.idle.back();
     load.idle.pop_back();
-    asio::co_spawn(load.io, serve(load, c, at), asio::detached);
+    asio::co_spawn(io, serve(load, c, at), asio::detached);
   }
 }
 
@@ -146,9 +157,8 @@ double percentile(std::vector<double>& v, double p) {
   return v[k];
 }
 
-int run_rate(const std::string& url_text, const std::string& body_file, double rate, double seconds, int connections,
-             const std::string& key) {
-  Load load;
+void open_connections(Load& load, const std::string& url_text, const std::string& body_file, const std::string& key,
+                      int connections) {
   load.url = parse(url_text);
   load.request = post_request(load.url, body_file, key, "");
   tcp::resolver resolver(load.io);
@@ -160,18 +170,46 @@ int run_rate(const std::string& url_text, const std::string& body_file, double r
     load.idle.push_back(c.get());
     load.conns.push_back(std::move(c));
   }
-  const auto began = Clock::now();
-  asio::co_spawn(load.io, schedule(load, rate, seconds), asio::detached);
-  load.io.run();
-  const double took = std::chrono::duration<double>(Clock::now() - began).count();
+}
+
+std::string rate_summary(Load& load, double took) {
   auto& v = load.latencies_ms;
   const double max = v.empty() ? 0 : *std::max_element(v.begin(), v.end());
-  std::printf(
-      "{\"sent\":%ld,\"ok\":%ld,\"errors\":%ld,\"p50_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f,\"p999_ms\":%.4f,"
-      "\"max_ms\":%.4f,\"rate\":%.1f}\n",
-      load.sent, load.ok, load.errors, percentile(v, 0.5), percentile(v, 0.9), percentile(v, 0.99), percentile(v, 0.999), max,
-      static_cast<double>(load.sent) / took);
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "{\"sent\":%ld,\"ok\":%ld,\"errors\":%ld,\"p50_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f,"
+                "\"p999_ms\":%.4f,\"max_ms\":%.4f,\"rate\":%.1f}",
+                load.sent, load.ok, load.errors, percentile(v, 0.5), percentile(v, 0.9), percentile(v, 0.99),
+                percentile(v, 0.999), max, static_cast<double>(load.sent) / took);
+  return line;
+}
+
+int run_rate(const std::string& url_text, const std::string& body_file, double rate, double seconds, int connections,
+             const std::string& key) {
+  asio::io_context io;
+  Load load(io);
+  open_connections(load, url_text, body_file, key, connections);
+  const auto began = Clock::now();
+  asio::co_spawn(io, schedule({&load}, rate, seconds), asio::detached);
+  io.run();
+  std::printf("%s\n", rate_summary(load, std::chrono::duration<double>(Clock::now() - began).count()).c_str());
   return load.errors == 0 ? 0 : 1;
+}
+
+// Two targets in one run, their requests interleaved (run.sh: the simulator straight and
+// through the gateway, under the same noise).
+int run_pair(const std::string& url_a, const std::string& key_a, const std::string& url_b, const std::string& key_b,
+             const std::string& body_file, double rate, double seconds, int connections) {
+  asio::io_context io;
+  Load a(io), b(io);
+  open_connections(a, url_a, body_file, key_a, connections);
+  open_connections(b, url_b, body_file, key_b, connections);
+  const auto began = Clock::now();
+  asio::co_spawn(io, schedule({&a, &b}, rate, seconds), asio::detached);
+  io.run();
+  const double took = std::chrono::duration<double>(Clock::now() - began).count();
+  std::printf("{\"a\":%s,\"b\":%s}\n", rate_summary(a, took).c_str(), rate_summary(b, took).c_str());
+  return a.errors == 0 && b.errors == 0 ? 0 : 1;
 }
 
 // The lanes benchmark (lanes.sh): one answered request, and the state of a batch or an
@@ -395,12 +433,16 @@ int main(int argc, char** argv) {
     return run_rate(a[1], a[2], std::atof(a[3].c_str()), std::atof(a[4].c_str()), std::atoi(a[5].c_str()),
                     a.size() > 6 ? a[6] : "sk-bench");
   }
+  if (a.size() == 9 && a[0] == "pair") {
+    return run_pair(a[1], a[2], a[3], a[4], a[5], std::atof(a[6].c_str()), std::atof(a[7].c_str()), std::atoi(a[8].c_str()));
+  }
   if (a.size() >= 6 && (a[0] == "batch" || a[0] == "interactive")) {
     return run_lane(a[0] == "batch", a[1], a[2], std::atof(a[3].c_str()), std::atof(a[4].c_str()), a[5],
                     a.size() > 6 ? a[6] : "sk-bench");
   }
   if (a.size() == 4 && a[0] == "idle") return run_idle(a[1], std::atoi(a[2].c_str()), std::atof(a[3].c_str()));
   std::fprintf(stderr, "usage: loadgen rate URL BODY_FILE RATE SECONDS CONNECTIONS [KEY]\n"
+               "     | loadgen pair URL_A KEY_A URL_B KEY_B BODY_FILE RATE SECONDS CONNECTIONS\n"
                "     | loadgen batch URL BODY_FILE SECONDS CONNECTIONS OUT_JSONL [KEY]\n"
                "     | loadgen interactive URL BODY_FILE SECONDS RATE OUT_JSONL [KEY]\n"
                "     | loadgen idle URL CONNECTIONS SECONDS\n");

@@ -3,10 +3,14 @@
 # `floodgate sim`, and idle keep-alive connections held.
 #   bench/gateway/run.sh [build dir] [seconds]        (default: build, 20)
 #   GW_ARGS=--no-engine bench/gateway/run.sh ...      (the chat calls through the relay, unpaced)
-# 1. Latency at RATE requests/s (default 1000), open loop (loadgen.cpp): the same chat body
-#    POSTed to the sim directly, then through the gateway, alternately ROUNDS times (default 3);
-#    p50/p99 of each run and the differences (gateway minus direct) of those percentiles, and
-#    the gateway's CPU per request (/proc/PID/stat).
+# 1. Latency at RATE requests/s (default 1000), open loop (loadgen.cpp), ROUNDS times (default 5):
+#    the same chat body POSTed to the sim directly and through the gateway, RATE/s each, their
+#    requests interleaved in one run (`loadgen pair`: direct, gateway, direct ... so both see
+#    the same moments of the machine's noise); per round p50/p99 of each side, the differences
+#    (gateway minus direct) of those percentiles and the gateway's CPU per request
+#    (/proc/PID/stat); then the median of each difference over the rounds.
+#    MODE=sequential: the way of the numbers before 2026-12-03 16:00: a run straight to the
+#    sim, then one through the gateway, per round (their p99s met different noise).
 # 2. IDLE (default 10000) keep-alive connections opened to the gateway (one GET /healthz each),
 #    held for 10 s: the gateway's RSS before and while they are held, and each still answers.
 # The simulator has no limits, no latency, no faults and no ledger; both servers run one
@@ -16,7 +20,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-$here/../../build}"
 seconds="${2:-20}"
 rate="${RATE:-1000}"
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-5}"
+mode="${MODE:-interleaved}"
 idle="${IDLE:-10000}"
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((idle + 100)) ] || { echo "run.sh: needs $((idle + 100)) file descriptors (ulimit -n)" >&2; exit 2; }
@@ -41,13 +46,21 @@ printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say so
 "$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" 2 32 sk-bench-upstream >/dev/null
 "$gen" rate "$gw/chat/completions" "$tmp/chat.json" "$rate" 2 32 sk-bench-client >/dev/null
 for r in $(seq "$rounds"); do
-  d="$("$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" "$seconds" 32 sk-bench-upstream)"
   t0="$(cpu_ticks "$gw_pid")"
-  g="$("$gen" rate "$gw/chat/completions" "$tmp/chat.json" "$rate" "$seconds" 32 sk-bench-client)"
+  if [ "$mode" = sequential ]; then
+    d="$("$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" "$seconds" 32 sk-bench-upstream)"
+    t0="$(cpu_ticks "$gw_pid")"
+    g="$("$gen" rate "$gw/chat/completions" "$tmp/chat.json" "$rate" "$seconds" 32 sk-bench-client)"
+  else
+    both="$("$gen" pair "$sim/chat/completions" sk-bench-upstream "$gw/chat/completions" sk-bench-client \
+      "$tmp/chat.json" "$rate" "$seconds" 32)"
+    d="$(python3 -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1])["a"]))' "$both")"
+    g="$(python3 -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1])["b"]))' "$both")"
+  fi
   t1="$(cpu_ticks "$gw_pid")"
   echo "round $r direct:  $d"
   echo "round $r gateway: $g"
-  python3 - "$d" "$g" "$((t1 - t0))" "$hz" <<'PY'
+  python3 - "$d" "$g" "$((t1 - t0))" "$hz" <<'PY' | tee -a "$tmp/added"
 import json, sys
 d, g = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 cpu_us = int(sys.argv[3]) / int(sys.argv[4]) * 1e6 / max(1, g['sent'])
@@ -56,6 +69,13 @@ print(f"        added: p50 {1000*(g['p50_ms']-d['p50_ms']):.0f} us, p99 {1000*(g
       f" gateway CPU {cpu_us:.0f} us per request")
 PY
 done
+python3 - "$tmp/added" <<'PY'
+import re, statistics, sys
+rows = [re.search(r"p50 (-?\d+) us, p99 (-?\d+) us", line) for line in open(sys.argv[1])]
+p50, p99 = sorted(int(m[1]) for m in rows if m), sorted(int(m[2]) for m in rows if m)
+print(f"median over {len(p50)} rounds: added p50 {statistics.median(p50):.0f} us, added p99 {statistics.median(p99):.0f} us"
+      f" (p99 from {p99[0]} to {p99[-1]} us)")
+PY
 echo "load average after the latency runs: $(loadavg)"
 
 echo "gateway RSS before idle connections: $(rss_kib "$gw_pid") KiB"
