@@ -181,7 +181,7 @@ class Gateway {
     std::optional<KeyLimiter::Ticket> ticket;
   };
   asio::awaitable<std::optional<Answer>> key_limits(const ClientKey& key, Route route, const std::string& model,
-                                                    const std::string* body, std::size_t lane, Held& held);
+                                                    const std::string* body, std::size_t lane, tcp::socket& socket, Held& held);
   // After the answer: the call's row in the usage store, what `held` held given back.
   void account(const Answer& answer, const ClientKey* key, const std::string& key_id, Route route, std::string_view lane,
                std::string model, const std::shared_ptr<Waiter>& w, const Held& held);
@@ -481,7 +481,8 @@ limit::Limits Gateway::upstream_limits_of(std::string_view model) const {
 }
 
 asio::awaitable<std::optional<Answer>> Gateway::key_limits(const ClientKey& key, Route route, const std::string& model,
-                                                          const std::string* body, std::size_t lane, Held& held) {
+                                                          const std::string* body, std::size_t lane, tcp::socket& socket,
+                                                          Held& held) {
   const bool budget = key.budget_usd && options_.usage;
   if (!budget && !has_sub_limits(key)) co_return std::nullopt;
   // The request's tokens as the engine estimates them (an upload's are not known: 0).
@@ -511,7 +512,9 @@ asio::awaitable<std::optional<Answer>> Gateway::key_limits(const ClientKey& key,
   const limit::Cost cost{1, limits_config_.charge_for(model).charge(inputs)};
   const Duration max_wait = lanes_.config(lane).max_wait;
   const TimePoint started = clock_.now();
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  // Shared with the hang-up watch, whose handler may run after this coroutine is gone.
+  const auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+  const auto gone = std::make_shared<bool>(false);
   for (;;) {
     const TimePoint now = clock_.now();
     KeyLimiter::Verdict v = key_limiter_.acquire(key, model, cost, upstream_limits_of(model), now);
@@ -541,9 +544,27 @@ asio::awaitable<std::optional<Answer>> Gateway::key_limits(const ClientKey& key,
       refused.headers = {{"retry-after", retry.seconds}, {"retry-after-ms", retry.milliseconds}};
       co_return refused;
     }
-    timer.expires_after(wait);
+    // A client that hangs up meanwhile stops waiting (as in its lane: the socket turns
+    // readable and a peek finds the end of the stream, not a pipelined request).
+    socket.async_wait(tcp::socket::wait_read, [timer, gone, &socket](boost::system::error_code ec) {
+      if (ec) return;
+      char byte = 0;
+      const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+      *gone = true;
+      timer->cancel();
+    });
+    timer->expires_after(std::max(wait, Duration(std::chrono::milliseconds(1))));
     boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    boost::system::error_code ignored;
+    socket.cancel(ignored);
+    if (*gone) {
+      Answer left(499, "", "", {});
+      left.written = true;
+      left.keep_alive = false;
+      co_return left;
+    }
   }
 }
 
@@ -691,7 +712,7 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   const std::size_t lane = std::get<LaneChoice>(choice).lane;
   lane_name = lanes_.config(lane).name;
   if (key != nullptr) {  // its budget and sub-limits, before it waits in a lane
-    if (auto refused = co_await key_limits(*key, route, model, in.body, lane, held)) {
+    if (auto refused = co_await key_limits(*key, route, model, in.body, lane, in.socket, held)) {
       refused->headers.emplace_back(kLaneHeader, lane_name);
       co_return finish(std::move(*refused));
     }

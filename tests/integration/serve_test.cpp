@@ -882,3 +882,24 @@ TEST(Serve, AKeysShareIsOfTheUpstreamLimitGivenToTheGateway) {
   gw.stop();
   EXPECT_EQ(floodgate::test::slurp(gw.log_path()).find("does not apply"), std::string::npos);
 }
+
+TEST(Serve, AKeyWaitingForItsSubLimitWaitsAndAClientThatLeavesMeanwhileStopsWaiting) {
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
+  floodgate::test::TempDir dir("serve_sublimit_wait");
+  const std::string keys = dir.file("keys.json");
+  std::ofstream(keys) << R"({"keys": [{"key": ")" << kClientKey << R"(", "name": "one", "requests_per_minute": 1}]})";
+  // The lane waits 2 minutes: the second call of the minute waits for the window (~60 s).
+  ServeProcess gw({"--upstream", sim.base_url(), "--keys", keys, "--interactive-wait", "2m"}, kUpstreamKey);
+  const std::vector<std::string> auth = {"Authorization: Bearer " + kClientKey};
+  ASSERT_EQ(gw.post("/v1/chat/completions", kChat, auth).status, 200);
+  const HttpResult gave_up = gw.post("/v1/chat/completions", kChat, auth, 1s);
+  EXPECT_EQ(gave_up.status, 0) << "still waiting after 1 s: " << gave_up.body;
+  // The gateway sees it leave and stops waiting at once (its log line, 499), not after ~60 s.
+  bool logged = false;
+  for (int i = 0; i < 200 && !logged; ++i) {
+    logged = floodgate::test::slurp(gw.log_path()).find(" 499 lane=interactive key=one#") != std::string::npos;
+    if (!logged) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(logged) << floodgate::test::slurp(gw.log_path());
+  EXPECT_EQ(gw.stop(), 0);
+}
