@@ -261,7 +261,8 @@ void register_serve(CLI::App& app, int& exit_code) {
                 "limiter and retries)")
       ->group(lanes);
   cmd->add_option("--max-in-flight", o.max_in_flight,
-                  "Requests upstream at once (until the engine's limiter decides the room)")
+                  "Calls upstream at once: the engine's cap on calls sent and not answered, and the relay's (streams, "
+                  "uploads, --no-engine). The lanes hand the engine a request only as it sends one")
       ->group(lanes)
       ->capture_default_str();
 

@@ -57,6 +57,7 @@ struct Client::Impl {
     TimePoint submitted_at{};
     bool in_engine = false;    // the engine took it (else it still waits in `handoff`)
     bool cancel_sent = false;  // Engine::cancel() was asked
+    bool sent = false;         // its first attempt went out (ClientOptions::on_sent)
   };
   struct Queued {
     std::uint64_t seq = 0;
@@ -157,6 +158,23 @@ struct Client::Impl {
       }
       if (theirs) theirs(ev);
     };
+    if (options.on_sent) {  // after the caller's own admit hook, when it lets the request go
+      eo.admit = [this, theirs = std::move(eo.admit), on_sent = std::move(options.on_sent)](const Request& r) {
+        const EngineOptions::Admit verdict = theirs ? theirs(r) : EngineOptions::Admit::yes;
+        if (verdict != EngineOptions::Admit::yes) return verdict;
+        std::string id;
+        {
+          const std::lock_guard lock(mu);
+          const auto it = pending.find(r.line_no);
+          if (it != pending.end() && !it->second.sent) {
+            it->second.sent = true;
+            id = it->second.id;
+          }
+        }
+        if (!id.empty()) on_sent(id);
+        return verdict;
+      };
+    }
     eo.extra_sinks.clear();
     eo.extra_sinks.push_back(std::make_unique<CompletionSink>(*this));
     eo.source = std::make_unique<QueueSource>(*this);
@@ -223,7 +241,7 @@ struct Client::Impl {
     req.custom_id = std::to_string(seq);
     req.line_no = seq;
     seq_of.emplace(s.id, seq);
-    pending.emplace(seq, Pending{std::move(s.id), now, false, false});
+    pending.emplace(seq, Pending{std::move(s.id), now, false, false, false});
     if (handoff.empty()) submitted.set();
     handoff.push_back(Queued{seq, std::move(req), s.priority, s.deadline});
     return {};

@@ -25,6 +25,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "floodgate/core/batch_io.hpp"
 #include "floodgate/core/error.hpp"
 #include "floodgate/core/request.hpp"
 #include "floodgate/core/text.hpp"
@@ -92,6 +93,9 @@ struct Waiter {
   State state = State::waiting;
   Refusal refusal;
   Duration waited{0};
+  std::size_t lane = 0;
+  RoomId room = Room::kRelay;  // where the lanes hand it: its model's engine queue, or the relay
+  bool owed = false;           // handed over for its lane's minimum share
   std::optional<std::chrono::nanoseconds> upstream_elapsed;  // it went upstream
   std::optional<engine::Completion> completion;              // its outcome from the engine
 
@@ -116,6 +120,7 @@ class Gateway {
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? *options_.clock : SteadyClock::instance()),
         lanes_(options_.lanes),
+        room_(options_.max_in_flight, kUnsentPerLane),
         upstream_(options_.upstream),
         prices_(options_.prices != nullptr ? *options_.prices : cost::PriceTable::builtin()) {
     for (std::size_t i = 0; i < threads; ++i) pools_.push_back(std::make_unique<proxy::Pool>());
@@ -133,6 +138,9 @@ class Gateway {
       co.engine.outage_limit = Duration::zero();
       co.engine.transport.total_timeout = options_.upstream.timeout;
       co.on_complete = [this](engine::Completion&& c) { completed(std::move(c)); };
+      // The room signal (lanes.hpp): a request the engine is about to send leaves its queue,
+      // and the lanes may hand it the next one.
+      co.on_sent = [this](const std::string& id) { left_engine_queue(id); };
       engine_ = std::make_unique<engine::Client>(std::move(co));
     }
   }
@@ -160,7 +168,7 @@ class Gateway {
  private:
   // Waits for the lane: nullopt when admitted, the refusal when refused; the Waiter's state
   // says cancelled when the client hung up meanwhile.
-  asio::awaitable<std::optional<Refusal>> wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane,
+  asio::awaitable<std::optional<Refusal>> wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane, RoomId room,
                                                         tcp::socket& socket);
   void watch_hang_up(const std::shared_ptr<Waiter>& w, TicketId id, tcp::socket& socket);
   // Sends the request upstream and relays the answer (proxy.hpp); what is left to write
@@ -188,6 +196,12 @@ class Gateway {
   [[nodiscard]] Answer usage_answer(const ClientKey* key) const;
   // The upstream's limits of `model` (0: not known), of which a key's shares are taken.
   [[nodiscard]] limit::Limits upstream_limits_of(std::string_view model) const;
+  // The engine sends (or has finished unsent) the request with this id: the room it held in
+  // its lane's engine queue is given back, and the lanes pull again. Any thread; no lock held.
+  void left_engine_queue(const std::string& id);
+  void give_back(std::size_t lane, RoomId room);
+  // Requests the engine has sent and not answered yet (outstanding less unsent).
+  [[nodiscard]] std::size_t engine_sent();
   // Hands upstream what the room allows and tells the expired; under mu_. `self`: the waiter
   // of the calling coroutine, on its own executor: admitted in place rather than by a post.
   void pump_locked(TimePoint now, Waiter* self = nullptr);
@@ -201,7 +215,7 @@ class Gateway {
   std::mutex mu_;
   Lanes lanes_;                                                     // under mu_
   std::unordered_map<TicketId, std::shared_ptr<Waiter>> waiters_;  // under mu_: waiting in a lane
-  std::size_t in_flight_ = 0;                                       // under mu_
+  Room room_;                                                       // under mu_: what the lanes may hand over
   TicketId next_id_ = 0;                                            // under mu_
   HttpCounts counts_;                                               // under mu_
   std::mutex log_mu_;
@@ -210,6 +224,9 @@ class Gateway {
   std::unique_ptr<engine::Client> engine_;
   std::mutex engine_mu_;
   std::unordered_map<std::string, std::shared_ptr<Waiter>> engine_waiting_;  // under engine_mu_
+  // Submitted and not sent yet: the lane and room each holds (under engine_mu_).
+  std::unordered_map<std::string, std::pair<std::size_t, RoomId>> engine_unsent_;
+  static constexpr std::size_t kUnsentPerLane = 2;
   std::atomic<std::uint64_t> engine_ids_{0};
   const cost::PriceTable& prices_;
   KeyLimiter key_limiter_;
@@ -217,7 +234,37 @@ class Gateway {
   limit::LimitsConfig limits_config_;  // the engine's: --rpm, --tpm, --limits FILE ...
 };
 
+void Gateway::left_engine_queue(const std::string& id) {
+  std::pair<std::size_t, RoomId> held;
+  {
+    const std::lock_guard lock(engine_mu_);
+    const auto it = engine_unsent_.find(id);
+    if (it == engine_unsent_.end()) return;  // sent already: its room was given back then
+    held = it->second;
+    engine_unsent_.erase(it);
+  }
+  give_back(held.first, held.second);
+}
+
+void Gateway::give_back(std::size_t lane, RoomId room) {
+  const std::lock_guard lock(mu_);
+  room_.give_back(lane, room);
+  pump_locked(clock_.now());
+}
+
+std::size_t Gateway::engine_sent() {
+  if (!engine_) return 0;
+  std::size_t unsent = 0;
+  {
+    const std::lock_guard lock(engine_mu_);
+    unsent = engine_unsent_.size();
+  }
+  const std::size_t outstanding = engine_->outstanding();
+  return outstanding > unsent ? outstanding - unsent : 0;
+}
+
 void Gateway::completed(engine::Completion&& c) {
+  left_engine_queue(c.outcome.custom_id);  // finished unsent (cancelled, max_wait, a stop)
   std::shared_ptr<Waiter> w;
   {
     const std::lock_guard lock(engine_mu_);
@@ -240,19 +287,23 @@ asio::awaitable<std::optional<Answer>> Gateway::through_engine(const Incoming& i
   {
     const std::lock_guard lock(engine_mu_);
     engine_waiting_.emplace(id, w);
+    engine_unsent_.emplace(id, std::make_pair(lane, w->room));
   }
   engine::Submission s;
   s.id = id;
   s.endpoint = endpoint;
   s.body = *in.body;
-  s.priority = -static_cast<int>(lane);
+  s.priority = w->owed ? 1 : -static_cast<int>(lane);  // Room::priority: a share's request goes first
   const Duration left = lanes_.config(lane).max_wait - w->waited;
   s.deadline = clock_.now() + std::max(left, Duration(std::chrono::milliseconds(1)));
   w->state = Waiter::State::waiting;
   const auto started = std::chrono::steady_clock::now();
   if (!engine_->submit(std::move(s))) {
-    const std::lock_guard lock(engine_mu_);
-    engine_waiting_.erase(id);
+    {
+      const std::lock_guard lock(engine_mu_);
+      engine_waiting_.erase(id);
+    }
+    left_engine_queue(id);
     co_return std::nullopt;
   }
   // A client that hangs up cancels its call in the engine (queued or in flight).
@@ -317,14 +368,17 @@ asio::awaitable<std::optional<Answer>> Gateway::through_engine(const Incoming& i
 }
 
 void Gateway::pump_locked(TimePoint now, Waiter* self) {
-  while (in_flight_ < options_.max_in_flight) {
-    const auto next = lanes_.pull(now);
-    if (!next) break;
-    ++in_flight_;
+  while (const auto next = room_.pull(lanes_, now)) {
     const auto it = waiters_.find(next->id);
-    if (it == waiters_.end()) continue;
+    if (it == waiters_.end()) {
+      room_.give_back(next->lane, next->room);
+      continue;
+    }
     std::shared_ptr<Waiter> w = std::move(it->second);
     waiters_.erase(it);
+    w->lane = next->lane;
+    w->room = next->room;
+    w->owed = next->owed;
     if (w.get() == self) {
       w->state = Waiter::State::admitted;
       w->waited = next->waited;
@@ -368,13 +422,13 @@ void Gateway::watch_hang_up(const std::shared_ptr<Waiter>& w, TicketId id, tcp::
   });
 }
 
-asio::awaitable<std::optional<Refusal>> Gateway::wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane,
+asio::awaitable<std::optional<Refusal>> Gateway::wait_for_lane(const std::shared_ptr<Waiter>& w, std::size_t lane, RoomId room,
                                                                tcp::socket& socket) {
   TicketId id = 0;
   {
     const std::lock_guard lock(mu_);
     id = ++next_id_;
-    if (auto refused = lanes_.enqueue(id, lane, clock_.now())) co_return refused;
+    if (auto refused = lanes_.enqueue(id, lane, clock_.now(), room)) co_return refused;
     waiters_.emplace(id, w);
     pump_locked(clock_.now(), w.get());
   }
@@ -663,10 +717,11 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   if (route == Route::metrics) {
     HttpCounts counts;
     std::vector<LaneStats> stats;
+    const std::size_t sent = engine_sent();  // not under mu_: it asks the engine
     {
       const std::lock_guard lock(mu_);
       counts = counts_;
-      counts.upstream_in_flight = static_cast<std::int64_t>(in_flight_);
+      counts.upstream_in_flight = static_cast<std::int64_t>(room_.relay_in_flight() + sent);
       stats = lanes_.stats();
     }
     counts.connections = connections_;
@@ -718,7 +773,27 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
     }
   }
 
-  const auto refusal = co_await wait_for_lane(w, lane, in.socket);
+  // Where the lanes will hand it: non-streamed JSON calls to the engine's queue of their model
+  // (pacing, retries: a 429 waits here rather than reaching the client), streams and uploads
+  // to the relay (docs/gateway.md).
+  std::optional<Endpoint> endpoint;
+  if (engine_ && in.body != nullptr && route != Route::audio_transcriptions && route != Route::audio_translations &&
+      !stream_ask_of(*in.body).stream) {
+    endpoint = route == Route::chat_completions ? Endpoint::chat_completions
+               : route == Route::embeddings     ? Endpoint::embeddings
+                                                : Endpoint::responses;
+  }
+  RoomId room = Room::kRelay;
+  if (endpoint) {
+    InputOptions io;
+    io.default_endpoint = endpoint;
+    const ParsedLine parsed = parse_input_line(*in.body, 1, io);  // the engine's own reading of the model
+    if (parsed.request && !parsed.request->model.empty()) {
+      const std::lock_guard lock(mu_);
+      room = room_.of(parsed.request->model);
+    }
+  }
+  const auto refusal = co_await wait_for_lane(w, lane, room, in.socket);
   if (w->state == Waiter::State::cancelled) {
     Answer gone(499, "", "", {});
     gone.written = true;
@@ -742,25 +817,24 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   std::vector<std::pair<std::string, std::string>> own;
   own.emplace_back(kLaneHeader, lane_name);
   own.emplace_back("x-floodgate-queue-ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->waited).count()));
-  // Non-streamed JSON calls go through the engine (pacing, retries: a 429 waits here rather
-  // than reaching the client); streams and uploads through the relay (docs/gateway.md).
   std::optional<Answer> paced;
-  if (engine_ && in.body != nullptr && route != Route::audio_transcriptions && route != Route::audio_translations &&
-      !stream_ask_of(*in.body).stream) {
-    const Endpoint endpoint = route == Route::chat_completions ? Endpoint::chat_completions
-                              : route == Route::embeddings     ? Endpoint::embeddings
-                                                               : Endpoint::responses;
-    paced = co_await through_engine(in, endpoint, lane, w, own);
-  }
+  if (w->room != Room::kRelay) paced = co_await through_engine(in, *endpoint, lane, w, own);  // gives its room back
   if (paced) {
     answer = std::move(*paced);
+    if (w->completion && w->completion->queued > std::chrono::nanoseconds::zero()) {
+      // Its wait in the engine's queue, for the limiter, is part of its wait too.
+      w->waited += w->completion->queued;
+      for (auto& [name, value] : answer.headers) {
+        if (name == "x-floodgate-queue-ms") value = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->waited).count());
+      }
+    }
   } else {
+    if (w->room != Room::kRelay) {  // the engine did not take it: relayed, in the relay's room
+      const std::lock_guard lock(mu_);
+      room_.take(lane, Room::kRelay);
+    }
     answer = co_await forward(in, route, w, std::move(own));
-  }
-  {
-    const std::lock_guard lock(mu_);
-    --in_flight_;
-    pump_locked(clock_.now());
+    give_back(lane, Room::kRelay);
   }
   co_return finish(std::move(answer));
 }

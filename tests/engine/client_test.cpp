@@ -51,6 +51,17 @@ Submission chat(const std::string& id, int priority = 0) {
   return s;
 }
 
+// Replies ok after 1 s, but a 500 to the first attempt of the request `id` (`attempts`
+// counts that request's attempts).
+ScriptedServer::Script fails_once(const std::string& id, std::atomic<int>& attempts) {
+  return [id, &attempts](const SentRequest& r, std::size_t) {
+    ScriptedReply reply = ScriptedReply::ok();
+    if (id_in(r) == id && attempts++ == 0) reply = ScriptedReply::status_json(500, R"({"error":{"message":"boom","type":"server_error"}})");
+    reply.latency = 1s;
+    return reply;
+  };
+}
+
 // Replies with a fixed latency; `latency` maps a request's id to another one.
 ScriptedServer::Script replies(Duration latency, std::map<std::string, Duration> by_id = {}) {
   return [latency, by_id](const SentRequest& r, std::size_t) {
@@ -254,16 +265,46 @@ TEST(Client, HigherPriorityIsSentFirstAndEqualOnesInSubmissionOrder) {
   // Broken by: lanes in arrival order (low1 would go second).
 }
 
+TEST(Client, OnSentNamesEachRequestOnceRightBeforeItsFirstSendAndNeverOneThatStaysUnsent) {
+  // "a" fails once (500) and is retried: still one call. "c" is cancelled while it waits.
+  std::mutex mu;
+  std::vector<std::string> sent;
+  std::atomic<int> a_attempts{0};
+  Rig rig(
+      fails_once("a", a_attempts),
+      [&](ClientOptions& o) {
+        o.engine.max_in_flight = 1;
+        o.engine.retry.base_delay = std::chrono::milliseconds(0);
+        o.engine.retry.max_delay = std::chrono::milliseconds(0);
+        o.on_sent = [&](const std::string& id) {
+          const std::lock_guard lock(mu);
+          sent.push_back(id);
+        };
+      });
+  ASSERT_TRUE(rig.client->submit(chat("a")));
+  ASSERT_TRUE(rig.client->submit(chat("b")));
+  ASSERT_TRUE(rig.client->submit(chat("c")));
+  rig.settle();
+  {
+    const std::lock_guard lock(mu);
+    EXPECT_EQ(sent, std::vector<std::string>{"a"}) << "the others wait for the in-flight slot";
+  }
+  EXPECT_TRUE(rig.client->cancel("c"));
+  for (int i = 0; i < 6; ++i) rig.advance(1s);
+  const auto done = rig.take();
+  EXPECT_EQ(done.size(), 3u);
+  EXPECT_GE(done.at("a").outcome.attempts, 2u);
+  const std::lock_guard lock(mu);
+  EXPECT_EQ(sent, (std::vector<std::string>{"a", "b"}));
+  // Broken by: on_sent from the admit hook at every attempt ("a" twice), or with the engine's
+  // key instead of the caller's id.
+}
+
 TEST(Client, ARetryGoesBeforeItsPriorityButNotBeforeAHigherOne) {
   // "r" fails once (500); its retry waits behind "high" but before "same" of its priority.
   std::atomic<int> r_attempts{0};
   Rig rig(
-      [&](const SentRequest& r, std::size_t) {
-        ScriptedReply reply = ScriptedReply::ok();
-        if (id_in(r) == "r" && r_attempts++ == 0) reply = ScriptedReply::status_json(500, R"({"error":{"message":"boom","type":"server_error"}})");
-        reply.latency = 1s;
-        return reply;
-      },
+      fails_once("r", r_attempts),
       [](ClientOptions& o) {
         o.engine.max_in_flight = 1;
         o.engine.retry.base_delay = std::chrono::milliseconds(0);

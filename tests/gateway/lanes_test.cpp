@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
 #include "floodgate/core/error.hpp"
 
 using namespace std::chrono_literals;
@@ -223,4 +229,208 @@ TEST(Lanes, DefaultLanesAreInteractiveThenBatchWithAShare) {
   EXPECT_FALSE(lanes.find("Batch"));
   EXPECT_GT(lanes.config(1).min_share_permille, 0u);
   EXPECT_EQ(lanes.names(), "interactive, batch");
+}
+
+// ---- Rooms: what the lanes hand over, and when (the room signal) ----
+
+TEST(Lanes, PullTakesTheOldestRequestWhoseRoomFitsFifoPerRoom) {
+  ManualClock clock;
+  Lanes lanes(two_lanes(0));
+  ASSERT_FALSE(lanes.enqueue(1, kBatch, clock.now(), /*room=*/7));
+  ASSERT_FALSE(lanes.enqueue(2, kBatch, clock.now(), 7));
+  ASSERT_FALSE(lanes.enqueue(3, kBatch, clock.now(), 8));
+  ASSERT_FALSE(lanes.enqueue(4, kBatch, clock.now(), 8));
+  const auto room8_only = [](std::size_t, RoomId room, bool) { return room == 8; };
+  const auto a = lanes.pull(clock.now(), room8_only);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->id, 3u);
+  EXPECT_EQ(a->room, 8u);
+  EXPECT_EQ(lanes.depth(kBatch), 3u);
+  std::vector<TicketId> order;
+  while (auto next = lanes.pull(clock.now())) order.push_back(next->id);
+  EXPECT_EQ(order, (std::vector<TicketId>{1, 2, 4}));
+}
+
+TEST(Lanes, APullThatFindsNoRoomEarnsNoShareCredit) {
+  ManualClock clock;
+  Lanes lanes(two_lanes(/*batch_share_permille=*/250));
+  fill(lanes, kInteractive, 1, 20, clock.now());
+  fill(lanes, kBatch, 100, 20, clock.now());
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(lanes.pull(clock.now(), [](std::size_t, RoomId, bool) { return false; }));
+  std::vector<bool> owed;
+  for (int i = 0; i < 8; ++i) {
+    const auto next = lanes.pull(clock.now());
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->lane == kBatch, next->owed) << i;
+    owed.push_back(next->owed);
+  }
+  EXPECT_EQ(owed, (std::vector<bool>{false, false, false, true, false, false, false, true})) << "every 4th, as without the 10 empty pulls";
+}
+
+TEST(Lanes, AnOwedLaneWhoseRoomIsFullLetsTheOthersGo) {
+  ManualClock clock;
+  Lanes lanes(two_lanes(/*batch_share_permille=*/500));
+  fill(lanes, kInteractive, 1, 10, clock.now());
+  fill(lanes, kBatch, 100, 10, clock.now());
+  const auto no_batch = [](std::size_t lane, RoomId, bool) { return lane != kBatch; };
+  for (TicketId id = 1; id <= 4; ++id) EXPECT_EQ(lanes.pull(clock.now(), no_batch)->id, id);
+  const auto next = lanes.pull(clock.now());  // room again: the share it is owed
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->id, 100u);
+  EXPECT_TRUE(next->owed);
+}
+
+TEST(Room, CountsUnsentRequestsPerLaneAndModelAndRelayCallsInFlight) {
+  Room room(/*relay_in_flight=*/2, /*unsent_per_lane=*/2);
+  const RoomId a = room.of("gpt-4o-mini");
+  const RoomId b = room.of("gpt-4o");
+  EXPECT_NE(a, Room::kRelay);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(room.of("gpt-4o-mini"), a);
+  room.take(kBatch, a);
+  room.take(kBatch, a);
+  EXPECT_FALSE(room.fits(kBatch, a, false));
+  EXPECT_TRUE(room.fits(kBatch, a, /*owed=*/true)) << "one more for the share";
+  EXPECT_TRUE(room.fits(kBatch, b, false)) << "another model's queue";
+  EXPECT_TRUE(room.fits(kInteractive, a, false)) << "another lane";
+  room.take(kBatch, a);
+  EXPECT_FALSE(room.fits(kBatch, a, true));
+  room.give_back(kBatch, a);
+  room.give_back(kBatch, a);
+  EXPECT_EQ(room.unsent(kBatch, a), 1u);
+  EXPECT_TRUE(room.fits(kBatch, a, false));
+  room.take(kInteractive, Room::kRelay);
+  room.take(kBatch, Room::kRelay);
+  EXPECT_FALSE(room.fits(kInteractive, Room::kRelay, true)) << "the relay's cap is for every lane";
+  room.give_back(kBatch, Room::kRelay);
+  EXPECT_TRUE(room.fits(kInteractive, Room::kRelay, false));
+  EXPECT_EQ(room.relay_in_flight(), 1u);
+}
+
+TEST(Room, ModelsPastTheCapShareOneRoom) {
+  Room room;
+  std::set<RoomId> ids;
+  for (std::size_t i = 0; i < Room::kMaxModels; ++i) ids.insert(room.of("m" + std::to_string(i)));
+  EXPECT_EQ(ids.size(), Room::kMaxModels);
+  const RoomId others = room.of("one-too-many");
+  EXPECT_EQ(ids.count(others), 0u);
+  EXPECT_EQ(room.of("and-another"), others);
+  EXPECT_EQ(room.of("m0"), *ids.begin());
+}
+
+namespace {
+
+// The engine as the gateway sees it: a queue per model, highest priority first, equal ones
+// in submission order; each admission (one per pace interval, as a limiter at its limit
+// admits) sends the head of one model's queue. Sending gives the room back, as the admit
+// hook does.
+struct FakeEngine {
+  struct Held {
+    TicketId id;
+    std::size_t lane;
+    RoomId room;
+    int priority;
+    std::uint64_t seq;
+  };
+  std::map<RoomId, std::vector<Held>> queues;
+  std::uint64_t seq = 0;
+  std::set<RoomId> paused;
+
+  void submit(const Admitted& a) { queues[a.room].push_back(Held{a.id, a.lane, a.room, Room::priority(a), seq++}); }
+  // Sends the next request of `model`, if one is held and the model is not paused.
+  std::optional<Held> admit(RoomId model, Room& room) {
+    auto& q = queues[model];
+    if (q.empty() || paused.count(model) != 0) return std::nullopt;
+    const auto best = std::min_element(q.begin(), q.end(), [](const Held& x, const Held& y) {
+      return x.priority != y.priority ? x.priority > y.priority : x.seq < y.seq;
+    });
+    const Held h = *best;
+    q.erase(best);
+    room.give_back(h.lane, h.room);
+    return h;
+  }
+};
+
+void pump(Room& room, Lanes& lanes, FakeEngine& engine, TimePoint now) {
+  while (auto next = room.pull(lanes, now)) engine.submit(*next);
+}
+
+}  // namespace
+
+TEST(RoomSignal, AnInteractiveRequestGoesAtTheNextAdmissionAheadOfABatchFlood) {
+  ManualClock clock;
+  Lanes lanes(two_lanes(/*batch_share_permille=*/100, /*max_queued=*/5000));
+  Room room(64, 2);
+  FakeEngine engine;
+  const RoomId model = room.of("gpt-4o-mini");
+  for (TicketId id = 1000; id < 3000; ++id) ASSERT_FALSE(lanes.enqueue(id, kBatch, clock.now(), model));
+  pump(room, lanes, engine, clock.now());
+  EXPECT_EQ(engine.queues[model].size(), 2u) << "the engine holds 2 batch requests, not 64";
+  int batch_sent = 0;
+  for (int tick = 1; tick <= 100; ++tick) {  // one admission per pace interval
+    clock.advance(100ms);
+    if (tick % 10 == 5) {  // an interactive request arrives between two admissions
+      ASSERT_FALSE(lanes.enqueue(static_cast<TicketId>(tick), kInteractive, clock.now(), model));
+      pump(room, lanes, engine, clock.now());
+    }
+    clock.advance(1ms);
+    const auto sent = engine.admit(model, room);
+    ASSERT_TRUE(sent);
+    if (tick % 10 == 5) {
+      EXPECT_EQ(sent->id, static_cast<TicketId>(tick)) << "sent at the very next admission";
+    }
+    if (sent->lane == kBatch) ++batch_sent;
+    pump(room, lanes, engine, clock.now());
+    EXPECT_LE(room.unsent(kBatch, model), 3u);
+  }
+  EXPECT_EQ(batch_sent, 90) << "batch takes every admission interactive does not need";
+}
+
+TEST(RoomSignal, BatchKeepsItsShareWhileInteractiveFloods) {
+  ManualClock clock;
+  Lanes lanes(two_lanes(/*batch_share_permille=*/250, /*max_queued=*/5000, /*interactive_wait=*/600s));
+  Room room(64, 2);
+  FakeEngine engine;
+  const RoomId model = room.of("gpt-4o-mini");
+  for (TicketId id = 1; id <= 1000; ++id) ASSERT_FALSE(lanes.enqueue(id, kInteractive, clock.now(), model));
+  for (TicketId id = 10'000; id < 11'000; ++id) ASSERT_FALSE(lanes.enqueue(id, kBatch, clock.now(), model));
+  pump(room, lanes, engine, clock.now());
+  int batch_sent = 0;
+  for (int tick = 1; tick <= 400; ++tick) {
+    clock.advance(100ms);
+    const auto sent = engine.admit(model, room);
+    ASSERT_TRUE(sent);
+    if (sent->lane == kBatch) ++batch_sent;
+    pump(room, lanes, engine, clock.now());
+    EXPECT_LE(room.unsent(kBatch, model), 3u) << "bounded, flood or not";
+  }
+  // Without the owed priority batch would get none (its requests wait behind interactive's
+  // in the engine); with it, its share of the admissions to within one.
+  EXPECT_GE(batch_sent, 99);
+  EXPECT_LE(batch_sent, 101);
+}
+
+TEST(RoomSignal, AModelWhosePaceIsPausedHoldsBackOnlyItsOwnRequests) {
+  ManualClock clock;
+  Lanes lanes(two_lanes(0, 5000));
+  Room room(64, 2);
+  FakeEngine engine;
+  const RoomId stuck = room.of("paused-model");
+  const RoomId free = room.of("gpt-4o-mini");
+  engine.paused.insert(stuck);
+  // Batch: 50 for the paused model first, then 50 for the other one.
+  for (TicketId id = 1; id <= 50; ++id) ASSERT_FALSE(lanes.enqueue(id, kBatch, clock.now(), stuck));
+  for (TicketId id = 100; id < 150; ++id) ASSERT_FALSE(lanes.enqueue(id, kBatch, clock.now(), free));
+  pump(room, lanes, engine, clock.now());
+  std::vector<TicketId> sent;
+  for (int tick = 1; tick <= 60; ++tick) {
+    clock.advance(100ms);
+    EXPECT_FALSE(engine.admit(stuck, room));
+    if (const auto h = engine.admit(free, room)) sent.push_back(h->id);
+    pump(room, lanes, engine, clock.now());
+  }
+  ASSERT_EQ(sent.size(), 50u) << "every request of the other model, in order";
+  for (std::size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(sent[i], 100 + i);
+  EXPECT_EQ(engine.queues[stuck].size(), 2u) << "the paused model holds its lane's 2, no more";
+  EXPECT_EQ(lanes.depth(kBatch), 48u);
 }

@@ -49,6 +49,13 @@ SimProcess::Options sim_options() {
   return o;
 }
 
+// A sim with its ledger, for tests that read the order and times of what it took.
+SimProcess::Options ledger_sim() {
+  SimProcess::Options o = sim_options();
+  o.ledger = true;
+  return o;
+}
+
 // The answer without what differs from call to call (its id and creation time).
 nlohmann::json comparable(const HttpResult& r) {
   nlohmann::json j = r.json();
@@ -331,10 +338,11 @@ TEST(Serve, AnswersItsOwnRoutesAndErrorsInOpenAIsShape) {
 
 TEST(Serve, AFullLaneAndAnExpiredWaitAnswer429WithRetryAfter) {
   // One request upstream at a time, one waiting; the upstream never answers, so the first
-  // request holds the only place upstream and nothing else is ever admitted.
+  // request holds the only place upstream and nothing else is ever admitted. Through the
+  // relay (--no-engine), whose room is the in-flight cap: the engine's is when it sends.
   ScriptedUpstream upstream;
   ServeProcess gw({"--upstream", upstream.base_url(), "--max-in-flight", "1", "--interactive-queue", "1",
-                   "--interactive-wait", "2s", "--grace", "1s"},
+                   "--interactive-wait", "2s", "--grace", "1s", "--no-engine"},
                   kUpstreamKey);
   auto in_flight = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat, {}, 60s); });
   ASSERT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_in_flight", "1"));
@@ -367,8 +375,9 @@ TEST(Serve, AFullLaneAndAnExpiredWaitAnswer429WithRetryAfter) {
 }
 
 TEST(Serve, AClientThatHangsUpWhileQueuedGivesItsPlaceBack) {
-  ScriptedUpstream upstream;  // the first request holds the only place upstream for good
-  ServeProcess gw({"--upstream", upstream.base_url(), "--max-in-flight", "1", "--interactive-queue", "1", "--grace", "1s"},
+  ScriptedUpstream upstream;  // the first request holds the only place upstream for good (the relay's)
+  ServeProcess gw({"--upstream", upstream.base_url(), "--max-in-flight", "1", "--interactive-queue", "1", "--grace", "1s",
+                   "--no-engine"},
                   kUpstreamKey);
   auto in_flight = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat, {}, 60s); });
   ASSERT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_in_flight", "1"));
@@ -660,9 +669,7 @@ TEST(Serve, TheLimitFlagsPaceABurstInFrontOfAnUnlimitedUpstream) {
   // --rpm 600 is one request per 100 ms, at most 1 s (10 requests) ahead of the pace (serve's
   // default --burst 1s). A burst of 40 then reaches the sim over at least ~3 s, however fast
   // the machine: 10 at once, then one per 100 ms (the pace is never faster, only slower).
-  SimProcess::Options so = sim_options();
-  so.ledger = true;
-  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, so);  // no limits of its own
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, ledger_sim());  // no limits of its own
   ServeProcess gw({"--upstream", sim.base_url(), "--rpm", "600"}, kUpstreamKey);
   std::vector<std::future<HttpResult>> answers;
   for (int i = 0; i < 40; ++i) {
@@ -715,6 +722,38 @@ nlohmann::json usage_row(const HttpResult& r, const std::string& name) {
     if (row["name"] == name) return row;
   }
   return nullptr;
+}
+
+// A chat body whose admission charge tells its lane in the sim's ledger (tokens_charged: the
+// same prompt, max_tokens 4 for interactive and 9 for batch).
+std::string lane_chat(bool interactive) {
+  return std::string(R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],"max_tokens":)") +
+         (interactive ? "4" : "9") + "}";
+}
+
+// `n` chats posted at once, each on a thread of its own, in a lane.
+void post_chats(const ServeProcess& gw, bool interactive, int n, std::vector<std::future<HttpResult>>& into) {
+  for (int i = 0; i < n; ++i) {
+    into.push_back(std::async(std::launch::async, [&gw, interactive] {
+      return gw.post("/v1/chat/completions", lane_chat(interactive),
+                     {interactive ? "x-floodgate-lane: interactive" : "x-floodgate-lane: batch"}, 60s);
+    }));
+  }
+}
+
+// The ledger's chat requests in the order the sim took them: true for interactive ones.
+std::vector<bool> ledger_lanes(const SimProcess& sim) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> entries;  // (ts, tokens_charged)
+  for (const auto& e : sim.ledger()) {
+    if (e.value("path", "") != "/v1/chat/completions") continue;
+    entries.emplace_back(floodgate::test::ledger_ms(e["ts"].get<std::string>()), e.value("tokens_charged", std::int64_t{0}));
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::int64_t low = INT64_MAX;
+  for (const auto& [ts, charged] : entries) low = std::min(low, charged);
+  std::vector<bool> lanes;
+  for (const auto& [ts, charged] : entries) lanes.push_back(charged == low);
+  return lanes;
 }
 
 }  // namespace
@@ -902,4 +941,65 @@ TEST(Serve, AKeyWaitingForItsSubLimitWaitsAndAClientThatLeavesMeanwhileStopsWait
   }
   EXPECT_TRUE(logged) << floodgate::test::slurp(gw.log_path());
   EXPECT_EQ(gw.stop(), 0);
+}
+
+TEST(Serve, AnInteractiveRequestIsSentAtTheNextAdmissionNotAfterTheBatchRequestsWaiting) {
+  // 120 a minute (one per 500 ms) and answers that take 2 s. The gateway hands the engine at
+  // most 2 unsent requests per lane: an interactive request goes at the next admission. (When
+  // in-flight calls held the lanes' room, --max-in-flight 8 of them, it waited for a batch
+  // call's answer, 2 s, while batch requests kept being sent: 4 or more before it.)
+  SimProcess sim({"--latency", "fixed:2s", "--fault-rate", "0", "--rpm", "120"}, ledger_sim());
+  ServeProcess gw({"--upstream", sim.base_url(), "--rpm", "120", "--max-in-flight", "8"}, kUpstreamKey);
+  std::vector<std::future<HttpResult>> batch;
+  post_chats(gw, false, 10, batch);
+  ASSERT_TRUE(sim.wait_for_requests(5)) << "the batch flood is paced, its burst spent";
+  const auto before = sim.stats().value("requests", std::uint64_t{0});
+  std::vector<std::future<HttpResult>> interactive;
+  post_chats(gw, true, 2, interactive);
+  for (auto& f : interactive) {
+    const HttpResult r = f.get();
+    EXPECT_EQ(r.status, 200) << r.body;
+    // Its whole wait, the lane's and the engine's: about one pace interval (500 ms); 3 at most.
+    EXPECT_LE(std::stoll(r.headers.count("x-floodgate-queue-ms") ? r.headers.at("x-floodgate-queue-ms") : "999999"), 1500);
+  }
+  for (auto& f : batch) EXPECT_EQ(f.get().status, 200);
+  const std::vector<bool> order = ledger_lanes(sim);
+  ASSERT_EQ(order.size(), 12u);
+  ASSERT_GE(order.size(), before);
+  // The batch requests the sim took between the moment the interactive ones arrived and the
+  // second of them: none but the one the limiter may have been admitting then, and the batch
+  // lane's minimum share (10%).
+  std::size_t batch_between = 0;
+  std::size_t seen = 0;
+  for (std::size_t i = before; i < order.size() && seen < 2; ++i) {
+    if (order[i]) {
+      ++seen;
+    } else {
+      ++batch_between;
+    }
+  }
+  EXPECT_EQ(seen, 2u);
+  EXPECT_LE(batch_between, 2u) << "interactive waited behind batch";
+  EXPECT_EQ(sim.stats()["by_status"].value("429", 0), 0);
+}
+
+TEST(Serve, BatchKeepsItsShareWhileInteractiveFloods) {
+  // 600 a minute (one per 100 ms), batch owed half the admissions while it waits: of the
+  // first 20 requests that both lanes wait for, batch gets about 10. Without the share's
+  // priority in the engine, its requests would wait there behind interactive's: none.
+  SimProcess sim({"--latency", "none", "--fault-rate", "0", "--rpm", "600"}, ledger_sim());
+  ServeProcess gw({"--upstream", sim.base_url(), "--rpm", "600", "--batch-min-share", "0.5"}, kUpstreamKey);
+  // Spend the burst first (1 s ahead of the pace: 10), so that both floods meet the pace.
+  std::vector<std::future<HttpResult>> warm;
+  post_chats(gw, false, 10, warm);
+  for (auto& f : warm) EXPECT_EQ(f.get().status, 200);
+  std::vector<std::future<HttpResult>> all;
+  post_chats(gw, true, 20, all);
+  post_chats(gw, false, 20, all);
+  for (auto& f : all) EXPECT_EQ(f.get().status, 200);
+  const std::vector<bool> order = ledger_lanes(sim);
+  ASSERT_EQ(order.size(), 50u);
+  const auto batch_in_first_20 = std::count(order.begin() + 10, order.begin() + 30, false);
+  EXPECT_GE(batch_in_first_20, 6) << "batch's share, 10 of 20 at the exact pace";
+  EXPECT_EQ(sim.stats()["by_status"].value("429", 0), 0);
 }

@@ -111,6 +111,13 @@ struct ClientOptions {
   // thread, or on the caller's for a request cancelled before the engine took it (inside
   // cancel()) or at close(): keep it short, never block in it, never call close() from it.
   std::function<void(Completion&&)> on_complete;
+  // Called on the engine's thread right before a request's first attempt is sent (the
+  // limiter and engine.admit let it go), with the caller's id; once per request, never for
+  // one that completes unsent. What is submitted and not sent yet is the caller's to count
+  // (the gateway hands the engine a request per lane only as one leaves: gateway/lanes.hpp).
+  // The hooks of `engine` see the engine's own key as Request::custom_id, not this id. Keep
+  // it short; never call close() from it.
+  std::function<void(const std::string& id)> on_sent;
   // The engine's warnings and errors, in engine.describe's words (without it: the event's
   // name, e.g. "outage_began"); null: none. Progress lines are never written.
   std::FILE* messages = nullptr;

@@ -34,23 +34,34 @@
 // window (upstream stalled): retry after max(max_wait, 1 s). The server turns a refusal
 // into OpenAI's 429 (retry-after in whole seconds, rounded up; retry-after-ms exact).
 //
-// *How this meets the engine (issue 14's engine::Client; not wired yet).* The Client takes
-// a Submission with `priority` (higher first within a model) and an optional `deadline`,
-// and completes it through a callback or an eventfd queue. The engine's own order is
-// strict priority per model, which would starve batch if the gateway submitted everything
-// at once. So the gateway keeps the lanes as the only queue of any length and hands the
-// engine a small window: it pulls while `client.outstanding()` is below the engine's
-// in-flight cap (plus a little look-ahead so the limiter never idles), submits each pulled
-// request with priority = -lane index (interactive above batch, for the few handed over
-// together) and deadline = its lane deadline (what is left of it), and pulls again from
-// each Completion. A request that the engine ends as max_wait is refused like an expiry
-// here. The room signal becomes the engine's (its limiter's next admission time when it
-// exposes one, which also sharpens retry_after).
+// *How this meets the engine: the room signal.* The engine (issue 14's engine::Client)
+// orders by strict priority within a model, which would starve batch if the gateway
+// submitted everything, and a request it holds cannot be taken back to put an interactive
+// one ahead. So the lanes stay the only queue of any length, and the engine is handed only
+// what it is about to send: each lane may have at most `unsent_per_lane` (2) requests in the
+// engine that it has not sent yet, per model (Room below). The engine says when one leaves
+// its queue (EngineOptions::admit, called right before each send, after the limiter
+// admitted it); the gateway then pulls again. Requests sent and not answered yet no longer
+// count (the engine's own max_in_flight caps them). An interactive request therefore finds
+// its lane's room free, is submitted at once with priority -lane (above batch's) and goes
+// at the limiter's next admission: its wait is at most about one pace interval, however
+// many batch requests wait. A lane served because of its minimum share (Admitted::owed) is
+// submitted with a priority above every lane's, and may have one more unsent request than
+// the others, so that its share is kept even while its earlier requests wait in the engine
+// behind a flood of interactive ones. Rooms are per model because the engine keeps a queue
+// and a limiter per model: a model whose limiter is paused holds back its own requests,
+// never another model's (the lanes skip a head whose room is full and take the oldest
+// request whose room has space). Calls the engine does not pace (the relay: streams and
+// uploads today, everything with --no-engine) share one room, the in-flight cap.
+// pull(now, fits) asks `fits` and leaves the credits of the shares untouched when nothing
+// fits. A request that the engine ends as max_wait is refused like an expiry here.
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,6 +84,9 @@ struct LaneConfig {
 [[nodiscard]] std::vector<LaneConfig> default_lanes();
 
 using TicketId = std::uint64_t;
+// The upstream queue a request will wait in once the lanes hand it over: the engine's queue
+// of its model, or the relay (Room::kRelay). Room::of() names them.
+using RoomId = std::uint32_t;
 
 enum class RefusalReason : std::uint8_t { queue_full, deadline };
 [[nodiscard]] std::string_view to_string(RefusalReason reason) noexcept;
@@ -88,6 +102,8 @@ struct Admitted {
   TicketId id = 0;
   std::size_t lane = 0;
   Duration waited{0};
+  RoomId room = 0;
+  bool owed = false;  // its lane was served because of its minimum share
 };
 
 struct Expired {
@@ -126,17 +142,23 @@ class Lanes {
   // "interactive, batch": for error messages.
   [[nodiscard]] std::string names() const;
 
-  // Takes a request into its lane's queue, or refuses it (queue full). The id must be new.
-  [[nodiscard]] std::optional<Refusal> enqueue(TicketId id, std::size_t lane, TimePoint now);
+  // Takes a request into its lane's queue, or refuses it (queue full). The id must be new;
+  // `room`: where it will wait once handed over (pull's `fits` is asked about it).
+  [[nodiscard]] std::optional<Refusal> enqueue(TicketId id, std::size_t lane, TimePoint now, RoomId room = 0);
 
   // Refuses (RefusalReason::deadline) every request whose wait has reached its lane's
   // max_wait, and removes it.
   [[nodiscard]] std::vector<Expired> expire(TimePoint now);
 
-  // The next request to hand upstream, given room for one: the lane owed its share, else
-  // the first lane by rank that has one waiting. Never a request past its deadline: those
-  // it meets are kept for the next expire().
-  [[nodiscard]] std::optional<Admitted> pull(TimePoint now);
+  // Whether a request of `lane` for `room` may be handed over now; `owed`: it would go
+  // because of its lane's minimum share.
+  using Fits = std::function<bool(std::size_t lane, RoomId room, bool owed)>;
+
+  // The next request to hand upstream: the lane owed its share, else the first lane by rank
+  // that has one waiting; within a lane the oldest request whose room `fits` (null: every
+  // room fits), FIFO per room. Nothing fits: nullopt, and no lane earns share credit. Never
+  // a request past its deadline: those it meets are kept for the next expire().
+  [[nodiscard]] std::optional<Admitted> pull(TimePoint now, const Fits& fits = {});
 
   // Removes a waiting request (its client went away). False when it is not waiting.
   bool cancel(TicketId id);
@@ -144,7 +166,7 @@ class Lanes {
   // The earliest deadline of a waiting request (for a timer), or nullopt when none waits.
   [[nodiscard]] std::optional<TimePoint> next_deadline() const noexcept;
 
-  [[nodiscard]] std::size_t depth(std::size_t lane) const { return lanes_.at(lane).queue.size(); }
+  [[nodiscard]] std::size_t depth(std::size_t lane) const { return lanes_.at(lane).depth; }
   [[nodiscard]] std::size_t waiting() const noexcept { return index_.size(); }
 
   // What a request refused now from `lane` should be told (see the essay above).
@@ -156,10 +178,12 @@ class Lanes {
   struct Waiting {
     TicketId id;
     TimePoint enqueued;
+    std::uint64_t seq;  // arrival order across the lane's rooms
   };
   struct Lane {
     LaneConfig config;
-    std::deque<Waiting> queue;        // FIFO; cancelled entries are removed at once
+    std::map<RoomId, std::deque<Waiting>> rooms;  // FIFO per room, no empty deque; cancelled entries removed at once
+    std::size_t depth = 0;                        // waiting, all rooms
     std::uint32_t credit_permille = 0;
     std::deque<TimePoint> admissions;  // within rate_window (bounded by kMaxRateSamples)
     LaneStats stats;
@@ -167,12 +191,54 @@ class Lanes {
   static constexpr std::size_t kMaxRateSamples = 4096;
 
   void record_admission(Lane& lane, Duration waited, TimePoint now);
+  // The oldest waiting request of the lane whose room fits (every room when fits is null).
+  static std::deque<Waiting>* oldest(Lane& lane, std::size_t index, const Fits& fits, bool owed);
   Refusal refusal(std::size_t lane, RefusalReason reason, TimePoint now);
 
   std::vector<Lane> lanes_;
   Duration rate_window_;
-  std::unordered_map<TicketId, std::size_t> index_;  // waiting id -> lane
+  std::unordered_map<TicketId, std::pair<std::size_t, RoomId>> index_;  // waiting id -> lane, room
+  std::uint64_t next_seq_ = 0;
   std::vector<Expired> expired_;  // met by pull(), handed out by the next expire()
+};
+
+// The room the lanes pull against (the essay above): per lane and model, the requests
+// handed to the engine and not sent yet; for the relay, the calls in flight. Not
+// thread-safe (the server holds it under the lanes' lock).
+class Room {
+ public:
+  static constexpr RoomId kRelay = 0;
+  static constexpr std::size_t kMaxModels = 256;  // beyond: one room shared by the others
+
+  explicit Room(std::size_t relay_in_flight = 64, std::size_t unsent_per_lane = 2);
+
+  // The room of a model's engine queue (the same id for the same name; a name past the
+  // first kMaxModels shares one room with the others).
+  [[nodiscard]] RoomId of(std::string_view model);
+  // For Lanes::pull: the relay while its calls in flight are under the cap; a model's queue
+  // while the lane has fewer than unsent_per_lane requests there not sent yet (one more when
+  // owed its share).
+  [[nodiscard]] bool fits(std::size_t lane, RoomId room, bool owed) const;
+  // Lanes::pull against this room, counting what it hands over (take()).
+  [[nodiscard]] std::optional<Admitted> pull(Lanes& lanes, TimePoint now);
+  // The engine priority of a request handed over: -lane (interactive above batch), above
+  // every lane's (1) when its lane was owed its share.
+  [[nodiscard]] static int priority(const Admitted& admitted) noexcept {
+    return admitted.owed ? 1 : -static_cast<int>(admitted.lane);
+  }
+  // Handed over: counted (unsent in the engine, or in flight on the relay).
+  void take(std::size_t lane, RoomId room);
+  // Counted no more: the engine sent it (or finished it unsent), the relay call ended.
+  void give_back(std::size_t lane, RoomId room);
+  [[nodiscard]] std::size_t unsent(std::size_t lane, RoomId room) const;
+  [[nodiscard]] std::size_t relay_in_flight() const noexcept { return relay_; }
+
+ private:
+  std::size_t relay_cap_;
+  std::size_t unsent_per_lane_;
+  std::size_t relay_ = 0;
+  std::map<std::pair<std::size_t, RoomId>, std::size_t> unsent_;  // no zero entries
+  std::unordered_map<std::string, RoomId> models_;
 };
 
 }  // namespace floodgate::gateway

@@ -62,7 +62,8 @@ struct ServeOptions {
   // Non-streamed JSON calls through issue 14's engine::Client (its limiter and retry
   // policy: an upstream 429 waits in the gateway); false: everything through the relay.
   bool engine = true;
-  // PLACEHOLDER for the engine's room (issue 14): requests upstream at once at most.
+  // Calls upstream at once at most: the engine's max_in_flight, and the relay's room (the
+  // lanes hand the engine requests as it sends them: Room in lanes.hpp).
   std::size_t max_in_flight = 64;
   // Fills the engine's options the gateway does not decide (the upstream's limits, their
   // pacing and charge, the token estimate, retries and the breaker: `serve`'s --rpm, --tpm,
