@@ -37,6 +37,7 @@ struct ServeFlags {
   std::string batch_wait = "10m";
   double batch_min_share = 0.1;
   std::string grace = "30s";
+  std::string stop_recheck = "60s";
   std::string upstream_timeout = "10m";
   std::string access_log;
   bool quiet = false;
@@ -150,6 +151,7 @@ int run(ServeFlags& f) {
     check.base_url = o.upstream.base_url;
     o.configure_engine(check);
   }
+  o.stop_recheck = duration_of(f.stop_recheck, "--stop-recheck");
   o.upstream.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(duration_of(f.upstream_timeout, "--upstream-timeout"));
   if (!f.keys.empty()) o.keys = gateway::ClientKeys::load(f.keys, {"interactive", "batch"});
   std::optional<cost::PriceTable> prices;
@@ -216,8 +218,10 @@ void register_serve(CLI::App& app, int& exit_code) {
       "tokens_per_minute: the key waits up to its lane's wait, then 429 with retry-after). Every call's tokens\n"
       "and cost (price table) are recorded per key: GET /v1/floodgate/usage (a key sees its own row; without\n"
       "--keys, or for a key with \"sees_all_usage\": true, every row).\n"
-      "Non-streamed JSON calls go upstream through floodgate's engine (limiter, retries: an upstream 429 waits\n"
-      "here); streams, uploads and the rest are relayed once, unpaced (issue 16, docs/gateway.md). The engine\n"
+      "Every laned call goes upstream when floodgate's engine says (its limiter, retries: an upstream 429 or 5xx\n"
+      "waits here and is retried before any byte reaches the client; an upload, sent once, is paced but not\n"
+      "retried), and its answer is relayed as it arrives. After the upstream's insufficient_quota or a refusal of\n"
+      "the gateway's key, laned calls get that error at once until --stop-recheck has passed. The engine\n"
       "paces each model by the limits given (--rpm, --tpm, --rpd, --tpd, --limits FILE); without them it learns\n"
       "them from the upstream's x-ratelimit-* headers (and a 429 waits here until it has).\n"
       "Example:\n"
@@ -257,8 +261,8 @@ void register_serve(CLI::App& app, int& exit_code) {
       ->group(lanes)
       ->capture_default_str();
   cmd->add_flag("--no-engine", f.no_engine,
-                "Send every call through the relay, unpaced (by default non-streamed JSON calls go through the engine's "
-                "limiter and retries)")
+                "Send every call through the relay, unpaced and never retried (by default every laned call goes "
+                "through the engine's limiter and retries)")
       ->group(lanes);
   cmd->add_option("--max-in-flight", o.max_in_flight,
                   "Calls upstream at once: the engine's cap on calls sent and not answered, and the relay's (streams, "
@@ -285,6 +289,11 @@ void register_serve(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--upstream-timeout", f.upstream_timeout,
                   "Longest upstream call, from its request to the last byte of its answer; then 502 (or the answer cut off)")
+      ->group(server)
+      ->capture_default_str();
+  cmd->add_option("--stop-recheck", f.stop_recheck,
+                  "After the upstream said insufficient_quota or refused the gateway's key, answer laned calls that "
+                  "error for this long, then send the next one upstream to check again")
       ->group(server)
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; larger gets 413")

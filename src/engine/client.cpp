@@ -64,6 +64,8 @@ struct Client::Impl {
     Request request;
     int priority = 0;
     std::optional<TimePoint> deadline;
+    std::shared_ptr<void> context;
+    std::uint32_t max_attempts = 0;
   };
 
   // The engine's source: what submit() queued, in submission order (the lanes order by
@@ -243,7 +245,7 @@ struct Client::Impl {
     seq_of.emplace(s.id, seq);
     pending.emplace(seq, Pending{std::move(s.id), now, false, false, false});
     if (handoff.empty()) submitted.set();
-    handoff.push_back(Queued{seq, std::move(req), s.priority, s.deadline});
+    handoff.push_back(Queued{seq, std::move(req), s.priority, s.deadline, std::move(s.context), s.max_attempts});
     return {};
   }
 
@@ -287,6 +289,8 @@ struct Client::Impl {
       item.parsed.request = std::move(q.request);
       item.priority = q.priority;
       item.deadline = q.deadline;
+      item.context = std::move(q.context);
+      item.max_attempts = q.max_attempts;
       return SourceStatus::item;
     }
     submitted.clear();  // empty, under the lock: no push can have set it since

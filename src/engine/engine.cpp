@@ -179,7 +179,11 @@ struct Engine::Impl final : Host {
       item->payload = std::move(in.payload);
       item->priority = in.priority;
       item->deadline = in.deadline;
-      if (req.endpoint == Endpoint::audio_transcriptions) {
+      item->context = std::move(in.context);
+      item->max_attempts = in.max_attempts;
+      // With a context the transport holds the request (the gateway's upload, still in its
+      // client's socket): the body only names the model.
+      if (req.endpoint == Endpoint::audio_transcriptions && !item->context) {
         std::string why;
         auto spec = http::multipart_spec_from_json(req.body, why);
         std::error_code size_ec;
@@ -296,6 +300,7 @@ struct Engine::Impl final : Host {
     hr.url = sched->url(lane, item->req.endpoint);
     hr.headers.push_back("x-client-request-id: " + item->client_request_id);
     hr.max_response_bytes = opt.max_response_bytes.value_or(default_response_cap(item->req.endpoint));
+    hr.context = item->context;
     if (item->multipart) {
       hr.common_headers = base_headers;
       hr.mime = http::make_mime_builder(item->multipart);  // curl sets the multipart Content-Type
@@ -404,6 +409,12 @@ struct Engine::Impl final : Host {
     }
     if ((verdicts->unreachable() || verdicts->outage()) && no_contact) {
       abandon(item, now);
+      return;
+    }
+    // A request that may go only so many times (Submission::max_attempts: a body that cannot
+    // be sent twice) ends with what its last attempt met; a quota still stops the engine.
+    if (item->max_attempts != 0 && item->attempts >= item->max_attempts && o.error != ErrorKind::insufficient_quota) {
+      finish(item, std::move(o), now);
       return;
     }
     if (no_contact && breaker.in_outage() && !verdicts->stopping()) {

@@ -43,6 +43,8 @@ struct Item {
   std::shared_ptr<const void> payload;  // the source's, for the sinks
   int priority = 0;                     // the source's (SourceItem): the order in the lane
   std::optional<TimePoint> deadline;    // the source's: not sent by then, it fails unsent
+  std::shared_ptr<void> context;        // the source's: handed to the transport (HttpRequest::context)
+  std::uint32_t max_attempts = 0;       // the source's: at most this many sends (0: the policy's)
 };
 
 struct Lane {

@@ -73,6 +73,16 @@ struct Conn {
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };
 
+bool kept_for_client(std::string_view name) {
+  static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "transfer-encoding", "content-length",
+                                                  "set-cookie", "upgrade", "te", "trailer", "proxy-authenticate",
+                                                  "proxy-connection"};
+  for (const auto dropped : kDropped) {
+    if (iequals(name, dropped)) return false;
+  }
+  return true;
+}
+
 Pool::Pool() = default;
 Pool::~Pool() = default;
 
@@ -85,17 +95,6 @@ bool kept_for_upstream(std::string_view name) {
       "host", "authorization", "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te",
       "trailer", "transfer-encoding", "upgrade", "content-length", "expect", "accept-encoding", "x-floodgate-lane",
       "openai-organization", "openai-project", "cookie"};
-  for (const auto dropped : kDropped) {
-    if (iequals(name, dropped)) return false;
-  }
-  return true;
-}
-
-// Not relayed to the client: hop-by-hop, framing (the gateway frames its own), cookies.
-bool kept_for_client(std::string_view name) {
-  static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "transfer-encoding", "content-length",
-                                                  "set-cookie", "upgrade", "te", "trailer", "proxy-authenticate",
-                                                  "proxy-connection"};
   for (const auto dropped : kDropped) {
     if (iequals(name, dropped)) return false;
   }
@@ -297,6 +296,14 @@ struct Upstream::Impl {
     const auto& res = p.get();
     call.status = static_cast<int>(res.result_int());
     const bool has_body = !head_only && call.status >= 200 && call.status != 204 && call.status != 304;
+    if (call.engine_attempt) {
+      for (const auto& f : res) call.upstream_headers.emplace_back(ascii_lower(sv(f.name_string())), std::string(trim(sv(f.value()))));
+      const auto declared = p.content_length();
+      if (call.streamed == nullptr && held_status(call.status) && (!declared || *declared <= Call::kHeldBodyCap)) {
+        co_return co_await hold(s, conn, p, call);
+      }
+    }
+    const bool keep_error = call.engine_attempt && (call.status < 200 || call.status >= 300);
     bool sse = false;
     std::string out = "HTTP/1.1 " + std::to_string(call.status) + ' ' + std::string(sv(bhttp::obsolete_reason(res.result()))) + "\r\n";
     for (const auto& f : res) {
@@ -343,6 +350,7 @@ struct Upstream::Impl {
         } else {
           tail.add(bytes);
           staged.append(bytes);
+          if (keep_error && call.error_body.size() < Call::kHeldBodyCap) call.error_body.append(bytes);
         }
       }
       if (!upstream_ok) break;
@@ -382,6 +390,33 @@ struct Upstream::Impl {
     co_return p.keep_alive();
   }
 
+  // Reads an answer the engine may retry whole into call.held_body, writing nothing to the
+  // client; true when the connection can be reused.
+  template <class Stream>
+  asio::awaitable<bool> hold(Stream& s, Conn& conn, bhttp::response_parser<bhttp::buffer_body>& p, Call& call) {
+    call.held = true;
+    auto& piece = conn.piece;
+    boost::system::error_code ec;
+    while (!p.is_done()) {
+      p.get().body().data = piece.data();
+      p.get().body().size = piece.size();
+      co_await bhttp::async_read_some(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) {
+        call.error = "the upstream answer broke off: " + ec.message();
+        co_return false;
+      }
+      call.held_body.append(piece.data(), piece.size() - p.get().body().size);
+      if (call.held_body.size() > Call::kHeldBodyCap) {
+        call.error = "the upstream's HTTP " + std::to_string(call.status) + " answer is larger than " +
+                     std::to_string(Call::kHeldBodyCap) + " bytes";
+        co_return false;
+      }
+    }
+    call.keep_alive = call.client_keep_alive;
+    co_return p.keep_alive();
+  }
+
   UpstreamOptions options;
   UpstreamAddress address;
   std::string common;  // Host, Authorization and the organization's headers, "\r\n"-ended
@@ -398,6 +433,10 @@ asio::awaitable<void> Upstream::call(Pool& pool, tcp::socket& client, beast::fla
   if (conn) {
     auto watch = std::make_shared<Watch>();
     watch->upstream = &conn->lowest();
+    if (call.abort) {
+      if (call.abort->requested) conn->lowest().close();
+      call.abort->upstream = &conn->lowest();
+    }
     conn->deadline.expires_after(im.options.timeout);
     conn->deadline.async_wait([watch](boost::system::error_code ec) {
       if (ec || watch->done) return;
@@ -407,6 +446,7 @@ asio::awaitable<void> Upstream::call(Pool& pool, tcp::socket& client, beast::fla
     const bool sent = conn->tls ? co_await im.send(*conn->tls, *conn, client, client_buffer, call)
                                 : co_await im.send(*conn->plain, *conn, client, client_buffer, call);
     bool reusable = false;
+    call.request_sent = sent;
     if (sent) {
       arm_watch(watch, client);
       reusable = conn->tls ? co_await im.relay(*conn->tls, *conn, client, call)
@@ -415,8 +455,12 @@ asio::awaitable<void> Upstream::call(Pool& pool, tcp::socket& client, beast::fla
       client.cancel(ignored);  // the watch
     }
     watch->done = true;
+    if (call.abort) call.abort->upstream = nullptr;
     conn->deadline.cancel();
-    if (watch->timed_out) {
+    call.timed_out = watch->timed_out;
+    if (call.abort && call.abort->requested) {
+      call.error = "given up by the engine";
+    } else if (watch->timed_out) {
       call.error = "no answer from the upstream within --upstream-timeout (" + std::to_string(im.options.timeout.count()) + " ms)";
     } else if (watch->fired) {
       call.client_gone = true;

@@ -58,15 +58,41 @@ class Pool {
   std::vector<std::unique_ptr<Conn>> idle;
 };
 
+// Lets the engine give up an attempt from another thread: what it posts to the call's
+// executor closes the upstream connection (set while the call has one).
+struct Abort {
+  beast::tcp_stream* upstream = nullptr;
+  bool requested = false;
+};
+
+// The statuses the engine may retry (engine/classifier: 408, 409, 429, 5xx): an engine
+// attempt holds such an answer instead of relaying it.
+[[nodiscard]] constexpr bool retryable_status(int status) noexcept {
+  return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+// What an engine attempt holds rather than relays: what the engine may retry, and a 401 (it
+// is about the gateway's own key, and OpenAI's words for it name part of that key).
+[[nodiscard]] constexpr bool held_status(int status) noexcept { return retryable_status(status) || status == 401; }
+
+// Not relayed to the client: hop-by-hop, framing (the gateway frames its own), cookies.
+[[nodiscard]] bool kept_for_client(std::string_view name);
+
 struct Call {
   // The request.
   const bhttp::request_header<>* head = nullptr;  // the client's request line and headers
   bool client_keep_alive = true;                  // the client's request allows a next one
   std::string target;                             // what follows the base URL's path ("/chat/completions?x=1")
   std::string_view body;                          // a body read whole (unless `streamed`)
+  std::string body_storage;                       // a rewritten body `body` views
   StreamedBody* streamed = nullptr;               // or the client's body, still in its socket
   bool strip_usage = false;                       // an SSE answer loses the usage the gateway asked for
   std::vector<std::pair<std::string, std::string>> own_headers;  // added to the answer
+  // An engine attempt: a body read whole (not `streamed`) whose answer has a held_status() is read whole (up to
+  // kHeldBodyCap) into held_body and not relayed; every answer's headers are kept in
+  // upstream_headers; a relayed error's body (not events, up to kHeldBodyCap) in error_body.
+  bool engine_attempt = false;
+  std::shared_ptr<Abort> abort;  // engine attempts: the engine's way to close the connection
+  static constexpr std::size_t kHeldBodyCap = 1u << 20;
 
   // What happened.
   int status = 0;               // the upstream's; 0: no answer (error says why, never a key)
@@ -76,6 +102,12 @@ struct Call {
   bool body_too_large = false;  // the streamed body passed its parser's limit
   bool keep_alive = false;      // the client connection can take a next request
   std::uint64_t bytes_out = 0;  // body bytes written to the client
+  bool request_sent = false;    // the request went upstream whole
+  bool timed_out = false;       // --upstream-timeout ended it
+  bool held = false;            // engine attempt: the answer was held, not relayed
+  std::string held_body;        // its body
+  std::string error_body;       // engine attempt: a relayed non-2xx answer's body (bounded)
+  std::vector<std::pair<std::string, std::string>> upstream_headers;  // engine attempt: names lower-cased
   std::optional<Usage> usage;
   std::chrono::nanoseconds elapsed{0};
 };

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <map>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,9 +33,11 @@
 #include "floodgate/engine/client.hpp"
 #include "floodgate/engine/estimator.hpp"
 #include "floodgate/gateway/key_limits.hpp"
+#include "floodgate/engine/response.hpp"
 #include "floodgate/gateway/metrics.hpp"
 #include "floodgate/gateway/relay.hpp"
 #include "floodgate/gateway/routing.hpp"
+#include "engine_transport.hpp"
 #include "net/listeners.hpp"
 #include "proxy.hpp"
 
@@ -49,6 +52,8 @@ using Head = bhttp::request_header<>;
 using proxy::StreamedBody;
 
 constexpr std::string_view kLaneHeader = "x-floodgate-lane";
+// The model an upload is paced as when its form has no `model` field in its first 64 KiB.
+constexpr std::string_view kDefaultUploadModel = "whisper-1";
 
 // What the gateway answers a client.
 struct Answer {
@@ -114,6 +119,48 @@ struct Incoming {
   proxy::Pool& pool;
 };
 
+void prepare_call(const Incoming& in, proxy::Call& call);
+
+// A paced call as the engine's transport sees it (engine_transport.hpp): the engine's
+// "attempt N may go" and "give attempt N up" are posted to the connection's executor, where
+// the call's coroutine (Gateway::through_engine) runs each attempt through the relay.
+struct PacedCall final : EngineCall, std::enable_shared_from_this<PacedCall> {
+  explicit PacedCall(std::shared_ptr<Waiter> waiter) : w(std::move(waiter)) {}
+  std::shared_ptr<Waiter> w;
+  // Touched on the connection's executor only.
+  std::deque<std::pair<std::shared_ptr<EngineBox>, std::uint64_t>> go;  // attempts the engine let go
+  std::uint64_t current = 0;                                          // the attempt being sent (0: none)
+  std::shared_ptr<proxy::Abort> abort_current = std::make_shared<proxy::Abort>();
+  bool gone = false;  // the client hung up
+  std::chrono::steady_clock::time_point submitted_at{};
+  bool sent = false;  // an attempt went
+  // The last attempt: relayed (the client has its answer), or held (its answer, for the
+  // client when the engine gives up).
+  std::optional<proxy::Call> last;
+  std::vector<std::pair<std::string, std::string>> own;  // the gateway's headers on the answer
+
+  void start(const std::shared_ptr<EngineBox>& box, std::uint64_t tag) override {
+    asio::post(w->executor, [self = shared_from_this(), box, tag] {
+      self->go.emplace_back(box, tag);
+      Waiter::wake(self->w);
+    });
+  }
+  void abort(std::uint64_t tag) override {
+    asio::post(w->executor, [self = shared_from_this(), tag] {
+      if (self->current != tag) return;
+      self->abort_current->requested = true;
+      if (self->abort_current->upstream != nullptr) self->abort_current->upstream->close();
+    });
+  }
+};
+
+// A job-level stop of the engine: what paced calls are answered until `until`.
+struct EngineStop {
+  engine::StopCause cause = engine::StopCause::none;
+  std::string detail;  // the quota code, or the refusal ("401 invalid_api_key"): never a key
+  TimePoint until{};
+};
+
 class Gateway {
  public:
   Gateway(ServeOptions options, std::size_t threads)
@@ -125,23 +172,13 @@ class Gateway {
         prices_(options_.prices != nullptr ? *options_.prices : cost::PriceTable::builtin()) {
     for (std::size_t i = 0; i < threads; ++i) pools_.push_back(std::make_unique<proxy::Pool>());
     if (options_.engine) {
-      engine::ClientOptions co;
-      co.engine.base_url = options_.upstream.base_url;
-      co.engine.credentials = {options_.upstream.api_key, options_.upstream.organization, options_.upstream.project};
-      if (options_.configure_engine) options_.configure_engine(co.engine);
       // The keys' sub-limits count tokens as the engine does, and take shares of its limits.
-      limits_config_ = co.engine.limits;
-      if (co.engine.estimator) estimator_ = co.engine.estimator;
-      co.engine.max_in_flight = options_.max_in_flight;
-      // A gateway outlives an upstream that is down for a while: no job-level stop for it.
-      co.engine.unreachable_after = Duration::zero();
-      co.engine.outage_limit = Duration::zero();
-      co.engine.transport.total_timeout = options_.upstream.timeout;
-      co.on_complete = [this](engine::Completion&& c) { completed(std::move(c)); };
-      // The room signal (lanes.hpp): a request the engine is about to send leaves its queue,
-      // and the lanes may hand it the next one.
-      co.on_sent = [this](const std::string& id) { left_engine_queue(id); };
-      engine_ = std::make_unique<engine::Client>(std::move(co));
+      engine::EngineOptions configured;
+      configured.base_url = options_.upstream.base_url;
+      if (options_.configure_engine) options_.configure_engine(configured);
+      limits_config_ = configured.limits;
+      if (configured.estimator) estimator_ = configured.estimator;
+      engine_ = start_engine();
     }
   }
 
@@ -154,7 +191,13 @@ class Gateway {
   // Before the io_contexts go: every pooled upstream connection and every waiter (their
   // sockets and timers belong to the contexts).
   void release() {
-    if (engine_) engine_->close(engine::CloseMode::abort);
+    std::vector<std::shared_ptr<engine::Client>> engines;
+    {
+      const std::lock_guard lock(engine_mu_);
+      engines = std::move(retired_);
+      if (engine_) engines.push_back(std::move(engine_));
+    }
+    for (const auto& e : engines) e->close(engine::CloseMode::abort);
     pools_.clear();
     const std::lock_guard lock(mu_);
     waiters_.clear();
@@ -175,11 +218,15 @@ class Gateway {
   // comes back as an Answer (written = false: a 502 or 413 of the gateway's own).
   asio::awaitable<Answer> forward(const Incoming& in, Route route, const std::shared_ptr<Waiter>& w,
                                   std::vector<std::pair<std::string, std::string>> own_headers);
-  // A non-streamed JSON call through the engine (its limiter and retries); nullopt when the
-  // engine does not take it (stopped, full): then it goes through the relay.
-  asio::awaitable<std::optional<Answer>> through_engine(const Incoming& in, Endpoint endpoint, std::size_t lane,
-                                                        const std::shared_ptr<Waiter>& w,
-                                                        const std::vector<std::pair<std::string, std::string>>& own);
+  // A paced call through the engine (its limiter, retries and breaker): each attempt the
+  // engine lets go runs here, through the relay (engine_transport.hpp).
+  // `model`: an upload's (the form's first 64 KiB, or the default).
+  asio::awaitable<Answer> through_engine(const Incoming& in, Route route, const std::string& model, std::size_t lane,
+                                         const std::shared_ptr<Waiter>& w, std::vector<std::pair<std::string, std::string>> own);
+  // One attempt of `call`: sent and relayed (or held), its answer handed to the engine.
+  asio::awaitable<void> attempt(const Incoming& in, PacedCall& call, const std::shared_ptr<EngineBox>& box, std::uint64_t tag);
+  // What the relay left to write for a call (nothing when it wrote the answer).
+  Answer answer_of(const Incoming& in, const proxy::Call& call);
   void completed(engine::Completion&& c);
   // The client key's side of a paced call before its lane (usage.hpp, key_limits.hpp): its
   // budget (refused at once) and its sub-limits (waits for them up to the lane's max_wait).
@@ -202,6 +249,13 @@ class Gateway {
   void give_back(std::size_t lane, RoomId room);
   // Requests the engine has sent and not answered yet (outstanding less unsent).
   [[nodiscard]] std::size_t engine_sent();
+  // The engine: a new Client (its own EngineTransport), wired to this gateway.
+  std::shared_ptr<engine::Client> start_engine();
+  // The Client to submit to; null while a job-level stop holds (stop_ says which). After
+  // the stop's --stop-recheck a fresh Client is started: the next call is its probe.
+  std::shared_ptr<engine::Client> current_engine(std::optional<EngineStop>& stop);
+  void on_engine_event(std::uint64_t generation, const engine::JobEvent& ev);
+  Answer stop_answer(const EngineStop& stop, const std::vector<std::pair<std::string, std::string>>& own) const;
   // Hands upstream what the room allows and tells the expired; under mu_. `self`: the waiter
   // of the calling coroutine, on its own executor: admitted in place rather than by a post.
   void pump_locked(TimePoint now, Waiter* self = nullptr);
@@ -221,9 +275,12 @@ class Gateway {
   std::mutex log_mu_;
   proxy::Upstream upstream_;
   std::vector<std::unique_ptr<proxy::Pool>> pools_;  // pools_[i]: the connections of context i
-  std::unique_ptr<engine::Client> engine_;
   std::mutex engine_mu_;
-  std::unordered_map<std::string, std::shared_ptr<Waiter>> engine_waiting_;  // under engine_mu_
+  std::shared_ptr<engine::Client> engine_;                   // under engine_mu_; null while stopped
+  std::uint64_t engine_generation_ = 0;                      // under engine_mu_: engine_'s
+  std::optional<EngineStop> stop_;                           // under engine_mu_: the last job-level stop
+  std::vector<std::shared_ptr<engine::Client>> retired_;     // under engine_mu_: stopped ones, closed at release()
+  std::unordered_map<std::string, std::shared_ptr<PacedCall>> engine_waiting_;  // under engine_mu_
   // Submitted and not sent yet: the lane and room each holds (under engine_mu_).
   std::unordered_map<std::string, std::pair<std::size_t, RoomId>> engine_unsent_;
   static constexpr std::size_t kUnsentPerLane = 2;
@@ -253,26 +310,118 @@ void Gateway::give_back(std::size_t lane, RoomId room) {
 }
 
 std::size_t Gateway::engine_sent() {
-  if (!engine_) return 0;
+  std::vector<std::shared_ptr<engine::Client>> engines;
   std::size_t unsent = 0;
   {
     const std::lock_guard lock(engine_mu_);
     unsent = engine_unsent_.size();
+    engines = retired_;
+    if (engine_) engines.push_back(engine_);
   }
-  const std::size_t outstanding = engine_->outstanding();
+  std::size_t outstanding = 0;
+  for (const auto& e : engines) outstanding += e->outstanding();
   return outstanding > unsent ? outstanding - unsent : 0;
+}
+
+std::string gateway_option_words(std::string_view option) {
+  if (option == "transport.total_timeout") return "--upstream-timeout";
+  if (option == "transport.idle_timeout") return "--upstream-timeout";
+  if (option == "max_in_flight") return "--max-in-flight";
+  return "the gateway's engine option " + std::string(option);
+}
+
+std::shared_ptr<engine::Client> Gateway::start_engine() {
+  const std::uint64_t generation = ++engine_generation_;
+  engine::ClientOptions co;
+  co.engine.base_url = options_.upstream.base_url;
+  co.engine.credentials = {options_.upstream.api_key, options_.upstream.organization, options_.upstream.project};
+  if (options_.configure_engine) options_.configure_engine(co.engine);
+  co.engine.max_in_flight = options_.max_in_flight;
+  // A gateway outlives an upstream that is down for a while: no job-level stop for it.
+  co.engine.unreachable_after = Duration::zero();
+  co.engine.outage_limit = Duration::zero();
+  co.engine.transport.total_timeout = options_.upstream.timeout;
+  co.engine.option_words = gateway_option_words;
+  // Every attempt goes through the gateway's own relay (engine_transport.hpp).
+  co.engine.make_transport = [](const http::TransportOptions& t) { return std::make_unique<EngineTransport>(t); };
+  co.engine.on_event = [this, generation](const engine::JobEvent& ev) { on_engine_event(generation, ev); };
+  co.on_complete = [this](engine::Completion&& c) { completed(std::move(c)); };
+  // The room signal (lanes.hpp): a request the engine is about to send leaves its queue,
+  // and the lanes may hand it the next one.
+  co.on_sent = [this](const std::string& id) { left_engine_queue(id); };
+  return std::make_shared<engine::Client>(std::move(co));
+}
+
+// On the engine's thread. A quota or a refused key stops the Client for good: the calls it
+// had are cancelled (answered with the stop's error), and so is every paced call until
+// --stop-recheck has passed; then a fresh Client takes the next one (current_engine()).
+void Gateway::on_engine_event(std::uint64_t generation, const engine::JobEvent& ev) {
+  using Kind = engine::JobEvent::Kind;
+  if (ev.kind != Kind::insufficient_quota && ev.kind != Kind::rejected && ev.kind != Kind::stopped) return;
+  const std::lock_guard lock(engine_mu_);
+  if (generation != engine_generation_ || stopping_) return;
+  if (ev.kind == Kind::stopped && ev.cause != engine::StopCause::insufficient_quota && ev.cause != engine::StopCause::rejected &&
+      ev.cause != engine::StopCause::budget) {
+    return;
+  }
+  if (ev.kind == Kind::stopped && stop_ && stop_->until > clock_.now()) return;  // already noted by its event
+  EngineStop stop;
+  stop.cause = ev.kind == Kind::insufficient_quota ? engine::StopCause::insufficient_quota
+               : ev.kind == Kind::rejected          ? engine::StopCause::rejected
+                                                    : ev.cause;
+  stop.detail = ev.kind == Kind::rejected || (ev.kind == Kind::stopped && !ev.refusal.empty()) ? ev.refusal : ev.detail;
+  stop.until = clock_.now() + options_.stop_recheck;
+  stop_ = std::move(stop);
+  if (engine_) retired_.push_back(std::move(engine_));
+}
+
+std::shared_ptr<engine::Client> Gateway::current_engine(std::optional<EngineStop>& stop) {
+  const std::lock_guard lock(engine_mu_);
+  if (engine_) return engine_;
+  if (stop_ && clock_.now() < stop_->until) {
+    stop = stop_;
+    return nullptr;
+  }
+  if (stopping_) return nullptr;
+  engine_ = start_engine();  // its first request is the probe
+  return engine_;
+}
+
+Answer Gateway::stop_answer(const EngineStop& stop, const std::vector<std::pair<std::string, std::string>>& own) const {
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(stop.until - clock_.now()).count() + 1;
+  const std::string when = stop.until <= clock_.now() ? std::string()
+                           : " The gateway sends the next call upstream in " + std::to_string(std::max<std::int64_t>(left, 1)) +
+                                 " s (--stop-recheck) to check again.";
+  Answer answer;
+  if (stop.cause == engine::StopCause::insufficient_quota) {
+    answer = error_answer(429,
+                          "You exceeded your current quota, please check your plan and billing details. (floodgate gateway: "
+                          "the upstream answered " + (stop.detail.empty() ? std::string("insufficient_quota") : stop.detail) + ".)" + when,
+                          "insufficient_quota", "insufficient_quota");
+  } else if (stop.cause == engine::StopCause::rejected) {
+    answer = error_answer(502,
+                          "The upstream API refuses this gateway's own key (" + stop.detail +
+                              "): check $OPENAI_API_KEY or --upstream-key-file of floodgate serve." + when,
+                          "server_error", "upstream_key_refused");
+  } else {
+    answer = error_answer(503, "The gateway's engine stopped (" + std::string(engine::to_string(stop.cause)) + ")." + when,
+                          "server_error", "engine_stopped");
+  }
+  answer.headers = own;
+  return answer;
 }
 
 void Gateway::completed(engine::Completion&& c) {
   left_engine_queue(c.outcome.custom_id);  // finished unsent (cancelled, max_wait, a stop)
-  std::shared_ptr<Waiter> w;
+  std::shared_ptr<PacedCall> call;
   {
     const std::lock_guard lock(engine_mu_);
     const auto it = engine_waiting_.find(c.outcome.custom_id);
     if (it == engine_waiting_.end()) return;
-    w = std::move(it->second);
+    call = std::move(it->second);
     engine_waiting_.erase(it);
   }
+  const std::shared_ptr<Waiter>& w = call->w;
   asio::post(w->executor, [w, c = std::move(c)]() mutable {
     w->completion = std::move(c);
     w->state = Waiter::State::answered;
@@ -280,63 +429,156 @@ void Gateway::completed(engine::Completion&& c) {
   });
 }
 
-asio::awaitable<std::optional<Answer>> Gateway::through_engine(const Incoming& in, Endpoint endpoint, std::size_t lane,
-                                                               const std::shared_ptr<Waiter>& w,
-                                                               const std::vector<std::pair<std::string, std::string>>& own) {
-  const std::string id = "gw-" + std::to_string(++engine_ids_);
-  {
-    const std::lock_guard lock(engine_mu_);
-    engine_waiting_.emplace(id, w);
-    engine_unsent_.emplace(id, std::make_pair(lane, w->room));
+// The form field `model` of a multipart upload, from what the client sent so far: read into
+// the connection's buffer (up to 64 KiB, or the whole body when shorter) without consuming
+// it, so the body parser still reads every byte. Empty when not found there.
+asio::awaitable<std::string> sniff_upload_model(const Incoming& in) {
+  constexpr std::size_t kSniff = 64 * 1024;
+  const auto declared = in.streamed->content_length();
+  const std::size_t want = std::min<std::size_t>(kSniff, declared ? static_cast<std::size_t>(*declared) : kSniff);
+  const auto find = [&]() -> std::optional<std::string> {
+    const std::string_view bytes(static_cast<const char*>(in.buffer.data().data()), in.buffer.size());
+    const std::size_t name = bytes.find("name=\"model\"");
+    if (name == std::string_view::npos) return std::nullopt;
+    const std::size_t start = bytes.find("\r\n\r\n", name);
+    if (start == std::string_view::npos) return std::nullopt;
+    const std::size_t end = bytes.find("\r\n", start + 4);
+    if (end == std::string_view::npos) return std::nullopt;
+    return std::string(trim(bytes.substr(start + 4, end - start - 4)));
+  };
+  while (!in.streamed->is_done()) {
+    if (auto model = find()) co_return *model;
+    if (in.buffer.size() >= want) break;
+    boost::system::error_code ec;
+    const std::size_t n = co_await in.socket.async_read_some(in.buffer.prepare(std::max<std::size_t>(want - in.buffer.size(), 4096)),
+                                                             asio::redirect_error(asio::use_awaitable, ec));
+    in.buffer.commit(n);
+    if (ec) break;
   }
+  co_return find().value_or("");
+}
+
+asio::awaitable<Answer> Gateway::through_engine(const Incoming& in, Route route, const std::string& model, std::size_t lane,
+                                                const std::shared_ptr<Waiter>& w, std::vector<std::pair<std::string, std::string>> own) {
+  const bool upload = route == Route::audio_transcriptions || route == Route::audio_translations;
   engine::Submission s;
-  s.id = id;
-  s.endpoint = endpoint;
-  s.body = *in.body;
+  s.id = "gw-" + std::to_string(++engine_ids_);
   s.priority = w->owed ? 1 : -static_cast<int>(lane);  // Room::priority: a share's request goes first
   const Duration left = lanes_.config(lane).max_wait - w->waited;
   s.deadline = clock_.now() + std::max(left, Duration(std::chrono::milliseconds(1)));
+  if (upload) {
+    // The engine paces by model; the body stays in the socket, sent once (no retry).
+    s.endpoint = Endpoint::audio_transcriptions;
+    s.body = R"({"model":")" + model + "\"}";
+    s.max_attempts = 1;
+  } else {
+    s.endpoint = route == Route::chat_completions ? Endpoint::chat_completions
+                 : route == Route::embeddings     ? Endpoint::embeddings
+                                                  : Endpoint::responses;
+    s.body = *in.body;
+  }
+  auto call = std::make_shared<PacedCall>(w);
+  call->own = own;
+  s.context = call;
+  const std::string id = s.id;
+  std::optional<EngineStop> stop;
+  const std::shared_ptr<engine::Client> engine = current_engine(stop);
+  if (!engine) {
+    give_back(lane, w->room);
+    co_return stop ? stop_answer(*stop, own) : error_answer(503, "The gateway is shutting down.", "server_error", "");
+  }
+  {
+    const std::lock_guard lock(engine_mu_);
+    engine_waiting_.emplace(id, call);
+    engine_unsent_.emplace(id, std::make_pair(lane, w->room));
+  }
+  call->submitted_at = std::chrono::steady_clock::now();
   w->state = Waiter::State::waiting;
   const auto started = std::chrono::steady_clock::now();
-  if (!engine_->submit(std::move(s))) {
+  if (const engine::Submitted taken = engine->submit(std::move(s)); !taken) {
     {
       const std::lock_guard lock(engine_mu_);
       engine_waiting_.erase(id);
     }
     left_engine_queue(id);
-    co_return std::nullopt;
+    if (taken.refusal == engine::Refusal::closed) {
+      std::optional<EngineStop> now_stopped;
+      if (!current_engine(now_stopped) && now_stopped) co_return stop_answer(*now_stopped, own);
+    }
+    const bool bad = taken.refusal == engine::Refusal::invalid;
+    Answer refused = error_answer(bad ? 400 : 503, (bad ? "The gateway cannot pace this request: " : "The gateway's engine cannot take the request: ") + taken.reason,
+                                  bad ? "invalid_request_error" : "server_error", "");
+    refused.headers = own;
+    co_return refused;
   }
-  // A client that hangs up cancels its call in the engine (queued or in flight).
-  auto gone = std::make_shared<bool>(false);
-  in.socket.async_wait(tcp::socket::wait_read, [this, w, id, gone, &socket = in.socket](boost::system::error_code ec) {
-    if (ec || w->state == Waiter::State::answered) return;
-    char byte = 0;
-    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
-    *gone = true;
-    engine_->cancel(id);
-  });
+  // A client that hangs up while the engine holds its call (queued, or between attempts)
+  // cancels it there; during an attempt the relay's own watch ends the upstream call.
+  bool watching = false;
+  const auto watch = [&] {
+    if (watching) return;
+    watching = true;
+    in.socket.async_wait(tcp::socket::wait_read, [this, w, call, id, &watching, engine, &socket = in.socket](boost::system::error_code ec) {
+      if (ec == asio::error::operation_aborted) return;
+      watching = false;
+      if (ec || w->state == Waiter::State::answered) return;
+      char byte = 0;
+      const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+      call->gone = true;
+      engine->cancel(id);
+    });
+  };
+  const auto unwatch = [&] {
+    boost::system::error_code ignored;
+    in.socket.cancel(ignored);
+    watching = false;
+  };
+  if (!upload) watch();  // an upload's unread body keeps the socket readable
   w->timer.expires_at(asio::steady_timer::time_point::max());
   while (w->state != Waiter::State::answered) {
+    if (!call->go.empty()) {
+      auto [box, tag] = std::move(call->go.front());
+      call->go.pop_front();
+      if (!box->live(tag)) continue;  // given up meanwhile
+      unwatch();
+      co_await attempt(in, *call, box, tag);
+      if (!upload && !call->gone && !(call->last && (call->last->answer_started || call->last->client_gone))) watch();
+      continue;
+    }
     boost::system::error_code ec;
     co_await w->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  boost::system::error_code ignored;
-  in.socket.cancel(ignored);
+  unwatch();
   w->upstream_elapsed = std::chrono::steady_clock::now() - started;
   const Outcome& o = w->completion->outcome;
+  const proxy::Call* last = call->last ? &*call->last : nullptr;
   Answer answer;
-  if (*gone) {
+  if (last != nullptr && (last->answer_started || last->client_gone || last->body_too_large)) {
+    answer = answer_of(in, *last);  // the client has its answer (or hung up)
+  } else if (call->gone) {
     answer = Answer(499, "", "", {});
     answer.written = true;
     answer.keep_alive = false;
-  } else if (o.status_code != 0 && !o.body.empty()) {
-    answer = Answer(o.status_code, "application/json", o.body, own);
-    if (!o.request_id.empty()) answer.headers.emplace_back("x-request-id", o.request_id);
-    if (o.usage.total_tokens > 0 || o.usage.prompt_tokens > 0) {
-      answer.usage = Usage{static_cast<std::int64_t>(o.usage.prompt_tokens), static_cast<std::int64_t>(o.usage.completion_tokens),
-                           static_cast<std::int64_t>(o.usage.cached_tokens)};
+    const std::lock_guard lock(mu_);
+    ++counts_.upstream_cancelled;
+  } else if (last != nullptr && last->held && o.status_code == last->status && last->status != 401) {
+    // The engine gave up retrying: the client gets the upstream's last answer as it was.
+    answer = Answer(last->status, "", last->held_body, call->own);
+    for (const auto& [name, value] : last->upstream_headers) {
+      if (name == "content-type") {
+        answer.content_type = value;
+      } else if (proxy::kept_for_client(name)) {
+        answer.headers.emplace_back(name, value);
+      }
     }
+    const std::lock_guard lock(mu_);
+    ++counts_.upstream_responses[last->status];
+  } else if (o.status_code == 401) {
+    // Its code only: OpenAI's message for a wrong key names part of it.
+    const std::string code = last != nullptr && last->held ? engine::inspect_response_body(last->held_body).error_code : "";
+    answer = stop_answer(EngineStop{engine::StopCause::rejected, "401" + (code.empty() ? "" : " " + code), clock_.now()}, call->own);
+    const std::lock_guard lock(mu_);
+    ++counts_.upstream_responses[401];
   } else if (o.error == ErrorKind::max_wait) {
     const RetryAfter retry = retry_after_values(lanes_.config(lane).max_wait);
     answer = error_answer(429,
@@ -344,27 +586,93 @@ asio::awaitable<std::optional<Answer>> Gateway::through_engine(const Incoming& i
                               " lane cannot take the request: it could not be sent upstream within the lane's wait. "
                               "Please retry after " + retry.seconds + " s.",
                           "requests", "rate_limit_exceeded");
-    answer.headers = own;
+    answer.headers = call->own;
     answer.headers.emplace_back("retry-after", retry.seconds);
     answer.headers.emplace_back("retry-after-ms", retry.milliseconds);
+  } else if (o.error == ErrorKind::cancelled) {
+    std::optional<EngineStop> now_stopped;
+    {
+      const std::lock_guard lock(engine_mu_);
+      if (stop_ && clock_.now() < stop_->until) now_stopped = stop_;
+    }
+    answer = now_stopped ? stop_answer(*now_stopped, call->own) : error_answer(503, "The gateway is shutting down: the call was not sent upstream.", "server_error", "");
+    if (!now_stopped) answer.headers = call->own;
   } else {
     answer = error_answer(502, "The gateway could not get an answer from the upstream API: " + o.error_message, "server_error",
                           "upstream_error");
-    answer.headers = own;
-  }
-  {
+    answer.headers = call->own;
     const std::lock_guard lock(mu_);
-    if (*gone) {
-      ++counts_.upstream_cancelled;
-    } else {
-      ++counts_.upstream_responses[o.status_code];
-    }
-    if (answer.usage) {
-      counts_.usage_input_tokens += static_cast<std::uint64_t>(answer.usage->input_tokens);
-      counts_.usage_output_tokens += static_cast<std::uint64_t>(answer.usage->output_tokens);
+    ++counts_.upstream_responses[0];
+  }
+  if (upload && !answer.written && in.streamed != nullptr && !in.streamed->is_done()) answer.keep_alive = false;
+  co_return answer;
+}
+
+asio::awaitable<void> Gateway::attempt(const Incoming& in, PacedCall& call, const std::shared_ptr<EngineBox>& box, std::uint64_t tag) {
+  http::HttpResponse r;
+  r.tag = tag;
+  r.http_version = "1.1";
+  if (call.gone) {
+    // The client hung up: an answer the engine does not retry (nothing was sent).
+    r.status = 499;
+    r.body = R"({"error":{"message":"the client closed the request","type":"invalid_request_error","code":"client_closed_request"}})";
+    box->finish(std::move(r));
+    co_return;
+  }
+  if (!call.sent) {
+    // Its wait in the engine's queue (the limiter's) is part of its wait too.
+    call.sent = true;
+    call.w->waited += std::chrono::steady_clock::now() - call.submitted_at;
+    for (auto& [name, value] : call.own) {
+      if (name == "x-floodgate-queue-ms") value = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(call.w->waited).count());
     }
   }
-  co_return answer;
+  call.current = tag;
+  call.abort_current->requested = false;
+  call.last.emplace();
+  proxy::Call& pc = *call.last;
+  prepare_call(in, pc);
+  pc.own_headers = call.own;
+  pc.engine_attempt = true;
+  pc.abort = call.abort_current;
+  co_await upstream_.call(in.pool, in.socket, in.buffer, pc);
+  call.current = 0;
+  r.elapsed = pc.elapsed;
+  r.request_sent = pc.request_sent;
+  for (const auto& [name, value] : pc.upstream_headers) r.add_header(name, value);
+  if (pc.client_gone) {
+    call.gone = true;
+    r.status = 499;
+    r.body = R"({"error":{"message":"the client closed the request","type":"invalid_request_error","code":"client_closed_request"}})";
+  } else if (pc.body_too_large) {
+    r.status = 413;
+    r.body = R"({"error":{"message":"the request body is larger than --max-body-bytes","type":"invalid_request_error","code":null}})";
+  } else if (pc.held && pc.error.empty()) {
+    r.status = pc.status;
+    r.body = std::move(pc.held_body);
+    pc.held_body = r.body;  // kept for the client, should the engine give up
+  } else if (pc.answer_started) {
+    r.status = pc.status;
+    if (pc.status >= 200 && pc.status < 300) {
+      // What the relay settled, as the engine reads usage (the bytes went to the client).
+      r.body = "{}";
+      if (pc.usage) {
+        r.body = R"({"usage":{"prompt_tokens":)" + std::to_string(std::max<std::int64_t>(0, pc.usage->input_tokens)) +
+                 R"(,"completion_tokens":)" + std::to_string(std::max<std::int64_t>(0, pc.usage->output_tokens)) + "}}";
+      }
+    } else {
+      r.body = pc.error_body.empty() ? std::string("{}") : pc.error_body;
+    }
+  } else {
+    r.status = 0;
+    r.error = pc.timed_out ? http::TransportError::timeout : http::TransportError::connection;
+    r.error_message = pc.error;
+    if (pc.status != 0) {
+      r.answer_started = true;
+      r.partial_status = pc.status;
+    }
+  }
+  box->finish(std::move(r));
 }
 
 void Gateway::pump_locked(TimePoint now, Waiter* self) {
@@ -450,30 +758,38 @@ asio::awaitable<std::optional<Refusal>> Gateway::wait_for_lane(const std::shared
   co_return std::nullopt;
 }
 
-asio::awaitable<Answer> Gateway::forward(const Incoming& in, Route route, const std::shared_ptr<Waiter>& w,
-                                         std::vector<std::pair<std::string, std::string>> own_headers) {
+// The upstream request of a call: the client's head, and its body (a streamed chat asks for
+// usage when the client did not: usage is settled from the last chunk).
+void prepare_call(const Incoming& in, proxy::Call& call) {
   const std::string_view target(in.head.target().data(), in.head.target().size());
-  proxy::Call call;
   call.head = &in.head;
   call.client_keep_alive = in.keep_alive;
   call.target = std::string(target.substr(3));  // without "/v1": the base URL has it
   call.streamed = in.streamed;
-  call.own_headers = std::move(own_headers);
-  std::optional<std::string> rewritten;
-  if (in.body != nullptr) {
-    call.body = *in.body;
-    if (route == Route::chat_completions) {
-      // Usage is settled from a stream's last chunk: ask for it when the client did not.
-      const StreamAsk ask = stream_ask_of(*in.body);
-      if (ask.stream && !ask.include_usage && (rewritten = with_include_usage(*in.body))) {
-        call.body = *rewritten;
-        call.strip_usage = true;
-      }
+  if (in.body == nullptr) return;
+  call.body = *in.body;
+  if (target.substr(0, target.find('?')) != "/v1/chat/completions") return;
+  const StreamAsk ask = stream_ask_of(*in.body);
+  if (ask.stream && !ask.include_usage) {
+    if (auto rewritten = with_include_usage(*in.body)) {
+      call.body_storage = std::move(*rewritten);
+      call.body = call.body_storage;
+      call.strip_usage = true;
     }
   }
+}
+
+asio::awaitable<Answer> Gateway::forward(const Incoming& in, Route /*route*/, const std::shared_ptr<Waiter>& w,
+                                         std::vector<std::pair<std::string, std::string>> own_headers) {
+  proxy::Call call;
+  prepare_call(in, call);
+  call.own_headers = std::move(own_headers);
   co_await upstream_.call(in.pool, in.socket, in.buffer, call);
   w->upstream_elapsed = call.elapsed;
+  co_return answer_of(in, call);
+}
 
+Answer Gateway::answer_of(const Incoming& in, const proxy::Call& call) {
   Answer answer;
   answer.usage = call.usage;
   {
@@ -508,7 +824,7 @@ asio::awaitable<Answer> Gateway::forward(const Incoming& in, Route route, const 
     answer.headers = call.own_headers;
     answer.keep_alive = in.streamed == nullptr || in.streamed->is_done();
   }
-  co_return answer;
+  return answer;
 }
 
 // "$0.0012": dollars with 4 decimals (a call costs fractions of a cent).
@@ -773,25 +1089,30 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
     }
   }
 
-  // Where the lanes will hand it: non-streamed JSON calls to the engine's queue of their model
-  // (pacing, retries: a 429 waits here rather than reaching the client), streams and uploads
-  // to the relay (docs/gateway.md).
-  std::optional<Endpoint> endpoint;
-  if (engine_ && in.body != nullptr && route != Route::audio_transcriptions && route != Route::audio_translations &&
-      !stream_ask_of(*in.body).stream) {
-    endpoint = route == Route::chat_completions ? Endpoint::chat_completions
-               : route == Route::embeddings     ? Endpoint::embeddings
-                                                : Endpoint::responses;
-  }
+  // Where the lanes will hand it: every laned call to the engine's queue of its model (pacing,
+  // retries: a 429 waits here rather than reaching the client; an upload's model is read from
+  // the start of its form), or with --no-engine to the relay (docs/gateway.md).
   RoomId room = Room::kRelay;
-  if (endpoint) {
-    InputOptions io;
-    io.default_endpoint = endpoint;
-    const ParsedLine parsed = parse_input_line(*in.body, 1, io);  // the engine's own reading of the model
-    if (parsed.request && !parsed.request->model.empty()) {
-      const std::lock_guard lock(mu_);
-      room = room_.of(parsed.request->model);
+  std::string engine_model;
+  if (options_.engine) {
+    if (in.body != nullptr) {
+      InputOptions io;
+      io.default_endpoint = route == Route::chat_completions ? Endpoint::chat_completions
+                            : route == Route::embeddings     ? Endpoint::embeddings
+                                                             : Endpoint::responses;
+      const ParsedLine parsed = parse_input_line(*in.body, 1, io);  // the engine's own reading of the model
+      if (!parsed.request || parsed.request->model.empty()) {
+        std::string why = parsed.request ? "the body has no \"model\"" : parsed.error_message;
+        if (why.starts_with("line 1: ")) why.erase(0, 8);
+        co_return finish(error_answer(400, "The gateway cannot pace this request: " + why, "invalid_request_error", ""));
+      }
+      engine_model = parsed.request->model;
+    } else {
+      engine_model = co_await sniff_upload_model(in);
+      if (engine_model.empty() || engine_model.find_first_of("\"\\") != std::string::npos) engine_model = std::string(kDefaultUploadModel);
     }
+    const std::lock_guard lock(mu_);
+    room = room_.of(engine_model);
   }
   const auto refusal = co_await wait_for_lane(w, lane, room, in.socket);
   if (w->state == Waiter::State::cancelled) {
@@ -817,22 +1138,12 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   std::vector<std::pair<std::string, std::string>> own;
   own.emplace_back(kLaneHeader, lane_name);
   own.emplace_back("x-floodgate-queue-ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->waited).count()));
-  std::optional<Answer> paced;
-  if (w->room != Room::kRelay) paced = co_await through_engine(in, *endpoint, lane, w, own);  // gives its room back
-  if (paced) {
-    answer = std::move(*paced);
-    if (w->completion && w->completion->queued > std::chrono::nanoseconds::zero()) {
-      // Its wait in the engine's queue, for the limiter, is part of its wait too.
-      w->waited += w->completion->queued;
-      for (auto& [name, value] : answer.headers) {
-        if (name == "x-floodgate-queue-ms") value = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(w->waited).count());
-      }
-    }
+  // Every paced call goes through the engine (pacing, retries: a 429 waits here rather than
+  // reaching the client), its bytes through the relay (docs/gateway.md); --no-engine: the
+  // relay alone.
+  if (w->room != Room::kRelay) {
+    answer = co_await through_engine(in, route, engine_model, lane, w, std::move(own));  // gives its room back
   } else {
-    if (w->room != Room::kRelay) {  // the engine did not take it: relayed, in the relay's room
-      const std::lock_guard lock(mu_);
-      room_.take(lane, Room::kRelay);
-    }
     answer = co_await forward(in, route, w, std::move(own));
     give_back(lane, Room::kRelay);
   }

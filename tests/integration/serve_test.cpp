@@ -572,9 +572,11 @@ TEST(Serve, AClientLeavingBeforeTheAnswerEndsTheUpstreamCall) {
   ScriptedUpstream upstream;
   ServeProcess gw({"--upstream", upstream.base_url()}, kUpstreamKey);
   Socket client = Socket::connect_to(port_of(gw.base_url()));
-  client.send("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  const std::string body = R"({"model":"text-embedding-3-small","input":"x"})";
+  client.send("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body);
   Socket up = upstream.accept();
-  ASSERT_TRUE(up.read_until("\r\n\r\n{}"));
+  ASSERT_TRUE(up.read_until("\r\n\r\n" + body));
   client.close();
   EXPECT_TRUE(up.closed_within(10s));
   EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_cancelled_total", "1"));
@@ -1002,4 +1004,144 @@ TEST(Serve, BatchKeepsItsShareWhileInteractiveFloods) {
   const auto batch_in_first_20 = std::count(order.begin() + 10, order.begin() + 30, false);
   EXPECT_GE(batch_in_first_20, 6) << "batch's share, 10 of 20 at the exact pace";
   EXPECT_EQ(sim.stats()["by_status"].value("429", 0), 0);
+}
+
+TEST(Serve, StreamedChatBurstsWaitInTheGatewayToo) {
+  // As AnUpstream429WaitsInTheGateway..., with stream: true: every stream goes when the engine says, a 429 is held and
+  // retried before any byte reaches the client, and every client gets its whole stream.
+  SimProcess sim({"--latency", "none", "--fault-rate", "0", "--rpm", "1200", "--window", "quantized", "--quantum", "100ms"},
+                 sim_options());
+  const auto burst = [](const std::function<HttpResult(const std::string&)>& post) {
+    std::vector<std::future<HttpResult>> answers;
+    for (int i = 0; i < 30; ++i) {
+      const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"n)" + std::to_string(i) +
+                               R"("}],"max_tokens":4,"stream":true})";
+      answers.push_back(std::async(std::launch::async, [post, body] { return post(body); }));
+    }
+    std::map<long, int> statuses;
+    int whole = 0;
+    for (auto& a : answers) {
+      const HttpResult r = a.get();
+      ++statuses[r.status];
+      if (r.status == 200 && r.body.find("data: [DONE]") != std::string::npos) ++whole;
+    }
+    return std::make_pair(statuses, whole);
+  };
+  const auto direct = burst([&](const std::string& body) { return sim.post("/v1/chat/completions", body); });
+  EXPECT_GT(direct.first.count(429) ? direct.first.at(429) : 0, 0) << "the sim's limit bites a burst of streams";
+  std::this_thread::sleep_for(200ms);  // the sim's 100 ms quantum passes
+  ServeProcess gw({"--upstream", sim.base_url()}, kUpstreamKey);
+  const auto through = burst([&](const std::string& body) { return gw.post("/v1/chat/completions", body, {}, 60s); });
+  EXPECT_EQ(through.first.size(), 1u);
+  EXPECT_EQ(through.second, 30) << "30 whole streams";
+  gw.stop();
+  const std::string log = floodgate::test::slurp(gw.log_path());
+  EXPECT_EQ(log.find(" 429 "), std::string::npos) << log;
+}
+
+TEST(Serve, AHeld429IsRetriedAndTheClientGetsTheSuccessWithTheUpstreamsHeaders) {
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url()}, kUpstreamKey);
+  const std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true})";
+  auto answer = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", body); });
+  {
+    Socket up = upstream.accept();
+    ASSERT_TRUE(up.read_until("\"include_usage\":true}}")) << up.data();
+    const std::string limited = R"({"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}})";
+    up.send("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nretry-after-ms: 20\r\nConnection: close\r\n"
+            "Content-Length: " + std::to_string(limited.size()) + "\r\n\r\n" + limited);
+  }
+  Socket up = upstream.accept();  // the retry
+  ASSERT_TRUE(up.read_until("\"include_usage\":true}}")) << up.data();
+  const std::string event = R"(data: {"choices":[{"index":0,"delta":{"content":"ok"}}],"usage":null})" "\n\n";
+  const std::string usage = R"(data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})" "\n\n";
+  up.send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nx-ratelimit-limit-requests: 500\r\n"
+          "x-ratelimit-remaining-requests: 499\r\nopenai-processing-ms: 7\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          chunked(event) + chunked(usage) + chunked("data: [DONE]\n\n") + "0\r\n\r\n");
+  const HttpResult r = answer.get();
+  ASSERT_EQ(r.status, 200) << r.body << r.error;
+  EXPECT_NE(r.body.find("\"ok\""), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("Rate limit"), std::string::npos) << "nothing of the 429 reached the client: " << r.body;
+  EXPECT_EQ(r.headers.at("x-ratelimit-remaining-requests"), "499");
+  EXPECT_EQ(r.headers.at("openai-processing-ms"), "7");
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_usage_tokens_total{kind=\"output\"}", "1"));
+}
+
+TEST(Serve, InsufficientQuotaIsAnsweredInOpenAIsShapeThenRecheckedWithoutARestart) {
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url(), "--stop-recheck", "1s"}, kUpstreamKey);
+  const std::string quota =
+      R"({"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}})";
+  auto first = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat); });
+  {
+    Socket up = upstream.accept();
+    ASSERT_TRUE(up.read_until(kChat)) << up.data();
+    up.send("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+            std::to_string(quota.size()) + "\r\n\r\n" + quota);
+  }
+  const HttpResult r1 = first.get();
+  EXPECT_EQ(r1.status, 429) << r1.body;
+  EXPECT_EQ(r1.json(), nlohmann::json::parse(quota)) << "the upstream's own answer, not retried";
+  // Until --stop-recheck has passed, the gateway answers the same without going upstream.
+  const auto asked = std::chrono::steady_clock::now();
+  const HttpResult r2 = gw.post("/v1/chat/completions", kChat);
+  if (std::chrono::steady_clock::now() - asked < 900ms) {
+    EXPECT_EQ(r2.status, 429) << r2.body;
+    EXPECT_EQ(r2.json()["error"]["code"], "insufficient_quota") << r2.body;
+    EXPECT_EQ(r2.json()["error"]["type"], "insufficient_quota") << r2.body;
+  }
+  // Then the next call goes upstream again (a fresh engine), and succeeds.
+  std::this_thread::sleep_for(1100ms);
+  auto third = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat); });
+  Socket up = upstream.accept();
+  ASSERT_TRUE(up.read_until(kChat)) << up.data();
+  const std::string ok = R"({"id":"x","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})";
+  up.send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(ok.size()) + "\r\n\r\n" + ok);
+  const HttpResult r3 = third.get();
+  EXPECT_EQ(r3.status, 200) << r3.body;
+  EXPECT_EQ(r3.body, ok);
+}
+
+TEST(Serve, ARefusedUpstreamKeyIsTheGatewaysOwnErrorWithoutTheKey) {
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url()}, kUpstreamKey);
+  auto answer = std::async(std::launch::async, [&] { return gw.post("/v1/chat/completions", kChat); });
+  Socket up = upstream.accept();
+  ASSERT_TRUE(up.read_until(kChat)) << up.data();
+  // OpenAI's words name part of the key: they must not reach the client.
+  const std::string refused = R"({"error":{"message":"Incorrect API key provided: sk-upstr*********9c51.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
+  up.send("HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(refused.size()) +
+          "\r\n\r\n" + refused);
+  const HttpResult r = answer.get();
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(r.json()["error"]["code"], "upstream_key_refused") << r.body;
+  EXPECT_EQ(r.body.find("sk-upstr"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("--upstream-key-file"), std::string::npos) << r.body;
+}
+
+TEST(Serve, UploadsArePacedByTheEngine) {
+  // The sim takes 2 requests per 100 ms; the gateway is told 300 a minute (one per 200 ms,
+  // at most 200 ms ahead of the pace). Straight to the sim a burst of 12 uploads meets 429s;
+  // through the gateway the engine spreads them (before, uploads went out unpaced), and as
+  // an upload is sent once (its body is not held), a 429 would have reached its client.
+  SimProcess sim({"--latency", "none", "--fault-rate", "0", "--rpm", "1200", "--window", "quantized", "--quantum", "100ms"},
+                 sim_options());
+  const std::string form = multipart("pAce", wav(0.5));
+  const std::vector<std::string> type{"Content-Type: multipart/form-data; boundary=pAce"};
+  const auto burst = [&](const std::function<HttpResult()>& post) {
+    std::vector<std::future<HttpResult>> answers;
+    for (int i = 0; i < 12; ++i) answers.push_back(std::async(std::launch::async, post));
+    std::map<long, int> statuses;
+    for (auto& a : answers) ++statuses[a.get().status];
+    return statuses;
+  };
+  const auto direct = burst([&] { return sim.post("/v1/audio/transcriptions", form, type); });
+  EXPECT_GT(direct.count(429) ? direct.at(429) : 0, 0) << "the sim's limit bites a burst of uploads";
+  std::this_thread::sleep_for(200ms);
+  ServeProcess gw({"--upstream", sim.base_url(), "--rpm", "300", "--burst", "200ms"}, kUpstreamKey);
+  const auto started = std::chrono::steady_clock::now();
+  const auto through = burst([&] { return gw.post("/v1/audio/transcriptions", form, type, 60s); });
+  EXPECT_EQ(through.size(), 1u);
+  EXPECT_EQ(through.count(200) ? through.at(200) : 0, 12);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1800ms) << "12 at one per 200 ms, one ahead: at least 2 s";
 }

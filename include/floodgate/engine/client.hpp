@@ -68,6 +68,14 @@ struct Submission {
   // Not sent by then: completes as ErrorKind::max_wait, unsent. On the Client's clock
   // (ClientOptions::clock; std::chrono::steady_clock by default).
   std::optional<TimePoint> deadline;
+  // Handed to the transport with every attempt (http::HttpRequest::context), untouched: for
+  // a transport that sends what the caller holds (floodgate serve's). With a context, an
+  // audio transcription's body is not read for a file to upload (the transport has the
+  // request): it only names the model and feeds the estimate.
+  std::shared_ptr<void> context;
+  // Sent at most this many times, whatever the retry policy (0: the policy's
+  // max_attempts): 1 for a body that cannot be sent twice (an upload streamed from a socket).
+  std::uint32_t max_attempts = 0;
 };
 
 enum class Refusal : std::uint8_t {

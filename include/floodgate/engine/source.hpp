@@ -39,6 +39,10 @@ struct SourceItem {
   // (ErrorKind::max_wait), and a failed attempt is not retried past it.
   int priority = 0;
   std::optional<TimePoint> deadline;
+  // engine::Submission's: handed to the transport with every attempt; a cap on the attempts
+  // (0: the retry policy's).
+  std::shared_ptr<void> context;
+  std::uint32_t max_attempts = 0;
 };
 
 enum class SourceStatus { item, none_yet, end };

@@ -72,6 +72,10 @@ struct ServeOptions {
   // the completions). Null: the engine's defaults (limits learned from the upstream's
   // x-ratelimit-* headers). May throw floodgate::Error before the gateway listens.
   std::function<void(engine::EngineOptions&)> configure_engine;
+  // After the engine stopped on the upstream's insufficient_quota or a refusal of the
+  // gateway's key, paced calls get that error at once for this long; then a fresh engine
+  // sends the next one upstream to check again (--stop-recheck).
+  Duration stop_recheck = std::chrono::seconds(60);
   Duration grace = std::chrono::seconds(30);
   std::uint64_t max_body_bytes = 32ull << 20;
   // One line per request, without its newline; null: no access log. Called from the

@@ -85,6 +85,10 @@ struct HttpRequest {
   // (a download of any size in bounded memory, not counted against max_response_bytes);
   // returning false aborts the transfer.
   std::function<bool(std::string_view)> body_sink;
+  // The caller's own, handed through untouched from engine::Submission::context (null for a
+  // file's lines): a transport that sends requests it did not build (the gateway's, whose
+  // bytes are still in a client's socket) finds by it what the request belongs to.
+  std::shared_ptr<void> context;
 };
 
 enum class TransportError : std::uint8_t {
