@@ -8,6 +8,8 @@
 //   2. record() adds it to the per-key totals in memory at once and queues the row; a
 //      writer thread of its own inserts the queued rows in one transaction per batch, so the
 //      event-loop threads never wait for the disk (a call costs a lock and a vector append).
+//      A batch is what arrives within kBatchWindow (100 ms) of its first row, or kBatchRows:
+//      a crash loses at most that much of the file (the totals in memory are exact).
 //   3. The file is SQLite (WAL, synchronous=NORMAL, as the journal), table `calls`, one row
 //      per call. Opening it loads the totals per key from the rows already there, so a
 //      budget spent stays spent across restarts. A file that cannot be created or written
@@ -21,6 +23,7 @@
 // Thread-safe: every member takes the store's mutex (the writer thread works on batches it
 // has taken out of the queue).
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -131,8 +134,11 @@ class UsageStore {
   std::vector<CallRecord> queue_;
   std::uint64_t queued_total_ = 0;    // rows ever queued
   std::uint64_t written_total_ = 0;   // rows ever written (or dropped after a failure)
+  static constexpr std::size_t kBatchRows = 4096;
+  static constexpr std::chrono::milliseconds kBatchWindow{100};
   std::string failure_;
   bool closing_ = false;
+  int flushing_ = 0;  // flush() calls waiting: the writer writes at once
   std::thread thread_;
 };
 
