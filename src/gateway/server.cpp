@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <map>
 #include <deque>
@@ -1339,6 +1340,11 @@ int run_gateway(ServeOptions options, const std::function<void(const std::string
   net::run_all(contexts);
   gateway.release();
   signals.reset();
+  // Drained: a second SIGINT/SIGTERM (a supervisor's, a test's) must not kill the process
+  // while its caller closes the usage file and prints the summary (the signal_set gave the
+  // signals back their default action, which is to die).
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
   acceptors.clear();
   contexts.clear();  // their coroutines go, while the gateway they refer to is still there
   return 0;
