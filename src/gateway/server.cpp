@@ -514,13 +514,14 @@ asio::awaitable<Answer> Gateway::through_engine(const Incoming& in, Route route,
   }
   // A client that hangs up while the engine holds its call (queued, or between attempts)
   // cancels it there; during an attempt the relay's own watch ends the upstream call.
-  bool watching = false;
+  // (The flag is shared: a handler already queued when the watch is cancelled still runs.)
+  auto watching = std::make_shared<bool>(false);
   const auto watch = [&] {
-    if (watching) return;
-    watching = true;
-    in.socket.async_wait(tcp::socket::wait_read, [this, w, call, id, &watching, engine, &socket = in.socket](boost::system::error_code ec) {
+    if (*watching) return;
+    *watching = true;
+    in.socket.async_wait(tcp::socket::wait_read, [w, call, id, watching, engine, &socket = in.socket](boost::system::error_code ec) {
       if (ec == asio::error::operation_aborted) return;
-      watching = false;
+      *watching = false;
       if (ec || w->state == Waiter::State::answered) return;
       char byte = 0;
       const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -532,7 +533,7 @@ asio::awaitable<Answer> Gateway::through_engine(const Incoming& in, Route route,
   const auto unwatch = [&] {
     boost::system::error_code ignored;
     in.socket.cancel(ignored);
-    watching = false;
+    *watching = false;
   };
   if (!upload) watch();  // an upload's unread body keeps the socket readable
   w->timer.expires_at(asio::steady_timer::time_point::max());
