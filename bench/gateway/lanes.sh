@@ -10,6 +10,9 @@
 #   SIM_ARGS=                more flags for the simulator (e.g. --window rolling)
 #   BATCH_CONNECTIONS=96     the batch client's concurrent connections (closed loop)
 #   INTERACTIVE_RATE=1       the interactive client's requests per second (open loop)
+#   INTERACTIVE_ARRIVALS=poisson  its send times: a seeded Poisson process, or "even" (every
+#                            1/RATE s: at a multiple of the pace interval that meets the
+#                            gateway's pacer at one phase only, a biased sample of the wait)
 #   WARM=20                  seconds the batch client runs alone first (the steady part is the
 #                            interactive client's span, after them)
 #   MAX_TOKENS=8             max_tokens of every chat request (the token charge is its prompt + this)
@@ -30,6 +33,7 @@ tpm="${TPM:-0}"
 sim_latency="${SIM_LATENCY:-fixed:20ms}"
 connections="${BATCH_CONNECTIONS:-96}"
 rate="${INTERACTIVE_RATE:-1}"
+arrivals="${INTERACTIVE_ARRIVALS:-poisson}"
 warm="${WARM:-20}"
 max_tokens="${MAX_TOKENS:-8}"
 # shellcheck source=bench/gateway/common.sh
@@ -66,7 +70,7 @@ batch_pid=$!
 pids+=("$batch_pid")
 sleep "$warm"
 "$gen" interactive "$gw/chat/completions" "$tmp/interactive.json" "$seconds" "$rate" "$tmp/interactive.jsonl" \
-  sk-bench-web >"$tmp/interactive.summary"
+  sk-bench-web "$arrivals" >"$tmp/interactive.summary"
 wait "$batch_pid"
 echo "load average after: $(loadavg)"
 echo "batch:       $(cat "$tmp/batch.summary")"
@@ -75,5 +79,5 @@ curl -s "${sim%/v1}/_sim/stats" >"$tmp/stats.json"  # also flushes the ledger
 echo "gateway: $(curl -s "${gw%/v1}/metrics" | grep -E '^floodgate_gateway_(upstream_responses_total|lane_(admitted|rejected|cancelled)_total)' |
   sed 's/^floodgate_gateway_//' | tr '\n' ' ')"
 python3 "$here/lanes_report.py" --batch "$tmp/batch.jsonl" --interactive "$tmp/interactive.jsonl" \
-  --ledger "$tmp/ledger.jsonl" --stats "$tmp/stats.json" --rpm "$rpm" --tpm "$tpm" --sim-latency-ms "$latency_ms"
+  --ledger "$tmp/ledger.jsonl" --stats "$tmp/stats.json" --seconds "$seconds" --rpm "$rpm" --tpm "$tpm" --sim-latency-ms "$latency_ms"
 if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$tmp"/*.jsonl "$tmp"/*.json "$tmp/access.log" "$KEEP"/ && echo "kept in $KEEP"; fi

@@ -2,7 +2,7 @@
 """The lanes-under-load benchmark's report (bench/gateway/lanes.sh), from what its runs left:
 
     lanes_report.py --batch BATCH.jsonl --interactive INTERACTIVE.jsonl --ledger LEDGER.jsonl \
-        --stats SIM_STATS.json --rpm R [--tpm T] [--sim-latency-ms L]
+        --stats SIM_STATS.json --seconds S --rpm R [--tpm T] [--sim-latency-ms L]
 
 BATCH/INTERACTIVE.jsonl: one line per answered request from `gateway_loadgen batch|interactive`
 (sent_ns, done_ns on the steady clock, status, the answer's x-floodgate-lane and
@@ -58,6 +58,7 @@ def main():
     p.add_argument("--rpm", type=float, required=True)
     p.add_argument("--tpm", type=float, default=0)
     p.add_argument("--sim-latency-ms", type=float, default=0)
+    p.add_argument("--seconds", type=float, required=True, help="how long the interactive client sent")
     a = p.parse_args()
 
     batch, inter, ledger = read_jsonl(a.batch), read_jsonl(a.interactive), read_jsonl(a.ledger)
@@ -78,11 +79,10 @@ def main():
     latency_all = [(r["done_ns"] - r["sent_ns"]) / 1e6 for r in inter]  # refusals (429 at the lane's wait) too
     wrong_lane = sum(1 for r in ok_inter if r["lane"] != "interactive") + sum(1 for r in batch if r["status"] == 200 and r["lane"] != "batch")
 
-    # The steady part: the interactive client's span, from its first send to one interval after
-    # its last (the batch client stops then; late interactive answers are not in it).
+    # The steady part: the interactive client's span, its --seconds from its first send (the
+    # batch client stops then; late interactive answers are not in it).
     sends = sorted(r["sent_ns"] for r in inter)
-    step = (sends[-1] - sends[0]) / (len(sends) - 1) if len(sends) > 1 else 0
-    span = (sends[0], sends[-1] + step) if sends else (0, 0)
+    span = (sends[0], sends[0] + int(a.seconds * 1e9)) if sends else (0, 0)
     minutes = (span[1] - span[0]) / 60e9
     batch_ok = sum(1 for r in batch if r["status"] == 200 and span[0] <= r["done_ns"] <= span[1])
     up = [r for r in admitted if span[0] <= r["admitted_ms"] * 1e6 <= span[1]]

@@ -16,10 +16,11 @@
 //     connections, each sending its next request as soon as the previous one is answered,
 //     for SECONDS; a 429 waits its retry-after-ms first (a well-behaved client). At the end
 //     the connections still waiting are closed (their requests cancelled, not counted).
-//   loadgen interactive URL BODY_FILE SECONDS RATE OUT_JSONL [AUTH_KEY]
-//     open loop in the interactive lane: one request every 1/RATE s for SECONDS, each on an
-//     idle keep-alive connection (a new one when none is idle), latency counted from its
-//     scheduled time; a 429 is counted, not retried. Waits for the last answer.
+//   loadgen interactive URL BODY_FILE SECONDS RATE OUT_JSONL [AUTH_KEY [ARRIVALS]]
+//     open loop in the interactive lane: RATE requests/s for SECONDS, as a Poisson process
+//     (ARRIVALS poisson, the default: seeded exponential gaps) or one every 1/RATE s (even),
+//     each on an idle keep-alive connection (a new one when none is idle), latency counted
+//     from its scheduled time; a 429 is counted, not retried. Waits for the last answer.
 //   Both write one JSON line per answered request to OUT_JSONL: sent_ns and done_ns (the
 //   steady clock, CLOCK_MONOTONIC on Linux, so two loadgens' times compare), status, the
 //   answer's x-floodgate-lane and x-floodgate-queue-ms (-1 when absent); and print one
@@ -40,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <string>
@@ -329,12 +331,27 @@ asio::awaitable<void> interactive_request(LaneLoad& load, Clock::time_point at) 
   load.idle.push_back(c);
 }
 
-asio::awaitable<void> interactive_schedule(LaneLoad& load, double rate, double seconds) {
+// The interactive client's send times, in s from its start: every 1/RATE s ("even"), or a
+// Poisson process of RATE per s ("poisson": exponential gaps, seeded, so every run sends at
+// the same moments). Even arrivals at a multiple of the gateway's pace interval meet its
+// pacer at one phase only, so they sample one point of the wait's distribution, not all.
+std::vector<double> arrival_times(double rate, double seconds, const std::string& arrivals) {
+  std::vector<double> at;
+  if (arrivals == "even") {
+    for (long i = 0; i < std::max(1L, static_cast<long>(rate * seconds)); ++i) at.push_back(static_cast<double>(i) / rate);
+    return at;
+  }
+  std::mt19937_64 random(42);
+  std::exponential_distribution<double> gap(rate);
+  for (double t = 0; t < seconds; t += gap(random)) at.push_back(t);
+  return at;
+}
+
+asio::awaitable<void> interactive_schedule(LaneLoad& load, std::vector<double> arrivals) {
   const auto start = Clock::now();
-  const long total = std::max(1L, static_cast<long>(rate * seconds));
   asio::steady_timer timer(load.io);
-  for (long i = 0; i < total; ++i) {
-    const auto at = start + std::chrono::nanoseconds(static_cast<long long>(1e9 * static_cast<double>(i) / rate));
+  for (const double t : arrivals) {
+    const auto at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t));
     timer.expires_at(at);
     co_await timer.async_wait(asio::use_awaitable);
     asio::co_spawn(load.io, interactive_request(load, at), asio::detached);
@@ -342,7 +359,7 @@ asio::awaitable<void> interactive_schedule(LaneLoad& load, double rate, double s
 }
 
 int run_lane(bool batch, const std::string& url_text, const std::string& body_file, double seconds, double amount,
-             const std::string& out_file, const std::string& key) {
+             const std::string& out_file, const std::string& key, const std::string& arrivals) {
   LaneLoad load;
   load.url = parse(url_text);
   load.request = post_request(load.url, body_file, key, batch ? "batch" : "interactive");
@@ -356,7 +373,7 @@ int run_lane(bool batch, const std::string& url_text, const std::string& body_fi
     }
     asio::co_spawn(load.io, stop_at(load, deadline), asio::detached);
   } else {
-    asio::co_spawn(load.io, interactive_schedule(load, amount, seconds), asio::detached);
+    asio::co_spawn(load.io, interactive_schedule(load, arrival_times(amount, seconds, arrivals)), asio::detached);
     // Bounded: whatever is still unanswered a minute after the last request is cancelled.
     asio::co_spawn(load.io, stop_at(load, began + std::chrono::duration_cast<Clock::duration>(
                                                       std::chrono::duration<double>(seconds + 60))),
@@ -364,10 +381,11 @@ int run_lane(bool batch, const std::string& url_text, const std::string& body_fi
   }
   // The interactive stopper would keep the loop alive for its minute: run until every
   // request is answered instead.
+  const auto requests = static_cast<long>(arrival_times(amount, seconds, arrivals).size());
   while (!load.io.stopped()) {
     load.io.run_one();
-    if (!batch && load.sent > 0 && static_cast<long>(load.records.size()) + load.connection_errors + load.cancelled ==
-                                       std::max(1L, static_cast<long>(amount * seconds))) {
+    if (!batch && load.sent > 0 &&
+        static_cast<long>(load.records.size()) + load.connection_errors + load.cancelled == requests) {
       break;
     }
   }
@@ -438,13 +456,13 @@ int main(int argc, char** argv) {
   }
   if (a.size() >= 6 && (a[0] == "batch" || a[0] == "interactive")) {
     return run_lane(a[0] == "batch", a[1], a[2], std::atof(a[3].c_str()), std::atof(a[4].c_str()), a[5],
-                    a.size() > 6 ? a[6] : "sk-bench");
+                    a.size() > 6 ? a[6] : "sk-bench", a.size() > 7 ? a[7] : "poisson");
   }
   if (a.size() == 4 && a[0] == "idle") return run_idle(a[1], std::atoi(a[2].c_str()), std::atof(a[3].c_str()));
   std::fprintf(stderr, "usage: loadgen rate URL BODY_FILE RATE SECONDS CONNECTIONS [KEY]\n"
                "     | loadgen pair URL_A KEY_A URL_B KEY_B BODY_FILE RATE SECONDS CONNECTIONS\n"
                "     | loadgen batch URL BODY_FILE SECONDS CONNECTIONS OUT_JSONL [KEY]\n"
-               "     | loadgen interactive URL BODY_FILE SECONDS RATE OUT_JSONL [KEY]\n"
+               "     | loadgen interactive URL BODY_FILE SECONDS RATE OUT_JSONL [KEY [poisson|even]]\n"
                "     | loadgen idle URL CONNECTIONS SECONDS\n");
   return 2;
 }
