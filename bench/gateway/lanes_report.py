@@ -45,8 +45,8 @@ def percentile(values, p):
 
 
 def spread(values):
-    return {"n": len(values), "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
-            "max": max(values) if values else None}
+    return {"n": len(values), "p50": percentile(values, 0.5), "p90": percentile(values, 0.9),
+            "p95": percentile(values, 0.95), "p99": percentile(values, 0.99), "max": max(values) if values else None}
 
 
 def main():
@@ -140,7 +140,8 @@ def main():
                     ("client latency", res["interactive"]["latency_ms"]),
                     (f"client wait (latency - {a.sim_latency_ms:g} ms)", res["interactive"]["wait_ms"]),
                     ("client latency of every answer, 429s too", res["interactive"]["latency_all_ms"])):
-        print(f"interactive {name}: n={s['n']} p50 {ms(s, 'p50')}, p99 {ms(s, 'p99')}, max {ms(s, 'max')}")
+        print(f"interactive {name}: n={s['n']} p50 {ms(s, 'p50')}, p95 {ms(s, 'p95')}, p99 {ms(s, 'p99')},"
+              f" max {ms(s, 'max')}")
     print(f"interactive waits over 2 intervals: {len(slow_at)}, sent at {slow_at} s; the upstream's longest pause"
           f" in the steady part: {gap} ms, at {res['longest_upstream_gap']['at_s']} s")
     print(f"interactive statuses {res['interactive']['statuses']}; batch statuses {res['batch']['statuses']}")
