@@ -36,6 +36,7 @@
 #include "floodgate/gateway/key_limits.hpp"
 #include "floodgate/engine/response.hpp"
 #include "floodgate/gateway/metrics.hpp"
+#include "floodgate/limit/limiter_set.hpp"
 #include "floodgate/gateway/relay.hpp"
 #include "floodgate/gateway/routing.hpp"
 #include "engine_transport.hpp"
@@ -276,6 +277,8 @@ class Gateway {
   std::mutex log_mu_;
   proxy::Upstream upstream_;
   std::vector<std::unique_ptr<proxy::Pool>> pools_;  // pools_[i]: the connections of context i
+  // The engine's limiters as /metrics shows them (metrics.hpp); each engine has its own.
+  LimiterBoard board_;
   std::mutex engine_mu_;
   std::shared_ptr<engine::Client> engine_;                   // under engine_mu_; null while stopped
   std::uint64_t engine_generation_ = 0;                      // under engine_mu_: engine_'s
@@ -350,6 +353,13 @@ std::shared_ptr<engine::Client> Gateway::start_engine() {
   // The room signal (lanes.hpp): a request the engine is about to send leaves its queue,
   // and the lanes may hand it the next one.
   co.on_sent = [this](const std::string& id) { left_engine_queue(id); };
+  // Each model's admission, watched: /metrics shows its headroom (metrics.hpp). The limiters
+  // the engine would build itself, from the same options, one set per engine (a retired
+  // engine's thread may still settle its calls); its admissions keep it alive.
+  auto limiters = std::make_shared<limit::LimiterSet>(co.engine.limits, co.engine.limiter);
+  co.engine.make_admission = [this, limiters, inner = std::move(co.engine.make_admission)](const std::string& model) {
+    return board_.watch(model, inner ? inner(model) : std::make_unique<limit::LocalAdmission>(limiters->for_model(model)), limiters);
+  };
   return std::make_shared<engine::Client>(std::move(co));
 }
 
@@ -1036,6 +1046,8 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
     HttpCounts counts;
     std::vector<LaneStats> stats;
     const std::size_t sent = engine_sent();  // not under mu_: it asks the engine
+    const std::vector<ModelHeadroom> models =
+        board_.headroom(clock_.now(), [this](const std::string& name) { return limits_config_.for_model(name); });
     {
       const std::lock_guard lock(mu_);
       counts = counts_;
@@ -1043,7 +1055,7 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
       stats = lanes_.stats();
     }
     counts.connections = connections_;
-    co_return finish(Answer{200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(stats, counts), {}});
+    co_return finish(Answer{200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(stats, counts, models), {}});
   }
   if (route == Route::unknown) {
     const std::string path(target.substr(0, target.find('?')));

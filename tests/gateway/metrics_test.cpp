@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <string>
+
 using namespace std::chrono_literals;
 using floodgate::ManualClock;
 using namespace floodgate::gateway;
@@ -56,7 +59,10 @@ TEST(Metrics, LaneCountersDepthAndCumulativeWaitHistogram) {
 
 TEST(Metrics, EveryFamilyHasHelpAndTypeBeforeItsSamples) {
   Lanes lanes(default_lanes());
-  const std::string text = render_metrics(lanes.stats(), HttpCounts{});
+  ModelHeadroom model;
+  model.model = "gpt-4o-mini";
+  model.snapshot.limits.requests_per_minute = 500;
+  const std::string text = render_metrics(lanes.stats(), HttpCounts{}, {model});
   std::size_t samples = 0;
   std::string declared;
   for (std::size_t at = 0; at < text.size();) {
@@ -72,4 +78,67 @@ TEST(Metrics, EveryFamilyHasHelpAndTypeBeforeItsSamples) {
     EXPECT_EQ(line.rfind(declared, 0), 0u) << line << " is not of the family declared before it, " << declared;
   }
   EXPECT_GT(samples, 10u);
+}
+
+TEST(Metrics, TheBoardKeepsEachModelsLimiterAsOfItsLastAdmissionOrAnswer) {
+  ManualClock clock;
+  floodgate::limit::Limits given;
+  given.requests_per_minute = 600;
+  given.tokens_per_minute = 10'000;
+  floodgate::limit::RateLimiter limiter(given, /*learn_from_headers=*/false);
+  LimiterBoard board;
+  auto watched = board.watch("gpt-4o-mini", std::make_unique<floodgate::limit::LocalAdmission>(limiter));
+  const auto configured = [&](const std::string&) { return given; };
+  EXPECT_TRUE(board.headroom(clock.now(), configured).empty()) << "nothing to show before its first admission";
+
+  const auto t0 = clock.now();
+  ASSERT_TRUE(watched->try_acquire(floodgate::limit::Cost{1, 100}, t0).admitted());
+  ASSERT_TRUE(watched->try_acquire(floodgate::limit::Cost{1, 250}, t0).admitted());
+  watched->pause_until(t0 + 30s);
+  clock.advance(1s);
+  const auto models = board.headroom(clock.now(), configured);
+  ASSERT_EQ(models.size(), 1u);
+  EXPECT_EQ(models[0].model, "gpt-4o-mini");
+  EXPECT_EQ(models[0].snapshot.limits.requests_per_minute, 600);
+  EXPECT_EQ(models[0].snapshot.requests_last_minute, 2);
+  EXPECT_EQ(models[0].snapshot.tokens_last_minute, 350);
+  EXPECT_FALSE(models[0].learned);
+  EXPECT_EQ(models[0].age, floodgate::Duration(1s));
+  EXPECT_EQ(models[0].paused_for, floodgate::Duration(29s));
+  // Limits other than the configured ones were learned.
+  floodgate::limit::Limits other = given;
+  other.requests_per_minute = 500;
+  EXPECT_TRUE(board.headroom(clock.now(), [&](const std::string&) { return other; })[0].learned);
+  EXPECT_FALSE(board.snapshot("gpt-4o").has_value());
+  EXPECT_EQ(board.snapshot("gpt-4o-mini")->requests_last_minute, 2);
+}
+
+TEST(Metrics, HeadroomPerModelIsRenderedWithItsNameEscaped) {
+  Lanes lanes(default_lanes());
+  ModelHeadroom m;
+  m.model = "odd\"model\\\nname";
+  m.snapshot.limits.requests_per_minute = 600;
+  m.snapshot.limits.tokens_per_minute = 0;  // not known
+  m.snapshot.requests_last_minute = 42;
+  m.snapshot.tokens_last_minute = 1234;
+  m.learned = true;
+  m.paused_for = 2500ms;
+  m.age = 250ms;
+  const std::string text = render_metrics(lanes.stats(), HttpCounts{}, {m});
+  const std::string name = R"(model="odd\"model\\\nname")";
+  EXPECT_TRUE(has_line(text, "# TYPE floodgate_gateway_limit gauge")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit{" + name + ",dimension=\"requests_per_minute\"} 600")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit{" + name + ",dimension=\"tokens_per_minute\"} 0")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit_used{" + name + ",dimension=\"requests_per_minute\"} 42")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit_used{" + name + ",dimension=\"tokens_per_minute\"} 1234")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit_headroom{" + name + ",dimension=\"requests_per_minute\"} 558")) << text;
+  EXPECT_EQ(text.find("floodgate_gateway_limit_headroom{" + name + ",dimension=\"tokens_per_minute\"}"), std::string::npos)
+      << "no headroom where no limit is known";
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit_learned{" + name + "} 1")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit_learning{" + name + "} 0")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit_paused_seconds{" + name + "} 2.5")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_limit_snapshot_age_seconds{" + name + "} 0.25")) << text;
+  EXPECT_EQ(text.find("\nname"), std::string::npos) << "no raw newline from a label";
+  EXPECT_EQ(render_metrics(lanes.stats(), HttpCounts{}).find("floodgate_gateway_limit"), std::string::npos)
+      << "no families without a model";
 }

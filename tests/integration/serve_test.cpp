@@ -694,6 +694,12 @@ TEST(Serve, TheLimitFlagsPaceABurstInFrontOfAnUnlimitedUpstream) {
   EXPECT_GE(sent.back() - sent.front(), 2'000) << "30 requests after the burst, 100 ms apart";
   EXPECT_LE(floodgate::test::max_in_window(sent, 1'000), 30u) << "about the burst and one second's pace in any second";
   EXPECT_EQ(sim.stats()["by_status"].value("429", 0), 0);
+  // /metrics: the model's limiter as of its last answer, the limit given and the 40 in its window.
+  const std::string rpm = R"({model="gpt-4o-mini",dimension="requests_per_minute"})";
+  EXPECT_EQ(metric(gw, "floodgate_gateway_limit" + rpm), "600");
+  EXPECT_EQ(metric(gw, "floodgate_gateway_limit_used" + rpm), "40");
+  EXPECT_EQ(metric(gw, "floodgate_gateway_limit_headroom" + rpm), "560");
+  EXPECT_EQ(metric(gw, "floodgate_gateway_limit_paused_seconds{model=\"gpt-4o-mini\"}"), "0");
 }
 
 namespace {
@@ -968,9 +974,10 @@ TEST(Serve, AnInteractiveRequestIsSentAtTheNextAdmissionNotAfterTheBatchRequests
   const std::vector<bool> order = ledger_lanes(sim);
   ASSERT_EQ(order.size(), 12u);
   ASSERT_GE(order.size(), before);
-  // The batch requests the sim took between the moment the interactive ones arrived and the
-  // second of them: none but the one the limiter may have been admitting then, and the batch
-  // lane's minimum share (10%).
+  // The batch requests the sim took between the moment the interactive ones were posted and
+  // the second of them: none but the one the limiter may have been admitting then, the batch
+  // lane's minimum share (10%), and one more for a busy machine slow to deliver the posts
+  // (x-floodgate-queue-ms above counts from their arrival at the gateway).
   std::size_t batch_between = 0;
   std::size_t seen = 0;
   for (std::size_t i = before; i < order.size() && seen < 2; ++i) {
@@ -981,7 +988,7 @@ TEST(Serve, AnInteractiveRequestIsSentAtTheNextAdmissionNotAfterTheBatchRequests
     }
   }
   EXPECT_EQ(seen, 2u);
-  EXPECT_LE(batch_between, 2u) << "interactive waited behind batch";
+  EXPECT_LE(batch_between, 3u) << "interactive waited behind batch";
   EXPECT_EQ(sim.stats()["by_status"].value("429", 0), 0);
 }
 
