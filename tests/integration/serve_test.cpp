@@ -1152,3 +1152,22 @@ TEST(Serve, UploadsArePacedByTheEngine) {
   EXPECT_EQ(through.count(200) ? through.at(200) : 0, 12);
   EXPECT_GE(std::chrono::steady_clock::now() - started, 1800ms) << "12 at one per 200 ms, one ahead: at least 2 s";
 }
+
+TEST(Serve, AClientThatHangsUpWhileItsCallWaitsInTheEngineCancelsItThere) {
+  // --rpm 1: the first call goes at once, the next is a minute away. The second client's call
+  // leaves its lane for the engine's queue and waits there; its client hangs up: the engine
+  // drops it (499, counted as cancelled upstream) and it is never sent.
+  SimProcess sim({"--latency", "none", "--fault-rate", "0"}, sim_options());
+  ServeProcess gw({"--upstream", sim.base_url(), "--rpm", "1"}, kUpstreamKey);
+  ASSERT_EQ(gw.post("/v1/chat/completions", kChat).status, 200);
+  Socket client = Socket::connect_to(port_of(gw.base_url()));
+  client.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+              std::to_string(kChat.size()) + "\r\n\r\n" + kChat);
+  ASSERT_TRUE(wait_for_metric(gw, "floodgate_gateway_lane_admitted_total{lane=\"interactive\"}", "2")) << "handed to the engine";
+  client.close();
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_cancelled_total", "1"));
+  EXPECT_EQ(sim.stats().value("requests", std::uint64_t{0}), 1u) << "the second call was never sent";
+  EXPECT_EQ(gw.stop(), 0);
+  EXPECT_NE(floodgate::test::slurp(gw.log_path()).find(" POST /v1/chat/completions 499 lane=interactive "), std::string::npos)
+      << floodgate::test::slurp(gw.log_path());
+}
