@@ -1123,6 +1123,7 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
       engine_model = parsed.request->model;
     } else {
       engine_model = co_await sniff_upload_model(in);
+      if (engine_model.find_first_of("\"\\") == std::string::npos) model = engine_model;  // the usage row's too
       if (engine_model.empty() || engine_model.find_first_of("\"\\") != std::string::npos) engine_model = std::string(kDefaultUploadModel);
     }
     const std::lock_guard lock(mu_);
