@@ -857,9 +857,12 @@ Endpoint endpoint_of(Route route) noexcept {
 }
 
 limit::Limits Gateway::upstream_limits_of(std::string_view model) const {
-  // Configured (--rpm, --tpm, --limits FILE); limits the engine learns from the upstream's
-  // headers are not read here yet (docs/gateway.md, "Still to come").
-  return limits_config_.for_model(model);
+  // The limits the engine's limiter of the model has in force (configured, or learned from
+  // the upstream's x-ratelimit-* headers once it has answered), else the configured ones.
+  const std::string name(model);
+  const limit::Limits configured = limits_config_.for_model(name);
+  if (const auto snapshot = board_.snapshot(name)) return snapshot->limits.or_else(configured);
+  return configured;
 }
 
 asio::awaitable<std::optional<Answer>> Gateway::key_limits(const ClientKey& key, Route route, const std::string& model,

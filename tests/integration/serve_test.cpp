@@ -1171,3 +1171,31 @@ TEST(Serve, AClientThatHangsUpWhileItsCallWaitsInTheEngineCancelsItThere) {
   EXPECT_NE(floodgate::test::slurp(gw.log_path()).find(" POST /v1/chat/completions 499 lane=interactive "), std::string::npos)
       << floodgate::test::slurp(gw.log_path());
 }
+
+TEST(Serve, AKeysShareIsOfTheLimitTheEngineLearnedFromTheUpstream) {
+  // The sim says 200 requests a minute in its headers; the gateway is given no limit.
+  SimProcess sim({"--latency", "none", "--fault-rate", "0", "--rpm", "200"}, sim_options());
+  floodgate::test::TempDir dir("serve_share_learned");
+  const std::string keys = dir.file("keys.json");
+  std::ofstream(keys) << R"({"keys": [{"key": ")" << kClientKey << R"(", "name": "sliver", "share_of_requests_per_minute": 0.01}]})";
+  ServeProcess gw({"--upstream", sim.base_url(), "--keys", keys, "--interactive-wait", "1s"}, kUpstreamKey);
+  const std::vector<std::string> auth = {"Authorization: Bearer " + kClientKey};
+  // The first call goes before anything is known (the share does not apply, said once);
+  // once the engine has learned the limit from its answer, 1% of 200 is 2 a minute: two
+  // more, then a 429.
+  ASSERT_EQ(gw.post("/v1/chat/completions", kChat, auth).status, 200);
+  ASSERT_TRUE(wait_for_metric(gw, "floodgate_gateway_limit{model=\"gpt-4o-mini\",dimension=\"requests_per_minute\"}", "200"));
+  std::vector<long> statuses;
+  HttpResult last;
+  for (int i = 0; i < 3; ++i) {
+    last = gw.post("/v1/chat/completions", kChat, auth);
+    statuses.push_back(last.status);
+  }
+  EXPECT_EQ(statuses, (std::vector<long>{200, 200, 429})) << last.body;
+  EXPECT_NE(last.json()["error"]["message"].get<std::string>().find("over its share_of_requests_per_minute 2 "), std::string::npos)
+      << last.body;
+  gw.stop();
+  const std::string log = floodgate::test::slurp(gw.log_path());
+  EXPECT_NE(log.find("does not apply"), std::string::npos) << log;
+  EXPECT_EQ(log.find("does not apply", log.find("does not apply") + 1), std::string::npos) << log;
+}
