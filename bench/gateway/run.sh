@@ -3,6 +3,8 @@
 # `floodgate sim`, and idle keep-alive connections held.
 #   bench/gateway/run.sh [build dir] [seconds]        (default: build, 20)
 #   GW_ARGS=--no-engine bench/gateway/run.sh ...      (the chat calls through the relay, unpaced)
+#   GW_BIN=OTHER/floodgate bench/gateway/run.sh ...    (another build's gateway, the same simulator:
+#                                                       alternate two builds to compare them)
 # 1. Latency at RATE requests/s (default 1000), open loop (loadgen.cpp), ROUNDS times (default 5):
 #    the same chat body POSTed to the sim directly and through the gateway, RATE/s each, their
 #    requests interleaved in one run (`loadgen pair`: direct, gateway, direct ... so both see
@@ -36,10 +38,10 @@ echo "load average before: $(loadavg) ($(nproc) cores)"
 start sim sim --port 0 --threads 1 --latency none --fault-rate 0 --api-key sk-bench-upstream
 sim="$url" sim_pid="$pid"
 # shellcheck disable=SC2086 # GW_ARGS: more flags for the gateway, e.g. --no-engine
-OPENAI_API_KEY=sk-bench-upstream start gw serve --port 0 --threads 1 --upstream "$sim" --quiet \
+OPENAI_API_KEY=sk-bench-upstream bin="${GW_BIN:-$bin}" start gw serve --port 0 --threads 1 --upstream "$sim" --quiet \
   --interactive-queue 100000 --max-in-flight 1000 ${GW_ARGS:-}
 gw="$url" gw_pid="$pid"
-echo "sim $sim (pid $sim_pid), gateway $gw (pid $gw_pid)"
+echo "sim $sim (pid $sim_pid), gateway $gw (pid $gw_pid${GW_BIN:+, $GW_BIN})"
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say something short"}],"max_tokens":8}' >"$tmp/chat.json"
 
 # Warm both up (connections, pools, page faults).
