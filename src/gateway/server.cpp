@@ -180,6 +180,7 @@ class Gateway {
       if (options_.configure_engine) options_.configure_engine(configured);
       limits_config_ = configured.limits;
       if (configured.estimator) estimator_ = configured.estimator;
+      worst_case_completion_tokens_ = configured.worst_case_completion_tokens;
       engine_ = start_engine();
     }
   }
@@ -293,6 +294,7 @@ class Gateway {
   KeyLimiter key_limiter_;
   engine::Estimator estimator_ = engine::conservative_estimator();
   limit::LimitsConfig limits_config_;  // the engine's: --rpm, --tpm, --limits FILE ...
+  std::uint64_t worst_case_completion_tokens_ = 4096;  // a budget's worst case without max_tokens
 };
 
 void Gateway::left_engine_queue(const std::string& id) {
@@ -881,7 +883,7 @@ asio::awaitable<std::optional<Answer>> Gateway::key_limits(const ClientKey& key,
   }
   if (budget) {
     const cost::ModelPrice* price = model.empty() ? nullptr : prices_.find(model);
-    const std::uint64_t worst = limit::worst_case_tokens(inputs, 4096);
+    const std::uint64_t worst = limit::worst_case_tokens(inputs, worst_case_completion_tokens_);
     const double worst_usd =
         price != nullptr ? cost::worst_case_cost_usd(*price, inputs.input_tokens, worst - std::min(worst, inputs.input_tokens)) : 0.0;
     if (!options_.usage->reserve(key.log_id, key.name, *key.budget_usd, worst_usd)) {
