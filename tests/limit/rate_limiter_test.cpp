@@ -341,3 +341,83 @@ TEST(LimiterSet, ModelsAreIndependent) {
   EXPECT_FALSE(set.for_model("a").try_acquire(one, clock.now()).admitted());
   EXPECT_TRUE(set.for_model("b").try_acquire(one, clock.now()).admitted());
 }
+
+namespace {
+
+// A client that always has a request waiting: asks at every not_before for `span`, and
+// returns the admission times.
+std::vector<TimePoint> saturate(RateLimiter& limiter, TimePoint t0, Duration span) {
+  std::vector<TimePoint> admitted;
+  TimePoint now = t0;
+  for (int guard = 0; guard < 100'000 && now < t0 + span; ++guard) {
+    const Decision d = limiter.try_acquire(one, now);
+    if (d.admitted()) {
+      admitted.push_back(now);
+    } else {
+      now = d.not_before;
+    }
+  }
+  return admitted;
+}
+
+Duration longest_gap(const std::vector<TimePoint>& at) {
+  Duration gap{0};
+  for (std::size_t i = 1; i < at.size(); ++i) gap = std::max(gap, at[i] - at[i - 1]);
+  return gap;
+}
+
+std::size_t most_in_any_minute(const std::vector<TimePoint>& at) {
+  std::size_t most = 0;
+  for (std::size_t i = 0, j = 0; i < at.size(); ++i) {
+    while (at[i] - at[j] >= 60s) ++j;
+    most = std::max(most, i - j + 1);
+  }
+  return most;
+}
+
+}  // namespace
+
+// At L per minute, a saturating client's burst plus a minute of pace overfill the window
+// (60 s + margin + a slot) and every admission waits for the burst to leave it, once a
+// minute: the stall an interactive call behind a batch flood waited out.
+TEST(RateLimiter, EvenPaceAtTheLimitMeetsTheWindowOnceAMinute) {
+  ManualClock clock;
+  auto limiter = make(rpm(600));
+  const auto at = saturate(limiter, clock.now(), 300s);
+  EXPECT_GT(longest_gap(at), 1s);
+  EXPECT_LE(most_in_any_minute(at), 600u);
+}
+
+// pace_within_window: the pace leaves the window room for its burst; after the first
+// second's burst no admission waits more than one interval, and no minute holds more than L.
+TEST(RateLimiter, PaceWithinWindowNeverStalls) {
+  ManualClock clock;
+  LimiterOptions options;
+  options.pacing = LimiterOptions::Pacing::even;
+  options.burst = 1s;
+  options.pace_within_window = true;
+  RateLimiter limiter(rpm(600), /*learn_from_headers=*/false, options);
+  const auto at = saturate(limiter, clock.now(), 300s);
+  // T = (60.6 s + 1 s) / 600 = 102.67 ms: the window is 606 slots of 100 ms.
+  EXPECT_LE(longest_gap(at), 103ms);
+  EXPECT_GE(longest_gap(at), 102ms);
+  EXPECT_LE(most_in_any_minute(at), 600u);
+  // 10 at once, then one per 102.67 ms for the rest of the 300 s: 1.7% under the limit.
+  EXPECT_GE(at.size(), 10u + 2900u);
+  EXPECT_LE(at.size(), 10u + 2925u);
+}
+
+// Without a burst the pace gives the window only its own slack: W / L per request.
+TEST(RateLimiter, PaceWithinWindowWithoutBurst) {
+  ManualClock clock;
+  LimiterOptions options;
+  options.pacing = LimiterOptions::Pacing::even;
+  options.burst = Duration{0};
+  options.pace_within_window = true;
+  RateLimiter limiter(rpm(60), /*learn_from_headers=*/false, options);
+  const auto at = saturate(limiter, clock.now(), 600s);
+  // T = (60.6 s + 60.6 s / 60) / 60 = 1.0268 s.
+  EXPECT_LE(longest_gap(at), 1027ms);
+  EXPECT_GE(longest_gap(at), 1026ms);
+  EXPECT_LE(most_in_any_minute(at), 60u);
+}
