@@ -346,6 +346,10 @@ std::shared_ptr<engine::Client> Gateway::start_engine() {
   // A gateway outlives an upstream that is down for a while: no job-level stop for it.
   co.engine.unreachable_after = Duration::zero();
   co.engine.outage_limit = Duration::zero();
+  // An even pace that never meets the window rule: at the limit's own pace a batch flood
+  // fills the window once a minute and everything, interactive calls too, waits 1.6 s
+  // (at 600/min; limit/rate_limiter.hpp, pace_within_window).
+  co.engine.limiter.pace_within_window = true;
   co.engine.transport.total_timeout = options_.upstream.timeout;
   co.engine.option_words = gateway_option_words;
   // Every attempt goes through the gateway's own relay (engine_transport.hpp).
