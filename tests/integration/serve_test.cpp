@@ -967,8 +967,10 @@ TEST(Serve, AnInteractiveRequestIsSentAtTheNextAdmissionNotAfterTheBatchRequests
   for (auto& f : interactive) {
     const HttpResult r = f.get();
     EXPECT_EQ(r.status, 200) << r.body;
-    // Its whole wait, the lane's and the engine's: about one pace interval (500 ms); 3 at most.
-    EXPECT_LE(std::stoll(r.headers.count("x-floodgate-queue-ms") ? r.headers.at("x-floodgate-queue-ms") : "999999"), 1500);
+    // Its whole wait, the lane's and the engine's: about one pace interval; 3 at most (the
+    // second waits for the first). The interval is 513 ms, not 500: serve paces within the
+    // window (pace_within_window: 120 per 60.6 s + the 1 s burst).
+    EXPECT_LE(std::stoll(r.headers.count("x-floodgate-queue-ms") ? r.headers.at("x-floodgate-queue-ms") : "999999"), 1600);
   }
   for (auto& f : batch) EXPECT_EQ(f.get().status, 200);
   const std::vector<bool> order = ledger_lanes(sim);
