@@ -967,10 +967,12 @@ TEST(Serve, AnInteractiveRequestIsSentAtTheNextAdmissionNotAfterTheBatchRequests
   for (auto& f : interactive) {
     const HttpResult r = f.get();
     EXPECT_EQ(r.status, 200) << r.body;
-    // Its whole wait, the lane's and the engine's: about one pace interval; 3 at most (the
-    // second waits for the first). The interval is 513 ms, not 500: serve paces within the
-    // window (pace_within_window: 120 per 60.6 s + the 1 s burst).
-    EXPECT_LE(std::stoll(r.headers.count("x-floodgate-queue-ms") ? r.headers.at("x-floodgate-queue-ms") : "999999"), 1600);
+    // Its whole wait, the lane's and the engine's: about one pace interval; 4 at most (the
+    // second waits for the first, and a busy machine delays the hand-over: 1.54 s was seen
+    // under the full suite at a 506 ms interval). The interval is 513 ms, not 500: serve
+    // paces within the window (pace_within_window: 120 per 60.6 s + the 1 s burst). The
+    // ledger's order below is the sharper check.
+    EXPECT_LE(std::stoll(r.headers.count("x-floodgate-queue-ms") ? r.headers.at("x-floodgate-queue-ms") : "999999"), 2100);
   }
   for (auto& f : batch) EXPECT_EQ(f.get().status, 200);
   const std::vector<bool> order = ledger_lanes(sim);
