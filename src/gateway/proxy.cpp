@@ -299,7 +299,9 @@ struct Upstream::Impl {
     if (call.engine_attempt) {
       for (const auto& f : res) call.upstream_headers.emplace_back(ascii_lower(sv(f.name_string())), std::string(trim(sv(f.value()))));
       const auto declared = p.content_length();
-      if (call.streamed == nullptr && held_status(call.status) && (!declared || *declared <= Call::kHeldBodyCap)) {
+      // An upload is sent once: only its 401 is held (not relayed: it is about the gateway's key).
+      const bool held = call.streamed == nullptr ? held_status(call.status) : call.status == 401;
+      if (held && (!declared || *declared <= Call::kHeldBodyCap)) {
         co_return co_await hold(s, conn, p, call);
       }
     }

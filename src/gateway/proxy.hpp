@@ -87,7 +87,8 @@ struct Call {
   StreamedBody* streamed = nullptr;               // or the client's body, still in its socket
   bool strip_usage = false;                       // an SSE answer loses the usage the gateway asked for
   std::vector<std::pair<std::string, std::string>> own_headers;  // added to the answer
-  // An engine attempt: a body read whole (not `streamed`) whose answer has a held_status() is read whole (up to
+  // An engine attempt: a body read whole (not `streamed`) whose answer has a held_status()
+  // (an upload's: a 401) is read whole (up to
   // kHeldBodyCap) into held_body and not relayed; every answer's headers are kept in
   // upstream_headers; a relayed error's body (not events, up to kHeldBodyCap) in error_body.
   bool engine_attempt = false;

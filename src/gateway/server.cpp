@@ -1194,6 +1194,8 @@ void Gateway::log(const Head& req, std::uint64_t bytes_in, const Answer& answer,
   if (w && w->upstream_elapsed) {  // it went upstream
     line += " queued_ms=" + std::to_string(duration_cast<milliseconds>(w->waited).count());
     line += " upstream_ms=" + std::to_string(duration_cast<milliseconds>(*w->upstream_elapsed).count());
+    // Retried by the engine: the client saw the last attempt only.
+    if (w->completion && w->completion->outcome.attempts > 1) line += " attempts=" + std::to_string(w->completion->outcome.attempts);
   }
   line += " in=" + std::to_string(bytes_in) + " out=" + std::to_string(answer.written ? answer.bytes_out : answer.body.size());
   if (answer.usage) {

@@ -1076,6 +1076,10 @@ TEST(Serve, AHeld429IsRetriedAndTheClientGetsTheSuccessWithTheUpstreamsHeaders) 
   EXPECT_EQ(r.headers.at("x-ratelimit-remaining-requests"), "499");
   EXPECT_EQ(r.headers.at("openai-processing-ms"), "7");
   EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_usage_tokens_total{kind=\"output\"}", "1"));
+  EXPECT_EQ(gw.stop(), 0);
+  const std::string log = floodgate::test::slurp(gw.log_path());
+  EXPECT_NE(log.find(" POST /v1/chat/completions 200 lane=interactive "), std::string::npos) << log;
+  EXPECT_NE(log.find(" attempts=2 "), std::string::npos) << log;
 }
 
 TEST(Serve, InsufficientQuotaIsAnsweredInOpenAIsShapeThenRecheckedWithoutARestart) {
@@ -1128,6 +1132,22 @@ TEST(Serve, ARefusedUpstreamKeyIsTheGatewaysOwnErrorWithoutTheKey) {
   EXPECT_EQ(r.json()["error"]["code"], "upstream_key_refused") << r.body;
   EXPECT_EQ(r.body.find("sk-upstr"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("--upstream-key-file"), std::string::npos) << r.body;
+
+  // An upload (sent once, its other answers relayed as they come) neither; on a gateway of its
+  // own (the first one's engine may have stopped on the refusal: it answers without sending).
+  ScriptedUpstream upstream2;
+  ServeProcess gw2({"--upstream", upstream2.base_url()}, kUpstreamKey);
+  const std::string form = multipart("k3y", wav(0.2));
+  auto upload = std::async(std::launch::async, [&] {
+    return gw2.post("/v1/audio/transcriptions", form, {"Content-Type: multipart/form-data; boundary=k3y"});
+  });
+  Socket up2 = upstream2.accept();
+  ASSERT_TRUE(up2.read_until("--k3y--\r\n")) << up2.data();
+  up2.send("HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(refused.size()) +
+           "\r\n\r\n" + refused);
+  const HttpResult u = upload.get();
+  EXPECT_EQ(u.status, 502) << u.body;
+  EXPECT_EQ(u.body.find("sk-upstr"), std::string::npos) << u.body;
 }
 
 TEST(Serve, UploadsArePacedByTheEngine) {
