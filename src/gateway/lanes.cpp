@@ -136,8 +136,9 @@ std::optional<Admitted> Lanes::pull(TimePoint now, const Fits& fits) {
       lane.credit_permille = std::min<std::uint32_t>(lane.credit_permille + lane.config.min_share_permille, 1000);
     }
   }
-  if (owed) lanes_[*owed].credit_permille -= 1000;
   Lane& lane = lanes_[*chosen];
+  // Served, by its share or its rank: what it was owed is paid.
+  if (lane.config.min_share_permille > 0) lane.credit_permille = lane.credit_permille >= 1000 ? lane.credit_permille - 1000 : 0;
   const Waiting next = queue->front();
   queue->pop_front();
   const RoomId room = index_.at(next.id).second;

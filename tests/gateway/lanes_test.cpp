@@ -93,6 +93,20 @@ TEST(Lanes, AnIdleBatchLaneEarnsNoBurst) {
   EXPECT_EQ(order, (std::vector<std::size_t>{0, 0, 0, 1, 0, 0, 0, 1}));
 }
 
+// Batch alone takes every admission, and is owed nothing for them: an interactive request
+// that arrives after any number of them goes next (before, every 10th pull at 100 per mille
+// found batch's credit at 1000 and put batch first).
+TEST(Lanes, ABatchLaneServedByItsRankIsOwedNothing) {
+  ManualClock clock;
+  for (int served = 0; served < 25; ++served) {
+    Lanes lanes(two_lanes(/*batch_share_permille=*/100));
+    fill(lanes, kBatch, 10'000, 100, clock.now());
+    for (int i = 0; i < served; ++i) ASSERT_EQ(lanes.pull(clock.now())->lane, kBatch);
+    fill(lanes, kInteractive, 1, 1, clock.now());
+    EXPECT_EQ(lanes.pull(clock.now())->lane, kInteractive) << "after " << served << " batch admissions";
+  }
+}
+
 TEST(Lanes, ALaneAloneTakesEveryAdmission) {
   ManualClock clock;
   Lanes lanes(two_lanes(250));
