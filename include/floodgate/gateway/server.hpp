@@ -63,8 +63,11 @@ struct ServeOptions {
   // policy: an upstream 429 waits in the gateway); false: everything through the relay.
   bool engine = true;
   // Calls upstream at once at most: the engine's max_in_flight, and the relay's room (the
-  // lanes hand the engine requests as it sends them: Room in lanes.hpp).
-  std::size_t max_in_flight = 64;
+  // lanes hand the engine requests as it sends them: Room in lanes.hpp). A streamed answer
+  // holds its slot to its last byte: at 64, sixty-four 20-second streams capped a gateway at
+  // 192 calls a minute whatever the limit. The limiter paces requests and tokens; this only
+  // bounds concurrency (and memory: a call in flight holds little, its answer is relayed).
+  std::size_t max_in_flight = 512;
   // Fills the engine's options the gateway does not decide (the upstream's limits, their
   // pacing and charge, the token estimate, retries and the breaker: `serve`'s --rpm, --tpm,
   // --limits ...). Called with base_url and credentials already set; the gateway then sets
