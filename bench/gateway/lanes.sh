@@ -55,7 +55,7 @@ start sim sim --port 0 --threads 1 --latency "$sim_latency" --fault-rate 0 --api
   "${limits[@]}" --ledger "$tmp/ledger.jsonl" ${SIM_ARGS:-}
 sim="$url"
 # shellcheck disable=SC2086
-OPENAI_API_KEY=sk-bench-upstream start gw serve --port 0 --threads 1 --upstream "$sim" \
+XDG_STATE_HOME="$tmp/state" OPENAI_API_KEY=sk-bench-upstream start gw serve --port 0 --threads 1 --upstream "$sim" \
   --access-log "$tmp/access.log" "${gw_limits[@]}" ${GW_ARGS:-}
 gw="$url" gw_pid="$pid"
 echo "sim $sim (${limits[*]}, latency $sim_latency), gateway $gw (pid $gw_pid${gw_limits[*]:+, ${gw_limits[*]}}${GW_ARGS:+, $GW_ARGS})"

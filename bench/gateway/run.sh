@@ -37,8 +37,10 @@ hz="$(getconf CLK_TCK)"
 echo "load average before: $(loadavg) ($(nproc) cores)"
 start sim sim --port 0 --threads 1 --latency none --fault-rate 0 --api-key sk-bench-upstream
 sim="$url" sim_pid="$pid"
+# XDG_STATE_HOME: the usage store's default place (--usage-db) in the scratch folder, not ~/.local/state
+# (an older GW_BIN without a usage store ignores it).
 # shellcheck disable=SC2086 # GW_ARGS: more flags for the gateway, e.g. --no-engine
-OPENAI_API_KEY=sk-bench-upstream bin="${GW_BIN:-$bin}" start gw serve --port 0 --threads 1 --upstream "$sim" --quiet \
+XDG_STATE_HOME="$tmp/state" OPENAI_API_KEY=sk-bench-upstream bin="${GW_BIN:-$bin}" start gw serve --port 0 --threads 1 --upstream "$sim" --quiet \
   --interactive-queue 100000 --max-in-flight 1000 ${GW_ARGS:-}
 gw="$url" gw_pid="$pid"
 echo "sim $sim (pid $sim_pid), gateway $gw (pid $gw_pid${GW_BIN:+, $GW_BIN})"
