@@ -24,6 +24,15 @@ RateLimiter make(Limits limits, Duration burst = 1s, LimiterOptions::Refund refu
   return RateLimiter(limits, /*learn_from_headers=*/false, options);
 }
 
+// The same, pacing within the window (LimiterOptions::pace_within_window: the gateway's).
+RateLimiter make_within_window(Limits limits, Duration burst) {
+  LimiterOptions options;
+  options.pacing = LimiterOptions::Pacing::even;
+  options.burst = burst;
+  options.pace_within_window = true;
+  return RateLimiter(limits, /*learn_from_headers=*/false, options);
+}
+
 }  // namespace
 
 TEST(RateLimiter, UnlimitedAdmitsEverything) {
@@ -392,11 +401,7 @@ TEST(RateLimiter, EvenPaceAtTheLimitMeetsTheWindowOnceAMinute) {
 // second's burst no admission waits more than one interval, and no minute holds more than L.
 TEST(RateLimiter, PaceWithinWindowNeverStalls) {
   ManualClock clock;
-  LimiterOptions options;
-  options.pacing = LimiterOptions::Pacing::even;
-  options.burst = 1s;
-  options.pace_within_window = true;
-  RateLimiter limiter(rpm(600), /*learn_from_headers=*/false, options);
+  auto limiter = make_within_window(rpm(600), 1s);
   const auto at = saturate(limiter, clock.now(), 300s);
   // T = (60.6 s + 1 s) / 600 = 102.67 ms: the window is 606 slots of 100 ms.
   EXPECT_LE(longest_gap(at), 103ms);
@@ -410,11 +415,7 @@ TEST(RateLimiter, PaceWithinWindowNeverStalls) {
 // Without a burst the pace gives the window only its own slack: W / L per request.
 TEST(RateLimiter, PaceWithinWindowWithoutBurst) {
   ManualClock clock;
-  LimiterOptions options;
-  options.pacing = LimiterOptions::Pacing::even;
-  options.burst = Duration{0};
-  options.pace_within_window = true;
-  RateLimiter limiter(rpm(60), /*learn_from_headers=*/false, options);
+  auto limiter = make_within_window(rpm(60), Duration{0});
   const auto at = saturate(limiter, clock.now(), 600s);
   // T = (60.6 s + 60.6 s / 60) / 60 = 1.0268 s.
   EXPECT_LE(longest_gap(at), 1027ms);
