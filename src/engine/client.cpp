@@ -1,6 +1,7 @@
 #include "floodgate/engine/client.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -109,7 +110,13 @@ struct Client::Impl {
   ReadyFlag submitted;  // set while `handoff` holds something
   CompletionQueue done;
   std::unique_ptr<Engine> engine;
-  std::thread thread;
+  std::thread thread;  // the engine's, unless driven
+  // Driven: the caller's threads turn the engine, one at a time (drive()).
+  bool driven = false;
+  std::function<void(TimePoint)> on_next_turn;
+  std::atomic<bool> turning{false};  // a thread is turning the engine
+  std::atomic<bool> turn_wanted{false};  // something changed since that turn began
+  bool over = false;  // driven: the engine's loop ended (under `turning`)
 
   mutable std::mutex mu;  // guards what follows
   std::deque<Queued> handoff;
@@ -181,6 +188,14 @@ struct Client::Impl {
     eo.extra_sinks.push_back(std::make_unique<CompletionSink>(*this));
     eo.source = std::make_unique<QueueSource>(*this);
     engine = std::make_unique<Engine>(std::move(eo), clock);
+    if (options.driven) {
+      driven = true;
+      on_next_turn = std::move(options.on_next_turn);
+      engine->begin();  // throws what run() would at start
+      const std::lock_guard lock(mu);
+      started = true;
+      return;
+    }
     thread = std::thread([this] { run_engine(); });
     std::unique_lock lock(mu);
     cv.wait(lock, [this] { return started || finished; });
@@ -249,6 +264,12 @@ struct Client::Impl {
     return {};
   }
 
+  Submitted submit_and_turn(Submission s) {
+    Submitted taken = submit(std::move(s));
+    if (taken && driven) drive();
+    return taken;
+  }
+
   bool cancel(std::string_view id) {
     std::unique_lock lock(mu);
     const auto s = seq_of.find(std::string(id));
@@ -266,8 +287,46 @@ struct Client::Impl {
       it->second.cancel_sent = true;
       lock.unlock();
       engine->cancel(std::to_string(seq));  // its Completion comes from the engine
+      if (driven) drive();
     }
     return true;
+  }
+
+  // ---- driven: the caller's threads turn the engine -------------------------------------------
+
+  // Turns until nothing is left to do now: a turn admits what it can before it takes the
+  // transport's answers, and answers free room, so it turns again while answers came (at
+  // most 64 turns: a flood of answers must not hold the caller's thread forever).
+  void drive() {
+    if (!driven) return;
+    turn_wanted.store(true);
+    while (turn_wanted.load()) {
+      bool expected = false;
+      if (!turning.compare_exchange_strong(expected, true)) return;  // the thread turning takes one more
+      std::optional<TimePoint> next;
+      while (!over && turn_wanted.exchange(false)) {
+        next = turns();
+      }
+      if (next && !over && on_next_turn) on_next_turn(*next);
+      turning.store(false);
+    }
+  }
+
+  // `turning` held. The next turn's time, or nullopt when the engine is over.
+  std::optional<TimePoint> turns(Duration max_wait = Duration::zero()) {
+    try {
+      for (int i = 0; i < 64; ++i) {
+        const Engine::Turn t = engine->turn(max_wait);
+        if (t.over) break;
+        if (t.answers == 0 || i == 63) return t.next;
+      }
+      over = true;
+      conclude(engine->end(), "");
+    } catch (const std::exception& e) {
+      over = true;
+      conclude(std::nullopt, e.what());
+    }
+    return std::nullopt;
   }
 
   // ---- the engine's side (its thread) ----------------------------------------------------------
@@ -329,21 +388,29 @@ struct Client::Impl {
   }
 
   void run_engine() {
-    std::string why;
     try {
-      RunSummary s = engine->run();
+      conclude(engine->run(), "");
+    } catch (const std::exception& e) {
+      {
+        const std::lock_guard lock(mu);
+        if (!started) start_error = std::current_exception();
+      }
+      conclude(std::nullopt, e.what());
+    }
+  }
+
+  // The engine's loop ended, with its summary or an exception's words.
+  void conclude(std::optional<RunSummary> s, const std::string& error) {
+    std::string why = "the engine stopped: " + error;
+    if (s) {
       const std::lock_guard lock(mu);
       // close() stops the engine as an interruption; any other stop is the engine's own.
-      why = s.stop == StopCause::none || s.stop == StopCause::interrupted ? "the client is closed" : "the engine stopped: " + s.stop_reason;
+      why = s->stop == StopCause::none || s->stop == StopCause::interrupted ? "the client is closed" : "the engine stopped: " + s->stop_reason;
       if (why != "the client is closed") {
         const std::string& fact = !stopped.refusal.empty() ? stopped.refusal : stopped.detail;
-        if (!fact.empty() && s.stop_reason.find(fact) == std::string::npos) why += " (" + fact + ")";
+        if (!fact.empty() && s->stop_reason.find(fact) == std::string::npos) why += " (" + fact + ")";
       }
-      summary = std::move(s);
-    } catch (const std::exception& e) {
-      why = std::string("the engine stopped: ") + e.what();
-      const std::lock_guard lock(mu);
-      if (!started) start_error = std::current_exception();
+      summary = std::move(*s);
     }
     // What the engine did not finish (never taken, or it stopped) completes as cancelled,
     // in submission order; submit() refuses from now on.
@@ -363,6 +430,18 @@ struct Client::Impl {
     }
     std::sort(left.begin(), left.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto& [seq, p] : left) deliver(cancelled(p, message));
+  }
+
+  // Driven, in close(): takes the turns from whoever has them, and turns (waiting for the
+  // transport's answers up to 10 ms a turn) until the engine is over.
+  void turn_to_the_end() {
+    for (;;) {
+      bool expected = false;
+      if (turning.compare_exchange_strong(expected, true)) break;
+      std::this_thread::yield();
+    }
+    while (!over) turns(std::chrono::milliseconds(10));
+    turning.store(false);
   }
 
   RunSummary close(CloseMode mode) {
@@ -386,7 +465,11 @@ struct Client::Impl {
       for (auto& [seq, p] : dropped) deliver(cancelled(p, "cancelled by close()"));
       if (mode != CloseMode::drain) engine->request_stop();  // the engine's queued ones are cancelled
       if (mode == CloseMode::abort) engine->request_stop();  // and those in flight aborted
-      thread.join();
+      if (driven) {
+        turn_to_the_end();
+      } else {
+        thread.join();
+      }
       joined = true;
     }
     const std::lock_guard lock(mu);
@@ -400,7 +483,7 @@ Client::~Client() {
   if (impl_) impl_->close(CloseMode::abort);
 }
 
-Submitted Client::submit(Submission submission) { return impl_->submit(std::move(submission)); }
+Submitted Client::submit(Submission submission) { return impl_->submit_and_turn(std::move(submission)); }
 
 bool Client::cancel(std::string_view id) { return impl_->cancel(id); }
 
@@ -409,6 +492,8 @@ std::size_t Client::poll(std::vector<Completion>& out, std::size_t max) { return
 int Client::completion_fd() const noexcept { return impl_->done.ready_fd(); }
 
 bool Client::wait(std::chrono::milliseconds timeout) { return wait_readable(impl_->done.ready_fd(), timeout); }
+
+void Client::drive() { impl_->drive(); }
 
 std::size_t Client::outstanding() const {
   const std::lock_guard lock(impl_->mu);

@@ -537,63 +537,82 @@ struct Engine::Impl final : Host {
 
   // ---- the loop -----------------------------------------------------------------------------
 
-  RunSummary run() {
+  // The loop, a turn at a time: run() turns until the job is over, waiting in the transport
+  // as long as nothing is due; an embedder's own event loop (engine::Client, driven) turns
+  // it without waiting and comes back at Turn::next.
+  bool queued_abandoned = false;
+  std::vector<http::HttpResponse> finished;
+
+  void begin() {
     prepare();
-    std::vector<http::HttpResponse> finished;
     finished.reserve(256);
-    bool queued_abandoned = false;
-    for (;;) {
-      TimePoint now = clock.now();
-      check_wakeups(now);
-      verdicts->check_unreachable(now);
-      verdicts->check_outage(now);
-      verdicts->check_parked(now);
-      verdicts->check_rejected(now);
-      if (verdicts->stopping() && !queued_abandoned) {
-        source->stop_reading();
-        abandon_queued(now);
-        queued_abandoned = true;
-      }
-      if (!verdicts->stopping()) {
-        read_input(now);
-        sched->release_due_retries(now);
-      }
-      sched->expire_deadlines(now);
-      bool budget_stop = false;
-      TimePoint wake = sched->admit(now, verdicts->stopping(), budget_stop);
-      if (budget_stop) verdicts->on_budget();
-      guard_writes([&] { recorder->journal().commit_admissions(); });
-      if (const auto next = sched->next_timer()) wake = std::min(wake, *next);
+  }
 
-      const bool idle = sched->in_flight() == 0 && items.empty();
-      if (idle && (input_done || verdicts->stopping())) break;
-      if (stuck_on_suspended()) {
-        source->stop_reading();
-        verdicts->stop_admitting();
-        abandon_queued(now);
-        queued_abandoned = true;
-        break;
-      }
-
-      if (progress->due(now)) progress->update(progress_state(now), now);
-      Duration timeout = std::chrono::milliseconds(250);
-      if (wake != TimePoint::max()) timeout = std::min(timeout, std::max(Duration{0}, wake - now));
-      if (!input_done && !input_waiting && !verdicts->stopping() && items.size() + recorder->held() < lookahead) timeout = Duration{0};
-      // Round up to whole milliseconds so we don't spin just before a not_before.
-      auto timeout_ms = std::chrono::ceil<milliseconds>(timeout);
-      finished.clear();
-      if (sched->in_flight() == 0 && timeout_ms.count() > 0) {
-        // Nothing to drive: still wait through the transport so a signal wakes us.
-        transport->poll(timeout_ms, finished);
-      } else {
-        transport->poll(timeout_ms, finished);
-      }
-      now = clock.now();
-      for (auto& r : finished) on_response(r, now);
-      // Rows reach the OS as soon as they exist (a kill -9 loses none of them: resume adopts
-      // them from the output); the journal commits them in batches at checkpoints.
-      guard_writes([&] { recorder->after_turn(now); });
+  Engine::Turn turn(Duration max_wait) {
+    Engine::Turn t;
+    TimePoint now = clock.now();
+    check_wakeups(now);
+    verdicts->check_unreachable(now);
+    verdicts->check_outage(now);
+    verdicts->check_parked(now);
+    verdicts->check_rejected(now);
+    if (verdicts->stopping() && !queued_abandoned) {
+      source->stop_reading();
+      abandon_queued(now);
+      queued_abandoned = true;
     }
+    if (!verdicts->stopping()) {
+      read_input(now);
+      sched->release_due_retries(now);
+    }
+    sched->expire_deadlines(now);
+    bool budget_stop = false;
+    TimePoint wake = sched->admit(now, verdicts->stopping(), budget_stop);
+    if (budget_stop) verdicts->on_budget();
+    guard_writes([&] { recorder->journal().commit_admissions(); });
+    if (const auto next = sched->next_timer()) wake = std::min(wake, *next);
+
+    const bool idle = sched->in_flight() == 0 && items.empty();
+    if (idle && (input_done || verdicts->stopping())) {
+      t.over = true;
+      return t;
+    }
+    if (stuck_on_suspended()) {
+      source->stop_reading();
+      verdicts->stop_admitting();
+      abandon_queued(now);
+      queued_abandoned = true;
+      t.over = true;
+      return t;
+    }
+
+    if (progress->due(now)) progress->update(progress_state(now), now);
+    Duration timeout = std::chrono::milliseconds(250);
+    if (wake != TimePoint::max()) timeout = std::min(timeout, std::max(Duration{0}, wake - now));
+    if (!input_done && !input_waiting && !verdicts->stopping() && items.size() + recorder->held() < lookahead) timeout = Duration{0};
+    t.next = now + timeout;
+    // Round up to whole milliseconds so we don't spin just before a not_before.
+    const auto timeout_ms = std::chrono::ceil<milliseconds>(std::min(timeout, max_wait));
+    finished.clear();
+    // With nothing in flight the wait still goes through the transport, so a signal wakes us.
+    transport->poll(timeout_ms, finished);
+    now = clock.now();
+    t.answers = finished.size();
+    for (auto& r : finished) on_response(r, now);
+    // Rows reach the OS as soon as they exist (a kill -9 loses none of them: resume adopts
+    // them from the output); the journal commits them in batches at checkpoints.
+    guard_writes([&] { recorder->after_turn(now); });
+    return t;
+  }
+
+  RunSummary run() {
+    begin();
+    while (!turn(Duration::max()).over) {
+    }
+    return end();
+  }
+
+  RunSummary end() {
     const TimePoint end = clock.now();
     // Everything written in order so far; with --ordered, rows still waiting behind a hole
     // are written now (their order cannot be kept across a resume anyway).
@@ -621,6 +640,12 @@ Engine::Engine(EngineOptions options, Clock& clock) : impl_(std::make_unique<Imp
 Engine::~Engine() = default;
 
 RunSummary Engine::run() { return impl_->run(); }
+
+void Engine::begin() { impl_->begin(); }
+
+Engine::Turn Engine::turn(Duration max_wait) { return impl_->turn(max_wait); }
+
+RunSummary Engine::end() { return impl_->end(); }
 
 void Engine::request_stop() noexcept { impl_->wakeups.request_stop(); }
 

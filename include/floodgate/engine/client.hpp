@@ -3,7 +3,8 @@
 // same engine paces, retries and classifies them as it does a file's lines (the Client is a
 // RequestSource and a Sink of the one engine loop: nothing of the scheduler is forked).
 // A Client:
-//   1. starts the engine's loop on a thread of its own (the constructor);
+//   1. starts the engine's loop on a thread of its own (the constructor), or, driven
+//      (ClientOptions::driven), leaves the loop to the caller's event loop;
 //   2. takes requests from any thread: submit() never blocks on the network and says at
 //      once whether it took the request (Submitted) or why not (a Refusal: shut down, not a
 //      request, an id already outstanding, too many outstanding). Each request taken gets
@@ -130,6 +131,21 @@ struct ClientOptions {
   // name, e.g. "outage_began"); null: none. Progress lines are never written.
   std::FILE* messages = nullptr;
   Clock* clock = nullptr;  // null: the steady clock
+  // Driven: the Client starts no thread; the caller's own event loop runs the engine's loop
+  // a turn at a time (Engine::turn), so a request admitted at once goes out on the thread
+  // that submitted it, with no hop to another thread and back. submit() and cancel() take
+  // a turn themselves; call drive() when the transport has answers (a transport of the
+  // caller's, which hands them over in its poll()) and when the time on_next_turn gave
+  // has come (arm a timer for it: pace slots, retry delays, deadlines; it is at most 250 ms
+  // away). One thread turns the engine at a time: a call that meets another thread's turn
+  // (or a callback's own call, made inside a turn) leaves the work to that turn, which takes
+  // one more. Callbacks (on_complete, on_sent, on_next_turn, the engine's hooks) run on the
+  // thread that turns. close(drain) waits for the transport's answers in its turns: never
+  // call it from the thread that must deliver them.
+  bool driven = false;
+  // Driven only: after each turn, on the thread that turned, when the next turn is due at
+  // the latest (on this Client's clock). Keep it short: arm a timer.
+  std::function<void(TimePoint)> on_next_turn;
 };
 
 // How close() ends the requests not completed yet.
@@ -165,6 +181,11 @@ class Client {
   [[nodiscard]] int completion_fd() const noexcept;
   // Blocks until the queue holds a completion or `timeout` passes; true when it holds one.
   bool wait(std::chrono::milliseconds timeout);
+
+  // Driven (ClientOptions::driven): turns the engine until nothing is left to do now, on the
+  // caller's thread (or leaves it to the thread turning it already). Thread-safe; a no-op
+  // once the engine is over, and in a Client that is not driven.
+  void drive();
 
   // Requests taken and not completed yet.
   [[nodiscard]] std::size_t outstanding() const;

@@ -204,6 +204,21 @@ class Engine {
   // problems found at start (unreadable input, foreign journal ...).
   RunSummary run();
 
+  // The same loop driven from the caller's own event loop (engine::Client's driven mode):
+  // begin() once (it throws what run() would at start), then turn() whenever something may
+  // have changed (a request to read, an answer in the transport, a wakeup) and by Turn::next
+  // at the latest, until a turn says the job is over; then end() for the summary. A turn
+  // waits in the transport's poll() for at most `max_wait` (zero: never blocks). run() is
+  // begin(), turns that wait as long as nothing is due, and end().
+  struct Turn {
+    bool over = false;              // the job is over: call end()
+    TimePoint next = TimePoint::max();  // the next turn is due by then (a pace slot, a retry, a deadline ...)
+    std::size_t answers = 0;        // answers the transport handed over (they may free room to admit more)
+  };
+  void begin();
+  Turn turn(Duration max_wait);
+  RunSummary end();
+
   // Asks the loop to stop admitting and drain (first call) or to stop at once (second).
   // Async-signal-safe: only sets an atomic and writes to a pipe.
   void request_stop() noexcept;
