@@ -304,8 +304,8 @@ struct Client::Impl {
       bool expected = false;
       if (!turning.compare_exchange_strong(expected, true)) return;  // the thread turning takes one more
       std::optional<TimePoint> next;
-      while (!over && turn_wanted.exchange(false)) {
-        next = turns();
+      while (turn_wanted.exchange(false)) {
+        if (!over) next = turns();
       }
       if (next && !over && on_next_turn) on_next_turn(*next);
       turning.store(false);
