@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <limits>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -165,13 +166,15 @@ struct EngineStop {
 
 class Gateway {
  public:
-  Gateway(ServeOptions options, std::size_t threads)
+  // `turns`: the executor of the timer that turns the engines when nothing else does.
+  Gateway(ServeOptions options, std::size_t threads, const asio::any_io_executor& turns)
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? *options_.clock : SteadyClock::instance()),
         lanes_(options_.lanes),
         room_(options_.max_in_flight, kUnsentPerLane),
         upstream_(options_.upstream),
-        prices_(options_.prices != nullptr ? *options_.prices : cost::PriceTable::builtin()) {
+        prices_(options_.prices != nullptr ? *options_.prices : cost::PriceTable::builtin()),
+        turn_timer_(turns) {
     for (std::size_t i = 0; i < threads; ++i) pools_.push_back(std::make_unique<proxy::Pool>());
     if (options_.engine) {
       // The keys' sub-limits count tokens as the engine does, and take shares of its limits.
@@ -201,6 +204,7 @@ class Gateway {
       if (engine_) engines.push_back(std::move(engine_));
     }
     for (const auto& e : engines) e->close(engine::CloseMode::abort);
+    turn_timer_.cancel();
     pools_.clear();
     const std::lock_guard lock(mu_);
     waiters_.clear();
@@ -254,6 +258,14 @@ class Gateway {
   [[nodiscard]] std::size_t engine_sent();
   // The engine: a new Client (its own EngineTransport), wired to this gateway.
   std::shared_ptr<engine::Client> start_engine();
+  // The engines are driven (engine::ClientOptions::driven): a call turns its engine on its
+  // own connection's thread when it submits, when an attempt's answer is in and when it
+  // cancels, so a call the limiter admits at once never leaves its thread. What no call
+  // brings (a pace slot, a retry's delay, a deadline, the 250 ms checks) comes by this timer:
+  // next_turn() (any thread) arms it for the earliest time an engine asked for.
+  void next_turn(TimePoint at);
+  void arm_turn_timer();
+  void turn_engines();
   // The Client to submit to; null while a job-level stop holds (stop_ says which). After
   // the stop's --stop-recheck a fresh Client is started: the next call is its probe.
   std::shared_ptr<engine::Client> current_engine(std::optional<EngineStop>& stop);
@@ -295,7 +307,41 @@ class Gateway {
   engine::Estimator estimator_ = engine::conservative_estimator();
   limit::LimitsConfig limits_config_;  // the engine's: --rpm, --tpm, --limits FILE ...
   std::uint64_t worst_case_completion_tokens_ = 4096;  // a budget's worst case without max_tokens
+  asio::steady_timer turn_timer_;  // on its own executor only
+  static constexpr TimePoint::rep kNoTurn = std::numeric_limits<TimePoint::rep>::max();
+  std::atomic<TimePoint::rep> turn_at_{kNoTurn};  // when turn_timer_ is (to be) armed for
 };
+
+void Gateway::next_turn(TimePoint at) {
+  TimePoint::rep armed = turn_at_.load();
+  while (at.time_since_epoch().count() < armed) {
+    if (turn_at_.compare_exchange_weak(armed, at.time_since_epoch().count())) {
+      asio::post(turn_timer_.get_executor(), [this] { arm_turn_timer(); });
+      return;
+    }
+  }
+}
+
+void Gateway::arm_turn_timer() {
+  const TimePoint::rep at = turn_at_.load();
+  if (at == kNoTurn) return;  // it fired meanwhile and turned the engines, which asked again
+  turn_timer_.expires_at(TimePoint(TimePoint::duration(at)));
+  turn_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // re-armed for an earlier time, or the gateway is going
+    turn_at_.store(kNoTurn);  // before the turns: they ask for the next one
+    turn_engines();
+  });
+}
+
+void Gateway::turn_engines() {
+  std::vector<std::shared_ptr<engine::Client>> engines;
+  {
+    const std::lock_guard lock(engine_mu_);
+    engines = retired_;
+    if (engine_) engines.push_back(engine_);
+  }
+  for (const auto& e : engines) e->drive();
+}
 
 void Gateway::left_engine_queue(const std::string& id) {
   std::pair<std::size_t, RoomId> held;
@@ -354,6 +400,8 @@ std::shared_ptr<engine::Client> Gateway::start_engine() {
   co.engine.option_words = gateway_option_words;
   // Every attempt goes through the gateway's own relay (engine_transport.hpp).
   co.engine.make_transport = [](const http::TransportOptions& t) { return std::make_unique<EngineTransport>(t); };
+  co.driven = true;
+  co.on_next_turn = [this](TimePoint at) { next_turn(at); };
   co.engine.on_event = [this, generation](const engine::JobEvent& ev) { on_engine_event(generation, ev); };
   co.on_complete = [this](engine::Completion&& c) { completed(std::move(c)); };
   // The room signal (lanes.hpp): a request the engine is about to send leaves its queue,
@@ -560,6 +608,7 @@ asio::awaitable<Answer> Gateway::through_engine(const Incoming& in, Route route,
       if (!box->live(tag)) continue;  // given up meanwhile
       unwatch();
       co_await attempt(in, *call, box, tag);
+      engine->drive();  // its answer is in the transport
       if (!upload && !call->gone && !(call->last && (call->last->answer_started || call->last->client_gone))) watch();
       continue;
     }
@@ -1339,7 +1388,7 @@ int run_gateway(ServeOptions options, const std::function<void(const std::string
   net::Listeners listeners = net::listen_per_thread(address, host, port, threads);
   // Outlives the contexts' coroutines, which refer to it: release() drops what belongs to the
   // contexts before they go.
-  Gateway gateway(std::move(options), listeners.contexts.size());
+  Gateway gateway(std::move(options), listeners.contexts.size(), listeners.contexts.front()->get_executor());
   auto& contexts = listeners.contexts;
   auto& acceptors = listeners.acceptors;
 
