@@ -44,12 +44,19 @@ ResponseInfo inspect_response_body(std::string_view body) {
     if (info.usage.completion_tokens == 0) info.usage.completion_tokens = get_u64(usage, "output_tokens");
     info.usage.total_tokens = get_u64(usage, "total_tokens");
     if (info.usage.total_tokens == 0) info.usage.total_tokens = info.usage.prompt_tokens + info.usage.completion_tokens;
+    // Chat's names, then the Responses API's.
     simdjson::dom::element details;
-    if (usage["prompt_tokens_details"].get(details) == simdjson::SUCCESS && details.is_object()) {
-      info.usage.cached_tokens = get_u64(details, "cached_tokens");
+    for (const std::string_view name : {"prompt_tokens_details", "input_tokens_details"}) {
+      if (usage[name].get(details) == simdjson::SUCCESS && details.is_object()) {
+        info.usage.cached_tokens = get_u64(details, "cached_tokens");
+        break;
+      }
     }
-    if (usage["completion_tokens_details"].get(details) == simdjson::SUCCESS && details.is_object()) {
-      info.usage.reasoning_tokens = get_u64(details, "reasoning_tokens");
+    for (const std::string_view name : {"completion_tokens_details", "output_tokens_details"}) {
+      if (usage[name].get(details) == simdjson::SUCCESS && details.is_object()) {
+        info.usage.reasoning_tokens = get_u64(details, "reasoning_tokens");
+        break;
+      }
     }
   }
   simdjson::dom::element error;

@@ -40,6 +40,13 @@ TEST(Relay, UsageOfAWholeAnswerIsItsLastUsageObject) {
   ASSERT_TRUE(responses);
   EXPECT_EQ(responses->input_tokens, 3);
   EXPECT_EQ(responses->output_tokens, 4);
+  // Cached input tokens (priced lower) under chat's and the Responses API's names.
+  const auto cached_chat = usage_of(R"({"usage":{"prompt_tokens":100,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":64}}})");
+  ASSERT_TRUE(cached_chat);
+  EXPECT_EQ(cached_chat->cached_tokens, 64);
+  const auto cached_responses = usage_of(R"({"usage":{"input_tokens":100,"output_tokens":1,"input_tokens_details":{"cached_tokens":32}}})");
+  ASSERT_TRUE(cached_responses);
+  EXPECT_EQ(cached_responses->cached_tokens, 32);
   const auto embeddings = usage_of(R"({"data":[],"usage":{"prompt_tokens":8,"total_tokens":8}})");
   ASSERT_TRUE(embeddings);
   EXPECT_EQ(embeddings->input_tokens, 8);
