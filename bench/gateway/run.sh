@@ -15,6 +15,7 @@
 #    sim, then one through the gateway, per round (their p99s met different noise).
 # 2. IDLE (default 10000) keep-alive connections opened to the gateway (one GET /healthz each),
 #    held for 10 s: the gateway's RSS before and while they are held, and each still answers.
+#    PIN=1: the gateway on core 1, the client and the simulator on core 0 (taskset).
 # The simulator has no limits, no latency, no faults and no ledger; both servers run one
 # event-loop thread (--threads 1). Prints the load average before and after: the machine is shared.
 set -euo pipefail
@@ -43,6 +44,14 @@ sim="$url" sim_pid="$pid"
 XDG_STATE_HOME="$tmp/state" OPENAI_API_KEY=sk-bench-upstream bin="${GW_BIN:-$bin}" start gw serve --port 0 --threads 1 --upstream "$sim" --quiet \
   --interactive-queue 100000 --max-in-flight 1000 ${GW_ARGS:-}
 gw="$url" gw_pid="$pid"
+if [ "${PIN:-0}" = 1 ]; then
+  # One core for the gateway, the other for the client and the simulator: the gateway's
+  # added latency without the scheduler handing its core to them (needs 2 cores).
+  taskset -a -p -c 1 "$gw_pid" >/dev/null
+  taskset -a -p -c 0 "$sim_pid" >/dev/null
+  taskset -p -c 0 $$ >/dev/null  # this script, so the load generator it starts
+  echo "pinned: gateway on core 1, client and simulator on core 0"
+fi
 echo "sim $sim (pid $sim_pid), gateway $gw (pid $gw_pid${GW_BIN:+, $GW_BIN})"
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say something short"}],"max_tokens":8}' >"$tmp/chat.json"
 
