@@ -4,16 +4,18 @@
 // own Beast relay (proxy.hpp) sends it, on the event loop of the client connection the call
 // belongs to, so every byte of the answer still goes straight to the client as it arrives.
 //
-//   submit(request)   (engine thread) finds the gateway call by HttpRequest::context (an
-//                     EngineCall, the Submission's context) and tells it that attempt `tag`
-//                     may go: the call posts that to its connection's executor;
+//   submit(request)   (in a turn of the engine: the gateway drives its engines on the
+//                     connections' threads, engine::ClientOptions::driven) finds the gateway
+//                     call by HttpRequest::context (an EngineCall, the Submission's context)
+//                     and tells it that attempt `tag` may go: the call posts that to its
+//                     connection's executor (no wake-up when that thread is the one turning);
 //   finish(response)  (EngineBox, any thread: the connection's, after the attempt) queues
 //                     the answer and makes the eventfd readable; the box is shared with the
 //                     calls, so an answer that comes after its transport is gone is dropped;
-//   poll(timeout)     (engine thread) waits on that eventfd, TransportOptions::wake_fd and
-//                     ready_fd (the Client's stops and submissions), then hands over what
-//                     is queued;
-//   cancel(tag)       (engine thread) forgets the attempt (its answer, if one comes, is
+//                     the connection then turns the engine, whose poll() takes it;
+//   poll(timeout)     (in a turn) hands over what is queued; only close(drain)'s turns wait
+//                     (timeout > 0), on that eventfd, TransportOptions::wake_fd and ready_fd;
+//   cancel(tag)       (in a turn) forgets the attempt (its answer, if one comes, is
 //                     dropped) and asks its call to close the upstream connection;
 //                     cancel_all() does it for every attempt in flight.
 // What an attempt reports (server.cpp): an answer the engine may retry (408, 409, 429, 5xx)
@@ -55,8 +57,9 @@ class EngineBox {
   std::vector<http::HttpResponse> done_;                                 // under mu_
 };
 
-// A gateway call as the transport sees it (the Submission's context). Both are called on
-// the engine's thread and must only post work to the call's own executor.
+// A gateway call as the transport sees it (the Submission's context). Both are called in a
+// turn of the engine (on whichever connection's thread turns it) and must only post work
+// to the call's own executor.
 class EngineCall {
  public:
   virtual ~EngineCall() = default;

@@ -133,7 +133,7 @@ class Watched final : public limit::Admission {
   std::shared_ptr<const void> owner_;  // outlives inner_ (declared first)
   std::unique_ptr<limit::Admission> inner_;
   std::shared_ptr<LimiterBoard::Slot> slot_;
-  TimePoint last_{};  // the engine thread's latest `now`
+  TimePoint last_{};  // the latest `now` of the engine's turns
 };
 
 }  // namespace

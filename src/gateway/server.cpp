@@ -409,7 +409,7 @@ std::shared_ptr<engine::Client> Gateway::start_engine() {
   co.on_sent = [this](const std::string& id) { left_engine_queue(id); };
   // Each model's admission, watched: /metrics shows its headroom (metrics.hpp). The limiters
   // the engine would build itself, from the same options, one set per engine (a retired
-  // engine's thread may still settle its calls); its admissions keep it alive.
+  // engine may still settle its calls); its admissions keep it alive.
   auto limiters = std::make_shared<limit::LimiterSet>(co.engine.limits, co.engine.limiter);
   co.engine.make_admission = [this, limiters, inner = std::move(co.engine.make_admission)](const std::string& model) {
     return board_.watch(model, inner ? inner(model) : std::make_unique<limit::LocalAdmission>(limiters->for_model(model)), limiters);
@@ -417,7 +417,7 @@ std::shared_ptr<engine::Client> Gateway::start_engine() {
   return std::make_shared<engine::Client>(std::move(co));
 }
 
-// On the engine's thread. A quota or a refused key stops the Client for good: the calls it
+// In a turn of the engine. A quota or a refused key stops the Client for good: the calls it
 // had are cancelled (answered with the stop's error), and so is every paced call until
 // --stop-recheck has passed; then a fresh Client takes the next one (current_engine()).
 void Gateway::on_engine_event(std::uint64_t generation, const engine::JobEvent& ev) {
