@@ -15,6 +15,10 @@
 #    sim, then one through the gateway, per round (their p99s met different noise).
 # 2. IDLE (default 10000) keep-alive connections opened to the gateway (one GET /healthz each),
 #    held for 10 s: the gateway's RSS before and while they are held, and each still answers.
+#    Each round also reads the gateway's own time per call from its /metrics
+#    (floodgate_gateway_own_seconds: request read to answer written, less its waits and the
+#    upstream's; own_time.py): what the gateway itself adds, without the machine's wake-ups
+#    of the three processes around it. An older GW_BIN without that histogram prints none.
 #    PIN=1: the gateway on core 1, the client and the simulator on core 0 (taskset).
 # The simulator has no limits, no latency, no faults and no ledger; both servers run one
 # event-loop thread (--threads 1). Prints the load average before and after: the machine is shared.
@@ -58,7 +62,9 @@ printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say so
 # Warm both up (connections, pools, page faults).
 "$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" 2 32 sk-bench-upstream >/dev/null
 "$gen" rate "$gw/chat/completions" "$tmp/chat.json" "$rate" 2 32 sk-bench-client >/dev/null
+own() { python3 "$here/own_time.py" "$1" "${gw%/v1}/metrics" "$tmp/own.before" 2>/dev/null || true; }
 for r in $(seq "$rounds"); do
+  own save
   t0="$(cpu_ticks "$gw_pid")"
   if [ "$mode" = sequential ]; then
     d="$("$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" "$seconds" 32 sk-bench-upstream)"
@@ -71,6 +77,7 @@ for r in $(seq "$rounds"); do
     g="$(python3 -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1])["b"]))' "$both")"
   fi
   t1="$(cpu_ticks "$gw_pid")"
+  own_line="$(own since)"
   echo "round $r direct:  $d"
   echo "round $r gateway: $g"
   python3 - "$d" "$g" "$((t1 - t0))" "$hz" <<'PY' | tee -a "$tmp/added"
@@ -81,6 +88,7 @@ print(f"        added: p50 {1000*(g['p50_ms']-d['p50_ms']):.0f} us, p99 {1000*(g
       f" (direct p50 {d['p50_ms']:.3f} ms p99 {d['p99_ms']:.3f} ms; gateway p50 {g['p50_ms']:.3f} ms p99 {g['p99_ms']:.3f} ms);"
       f" gateway CPU {cpu_us:.0f} us per request")
 PY
+  [ -n "$own_line" ] && echo "        $own_line" | tee -a "$tmp/own"
 done
 python3 - "$tmp/added" <<'PY'
 import re, statistics, sys
@@ -89,6 +97,15 @@ p50, p99 = sorted(int(m[1]) for m in rows if m), sorted(int(m[2]) for m in rows 
 print(f"median over {len(p50)} rounds: added p50 {statistics.median(p50):.0f} us, added p99 {statistics.median(p99):.0f} us"
       f" (p99 from {p99[0]} to {p99[-1]} us)")
 PY
+if [ -s "$tmp/own" ]; then
+  python3 - "$tmp/own" <<'PY'
+import re, statistics, sys
+rows = [re.search(r"p50 (\d+) us, p99 (\d+) us", line) for line in open(sys.argv[1])]
+p50, p99 = sorted(int(m[1]) for m in rows if m), sorted(int(m[2]) for m in rows if m)
+print(f"median over {len(p50)} rounds: gateway own time p50 {statistics.median(p50):.0f} us, p99 {statistics.median(p99):.0f} us"
+      f" (p99 from {p99[0]} to {p99[-1]} us)")
+PY
+fi
 echo "load average after the latency runs: $(loadavg)"
 
 echo "gateway RSS before idle connections: $(rss_kib "$gw_pid") KiB"

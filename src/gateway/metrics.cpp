@@ -138,6 +138,14 @@ class Watched final : public limit::Admission {
 
 }  // namespace
 
+void HttpCounts::add_own_time(std::chrono::nanoseconds own) {
+  const double seconds = std::chrono::duration<double>(std::max(own, std::chrono::nanoseconds::zero())).count();
+  std::size_t bucket = 0;
+  while (bucket < std::size(kOwnBucketsSeconds) && seconds > kOwnBucketsSeconds[bucket]) ++bucket;
+  ++own_bucket_counts[bucket];
+  own_seconds_sum += seconds;
+}
+
 std::string render_metrics(const std::vector<LaneStats>& lanes, const HttpCounts& counts, const std::vector<ModelHeadroom>& models) {
   std::ostringstream out;
   out.precision(9);
@@ -170,6 +178,24 @@ std::string render_metrics(const std::vector<LaneStats>& lanes, const HttpCounts
     }
     out << "floodgate_gateway_lane_wait_seconds_sum{lane=\"" << l.name << "\"} " << l.wait_seconds_sum << '\n';
     out << "floodgate_gateway_lane_wait_seconds_count{lane=\"" << l.name << "\"} " << cumulative << '\n';
+  }
+  family(out, "floodgate_gateway_own_seconds", "histogram",
+         "The gateway's own time per call it relayed: request read to answer written, less its waits (lane, engine queue) "
+         "and the upstream's.");
+  {
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < counts.own_bucket_counts.size(); ++i) {
+      cumulative += counts.own_bucket_counts[i];
+      out << "floodgate_gateway_own_seconds_bucket{le=\"";
+      if (i < std::size(kOwnBucketsSeconds)) {
+        out << kOwnBucketsSeconds[i];
+      } else {
+        out << "+Inf";
+      }
+      out << "\"} " << cumulative << '\n';
+    }
+    out << "floodgate_gateway_own_seconds_sum " << counts.own_seconds_sum << '\n';
+    out << "floodgate_gateway_own_seconds_count " << cumulative << '\n';
   }
   family(out, "floodgate_gateway_responses_total", "counter", "Answers to clients by route and status code.");
   for (const auto& [key, n] : counts.responses) {

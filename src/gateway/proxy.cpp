@@ -288,7 +288,11 @@ struct Upstream::Impl {
     p.body_limit(std::numeric_limits<std::uint64_t>::max());  // not boost::none: Boost 1.74 compares it as 0
     const bool head_only = call.head->method() == bhttp::verb::head;
     if (head_only) p.skip(true);
-    co_await bhttp::async_read_header(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+    {
+      const auto waiting = std::chrono::steady_clock::now();
+      co_await bhttp::async_read_header(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+      call.upstream_wait += std::chrono::steady_clock::now() - waiting;
+    }
     if (ec) {
       call.error = "the upstream closed the connection without an answer: " + ec.message();
       co_return false;
@@ -339,7 +343,9 @@ struct Upstream::Impl {
       if (has_body && !p.is_done()) {
         p.get().body().data = piece.data();
         p.get().body().size = piece.size();
+        const auto waiting = std::chrono::steady_clock::now();
         co_await bhttp::async_read_some(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+        call.upstream_wait += std::chrono::steady_clock::now() - waiting;
         if (ec == bhttp::error::need_buffer) ec = {};
         if (ec) {
           upstream_ok = false;  // cut off mid-answer (or the client left and the watch closed it)
@@ -402,7 +408,9 @@ struct Upstream::Impl {
     while (!p.is_done()) {
       p.get().body().data = piece.data();
       p.get().body().size = piece.size();
+      const auto waiting = std::chrono::steady_clock::now();
       co_await bhttp::async_read_some(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+      call.upstream_wait += std::chrono::steady_clock::now() - waiting;
       if (ec == bhttp::error::need_buffer) ec = {};
       if (ec) {
         call.error = "the upstream answer broke off: " + ec.message();

@@ -111,6 +111,9 @@ struct Call {
   std::vector<std::pair<std::string, std::string>> upstream_headers;  // engine attempt: names lower-cased
   std::optional<Usage> usage;
   std::chrono::nanoseconds elapsed{0};
+  // Of that, waiting for the upstream's bytes (its answer's head and body reads): what is
+  // not the gateway's own time.
+  std::chrono::nanoseconds upstream_wait{0};
 };
 
 class Upstream {

@@ -105,6 +105,14 @@ struct Waiter {
   RoomId room = Room::kRelay;  // where the lanes hand it: its model's engine queue, or the relay
   bool owed = false;           // handed over for its lane's minimum share
   std::optional<std::chrono::nanoseconds> upstream_elapsed;  // it went upstream
+  std::chrono::steady_clock::time_point arrived{};           // its request was read (handle())
+  std::optional<std::chrono::nanoseconds> own;               // the gateway's own time, when it relayed the answer
+  // Its answer was relayed (its last byte written at `relayed_at`), after `upstream_wait`
+  // waiting for the upstream's bytes: its own time is what is left of arrived..relayed_at
+  // after that and its waits (metrics.hpp, floodgate_gateway_own_seconds).
+  void relayed(std::chrono::steady_clock::time_point relayed_at, std::chrono::nanoseconds upstream_wait) {
+    own = (relayed_at - arrived) - waited - upstream_wait;
+  }
   std::optional<engine::Completion> completion;              // its outcome from the engine
 
   static void wake(const std::shared_ptr<Waiter>& w) { w->timer.cancel(); }
@@ -141,6 +149,7 @@ struct PacedCall final : EngineCall, std::enable_shared_from_this<PacedCall> {
   // client when the engine gives up).
   std::optional<proxy::Call> last;
   std::vector<std::pair<std::string, std::string>> own;  // the gateway's headers on the answer
+  std::chrono::nanoseconds upstream_wait{0};             // of every attempt (proxy::Call::upstream_wait)
 
   void start(const std::shared_ptr<EngineBox>& box, std::uint64_t tag) override {
     asio::post(w->executor, [self = shared_from_this(), box, tag] {
@@ -608,6 +617,9 @@ asio::awaitable<Answer> Gateway::through_engine(const Incoming& in, Route route,
       if (!box->live(tag)) continue;  // given up meanwhile
       unwatch();
       co_await attempt(in, *call, box, tag);
+      if (call->last && call->last->answer_started && !call->last->client_gone) {
+        w->relayed(std::chrono::steady_clock::now(), call->upstream_wait);
+      }
       engine->drive();  // its answer is in the transport
       if (!upload && !call->gone && !(call->last && (call->last->answer_started || call->last->client_gone))) watch();
       continue;
@@ -704,6 +716,7 @@ asio::awaitable<void> Gateway::attempt(const Incoming& in, PacedCall& call, cons
   pc.abort = call.abort_current;
   co_await upstream_.call(in.pool, in.socket, in.buffer, pc);
   call.current = 0;
+  call.upstream_wait += pc.upstream_wait;
   r.elapsed = pc.elapsed;
   r.request_sent = pc.request_sent;
   for (const auto& [name, value] : pc.upstream_headers) r.add_header(name, value);
@@ -853,6 +866,7 @@ asio::awaitable<Answer> Gateway::forward(const Incoming& in, Route /*route*/, co
   call.own_headers = std::move(own_headers);
   co_await upstream_.call(in.pool, in.socket, in.buffer, call);
   w->upstream_elapsed = call.elapsed;
+  if (call.answer_started && !call.client_gone) w->relayed(std::chrono::steady_clock::now(), call.upstream_wait);
   co_return answer_of(in, call);
 }
 
@@ -1073,6 +1087,7 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   const std::string_view method(req.method_string().data(), req.method_string().size());
   const std::string_view target(req.target().data(), req.target().size());
   const Route route = route_of(method, target);
+  const auto arrived = std::chrono::steady_clock::now();
   std::string key_id = "-";
   std::string_view lane_name = "-";
   std::shared_ptr<Waiter> w;
@@ -1086,6 +1101,7 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
     {
       const std::lock_guard lock(mu_);
       ++counts_.responses[{std::string(to_string(route)), a.status}];
+      if (w && w->own) counts_.add_own_time(*w->own);
     }
     // A body left unread in the socket (a streamed route answered by the gateway itself)
     // leaves nothing to read the next request from.
@@ -1140,6 +1156,7 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   if (in.body != nullptr) model = model_of(*in.body);
 
   w = std::make_shared<Waiter>(co_await asio::this_coro::executor);
+  w->arrived = arrived;
   if (!is_paced(route)) {  // models and everything proxied as is: no limits spent, straight through
     answer = co_await forward(in, route, w, {});
     co_return finish(std::move(answer));

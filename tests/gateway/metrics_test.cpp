@@ -57,6 +57,25 @@ TEST(Metrics, LaneCountersDepthAndCumulativeWaitHistogram) {
   EXPECT_EQ(text.back(), '\n');
 }
 
+TEST(Metrics, TheOwnTimeHistogramBucketsEachCallOnceAndCumulates) {
+  HttpCounts counts;
+  counts.add_own_time(120us);   // le=0.00015
+  counts.add_own_time(150us);   // on a bound: that bucket (le is inclusive)
+  counts.add_own_time(-5us);    // a clock step: counted as 0, never a negative sum
+  counts.add_own_time(2s);      // over every bound: +Inf only
+  Lanes lanes({LaneConfig{"interactive", 2, 1s, 0}});
+  const std::string text = render_metrics(lanes.stats(), counts);
+  EXPECT_TRUE(has_line(text, "# TYPE floodgate_gateway_own_seconds histogram")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_own_seconds_bucket{le=\"2.5e-05\"} 1")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_own_seconds_bucket{le=\"0.0001\"} 1")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_own_seconds_bucket{le=\"0.00015\"} 3")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_own_seconds_bucket{le=\"0.1\"} 3")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_own_seconds_bucket{le=\"+Inf\"} 4")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_own_seconds_count 4")) << text;
+  EXPECT_TRUE(has_line(text, "floodgate_gateway_own_seconds_sum 2.00027")) << text;
+  // Broken by: a bucket that is not cumulative, a bound taken as exclusive, a negative time summed.
+}
+
 TEST(Metrics, EveryFamilyHasHelpAndTypeBeforeItsSamples) {
   Lanes lanes(default_lanes());
   ModelHeadroom model;
