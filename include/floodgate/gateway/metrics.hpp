@@ -78,8 +78,8 @@ struct ModelHeadroom {
 [[nodiscard]] std::string render_metrics(const std::vector<LaneStats>& lanes, const HttpCounts& counts,
                                          const std::vector<ModelHeadroom>& models = {});
 
-// The engine's limiters seen from other threads. The engine asks its admissions only on its
-// own thread and a RateLimiter is not thread-safe, so watch() wraps a model's Admission
+// The engine's limiters seen from other threads. The engine asks its admissions only in its
+// turns (one thread at a time) and a RateLimiter is not thread-safe, so watch() wraps a model's Admission
 // (EngineOptions::make_admission): after each call that changes it (an admission, a
 // settlement, a 429, a pause) the wrapper keeps the limiter's snapshot under a small lock of
 // that model's. Cost: one snapshot (four window sums) and an uncontended lock per admission
