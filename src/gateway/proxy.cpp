@@ -303,12 +303,14 @@ struct Upstream::Impl {
     if (call.engine_attempt) {
       for (const auto& f : res) call.upstream_headers.emplace_back(ascii_lower(sv(f.name_string())), std::string(trim(sv(f.value()))));
       const auto declared = p.content_length();
-      // An upload is sent once: only its 401 is held (not relayed: it is about the gateway's key).
-      const bool held = call.streamed == nullptr ? held_status(call.status) : call.status == 401;
-      if (held && (!declared || *declared <= Call::kHeldBodyCap)) {
+      // An upload is sent once: only its 401 is held (below).
+      if (call.streamed == nullptr && held_status(call.status) && (!declared || *declared <= Call::kHeldBodyCap)) {
         co_return co_await hold(s, conn, p, call);
       }
     }
+    // A 401, on every route and whatever its size: not relayed (it is about the gateway's key,
+    // and OpenAI's words for it name part of that key); it comes before any byte of a body.
+    if (call.status == 401) co_return co_await hold(s, conn, p, call);
     const bool keep_error = call.engine_attempt && (call.status < 200 || call.status >= 300);
     bool sse = false;
     std::string out = "HTTP/1.1 " + std::to_string(call.status) + ' ' + std::string(sv(bhttp::obsolete_reason(res.result()))) + "\r\n";
@@ -398,8 +400,8 @@ struct Upstream::Impl {
     co_return p.keep_alive();
   }
 
-  // Reads an answer the engine may retry whole into call.held_body, writing nothing to the
-  // client; true when the connection can be reused.
+  // Reads an answer the engine may retry, or a 401, whole into call.held_body, writing nothing
+  // to the client; true when the connection can be reused.
   template <class Stream>
   asio::awaitable<bool> hold(Stream& s, Conn& conn, bhttp::response_parser<bhttp::buffer_body>& p, Call& call) {
     call.held = true;

@@ -12,6 +12,9 @@
 //     the bytes are unchanged, chunked otherwise); server-sent events go through an SseRelay
 //     (relay.hpp) that notes usage and, when the gateway asked for usage the client did not,
 //     removes it;
+//   - a 401 is never relayed, on any route: it is about the gateway's own key, and OpenAI's
+//     words for it name part of that key; it is read whole (call.held) and the caller
+//     answers the client with an error of the gateway's own;
 //   - once the request is sent, the client socket is watched: a client that hangs up (end of
 //     stream, not a pipelined request) closes the upstream connection, which ends the call
 //     upstream at once, queued bytes and all;
@@ -71,7 +74,8 @@ struct Abort {
   return status == 408 || status == 409 || status == 429 || status >= 500;
 }
 // What an engine attempt holds rather than relays: what the engine may retry, and a 401 (it
-// is about the gateway's own key, and OpenAI's words for it name part of that key).
+// is about the gateway's own key, and OpenAI's words for it name part of that key: every
+// call holds a 401, engine attempt or not).
 [[nodiscard]] constexpr bool held_status(int status) noexcept { return retryable_status(status) || status == 401; }
 
 // Not relayed to the client: hop-by-hop, framing (the gateway frames its own), cookies.
@@ -87,10 +91,11 @@ struct Call {
   StreamedBody* streamed = nullptr;               // or the client's body, still in its socket
   bool strip_usage = false;                       // an SSE answer loses the usage the gateway asked for
   std::vector<std::pair<std::string, std::string>> own_headers;  // added to the answer
-  // An engine attempt: a body read whole (not `streamed`) whose answer has a held_status()
-  // (an upload's: a 401) is read whole (up to
-  // kHeldBodyCap) into held_body and not relayed; every answer's headers are kept in
-  // upstream_headers; a relayed error's body (not events, up to kHeldBodyCap) in error_body.
+  // Every call: a 401 is read whole (up to kHeldBodyCap, else an error) into held_body and
+  // not relayed. An engine attempt: a body read whole (not `streamed`) whose answer has a
+  // held_status() is too (up to kHeldBodyCap; a larger one is relayed, but for a 401); every
+  // answer's headers are kept in upstream_headers; a relayed error's body (not events, up to
+  // kHeldBodyCap) in error_body.
   bool engine_attempt = false;
   std::shared_ptr<Abort> abort;  // engine attempts: the engine's way to close the connection
   static constexpr std::size_t kHeldBodyCap = 1u << 20;
@@ -105,7 +110,7 @@ struct Call {
   std::uint64_t bytes_out = 0;  // body bytes written to the client
   bool request_sent = false;    // the request went upstream whole
   bool timed_out = false;       // --upstream-timeout ended it
-  bool held = false;            // engine attempt: the answer was held, not relayed
+  bool held = false;            // the answer was held, not relayed (a 401; an engine attempt's held_status())
   std::string held_body;        // its body
   std::string error_body;       // engine attempt: a relayed non-2xx answer's body (bounded)
   std::vector<std::pair<std::string, std::string>> upstream_headers;  // engine attempt: names lower-cased

@@ -280,6 +280,10 @@ class Gateway {
   std::shared_ptr<engine::Client> current_engine(std::optional<EngineStop>& stop);
   void on_engine_event(std::uint64_t generation, const engine::JobEvent& ev);
   Answer stop_answer(const EngineStop& stop, const std::vector<std::pair<std::string, std::string>>& own) const;
+  // An upstream 401, on any route (never relayed: OpenAI's words for it name part of the
+  // gateway's key): stop_answer's 502 upstream_key_refused, with the upstream's error code
+  // only, read from `held`'s held body (null, or nothing held: no code).
+  Answer key_refused(const proxy::Call* held, const std::vector<std::pair<std::string, std::string>>& own) const;
   // Hands upstream what the room allows and tells the expired; under mu_. `self`: the waiter
   // of the calling coroutine, on its own executor: admitted in place rather than by a post.
   void pump_locked(TimePoint now, Waiter* self = nullptr);
@@ -485,6 +489,11 @@ Answer Gateway::stop_answer(const EngineStop& stop, const std::vector<std::pair<
   return answer;
 }
 
+Answer Gateway::key_refused(const proxy::Call* held, const std::vector<std::pair<std::string, std::string>>& own) const {
+  const std::string code = held != nullptr && held->held ? engine::inspect_response_body(held->held_body).error_code : "";
+  return stop_answer(EngineStop{engine::StopCause::rejected, "401" + (code.empty() ? "" : " " + code), clock_.now()}, own);
+}
+
 void Gateway::completed(engine::Completion&& c) {
   left_engine_queue(c.outcome.custom_id);  // finished unsent (cancelled, max_wait, a stop)
   std::shared_ptr<PacedCall> call;
@@ -653,9 +662,7 @@ asio::awaitable<Answer> Gateway::through_engine(const Incoming& in, Route route,
     const std::lock_guard lock(mu_);
     ++counts_.upstream_responses[last->status];
   } else if (o.status_code == 401) {
-    // Its code only: OpenAI's message for a wrong key names part of it.
-    const std::string code = last != nullptr && last->held ? engine::inspect_response_body(last->held_body).error_code : "";
-    answer = stop_answer(EngineStop{engine::StopCause::rejected, "401" + (code.empty() ? "" : " " + code), clock_.now()}, call->own);
+    answer = key_refused(last, call->own);  // its code only: OpenAI's message for a wrong key names part of it
     const std::lock_guard lock(mu_);
     ++counts_.upstream_responses[401];
   } else if (o.error == ErrorKind::max_wait) {
@@ -878,7 +885,7 @@ Answer Gateway::answer_of(const Incoming& in, const proxy::Call& call) {
     if (call.client_gone) {
       ++counts_.upstream_cancelled;
     } else {
-      ++counts_.upstream_responses[call.answer_started ? call.status : 0];
+      ++counts_.upstream_responses[call.answer_started || call.held ? call.status : 0];
     }
     if (call.usage) {
       counts_.usage_input_tokens += static_cast<std::uint64_t>(std::max<std::int64_t>(0, call.usage->input_tokens));
@@ -894,6 +901,9 @@ Answer Gateway::answer_of(const Incoming& in, const proxy::Call& call) {
     answer.written = true;
     answer.keep_alive = call.keep_alive;
     answer.bytes_out = call.bytes_out;
+  } else if (call.held && call.status == 401) {
+    answer = key_refused(&call, call.own_headers);  // never relayed (proxy.hpp)
+    answer.keep_alive = in.streamed == nullptr || in.streamed->is_done();
   } else if (call.body_too_large) {
     answer = error_answer(413, "The request body is larger than this gateway takes (--max-body-bytes " +
                                    std::to_string(options_.max_body_bytes) + ").",

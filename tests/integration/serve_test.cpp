@@ -1156,6 +1156,89 @@ TEST(Serve, ARefusedUpstreamKeyIsTheGatewaysOwnErrorWithoutTheKey) {
   EXPECT_EQ(u.body.find("sk-upstr"), std::string::npos) << u.body;
 }
 
+// What a client got, every byte: `request` sent on a connection of its own (with Connection:
+// close, so that the gateway ends it after its answer), read until the gateway closes it.
+std::string raw_exchange(const ServeProcess& gw, const std::string& request) {
+  Socket client = Socket::connect_to(port_of(gw.base_url()));
+  client.send(request);
+  EXPECT_TRUE(client.closed_within(10s)) << client.data();
+  return client.data();
+}
+
+// The gateway's own 502 for an upstream 401, in every byte the client got (`raw`): OpenAI's
+// words for a wrong key (which name part of it) are not among them, its code is.
+void expect_key_refused(const std::string& raw) {
+  EXPECT_EQ(raw.rfind("HTTP/1.1 502 ", 0), 0u) << raw;
+  const auto body_at = raw.find("\r\n\r\n");
+  ASSERT_NE(body_at, std::string::npos) << raw;
+  nlohmann::json parsed = nlohmann::json::parse(raw.substr(body_at + 4), nullptr, false);
+  ASSERT_TRUE(parsed.is_object() && parsed["error"].is_object()) << raw;
+  const nlohmann::json& error = parsed["error"];
+  EXPECT_EQ(error.value("code", ""), "upstream_key_refused") << raw;
+  EXPECT_EQ(error.value("type", ""), "server_error") << raw;
+  const std::string message = error.value("message", "");
+  EXPECT_NE(message.find("(401 invalid_api_key)"), std::string::npos) << raw;
+  EXPECT_NE(message.find("--upstream-key-file"), std::string::npos) << raw;
+  EXPECT_NE(message.find("$OPENAI_API_KEY"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("sk-upstr"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("9c51"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("Incorrect API key"), std::string::npos) << raw;
+}
+
+// The stopped gateway's log (`log_path`) has `line`, and no part of the upstream key.
+void expect_logged_without_the_key(const std::string& log_path, const std::string& line) {
+  const std::string log = floodgate::test::slurp(log_path);
+  EXPECT_NE(log.find(line), std::string::npos) << log;
+  EXPECT_EQ(log.find("sk-upstr"), std::string::npos) << log;
+  EXPECT_EQ(log.find("9c51"), std::string::npos) << log;
+}
+
+// OpenAI's 401 for a wrong key: its message names part of the key. Connection: close, so that
+// each call of a test meets a fresh upstream connection (one the test accepts).
+const std::string kRefusedKey =
+    R"({"error":{"message":"Incorrect API key provided: sk-upstr*********9c51.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})";
+const std::string kRefusedKeyAnswer = "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                                      std::to_string(kRefusedKey.size()) + "\r\n\r\n" + kRefusedKey;
+
+TEST(Serve, AnUpstream401IsNeverRelayedByTheRelayAlone) {
+  // --no-engine: a laned call goes through the relay, which relays answers as they come; a
+  // 401 is held and answered as the engine's path answers it, streamed or not.
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url(), "--no-engine"}, kUpstreamKey);
+  const std::string stream = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true})";
+  for (const std::string& body : {kChat, stream}) {
+    auto raw = std::async(std::launch::async, [&] {
+      return raw_exchange(gw, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    });
+    Socket up = upstream.accept();
+    ASSERT_TRUE(up.read_until("\"role\":\"user\"")) << up.data();
+    up.send(kRefusedKeyAnswer);
+    const std::string got = raw.get();
+    expect_key_refused(got);
+    EXPECT_NE(got.find("\r\nx-floodgate-lane: interactive\r\n"), std::string::npos) << got;
+  }
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_responses_total{code=\"401\"}", "2"));
+  EXPECT_EQ(metric(gw, "floodgate_gateway_responses_total{route=\"chat_completions\",code=\"502\"}"), "2");
+  EXPECT_EQ(gw.stop(), 0);
+  expect_logged_without_the_key(gw.log_path(), " POST /v1/chat/completions 502 lane=interactive ");
+}
+
+TEST(Serve, AnUpstream401IsNeverRelayedOnTheProxiedRoutes) {
+  // GET /v1/models and the rest of /v1/ go through the relay, unpaced, with the engine on.
+  ScriptedUpstream upstream;
+  ServeProcess gw({"--upstream", upstream.base_url()}, kUpstreamKey);
+  auto raw = std::async(std::launch::async, [&] { return raw_exchange(gw, "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); });
+  Socket up = upstream.accept();
+  ASSERT_TRUE(up.read_until("\r\n\r\n")) << up.data();
+  EXPECT_EQ(up.data().rfind("GET /v1/models HTTP/1.1\r\n", 0), 0u) << up.data();
+  up.send(kRefusedKeyAnswer);
+  expect_key_refused(raw.get());
+  EXPECT_TRUE(wait_for_metric(gw, "floodgate_gateway_upstream_responses_total{code=\"401\"}", "1"));
+  EXPECT_EQ(gw.stop(), 0);
+  expect_logged_without_the_key(gw.log_path(), " GET /v1/models 502 lane=- ");
+}
+
 TEST(Serve, UploadsArePacedByTheEngine) {
   // The sim takes 2 requests per 100 ms; the gateway is told 300 a minute (one per 200 ms,
   // at most 200 ms ahead of the pace). Straight to the sim a burst of 12 uploads meets 429s;
