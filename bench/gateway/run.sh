@@ -19,6 +19,9 @@
 #    (floodgate_gateway_own_seconds: request read to answer written, less its waits and the
 #    upstream's; own_time.py): what the gateway itself adds, without the machine's wake-ups
 #    of the three processes around it. An older GW_BIN without that histogram prints none.
+#    And the hypervisor's steal over the round (/proc/stat): CPU time the machine wanted and
+#    did not get, in bursts that every process meets (this guest's busy/idle ticks are not
+#    reliable, so no percentage).
 #    PIN=1: the gateway on core 1, the client and the simulator on core 0 (taskset).
 # The simulator has no limits, no latency, no faults and no ledger; both servers run one
 # event-loop thread (--threads 1). Prints the load average before and after: the machine is shared.
@@ -63,8 +66,12 @@ printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say so
 "$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" 2 32 sk-bench-upstream >/dev/null
 "$gen" rate "$gw/chat/completions" "$tmp/chat.json" "$rate" 2 32 sk-bench-client >/dev/null
 own() { python3 "$here/own_time.py" "$1" "${gw%/v1}/metrics" "$tmp/own.before" 2>/dev/null || true; }
+# CPU time the hypervisor gave to others while ours wanted it (/proc/stat's steal), in ticks:
+# on a VM it comes in bursts of milliseconds that every process meets, the tails' main cause.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 for r in $(seq "$rounds"); do
   own save
+  s0="$(steal_ticks)"
   t0="$(cpu_ticks "$gw_pid")"
   if [ "$mode" = sequential ]; then
     d="$("$gen" rate "$sim/chat/completions" "$tmp/chat.json" "$rate" "$seconds" 32 sk-bench-upstream)"
@@ -78,6 +85,7 @@ for r in $(seq "$rounds"); do
   fi
   t1="$(cpu_ticks "$gw_pid")"
   own_line="$(own since)"
+  s1="$(steal_ticks)"
   echo "round $r direct:  $d"
   echo "round $r gateway: $g"
   python3 - "$d" "$g" "$((t1 - t0))" "$hz" <<'PY' | tee -a "$tmp/added"
@@ -89,6 +97,7 @@ print(f"        added: p50 {1000*(g['p50_ms']-d['p50_ms']):.0f} us, p99 {1000*(g
       f" gateway CPU {cpu_us:.0f} us per request")
 PY
   [ -n "$own_line" ] && echo "        $own_line" | tee -a "$tmp/own"
+  echo "        steal: $(( (s1 - s0) * 1000 / hz )) ms of CPU time taken by the hypervisor over the round (/proc/stat)"
 done
 python3 - "$tmp/added" <<'PY'
 import re, statistics, sys
