@@ -183,7 +183,8 @@ class Gateway {
         room_(options_.max_in_flight, kUnsentPerLane),
         upstream_(options_.upstream),
         prices_(options_.prices != nullptr ? *options_.prices : cost::PriceTable::builtin()),
-        turn_timer_(turns) {
+        turns_(turns),
+        turn_timer_(std::in_place, turns) {
     for (std::size_t i = 0; i < threads; ++i) pools_.push_back(std::make_unique<proxy::Pool>());
     if (options_.engine) {
       // The keys' sub-limits count tokens as the engine does, and take shares of its limits.
@@ -213,7 +214,9 @@ class Gateway {
       if (engine_) engines.push_back(std::move(engine_));
     }
     for (const auto& e : engines) e->close(engine::CloseMode::abort);
-    turn_timer_.cancel();
+    // The timer goes with what belongs to the contexts: the gateway outlives them (a timer
+    // destroyed after its io_context is a use after free).
+    turn_timer_.reset();
     pools_.clear();
     const std::lock_guard lock(mu_);
     waiters_.clear();
@@ -320,7 +323,8 @@ class Gateway {
   engine::Estimator estimator_ = engine::conservative_estimator();
   limit::LimitsConfig limits_config_;  // the engine's: --rpm, --tpm, --limits FILE ...
   std::uint64_t worst_case_completion_tokens_ = 4096;  // a budget's worst case without max_tokens
-  asio::steady_timer turn_timer_;  // on its own executor only
+  asio::any_io_executor turns_;                    // turn_timer_'s
+  std::optional<asio::steady_timer> turn_timer_;  // on turns_ only; gone at release()
   static constexpr TimePoint::rep kNoTurn = std::numeric_limits<TimePoint::rep>::max();
   std::atomic<TimePoint::rep> turn_at_{kNoTurn};  // when turn_timer_ is (to be) armed for
 };
@@ -329,7 +333,7 @@ void Gateway::next_turn(TimePoint at) {
   TimePoint::rep armed = turn_at_.load();
   while (at.time_since_epoch().count() < armed) {
     if (turn_at_.compare_exchange_weak(armed, at.time_since_epoch().count())) {
-      asio::post(turn_timer_.get_executor(), [this] { arm_turn_timer(); });
+      asio::post(turns_, [this] { arm_turn_timer(); });
       return;
     }
   }
@@ -338,8 +342,9 @@ void Gateway::next_turn(TimePoint at) {
 void Gateway::arm_turn_timer() {
   const TimePoint::rep at = turn_at_.load();
   if (at == kNoTurn) return;  // it fired meanwhile and turned the engines, which asked again
-  turn_timer_.expires_at(TimePoint(TimePoint::duration(at)));
-  turn_timer_.async_wait([this](boost::system::error_code ec) {
+  if (!turn_timer_) return;  // released
+  turn_timer_->expires_at(TimePoint(TimePoint::duration(at)));
+  turn_timer_->async_wait([this](boost::system::error_code ec) {
     if (ec) return;  // re-armed for an earlier time, or the gateway is going
     turn_at_.store(kNoTurn);  // before the turns: they ask for the next one
     turn_engines();
