@@ -295,30 +295,48 @@ struct Client::Impl {
   // ---- driven: the caller's threads turn the engine -------------------------------------------
 
   // Turns until nothing is left to do now: a turn admits what it can before it takes the
-  // transport's answers, and answers free room, so it turns again while answers came (at
-  // most 64 turns: a flood of answers must not hold the caller's thread forever).
+  // transport's answers, and answers free room, so it turns again while answers came (turns()).
+  // Bounded: under load other threads keep asking for turns, and the thread turning must get
+  // back to its own event loop (its calls' attempts wait there); after kMaxPasses it leaves
+  // what is left to the next turn, asked for at once through on_next_turn.
+  static constexpr int kMaxPasses = 8;
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag.store(false); }  // whatever happens in the turn (a callback that throws)
+  };
   void drive() {
     if (!driven) return;
     turn_wanted.store(true);
+    int passes = 0;
     while (turn_wanted.load()) {
       bool expected = false;
       if (!turning.compare_exchange_strong(expected, true)) return;  // the thread turning takes one more
+      const Release release{turning};
       std::optional<TimePoint> next;
+      bool yielded = false;
       while (turn_wanted.exchange(false)) {
-        if (!over) next = turns();
+        if (over) continue;
+        if (passes++ == kMaxPasses) {
+          turn_wanted.store(true);
+          yielded = true;
+          break;
+        }
+        next = turns();
       }
+      if (yielded && !over) next = clock.now();
       if (next && !over && on_next_turn) on_next_turn(*next);
-      turning.store(false);
+      if (yielded) return;
     }
   }
 
   // `turning` held. The next turn's time, or nullopt when the engine is over.
   std::optional<TimePoint> turns(Duration max_wait = Duration::zero()) {
     try {
-      for (int i = 0; i < 64; ++i) {
+      for (int i = 0; i < 16; ++i) {
         const Engine::Turn t = engine->turn(max_wait);
         if (t.over) break;
-        if (t.answers == 0 || i == 63) return t.next;
+        if (t.answers == 0) return t.next;
+        if (i == 15) return clock.now();  // its answers may have freed room: the next turn at once
       }
       over = true;
       conclude(engine->end(), "");

@@ -106,12 +106,15 @@ struct Waiter {
   bool owed = false;           // handed over for its lane's minimum share
   std::optional<std::chrono::nanoseconds> upstream_elapsed;  // it went upstream
   std::chrono::steady_clock::time_point arrived{};           // its request was read (handle())
+  // Waits that are not the gateway's own time: its key's sub-limit, its lane, the engine's
+  // limiter until it admitted the call (not the turn and the hop after that).
+  std::chrono::nanoseconds not_own{0};
   std::optional<std::chrono::nanoseconds> own;               // the gateway's own time, when it relayed the answer
   // Its answer was relayed (its last byte written at `relayed_at`), after `upstream_wait`
   // waiting for the upstream's bytes: its own time is what is left of arrived..relayed_at
   // after that and its waits (metrics.hpp, floodgate_gateway_own_seconds).
   void relayed(std::chrono::steady_clock::time_point relayed_at, std::chrono::nanoseconds upstream_wait) {
-    own = (relayed_at - arrived) - waited - upstream_wait;
+    own = (relayed_at - arrived) - not_own - upstream_wait;
   }
   std::optional<engine::Completion> completion;              // its outcome from the engine
 
@@ -150,6 +153,10 @@ struct PacedCall final : EngineCall, std::enable_shared_from_this<PacedCall> {
   std::optional<proxy::Call> last;
   std::vector<std::pair<std::string, std::string>> own;  // the gateway's headers on the answer
   std::chrono::nanoseconds upstream_wait{0};             // of every attempt (proxy::Call::upstream_wait)
+  std::uint32_t attempts = 0;                            // sent so far
+  // When the engine's limiter let its first attempt go (ClientOptions::on_sent, in a turn on
+  // any thread; read on the call's own after the "go" posted from that turn): 0 until then.
+  std::atomic<std::int64_t> admitted_at{0};
 
   void start(const std::shared_ptr<EngineBox>& box, std::uint64_t tag) override {
     asio::post(w->executor, [self = shared_from_this(), box, tag] {
@@ -424,7 +431,15 @@ std::shared_ptr<engine::Client> Gateway::start_engine() {
   co.on_complete = [this](engine::Completion&& c) { completed(std::move(c)); };
   // The room signal (lanes.hpp): a request the engine is about to send leaves its queue,
   // and the lanes may hand it the next one.
-  co.on_sent = [this](const std::string& id) { left_engine_queue(id); };
+  co.on_sent = [this](const std::string& id) {
+    {
+      const std::lock_guard lock(engine_mu_);
+      if (const auto it = engine_waiting_.find(id); it != engine_waiting_.end()) {
+        it->second->admitted_at = std::chrono::steady_clock::now().time_since_epoch().count();
+      }
+    }
+    left_engine_queue(id);
+  };
   // Each model's admission, watched: /metrics shows its headroom (metrics.hpp). The limiters
   // the engine would build itself, from the same options, one set per engine (a retired
   // engine may still settle its calls); its admissions keep it alive.
@@ -631,7 +646,9 @@ asio::awaitable<Answer> Gateway::through_engine(const Incoming& in, Route route,
       if (!box->live(tag)) continue;  // given up meanwhile
       unwatch();
       co_await attempt(in, *call, box, tag);
-      if (call->last && call->last->answer_started && !call->last->client_gone) {
+      // Its own time, for a call answered at its first attempt (a retry's wait is the
+      // engine's backoff) whose body the gateway had whole (an upload's is the client's pace).
+      if (call->attempts == 1 && call->last && call->last->answer_started && !call->last->client_gone && in.body != nullptr) {
         w->relayed(std::chrono::steady_clock::now(), call->upstream_wait);
       }
       engine->drive();  // its answer is in the transport
@@ -713,12 +730,17 @@ asio::awaitable<void> Gateway::attempt(const Incoming& in, PacedCall& call, cons
   if (!call.sent) {
     // Its wait in the engine's queue (the limiter's) is part of its wait too.
     call.sent = true;
-    call.w->waited += std::chrono::steady_clock::now() - call.submitted_at;
+    const auto now = std::chrono::steady_clock::now();
+    call.w->waited += now - call.submitted_at;
+    const std::int64_t admitted = call.admitted_at.load();
+    call.w->not_own += admitted != 0 ? std::chrono::steady_clock::time_point(std::chrono::nanoseconds(admitted)) - call.submitted_at
+                                     : now - call.submitted_at;
     for (auto& [name, value] : call.own) {
       if (name == "x-floodgate-queue-ms") value = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(call.w->waited).count());
     }
   }
   call.current = tag;
+  ++call.attempts;
   call.abort_current->requested = false;
   call.last.emplace();
   proxy::Call& pc = *call.last;
@@ -878,7 +900,10 @@ asio::awaitable<Answer> Gateway::forward(const Incoming& in, Route /*route*/, co
   call.own_headers = std::move(own_headers);
   co_await upstream_.call(in.pool, in.socket, in.buffer, call);
   w->upstream_elapsed = call.elapsed;
-  if (call.answer_started && !call.client_gone) w->relayed(std::chrono::steady_clock::now(), call.upstream_wait);
+  // Its own time, when the gateway had its body whole or there was none (a streamed body's
+  // reading is the client's pace).
+  const bool client_paced = in.streamed != nullptr && in.streamed->content_length().value_or(1) > 0;
+  if (call.answer_started && !call.client_gone && !client_paced) w->relayed(std::chrono::steady_clock::now(), call.upstream_wait);
   co_return answer_of(in, call);
 }
 
@@ -1187,7 +1212,10 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   const std::size_t lane = std::get<LaneChoice>(choice).lane;
   lane_name = lanes_.config(lane).name;
   if (key != nullptr) {  // its budget and sub-limits, before it waits in a lane
-    if (auto refused = co_await key_limits(*key, route, model, in.body, lane, in.socket, held)) {
+    const auto limits_from = std::chrono::steady_clock::now();
+    auto refused = co_await key_limits(*key, route, model, in.body, lane, in.socket, held);
+    w->not_own += std::chrono::steady_clock::now() - limits_from;  // its key's sub-limit's wait
+    if (refused) {
       refused->headers.emplace_back(kLaneHeader, lane_name);
       co_return finish(std::move(*refused));
     }
@@ -1246,6 +1274,7 @@ asio::awaitable<Answer> Gateway::handle(Incoming in) {
   // Every paced call goes through the engine (pacing, retries: a 429 waits here rather than
   // reaching the client), its bytes through the relay (docs/gateway.md); --no-engine: the
   // relay alone.
+  w->not_own += w->waited;  // the lane's
   if (w->room != Room::kRelay) {
     answer = co_await through_engine(in, route, engine_model, lane, w, std::move(own));  // gives its room back
   } else {

@@ -861,6 +861,38 @@ TEST(DrivenClient, ACallbackThatSubmitsInsideTheTurnHasItsRequestSentBeforeTheTu
   // drive()).
 }
 
+TEST(DrivenClient, ATurnGivesItsThreadBackAfterABoundedNumberOfPassesAndAsksForTheRestAtOnce) {
+  // A chain: on_sent of each request submits the next (inside the turn: one more pass each),
+  // 200 long. A turn that took every pass asked of it would hold the caller's thread (an
+  // event loop, whose own calls wait) for the whole chain; it gives the thread back after a
+  // few passes and names "now" for the rest, and drive() after drive() finishes the chain.
+  Client* self = nullptr;
+  int submitted = 1;
+  DrivenRig rig(replies(1s), [&](ClientOptions& o) {
+    o.engine.max_in_flight = 1000;
+    o.on_sent = [&](const std::string&) {
+      if (submitted >= 200) return;
+      EXPECT_TRUE(self->submit(chat("c" + std::to_string(submitted))));
+      ++submitted;
+    };
+  });
+  self = rig.client.get();
+  ASSERT_TRUE(rig.client->submit(chat("c0")));
+  const std::size_t after_submit = rig.sent_ids().size();
+  EXPECT_GT(after_submit, 1u);
+  EXPECT_LT(after_submit, 50u) << "submit() held its thread for the whole chain";
+  EXPECT_EQ(rig.next_turn(), rig.now()) << "the rest asked for at once, not at the 250 ms check";
+  int drives = 0;
+  while (rig.sent_ids().size() < 200 && drives < 200) {
+    rig.drive();
+    ++drives;
+  }
+  EXPECT_EQ(rig.sent_ids().size(), 200u);
+  EXPECT_GT(drives, 3);
+  // Broken by: an unbounded pass loop (all 200 sent inside the first submit()), or a yield
+  // that does not ask for the next turn at once (next_turn 250 ms away).
+}
+
 TEST(DrivenClient, ASubmitFromAnotherThreadMeetingATurnLeavesItToThatTurn) {
   // While the test's thread turns (inside on_sent of "a"), another thread submits "b": its
   // submit() must return at once, and the turning thread sends "b" before its own submit()

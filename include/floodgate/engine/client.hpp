@@ -140,8 +140,10 @@ struct ClientOptions {
   // away). One thread turns the engine at a time: a call that meets another thread's turn
   // (or a callback's own call, made inside a turn) leaves the work to that turn, which takes
   // one more. Callbacks (on_complete, on_sent, on_next_turn, the engine's hooks) run on the
-  // thread that turns. close(drain) waits for the transport's answers in its turns: never
-  // call it from the thread that must deliver them.
+  // thread that turns: never call close() or destroy the Client from one (the turn it is in
+  // would wait for itself). close(drain) waits for the transport's answers in its turns:
+  // never call it from the thread that must deliver them. A turn gives its thread back after
+  // a bounded number of passes, asking on_next_turn for the rest at once.
   bool driven = false;
   // Driven only: after each turn, on the thread that turned, when the next turn is due at
   // the latest (on this Client's clock). Keep it short: arm a timer.

@@ -57,9 +57,10 @@ struct HttpCounts {
   std::uint64_t usage_output_tokens = 0;
   std::int64_t upstream_in_flight = 0;
   std::int64_t connections = 0;
-  // The gateway's own time per call whose answer it relayed: from its request read to the
-  // last byte of its answer written, less its waits (in its lane, in the engine's queue
-  // until its first attempt) and less the time spent waiting for the upstream's bytes.
+  // The gateway's own time per call whose answer it relayed (at its first attempt, its body
+  // read whole): from its request read to the last byte of its answer written, less its
+  // waits (its key's sub-limit, its lane, the limiter until it admitted the call) and less
+  // the time spent waiting for the upstream's bytes (docs/gateway.md, "Metrics").
   // Counts per bucket of kOwnBucketsSeconds (not cumulative; the last is +Inf), and the sum.
   std::vector<std::uint64_t> own_bucket_counts = std::vector<std::uint64_t>(std::size(kOwnBucketsSeconds) + 1, 0);
   double own_seconds_sum = 0;
